@@ -1,0 +1,187 @@
+//! `cargo xtask`: the project's own set-up and entry points.
+//!
+//! Everything a fresh machine needs is done here, idempotently, with progress on
+//! stderr:
+//! - `setup`: apt packages ([`setup`]), the COLO-patched QEMU build ([`qemu`]), the
+//!   test guest ([`guest`]), then the artifacts manifest the lab reads
+//!   ([`artifacts::Artifacts`]).
+//! - `demo`: `setup`, then the lab demo binary (`ftvirt-demo`).
+//! - `test`: `setup`, then the whole workspace's tests.
+
+mod artifacts;
+mod guest;
+mod qemu;
+mod setup;
+mod util;
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command>\n\
+     \n\
+     commands:\n\
+     \x20 setup   install packages, build the patched QEMU and the test guest (idempotent)\n\
+     \x20 demo    setup, then boot the 2-vCPU guest in the lab and talk to it\n\
+     \x20 test    setup, then run every test of the workspace\n"
+}
+
+fn run() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        eprint!("{}", usage());
+        bail!("no command given");
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "setup" => setup_all().map(|_| ()),
+        "demo" => {
+            let t = setup_all()?;
+            util::step("demo", "running ftvirt-demo");
+            let mut c = cargo();
+            c.args([
+                "run",
+                "--release",
+                "--quiet",
+                "-p",
+                "ftvirt-lab",
+                "--bin",
+                "ftvirt-demo",
+                "--",
+            ]);
+            c.args(rest);
+            let st = c.status().context("running the demo")?;
+            eprintln!("xtask: set-up took {:.1}s", t.as_secs_f64());
+            std::process::exit(st.code().unwrap_or(1));
+        }
+        "test" => {
+            let t_setup = setup_all()?;
+            let t0 = Instant::now();
+            util::step("test", "building the workspace (all targets)");
+            util::run(cargo().args(["build", "--workspace", "--all-targets"]))?;
+            let t_build = t0.elapsed();
+            let t1 = Instant::now();
+            util::step("test", "running the tests");
+            let before = lab_namespaces();
+            let st = test_command(rest).status().context("running the tests")?;
+            let leaks = leak_check(&before);
+            eprintln!(
+                "xtask: timings: set-up {:.1}s, build {:.1}s, tests {:.1}s",
+                t_setup.as_secs_f64(),
+                t_build.as_secs_f64(),
+                t1.elapsed().as_secs_f64()
+            );
+            if let Err(e) = leaks {
+                eprintln!("xtask: error: {e:#}");
+                std::process::exit(1);
+            }
+            std::process::exit(st.code().unwrap_or(1));
+        }
+        "-h" | "--help" | "help" => {
+            print!("{}", usage());
+            Ok(())
+        }
+        other => {
+            eprint!("{}", usage());
+            bail!("unknown command {other:?}")
+        }
+    }
+}
+
+/// Everything a run needs, each step skipped when already done.
+fn setup_all() -> Result<std::time::Duration> {
+    let t0 = Instant::now();
+    util::require_root()?;
+    let root = workspace_root();
+    let cache = artifacts::cache_dir();
+    setup::install_packages()?;
+    let qemu = qemu::build_patched_qemu(&root, &cache)?;
+    let guest = guest::build_guest(&root, &cache)?;
+    let art = artifacts::Artifacts::new(qemu, guest);
+    art.write(&cache)?;
+    util::step(
+        "setup",
+        &format!(
+            "done in {:.1}s; manifest {}",
+            t0.elapsed().as_secs_f64(),
+            artifacts::manifest_path(&cache).display()
+        ),
+    );
+    Ok(t0.elapsed())
+}
+
+/// Lab namespaces (`ftl-*`) on this machine now.
+fn lab_namespaces() -> Vec<String> {
+    std::fs::read_dir("/run/netns")
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("ftl-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// After the tests: no lab namespace created during the run may be left (labs tear
+/// down even when a test fails; their reapers may still be finishing, so wait a
+/// little). Namespaces that existed before the run belong to someone else.
+fn leak_check(before: &[String]) -> Result<()> {
+    let t0 = Instant::now();
+    loop {
+        let left: Vec<String> = lab_namespaces()
+            .into_iter()
+            .filter(|n| !before.contains(n))
+            .collect();
+        if left.is_empty() {
+            util::step("test", "leak check: no lab namespace left behind");
+            return Ok(());
+        }
+        if t0.elapsed().as_secs() > 30 {
+            bail!("lab namespaces left behind after the tests: {left:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+/// `cargo nextest` when installed (per-test processes, test groups from
+/// `.config/nextest.toml`), `cargo test` otherwise.
+fn test_command(extra: &[String]) -> Command {
+    let has_nextest = Command::new("cargo")
+        .args(["nextest", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    let mut c = cargo();
+    if has_nextest {
+        c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+        c.args(extra);
+    } else {
+        c.args(["test", "--workspace", "--no-fail-fast"]);
+        c.args(extra);
+    }
+    c
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(workspace_root());
+    c
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace root")
+        .to_path_buf()
+}
