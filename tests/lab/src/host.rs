@@ -1,0 +1,368 @@
+//! A simulated host: a network namespace plus a mount (and UTS) namespace in which
+//! the host's own virtlogd and libvirtd run with private state.
+//!
+//! Layout of a host directory (`<lab dir>/<host>/`), bind-mounted inside the host:
+//!
+//! | host dir | mounted on          | why                                            |
+//! |----------|---------------------|------------------------------------------------|
+//! | `run`    | `/run/libvirt`      | sockets, pid files, runtime domain state       |
+//! | `lib`    | `/var/lib/libvirt`  | domain working dirs, QEMU monitor sockets      |
+//! | `log`    | `/var/log/libvirt`  | libvirtd and per-domain QEMU logs              |
+//! | `cache`  | `/var/cache/libvirt`| capability cache                               |
+//! | `etc`    | `/etc/libvirt`      | own `qemu.conf`, persistent domains, own hooks |
+//! | `dbus`   | `/run/dbus`         | the host's own system bus socket (later: ftd)  |
+//! | `images` | (not mounted)       | guest disks; same absolute path inside and out |
+//!
+//! The mount namespace is kept alive by a *holder* process (`sleep infinity`);
+//! everything else is started with `nsenter -t <holder> -m -u -n`. libvirtd is
+//! reachable from outside through its socket in `run/`, never over the network.
+
+use crate::caps_cache;
+use crate::cmd;
+use crate::error::{LabError, Result};
+use crate::netns::NetNs;
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// (host subdirectory, mount point inside the host)
+const MOUNTS: &[(&str, &str)] = &[
+    ("run", "/run/libvirt"),
+    ("lib", "/var/lib/libvirt"),
+    ("log", "/var/log/libvirt"),
+    ("cache", "/var/cache/libvirt"),
+    ("etc", "/etc/libvirt"),
+    ("dbus", "/run/dbus"),
+];
+
+/// Our `qemu.conf` for lab hosts: QEMU as root with no per-VM namespaces, cgroups
+/// or security driver (two libvirtds on one machine would otherwise fight over the
+/// same cgroup names, and there is no systemd to delegate them).
+const QEMU_CONF: &str = r#"# written by ftvirt-lab
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+security_driver = "none"
+namespaces = [ ]
+cgroup_controllers = [ ]
+stdio_handler = "logd"
+"#;
+
+const LIBVIRTD_CONF_EXTRA: &str = r#"
+# appended by ftvirt-lab: local root-only socket, log to this host's log dir
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
+"#;
+
+/// One simulated host.
+#[derive(Debug)]
+pub struct Host {
+    pub name: String,
+    pub ns: NetNs,
+    pub dir: PathBuf,
+    /// Address on the replication/management network.
+    pub rep_ip: Ipv4Addr,
+    /// The switch namespace and this host's ports on it (for kill/restart).
+    switch: NetNs,
+    ports: Vec<String>,
+    holder: Option<Child>,
+}
+
+impl Host {
+    pub(crate) fn new(
+        name: &str,
+        ns: NetNs,
+        dir: PathBuf,
+        rep_ip: Ipv4Addr,
+        switch: NetNs,
+        ports: Vec<String>,
+    ) -> Host {
+        Host {
+            name: name.to_string(),
+            ns,
+            dir,
+            rep_ip,
+            switch,
+            ports,
+            holder: None,
+        }
+    }
+
+    /// `qemu:///system` of this host's libvirtd, through its private socket.
+    pub fn uri(&self) -> String {
+        format!(
+            "qemu:///system?socket={}",
+            self.dir.join("run/libvirt-sock").display()
+        )
+    }
+
+    /// Directory for this host's guest disks and serial logs.
+    pub fn images(&self) -> PathBuf {
+        self.dir.join("images")
+    }
+
+    /// The host's libvirt log directory (libvirtd.log, `<domain>.log`).
+    pub fn log_dir(&self) -> PathBuf {
+        self.dir.join("log")
+    }
+
+    /// PID of the process holding the host's mount namespace.
+    pub fn holder_pid(&self) -> Option<u32> {
+        self.holder.as_ref().map(|c| c.id())
+    }
+
+    /// Is the host powered on (holder alive)?
+    pub fn is_up(&self) -> bool {
+        self.holder_pid()
+            .map(|p| Path::new(&format!("/proc/{p}")).exists())
+            .unwrap_or(false)
+    }
+
+    /// Power on: private directories, namespaces, virtlogd, libvirtd; returns when
+    /// `virsh version` answers.
+    pub fn boot(&mut self) -> Result<Duration> {
+        let t0 = Instant::now();
+        self.prepare_dirs()?;
+        for p in &self.ports {
+            self.switch.link(p, true)?;
+        }
+        caps_cache::seed(&self.dir.join("cache"));
+        self.start_holder()?;
+        self.start_daemon(
+            "virtlogd",
+            &[
+                "/usr/sbin/virtlogd",
+                "-d",
+                "-p",
+                "/run/libvirt/virtlogd.pid",
+            ],
+        )?;
+        self.start_daemon(
+            "libvirtd",
+            &[
+                "/usr/sbin/libvirtd",
+                "-d",
+                "--pid-file=/run/libvirt/libvirtd.pid",
+            ],
+        )?;
+        let uri = self.uri();
+        cmd::wait_for(
+            &format!("libvirtd of host {} to answer `virsh version`", self.name),
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || match cmd::run("virsh", ["-c", &uri, "version"]) {
+                Ok(_) => Ok(Some(())),
+                Err(e) => Err(e.to_string()),
+            },
+        )?;
+        self.save_caps();
+        Ok(t0.elapsed())
+    }
+
+    /// Offer this host's probed QEMU capabilities to the next hosts (see [`caps_cache`]).
+    pub fn save_caps(&self) {
+        caps_cache::save(&self.dir.join("cache"));
+    }
+
+    fn prepare_dirs(&self) -> Result<()> {
+        for (sub, target) in MOUNTS {
+            mkdir(&self.dir.join(sub))?;
+            // The mount point must exist in the root namespace, or the bind fails.
+            mkdir(Path::new(target))?;
+        }
+        mkdir(&self.images())?;
+        // A reboot empties /run.
+        let run = self.dir.join("run");
+        clear_dir(&run)?;
+        clear_dir(&self.dir.join("dbus"))?;
+        let etc = self.dir.join("etc");
+        if !etc.join("qemu.conf").exists() || !etc.join(".ftvirt-lab").exists() {
+            cmd::run("cp", ["-a", "/etc/libvirt/.", &etc.to_string_lossy()])?;
+            // No default network (it would start dnsmasq) and no hooks from the machine.
+            let _ = std::fs::remove_dir_all(etc.join("qemu/networks/autostart"));
+            let _ = std::fs::remove_dir_all(etc.join("hooks"));
+            mkdir(&etc.join("hooks/qemu.d"))?;
+            write(&etc.join("qemu.conf"), QEMU_CONF)?;
+            let mut conf = std::fs::read_to_string(etc.join("libvirtd.conf")).unwrap_or_default();
+            conf.push_str(LIBVIRTD_CONF_EXTRA);
+            write(&etc.join("libvirtd.conf"), &conf)?;
+            write(
+                &etc.join(".ftvirt-lab"),
+                "private /etc/libvirt of a lab host\n",
+            )?;
+        }
+        Ok(())
+    }
+
+    fn start_holder(&mut self) -> Result<()> {
+        let mut script = String::from("set -e\n");
+        for (sub, target) in MOUNTS {
+            script.push_str(&format!(
+                "mount --bind '{}' '{}'\n",
+                self.dir.join(sub).display(),
+                target
+            ));
+        }
+        script.push_str(&format!(
+            "hostname '{}'\necho FTVIRT-HOST-READY\nexec sleep infinity\n",
+            self.name
+        ));
+        let mut c = Command::new("ip");
+        c.args([
+            "netns",
+            "exec",
+            &self.ns.name,
+            "unshare",
+            "--mount",
+            "--uts",
+            "--propagation",
+            "private",
+            "--",
+        ])
+        .args(["sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+        let mut child = c.spawn().map_err(|source| LabError::Spawn {
+            cmd: cmd::show(&c),
+            source,
+        })?;
+        let mut line = String::new();
+        let out = child.stdout.take().expect("piped");
+        BufReader::new(out)
+            .read_line(&mut line)
+            .map_err(|e| LabError::io("reading", "host holder stdout", e))?;
+        if line.trim() != "FTVIRT-HOST-READY" {
+            let _ = child.kill();
+            let out = child.wait_with_output().ok();
+            let err = out
+                .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
+                .unwrap_or_default();
+            return Err(LabError::Usage(format!(
+                "host {}: could not set up its mount namespace: {err}",
+                self.name
+            )));
+        }
+        self.holder = Some(child);
+        Ok(())
+    }
+
+    /// A command that runs inside this host (its network, mount and UTS namespaces).
+    pub fn command(&self, argv: &[&str]) -> Result<Command> {
+        let pid = self
+            .holder_pid()
+            .ok_or_else(|| LabError::Usage(format!("host {} is down", self.name)))?;
+        let mut c = Command::new("nsenter");
+        c.args(["-t", &pid.to_string(), "-m", "-u", "-n", "--"])
+            .args(argv);
+        Ok(c)
+    }
+
+    /// Start a self-daemonizing program inside the host. Its early output goes to
+    /// `log/<name>.start.log`, never to a pipe a daemon could keep open.
+    pub fn start_daemon(&self, name: &str, argv: &[&str]) -> Result<()> {
+        let log = self.log_dir().join(format!("{name}.start.log"));
+        let f = std::fs::File::create(&log).map_err(|e| LabError::io("creating", &log, e))?;
+        let f2 = f
+            .try_clone()
+            .map_err(|e| LabError::io("duplicating", &log, e))?;
+        let mut c = self.command(argv)?;
+        c.stdin(Stdio::null()).stdout(f).stderr(f2);
+        let st = c.status().map_err(|source| LabError::Spawn {
+            cmd: cmd::show(&c),
+            source,
+        })?;
+        if !st.success() {
+            return Err(LabError::Command {
+                cmd: cmd::show(&c),
+                status: st.to_string(),
+                stderr: std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Run a command inside this host to completion.
+    pub fn exec(&self, argv: &[&str]) -> Result<String> {
+        cmd::output(&mut self.command(argv)?)
+    }
+
+    /// `virsh -c <this host> ARGS...` from outside the host.
+    pub fn virsh(&self, args: &[&str]) -> Result<String> {
+        let uri = self.uri();
+        let mut v = vec!["-c", uri.as_str()];
+        v.extend_from_slice(args);
+        cmd::run("virsh", v)
+    }
+
+    /// Names of this host's domains (`virsh list --all --name`).
+    pub fn domains(&self, all: bool) -> Result<Vec<String>> {
+        let out = self.virsh(if all {
+            &["list", "--all", "--name"]
+        } else {
+            &["list", "--name"]
+        })?;
+        Ok(out
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect())
+    }
+
+    /// Power cut: the host's links go down first (so no FIN or RST escapes), then
+    /// every process of the host is SIGKILLed at once.
+    pub fn kill(&mut self) -> Result<usize> {
+        for p in &self.ports {
+            self.switch.link(p, false)?;
+        }
+        let n = self.ns.kill_all()?;
+        if let Some(mut h) = self.holder.take() {
+            let _ = h.wait();
+        }
+        Ok(n)
+    }
+
+    /// Cut (or restore) only the host's links, processes left running.
+    pub fn set_links(&self, up: bool) -> Result<()> {
+        for p in &self.ports {
+            self.switch.link(p, up)?;
+        }
+        Ok(())
+    }
+
+    /// Destroy every running domain through libvirt (used on tear-down).
+    pub fn destroy_all(&self) -> Result<()> {
+        if !self.is_up() {
+            return Ok(());
+        }
+        for d in self.domains(false)? {
+            let _ = self.virsh(&["destroy", &d]);
+        }
+        Ok(())
+    }
+}
+
+fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| LabError::io("creating directory", p, e))
+}
+
+fn write(p: &Path, s: &str) -> Result<()> {
+    std::fs::write(p, s).map_err(|e| LabError::io("writing", p, e))
+}
+
+fn clear_dir(p: &Path) -> Result<()> {
+    if p.exists() {
+        std::fs::remove_dir_all(p).map_err(|e| LabError::io("clearing", p, e))?;
+    }
+    mkdir(p)
+}

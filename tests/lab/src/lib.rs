@@ -1,0 +1,311 @@
+//! `ftvirt-lab`: several simulated hosts on one machine, made of real parts.
+//!
+//! A [`Lab`] is:
+//! - a *switch* namespace with two bridges: `lan` (the guests' network, shared with
+//!   the client) and `rep` (the hosts' replication/management network);
+//! - a *client* namespace (`10.201.0.2` on the LAN) standing for the outside world;
+//! - N [`Host`]s, each a network + mount + UTS namespace with its own virtlogd and
+//!   libvirtd (private `/run/libvirt`, `/var/lib/libvirt`, `/etc/libvirt`, ...), a
+//!   bridge `br0` on the LAN for guest taps, and `10.200.0.(11+i)` on `rep`.
+//!
+//! Nothing leaves the lab's namespaces except through libvirt's Unix sockets. The
+//! lab waits for readiness (sockets answering, the guest's READY line), never for a
+//! fixed time. Tear-down destroys domains, kills every process of every host and
+//! deletes the namespaces, on `Drop`, on panic, and — through the [`reaper`] — when
+//! the owning process is killed or interrupted.
+
+pub mod accel;
+pub mod artifacts;
+mod caps_cache;
+pub mod client;
+mod cmd;
+pub mod error;
+pub mod guest;
+pub mod host;
+pub mod netns;
+pub mod reaper;
+
+pub use accel::{Accel, AccelChoice};
+pub use artifacts::{Artifacts, QemuChoice};
+pub use client::{GuestConn, GuestInfo};
+pub use error::{LabError, Result};
+pub use guest::{Guest, GuestSpec};
+pub use host::Host;
+pub use netns::NetNs;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The client's address on the LAN.
+pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 2);
+
+/// How to build a lab.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    /// Host names: 1 to 8 lowercase letters or digits each.
+    pub hosts: Vec<String>,
+    /// Keep the lab directory (logs, disks) after tear-down, for a post-mortem.
+    /// Default: the `FTVIRT_LAB_KEEP` environment variable is set.
+    pub keep_dir: bool,
+}
+
+impl LabConfig {
+    pub fn hosts(names: &[&str]) -> LabConfig {
+        LabConfig {
+            hosts: names.iter().map(|s| s.to_string()).collect(),
+            keep_dir: std::env::var_os("FTVIRT_LAB_KEEP").is_some(),
+        }
+    }
+}
+
+/// A running lab; dropping it tears everything down.
+#[derive(Debug)]
+pub struct Lab {
+    pub id: String,
+    pub dir: PathBuf,
+    pub artifacts: Artifacts,
+    pub qemu: QemuChoice,
+    pub accel: AccelChoice,
+    /// Time taken by [`Lab::start`].
+    pub startup: Duration,
+    switch: NetNs,
+    client: NetNs,
+    hosts: Vec<Host>,
+    inodes: Vec<u64>,
+    reaper: Option<reaper::Reaper>,
+}
+
+impl Lab {
+    /// Bring up the namespaces, links and every host's libvirtd.
+    pub fn start(cfg: LabConfig) -> Result<Lab> {
+        let t0 = Instant::now();
+        validate(&cfg)?;
+        let artifacts = Artifacts::load()?;
+        let qemu = artifacts.qemu()?;
+        let accel = accel::choose(&artifacts, &qemu)?;
+        let id = new_id();
+        let base = std::env::var_os("FTVIRT_LAB_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/var/tmp/ftvirt-lab"));
+        let dir = base.join(&id);
+        std::fs::create_dir_all(&dir).map_err(|e| LabError::io("creating", &dir, e))?;
+        let prefix = format!("{}{id}-", netns::PREFIX);
+        // The reaper first, so that anything created below is cleaned up whatever happens.
+        let reaper = reaper::Reaper::start(&prefix, &dir, cfg.keep_dir)?;
+        let mut lab = Lab {
+            id,
+            dir,
+            artifacts,
+            qemu,
+            accel,
+            startup: Duration::ZERO,
+            switch: NetNs {
+                name: format!("{prefix}sw"),
+            },
+            client: NetNs {
+                name: format!("{prefix}cli"),
+            },
+            hosts: Vec::new(),
+            inodes: Vec::new(),
+            reaper: Some(reaper),
+        };
+        lab.build_network(&prefix, &cfg)?;
+        std::thread::scope(|s| {
+            let handles: Vec<_> = lab
+                .hosts
+                .iter_mut()
+                .map(|h| s.spawn(move || h.boot()))
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("host boot thread").map(|_| ()))
+        })?;
+        lab.startup = t0.elapsed();
+        Ok(lab)
+    }
+
+    fn build_network(&mut self, prefix: &str, cfg: &LabConfig) -> Result<()> {
+        self.switch = NetNs::create(&format!("{prefix}sw"))?;
+        self.inodes.push(self.switch.inode()?);
+        self.switch.bridge("lan")?;
+        self.switch.bridge("rep")?;
+        self.client = NetNs::create(&format!("{prefix}cli"))?;
+        self.inodes.push(self.client.inode()?);
+        self.client.veth("eth0", &self.switch, "cli-lan")?;
+        self.switch.attach("cli-lan", "lan")?;
+        self.client.addr("eth0", &format!("{CLIENT_IP}/24"))?;
+        for (i, name) in cfg.hosts.iter().enumerate() {
+            let ns = NetNs::create(&format!("{prefix}{name}"))?;
+            self.inodes.push(ns.inode()?);
+            let (lan, rep) = (format!("{name}-lan"), format!("{name}-rep"));
+            ns.veth("lan0", &self.switch, &lan)?;
+            self.switch.attach(&lan, "lan")?;
+            ns.bridge("br0")?;
+            ns.attach("lan0", "br0")?;
+            ns.veth("rep0", &self.switch, &rep)?;
+            self.switch.attach(&rep, "rep")?;
+            let ip = Ipv4Addr::new(10, 200, 0, 11 + i as u8);
+            ns.addr("rep0", &format!("{ip}/24"))?;
+            let hdir = self.dir.join(name);
+            self.hosts.push(Host::new(
+                name,
+                ns,
+                hdir,
+                ip,
+                self.switch.clone(),
+                vec![lan, rep],
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn hosts(&self) -> &[Host] {
+        &self.hosts
+    }
+
+    pub fn host(&self, name: &str) -> Result<&Host> {
+        self.hosts
+            .iter()
+            .find(|h| h.name == name)
+            .ok_or_else(|| LabError::Usage(format!("no host {name:?} in this lab")))
+    }
+
+    pub fn host_mut(&mut self, name: &str) -> Result<&mut Host> {
+        self.hosts
+            .iter_mut()
+            .find(|h| h.name == name)
+            .ok_or_else(|| LabError::Usage(format!("no host {name:?} in this lab")))
+    }
+
+    /// Define and start `spec` on host `host`, and wait until its service is READY.
+    pub fn boot_guest(&self, host: &str, spec: &GuestSpec) -> Result<Guest> {
+        let h = self.host(host)?;
+        guest::boot(
+            h,
+            spec,
+            &self.artifacts,
+            &self.qemu,
+            &self.accel,
+            Duration::from_secs(120),
+        )
+    }
+
+    /// A long-lived connection from the client namespace to a guest's service.
+    pub fn connect(&self, g: &Guest) -> Result<GuestConn> {
+        let addr = SocketAddr::from((g.ip, g.port));
+        let t0 = Instant::now();
+        // The guest's service is READY, but ARP and the bridge may need a moment.
+        loop {
+            match GuestConn::open(&self.client.path(), addr, Duration::from_secs(5)) {
+                Ok(c) => return Ok(c),
+                Err(e) if t0.elapsed() > Duration::from_secs(30) => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
+        }
+    }
+
+    /// The client namespace (`/run/netns/...`), for programs that run in it.
+    pub fn client_ns(&self) -> &NetNs {
+        &self.client
+    }
+
+    /// Power-cut a host: links down, then every process SIGKILLed.
+    pub fn kill_host(&mut self, name: &str) -> Result<usize> {
+        self.host_mut(name)?.kill()
+    }
+
+    /// Power a killed host back on (its disks and persistent libvirt config remain).
+    pub fn restart_host(&mut self, name: &str) -> Result<Duration> {
+        self.host_mut(name)?.boot()
+    }
+
+    /// Inodes of every namespace of this lab (for leak checks after tear-down).
+    pub fn netns_inodes(&self) -> &[u64] {
+        &self.inodes
+    }
+
+    /// Tear down now and report how it went (`Drop` does the same, silently).
+    pub fn shutdown(mut self) -> Result<()> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<()> {
+        for h in &self.hosts {
+            let _ = h.destroy_all();
+        }
+        match self.reaper.take() {
+            Some(r) => r.finish(Duration::from_secs(60)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Err(e) = self.teardown() {
+            eprintln!("ftvirt-lab: tear-down of lab {}: {e}", self.id);
+        }
+    }
+}
+
+fn validate(cfg: &LabConfig) -> Result<()> {
+    if cfg.hosts.is_empty() {
+        return Err(LabError::Usage("a lab needs at least one host".into()));
+    }
+    for (i, h) in cfg.hosts.iter().enumerate() {
+        let ok = (1..=8).contains(&h.len())
+            && h.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if !ok || matches!(h.as_str(), "sw" | "cli") {
+            return Err(LabError::Usage(format!(
+                "host name {h:?}: use 1 to 8 lowercase letters or digits, not `sw` or `cli`"
+            )));
+        }
+        if cfg.hosts[..i].contains(h) {
+            return Err(LabError::Usage(format!("host name {h:?} given twice")));
+        }
+    }
+    if cfg.hosts.len() > 200 {
+        return Err(LabError::Usage("at most 200 hosts".into()));
+    }
+    Ok(())
+}
+
+/// Six hex digits, unique enough among concurrent labs (pid and clock mixed).
+fn new_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let x = (std::process::id() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ nanos;
+    format!("{:06x}", (x ^ (x >> 24)) & 0xff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_are_validated() {
+        assert!(validate(&LabConfig::hosts(&["a", "b"])).is_ok());
+        for bad in [
+            &[][..],
+            &["A"],
+            &["toolongname"],
+            &["a", "a"],
+            &["sw"],
+            &["a-b"],
+        ] {
+            let e = validate(&LabConfig::hosts(bad)).unwrap_err().to_string();
+            assert!(e.contains("host") || e.contains("at least"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn ids_are_six_hex_digits() {
+        let id = new_id();
+        assert_eq!(id.len(), 6);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    }
+}
