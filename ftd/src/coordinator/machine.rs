@@ -1,0 +1,657 @@
+//! The transition function. Every (state, event) pair is decided here, in one
+//! exhaustive match; the table test in `tests.rs` pins each of them down.
+//!
+//! Two rules keep late events harmless: a *cleanup* step (`LeaveColo`, `Undo`,
+//! `DestroySecondary`, `DestroyPrimary`) may finish in any state, and a *progress*
+//! step (`Sync`, `StartColo`, `CreateSecondary`, `TakeOver`, `StopPrimary`) that
+//! finishes after its attempt was abandoned (`Failed`, `Disabling`, `Stopped`,
+//! `Degraded`, `Standby`, `Unprotected`) is ignored. A progress step finishing
+//! anywhere else is an [`InvalidTransition`]: nothing could have started it.
+
+use super::types::{Action, Event, EventKind, PeerMsg, State, Step};
+
+/// Per-domain settings the coordinator needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Re-protect automatically when a peer is back after a failover.
+    pub auto_reprotect: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            auto_reprotect: true,
+        }
+    }
+}
+
+/// An event that makes no sense in the current state.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{event:?} is not possible while the domain is {state:?}: {why}")]
+pub struct InvalidTransition {
+    pub state: State,
+    pub event: EventKind,
+    pub why: &'static str,
+}
+
+/// One protected domain's coordinator on one host.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    state: State,
+    settings: Settings,
+    wanted: bool,
+    pub(super) peer_up: bool,
+    planned: bool,
+    checkpoints: u64,
+    last_error: Option<String>,
+    last_failover: Option<String>,
+}
+
+type Outcome = Result<Vec<Action>, InvalidTransition>;
+
+const NOT_HERE: &str = "the domain does not run as primary on this host; use the host that runs it";
+const ON_SECONDARY: &str = "this host holds the secondary; manage protection on the primary's host";
+
+fn is_cleanup(s: Step) -> bool {
+    matches!(
+        s,
+        Step::LeaveColo | Step::Undo | Step::DestroySecondary | Step::DestroyPrimary
+    )
+}
+
+impl Coordinator {
+    /// A coordinator for a domain found in `state` (`Unprotected` if it runs
+    /// here, `Standby` if not, `Stopped` if it is defined here and shut off).
+    pub fn new(state: State, settings: Settings) -> Coordinator {
+        Coordinator {
+            state,
+            settings,
+            wanted: false,
+            peer_up: false,
+            planned: false,
+            checkpoints: 0,
+            last_error: None,
+            last_failover: None,
+        }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+    /// Is protection requested for this domain?
+    pub fn wanted(&self) -> bool {
+        self.wanted
+    }
+    pub fn peer_up(&self) -> bool {
+        self.peer_up
+    }
+    /// Checkpoints counted since this coordinator started.
+    pub fn checkpoints(&self) -> u64 {
+        self.checkpoints
+    }
+    /// Why the last protection attempt or clean-up failed.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+    /// Why the last failover happened.
+    pub fn last_failover(&self) -> Option<&str> {
+        self.last_failover.as_deref()
+    }
+    /// Mark protection as requested (e.g. from the domain's XML annotation).
+    pub fn set_wanted(&mut self, wanted: bool) {
+        self.wanted = wanted;
+    }
+
+    /// Apply one event: the new state is kept, the actions are returned. On an
+    /// invalid transition nothing changes.
+    pub fn on(&mut self, ev: Event) -> Outcome {
+        let before = self.clone();
+        let out = self.step(ev);
+        if out.is_err() {
+            *self = before;
+        }
+        out
+    }
+
+    fn invalid(&self, ev: &Event, why: &'static str) -> Outcome {
+        Err(InvalidTransition {
+            state: self.state,
+            event: ev.kind(),
+            why,
+        })
+    }
+
+    fn go(&mut self, s: State, actions: Vec<Action>) -> Outcome {
+        self.state = s;
+        Ok(actions)
+    }
+
+    fn stay(&self) -> Outcome {
+        Ok(Vec::new())
+    }
+
+    fn fail(&mut self, why: String, actions: Vec<Action>) -> Outcome {
+        self.last_error = Some(why);
+        self.go(State::Failed, actions)
+    }
+
+    /// Start (again) to protect, if the peer can be reached.
+    fn protect(&mut self) -> Outcome {
+        if self.peer_up {
+            self.last_error = None;
+            self.go(State::Preparing, vec![Action::Send(PeerMsg::HostSecondary)])
+        } else {
+            self.fail(
+                "the peer host is unreachable (no heartbeat); protection starts when it is back"
+                    .into(),
+                Vec::new(),
+            )
+        }
+    }
+
+    fn maybe_reprotect(&mut self) -> Outcome {
+        if self.wanted && self.settings.auto_reprotect && self.peer_up {
+            self.protect()
+        } else {
+            self.stay()
+        }
+    }
+
+    fn step(&mut self, ev: Event) -> Outcome {
+        use Event as E;
+        use State as S;
+
+        // Facts every state records.
+        match &ev {
+            E::PeerUp => self.peer_up = true,
+            E::PeerLost => self.peer_up = false,
+            _ => {}
+        }
+        if let E::Checkpoint = ev {
+            return if matches!(
+                self.state,
+                S::Starting
+                    | S::Protected
+                    | S::SwitchingOver
+                    | S::Disabling
+                    | S::SecondaryPreparing
+                    | S::Secondary
+                    | S::TakingOver
+            ) {
+                self.checkpoints += 1;
+                self.stay()
+            } else {
+                self.invalid(&ev, "no COLO session runs here")
+            };
+        }
+        // Clean-up steps may finish anywhere; only a few states wait for them.
+        if let E::StepDone(st) | E::StepFailed(st, _) = &ev {
+            let st = *st;
+            if is_cleanup(st) && !self.waits_for(st) {
+                if let E::StepFailed(_, e) = &ev {
+                    self.last_error = Some(format!("{st:?}: {e}"));
+                }
+                return self.stay();
+            }
+            if !is_cleanup(st) && !self.waits_for(st) {
+                return if matches!(
+                    self.state,
+                    S::Failed
+                        | S::Disabling
+                        | S::Stopped
+                        | S::Degraded
+                        | S::Standby
+                        | S::Unprotected
+                ) {
+                    self.stay()
+                } else {
+                    self.invalid(&ev, "no such step was started in this state")
+                };
+            }
+        }
+
+        match (self.state, ev) {
+            // ---------------------------------------------------------------- Unprotected
+            (S::Unprotected, E::Enable) => {
+                self.wanted = true;
+                self.protect()
+            }
+            (S::Unprotected, E::Disable) => {
+                self.wanted = false;
+                self.stay()
+            }
+            (S::Unprotected, ev @ E::SwitchOver) => {
+                self.invalid(&ev, "the domain is not protected")
+            }
+            (S::Unprotected, E::PeerUp) => self.maybe_reprotect(),
+            (S::Unprotected, E::PeerLost) => self.stay(),
+            (S::Unprotected, E::Peer(PeerMsg::StandingBy)) => self.maybe_reprotect(),
+            (S::Unprotected, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "the domain runs here unprotected")
+            }
+
+            // ---------------------------------------------------------------- Preparing
+            (S::Preparing, E::Enable) => self.stay(),
+            (S::Preparing | S::Syncing | S::Starting, E::Disable) => {
+                self.wanted = false;
+                self.go(
+                    S::Disabling,
+                    vec![
+                        Action::Send(PeerMsg::ReleaseSecondary),
+                        Action::Run(Step::Undo),
+                    ],
+                )
+            }
+            (S::Preparing | S::Syncing | S::Starting, ev @ E::SwitchOver) => {
+                self.invalid(&ev, "protection is not established yet")
+            }
+            (S::Preparing | S::Syncing | S::Starting, E::PeerUp) => self.stay(),
+            (S::Preparing | S::Syncing | S::Starting, E::PeerLost) => {
+                let what = self.attempt_phase();
+                self.fail(
+                    format!("the peer host was lost while {what}"),
+                    vec![Action::Run(Step::Undo)],
+                )
+            }
+            (S::Preparing, E::Peer(PeerMsg::SecondaryReady)) => {
+                self.go(S::Syncing, vec![Action::Run(Step::Sync)])
+            }
+            (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::SecondaryFailed(e))) => self
+                .fail(
+                    format!("the secondary failed: {e}"),
+                    vec![Action::Run(Step::Undo)],
+                ),
+            (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
+            (S::Preparing | S::Syncing | S::Starting, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message from the peer while protecting")
+            }
+
+            // ---------------------------------------------------------------- Syncing
+            (S::Syncing | S::Starting, E::Enable) => self.stay(),
+            (S::Syncing, E::StepDone(Step::Sync)) => {
+                self.go(S::Starting, vec![Action::Run(Step::StartColo)])
+            }
+            (S::Syncing, E::StepFailed(Step::Sync, e)) => self.fail(
+                format!("disk sync to the secondary failed: {e}"),
+                vec![
+                    Action::Run(Step::Undo),
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                ],
+            ),
+
+            // ---------------------------------------------------------------- Starting
+            (S::Starting, E::StepDone(Step::StartColo)) => {
+                self.go(S::Protected, vec![Action::Send(PeerMsg::PrimaryProtected)])
+            }
+            (S::Starting, E::StepFailed(Step::StartColo, e)) => self.fail(
+                format!("starting COLO failed: {e}"),
+                vec![
+                    Action::Run(Step::Undo),
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                ],
+            ),
+            (S::Starting, E::ColoExited(r)) => self.fail(
+                format!("COLO exited while starting ({r})"),
+                vec![
+                    Action::Run(Step::Undo),
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                ],
+            ),
+
+            // ---------------------------------------------------------------- Protected
+            (S::Protected, E::Enable) => self.stay(),
+            (S::Protected, E::Disable) => {
+                self.wanted = false;
+                self.go(
+                    S::Disabling,
+                    vec![
+                        Action::Run(Step::LeaveColo),
+                        Action::Send(PeerMsg::ReleaseSecondary),
+                    ],
+                )
+            }
+            (S::Protected, E::SwitchOver) => {
+                self.planned = true;
+                self.go(S::SwitchingOver, vec![Action::Run(Step::StopPrimary)])
+            }
+            (S::Protected, E::PeerUp) => self.stay(),
+            (S::Protected, E::PeerLost) => {
+                self.last_failover = Some("secondary host lost (no heartbeat)".into());
+                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+            }
+            (S::Protected, E::Peer(PeerMsg::SecondaryFailed(e))) => {
+                self.last_failover = Some(format!("secondary failed: {e}"));
+                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+            }
+            (S::Protected, E::ColoExited(r)) => {
+                self.last_failover = Some(format!("COLO exited on the primary ({r})"));
+                self.go(
+                    S::Degraded,
+                    vec![
+                        Action::Run(Step::LeaveColo),
+                        Action::Send(PeerMsg::ReleaseSecondary),
+                    ],
+                )
+            }
+            (S::Protected, E::Peer(PeerMsg::StandingBy)) => self.stay(),
+            (S::Protected, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message from the peer while protected")
+            }
+
+            // ---------------------------------------------------------------- Degraded
+            (S::Degraded | S::Failed, E::Enable) => {
+                self.wanted = true;
+                self.protect()
+            }
+            (S::Degraded | S::Failed, E::Disable) => {
+                self.wanted = false;
+                self.go(S::Unprotected, Vec::new())
+            }
+            (S::Degraded, ev @ E::SwitchOver) => {
+                self.invalid(&ev, "there is no secondary to switch over to")
+            }
+            (S::Degraded | S::Failed, E::PeerUp) => self.maybe_reprotect(),
+            (S::Degraded | S::Failed, E::PeerLost) => self.stay(),
+            (S::Degraded | S::Failed, E::Peer(PeerMsg::StandingBy)) => self.maybe_reprotect(),
+            (
+                S::Degraded | S::Failed,
+                E::Peer(PeerMsg::SecondaryFailed(_) | PeerMsg::SecondaryReady),
+            ) => self.stay(),
+            (S::Degraded | S::Failed, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message from the peer")
+            }
+
+            // ---------------------------------------------------------------- SwitchingOver
+            (S::SwitchingOver, E::Enable | E::SwitchOver) => self.stay(),
+            (S::SwitchingOver, ev @ E::Disable) => {
+                self.invalid(&ev, "a switch-over is in progress")
+            }
+            (S::SwitchingOver, E::StepDone(Step::StopPrimary)) => {
+                Ok(vec![Action::Send(PeerMsg::TakeOver)])
+            }
+            (S::SwitchingOver, E::StepFailed(Step::StopPrimary, e)) => {
+                self.planned = false;
+                self.last_error = Some(format!("switch-over: pausing the primary failed: {e}"));
+                self.go(S::Protected, Vec::new())
+            }
+            (S::SwitchingOver, E::Peer(PeerMsg::TookOver)) => {
+                Ok(vec![Action::Run(Step::DestroyPrimary)])
+            }
+            (S::SwitchingOver, E::StepDone(Step::DestroyPrimary)) => {
+                self.planned = false;
+                self.last_failover = Some("planned switch-over".into());
+                self.go(S::Standby, vec![Action::Send(PeerMsg::StandingBy)])
+            }
+            (S::SwitchingOver, E::StepFailed(Step::DestroyPrimary, e)) => {
+                self.planned = false;
+                self.last_error = Some(format!(
+                    "switch-over: destroying the old primary failed: {e}"
+                ));
+                self.go(S::Standby, Vec::new())
+            }
+            (S::SwitchingOver, E::PeerUp) => self.stay(),
+            (S::SwitchingOver, E::PeerLost) => {
+                // Without an arbiter the safest guess is that the peer is dead: run on.
+                self.planned = false;
+                self.last_failover = Some("secondary host lost during a switch-over".into());
+                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+            }
+            (S::SwitchingOver, E::Peer(PeerMsg::SecondaryFailed(e))) => {
+                self.planned = false;
+                self.last_failover = Some(format!("secondary failed during a switch-over: {e}"));
+                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+            }
+            (S::SwitchingOver, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message during a switch-over")
+            }
+            (S::SwitchingOver, E::ColoExited(_)) => self.stay(),
+
+            // ---------------------------------------------------------------- Disabling
+            (S::Disabling, ev @ E::Enable) => self.invalid(
+                &ev,
+                "protection is being disabled; enable it again afterwards",
+            ),
+            (S::Disabling, E::Disable) => self.stay(),
+            (S::Disabling, ev @ E::SwitchOver) => self.invalid(&ev, "protection is being disabled"),
+            (S::Disabling, E::StepDone(Step::LeaveColo | Step::Undo)) => {
+                self.go(S::Unprotected, Vec::new())
+            }
+            (S::Disabling, E::StepFailed(st @ (Step::LeaveColo | Step::Undo), e)) => {
+                self.last_error = Some(format!("disable: {st:?} failed: {e}"));
+                self.go(S::Unprotected, Vec::new())
+            }
+            (S::Disabling, E::PeerUp | E::PeerLost | E::ColoExited(_)) => self.stay(),
+            (
+                S::Disabling,
+                E::Peer(
+                    PeerMsg::SecondaryFailed(_) | PeerMsg::SecondaryReady | PeerMsg::StandingBy,
+                ),
+            ) => self.stay(),
+            (S::Disabling, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message while disabling")
+            }
+
+            // ---------------------------------------------------------------- Failed
+            (S::Failed, ev @ E::SwitchOver) => {
+                self.invalid(&ev, "the domain is not protected (the last attempt failed)")
+            }
+
+            // ---------------------------------------------------------------- Standby
+            (S::Stopped, E::Enable) => {
+                self.wanted = true;
+                self.stay()
+            }
+            (S::Standby, ev @ (E::Enable | E::SwitchOver)) => self.invalid(&ev, NOT_HERE),
+            (S::Standby | S::Stopped, E::Disable) => {
+                self.wanted = false;
+                self.stay()
+            }
+            (S::Standby | S::Stopped, E::PeerUp | E::PeerLost) => self.stay(),
+            (S::Standby | S::Stopped, E::Peer(PeerMsg::HostSecondary)) => self.go(
+                S::SecondaryPreparing,
+                vec![Action::Run(Step::CreateSecondary)],
+            ),
+            (
+                S::Standby | S::Stopped,
+                E::Peer(
+                    PeerMsg::ReleaseSecondary | PeerMsg::StandingBy | PeerMsg::SecondaryFailed(_),
+                ),
+            ) => self.stay(),
+            (S::Standby | S::Stopped, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "no copy of the domain runs here")
+            }
+            (S::Standby | S::Stopped, E::DomainStarted) => {
+                self.state = S::Unprotected;
+                if self.wanted {
+                    self.protect()
+                } else {
+                    self.stay()
+                }
+            }
+
+            // ---------------------------------------------------------------- SecondaryPreparing
+            (
+                S::SecondaryPreparing | S::Secondary,
+                ev @ (E::Enable | E::Disable | E::SwitchOver),
+            ) => self.invalid(&ev, ON_SECONDARY),
+            (S::SecondaryPreparing, E::StepDone(Step::CreateSecondary)) => {
+                Ok(vec![Action::Send(PeerMsg::SecondaryReady)])
+            }
+            (S::SecondaryPreparing, E::StepFailed(Step::CreateSecondary, e)) => {
+                self.last_error = Some(format!("creating the secondary failed: {e}"));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::SecondaryFailed(e)),
+                    ],
+                )
+            }
+            (S::SecondaryPreparing, E::Peer(PeerMsg::PrimaryProtected)) => {
+                self.go(S::Secondary, Vec::new())
+            }
+            (S::SecondaryPreparing, E::Peer(PeerMsg::HostSecondary)) => self.stay(),
+            (S::SecondaryPreparing | S::Secondary, E::Peer(PeerMsg::ReleaseSecondary)) => {
+                self.go(S::Standby, vec![Action::Run(Step::DestroySecondary)])
+            }
+            (S::SecondaryPreparing, E::PeerLost) => {
+                self.last_error =
+                    Some("the primary was lost before the secondary was in sync".into());
+                self.go(S::Standby, vec![Action::Run(Step::DestroySecondary)])
+            }
+            (S::SecondaryPreparing | S::Secondary, E::PeerUp) => self.stay(),
+            (S::SecondaryPreparing, E::ColoExited(r)) => {
+                let e = format!("COLO exited on the secondary before protection was reached ({r})");
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::SecondaryFailed(e)),
+                    ],
+                )
+            }
+            (S::SecondaryPreparing | S::Secondary, E::DomainStopped) => self.go(
+                S::Standby,
+                vec![
+                    Action::Run(Step::DestroySecondary),
+                    Action::Send(PeerMsg::SecondaryFailed(
+                        "the secondary domain stopped".into(),
+                    )),
+                ],
+            ),
+            (S::SecondaryPreparing | S::Secondary | S::TakingOver, E::DomainStarted) => self.stay(),
+            (S::SecondaryPreparing, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message while preparing the secondary")
+            }
+
+            // ---------------------------------------------------------------- Secondary
+            (S::Secondary, E::PeerLost) => {
+                self.last_failover = Some("primary host lost (no heartbeat)".into());
+                self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
+            }
+            (S::Secondary, E::Peer(PeerMsg::TakeOver)) => {
+                self.planned = true;
+                self.last_failover = Some("planned switch-over".into());
+                self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
+            }
+            (S::Secondary, E::ColoExited(r)) => {
+                self.last_failover = Some(format!("COLO exited on the secondary ({r})"));
+                self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
+            }
+            (S::Secondary, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message while secondary")
+            }
+
+            // ---------------------------------------------------------------- TakingOver
+            (S::TakingOver, ev @ (E::Enable | E::Disable | E::SwitchOver)) => {
+                self.invalid(&ev, "a takeover is in progress; try again when it is done")
+            }
+            (S::TakingOver, E::StepDone(Step::TakeOver)) => {
+                self.wanted = true;
+                if std::mem::take(&mut self.planned) {
+                    self.go(S::Degraded, vec![Action::Send(PeerMsg::TookOver)])
+                } else {
+                    self.state = S::Degraded;
+                    self.maybe_reprotect()
+                }
+            }
+            (S::TakingOver, E::StepFailed(Step::TakeOver, e)) => {
+                self.planned = false;
+                self.fail(format!("takeover failed: {e}"), Vec::new())
+            }
+            (S::TakingOver, E::PeerUp | E::PeerLost | E::ColoExited(_)) => self.stay(),
+            (S::TakingOver, E::Peer(PeerMsg::StandingBy | PeerMsg::ReleaseSecondary)) => {
+                self.stay()
+            }
+            (S::TakingOver, ev @ E::Peer(_)) => {
+                self.invalid(&ev, "unexpected message during a takeover")
+            }
+
+            // ---------------------------------------------------------------- COLO exits elsewhere
+            (
+                S::Unprotected
+                | S::Preparing
+                | S::Syncing
+                | S::Degraded
+                | S::Failed
+                | S::Standby
+                | S::Stopped,
+                E::ColoExited(_),
+            ) => self.stay(),
+
+            // ---------------------------------------------------------------- libvirt lifecycle
+            (
+                S::Unprotected
+                | S::Preparing
+                | S::Syncing
+                | S::Starting
+                | S::Protected
+                | S::Degraded
+                | S::Disabling
+                | S::Failed,
+                E::DomainStopped,
+            ) => {
+                let release = matches!(
+                    self.state,
+                    S::Preparing | S::Syncing | S::Starting | S::Protected | S::Disabling
+                );
+                self.go(
+                    S::Stopped,
+                    if release {
+                        vec![Action::Send(PeerMsg::ReleaseSecondary)]
+                    } else {
+                        Vec::new()
+                    },
+                )
+            }
+            (S::SwitchingOver | S::Standby | S::Stopped | S::TakingOver, E::DomainStopped) => {
+                if self.state == S::TakingOver {
+                    self.planned = false;
+                    self.go(S::Stopped, Vec::new())
+                } else {
+                    self.stay()
+                }
+            }
+            (
+                S::Unprotected
+                | S::Preparing
+                | S::Syncing
+                | S::Starting
+                | S::Protected
+                | S::Degraded
+                | S::SwitchingOver
+                | S::Disabling
+                | S::Failed,
+                ev @ E::DomainStarted,
+            ) => self.invalid(&ev, "the domain already runs here"),
+
+            // Steps and checkpoints were decided above; what is left is impossible.
+            (_, ev @ (E::StepDone(_) | E::StepFailed(..) | E::Checkpoint)) => {
+                self.invalid(&ev, "no such step was started in this state")
+            }
+            (S::Stopped, ev @ E::SwitchOver) => self.invalid(&ev, "the domain is shut off"),
+        }
+    }
+
+    /// Does the current state wait for this step's outcome?
+    fn waits_for(&self, st: Step) -> bool {
+        use State as S;
+        matches!(
+            (self.state, st),
+            (S::Syncing, Step::Sync)
+                | (S::Starting, Step::StartColo)
+                | (S::SwitchingOver, Step::StopPrimary | Step::DestroyPrimary)
+                | (S::Disabling, Step::LeaveColo | Step::Undo)
+                | (S::SecondaryPreparing, Step::CreateSecondary)
+                | (S::TakingOver, Step::TakeOver)
+        )
+    }
+
+    fn attempt_phase(&self) -> &'static str {
+        match self.state {
+            State::Preparing => "it prepared the secondary",
+            State::Syncing => "the disk was syncing",
+            _ => "COLO was starting",
+        }
+    }
+}

@@ -1,0 +1,388 @@
+//! The coordinator's specification as tables and scenarios.
+//!
+//! `every_state_x_event` pins the next state (or rejection) of all 14 states x 35
+//! events (every event kind, every peer message, every step's done/failed). The
+//! context is: protection wanted, peer reachable, auto re-protect on.
+//! The scenarios run two coordinators against each other through a message pump.
+
+use super::*;
+
+fn code(s: State) -> char {
+    match s {
+        State::Unprotected => 'U',
+        State::Preparing => 'P',
+        State::Syncing => 'Y',
+        State::Starting => 'T',
+        State::Protected => 'R',
+        State::Degraded => 'D',
+        State::SwitchingOver => 'W',
+        State::Disabling => 'X',
+        State::Failed => 'F',
+        State::Standby => 'S',
+        State::SecondaryPreparing => 'Q',
+        State::Secondary => 'C',
+        State::TakingOver => 'K',
+        State::Stopped => 'O',
+    }
+}
+
+const STEPS: [Step; 9] = [
+    Step::Sync,
+    Step::StartColo,
+    Step::LeaveColo,
+    Step::Undo,
+    Step::StopPrimary,
+    Step::DestroyPrimary,
+    Step::CreateSecondary,
+    Step::DestroySecondary,
+    Step::TakeOver,
+];
+
+fn events() -> Vec<Event> {
+    let mut v = vec![
+        Event::Enable,
+        Event::Disable,
+        Event::SwitchOver,
+        Event::PeerUp,
+        Event::PeerLost,
+    ];
+    for m in [
+        PeerMsg::HostSecondary,
+        PeerMsg::SecondaryReady,
+        PeerMsg::SecondaryFailed("boom".into()),
+        PeerMsg::PrimaryProtected,
+        PeerMsg::ReleaseSecondary,
+        PeerMsg::TakeOver,
+        PeerMsg::TookOver,
+        PeerMsg::StandingBy,
+    ] {
+        v.push(Event::Peer(m));
+    }
+    v.extend(STEPS.iter().map(|s| Event::StepDone(*s)));
+    v.extend(STEPS.iter().map(|s| Event::StepFailed(*s, "boom".into())));
+    v.extend([
+        Event::Checkpoint,
+        Event::ColoExited("error".into()),
+        Event::DomainStarted,
+        Event::DomainStopped,
+    ]);
+    v
+}
+
+/// Columns: Enable Disable SwitchOver PeerUp PeerLost | peer messages HostSecondary
+/// SecondaryReady SecondaryFailed PrimaryProtected ReleaseSecondary TakeOver TookOver
+/// StandingBy | StepDone x 9 | StepFailed x 9 (Sync StartColo LeaveColo Undo
+/// StopPrimary DestroyPrimary CreateSecondary DestroySecondary TakeOver) | Checkpoint
+/// ColoExited DomainStarted DomainStopped. `-` = rejected.
+const TABLE: [(State, &str); 14] = [
+    (State::Unprotected, "PU-PU-------P UUUUUUUUU UUUUUUUUU -U-O"),
+    (State::Preparing, "PX-PF-YF----P --PP-P-P- --PP-P-P- -P-O"),
+    (State::Syncing, "YX-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-O"),
+    (State::Starting, "TX-TF--F----T -RTT-T-T- -FTT-T-T- TF-O"),
+    (State::Protected, "RXWRD--D----R --RR-R-R- --RR-R-R- RD-O"),
+    (State::Degraded, "PU-PD-DD----P DDDDDDDDD DDDDDDDDD -D-O"),
+    (
+        State::SwitchingOver,
+        "W-WWD--D---W- --WWWS-W- --WWRS-W- WW-W",
+    ),
+    (State::Disabling, "-X-XX-XX----X XXUUXXXXX XXUUXXXXX XX-O"),
+    (State::Failed, "PU-PF-FF----P FFFFFFFFF FFFFFFFFF -F-O"),
+    (State::Standby, "-S-SSQ-S-S--S SSSSSSSSS SSSSSSSSS -SPS"),
+    (
+        State::SecondaryPreparing,
+        "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQS",
+    ),
+    (State::Secondary, "---CK----SK-- --CC-C-C- --CC-C-C- CKCS"),
+    (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKO"),
+    (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPO"),
+];
+
+fn in_state(s: State) -> Coordinator {
+    let mut c = Coordinator::new(s, Settings::default());
+    c.set_wanted(true);
+    c.peer_up = true;
+    c
+}
+
+#[test]
+fn every_state_x_event() {
+    let evs = events();
+    assert_eq!(evs.len(), 35);
+    let mut wrong = Vec::new();
+    for (state, row) in TABLE {
+        let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
+        assert_eq!(
+            row.len(),
+            evs.len(),
+            "row of {state:?} has {} columns",
+            row.len()
+        );
+        for (ev, want) in evs.iter().zip(row) {
+            let mut c = in_state(state);
+            let got = match c.on(ev.clone()) {
+                Ok(_) => code(c.state()),
+                Err(e) => {
+                    assert_eq!(
+                        c.state(),
+                        state,
+                        "a rejected event must not change the state"
+                    );
+                    assert_eq!((e.state, e.event), (state, ev.kind()));
+                    '-'
+                }
+            };
+            if got != want {
+                wrong.push(format!("{state:?} + {ev:?}: expected {want}, got {got}"));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "{} transitions differ:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    // Every state has a row.
+    for s in State::ALL {
+        assert!(TABLE.iter().any(|(t, _)| *t == s), "{s:?} has no row");
+    }
+}
+
+#[test]
+fn rejected_events_name_state_event_and_reason() {
+    let mut c = in_state(State::Secondary);
+    let e = c.on(Event::Enable).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("Enable") && msg.contains("Secondary") && msg.contains("primary's host"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn protect_runs_the_steps_in_order() {
+    let mut c = Coordinator::new(State::Unprotected, Settings::default());
+    assert!(
+        c.on(Event::PeerUp).unwrap().is_empty(),
+        "no protection requested yet"
+    );
+    assert_eq!(
+        c.on(Event::Enable).unwrap(),
+        [Action::Send(PeerMsg::HostSecondary)]
+    );
+    assert_eq!(
+        c.on(Event::Peer(PeerMsg::SecondaryReady)).unwrap(),
+        [Action::Run(Step::Sync)]
+    );
+    assert_eq!(
+        c.on(Event::StepDone(Step::Sync)).unwrap(),
+        [Action::Run(Step::StartColo)]
+    );
+    assert_eq!(c.on(Event::Checkpoint).unwrap(), []);
+    assert_eq!(
+        c.on(Event::StepDone(Step::StartColo)).unwrap(),
+        [Action::Send(PeerMsg::PrimaryProtected)]
+    );
+    assert_eq!(c.state(), State::Protected);
+    c.on(Event::Checkpoint).unwrap();
+    assert_eq!(c.checkpoints(), 2);
+}
+
+#[test]
+fn enable_without_peer_fails_clearly_then_protects_when_peer_returns() {
+    let mut c = Coordinator::new(State::Unprotected, Settings::default());
+    assert_eq!(c.on(Event::Enable).unwrap(), []);
+    assert_eq!(c.state(), State::Failed);
+    assert!(c.last_error().unwrap().contains("unreachable"));
+    assert_eq!(
+        c.on(Event::PeerUp).unwrap(),
+        [Action::Send(PeerMsg::HostSecondary)]
+    );
+    assert_eq!(c.state(), State::Preparing);
+    assert_eq!(c.last_error(), None);
+}
+
+#[test]
+fn a_failed_step_undoes_and_releases_the_secondary() {
+    let mut c = in_state(State::Syncing);
+    let a = c
+        .on(Event::StepFailed(
+            Step::Sync,
+            "drive-mirror: NBD connect refused".into(),
+        ))
+        .unwrap();
+    assert_eq!(
+        a,
+        [
+            Action::Run(Step::Undo),
+            Action::Send(PeerMsg::ReleaseSecondary)
+        ]
+    );
+    assert_eq!(c.state(), State::Failed);
+    let e = c.last_error().unwrap();
+    assert!(
+        e.contains("disk sync") && e.contains("NBD connect refused"),
+        "{e}"
+    );
+}
+
+#[test]
+fn secondary_loss_leaves_colo_and_runs_alone() {
+    let mut c = in_state(State::Protected);
+    assert_eq!(
+        c.on(Event::PeerLost).unwrap(),
+        [Action::Run(Step::LeaveColo)]
+    );
+    assert_eq!(c.state(), State::Degraded);
+    assert!(c.last_failover().unwrap().contains("secondary host lost"));
+    // Re-protects by itself when the peer is back.
+    assert_eq!(
+        c.on(Event::PeerUp).unwrap(),
+        [Action::Send(PeerMsg::HostSecondary)]
+    );
+}
+
+#[test]
+fn without_auto_reprotect_a_returning_peer_changes_nothing() {
+    let mut c = Coordinator::new(
+        State::Protected,
+        Settings {
+            auto_reprotect: false,
+        },
+    );
+    c.set_wanted(true);
+    c.on(Event::PeerLost).unwrap();
+    assert_eq!(c.on(Event::PeerUp).unwrap(), []);
+    assert_eq!(c.state(), State::Degraded);
+    assert_eq!(
+        c.on(Event::Enable).unwrap(),
+        [Action::Send(PeerMsg::HostSecondary)]
+    );
+}
+
+/// Two coordinators wired together: `Send` is delivered to the other side, `Run`
+/// succeeds at once (or fails, for steps listed in `failing`).
+struct Pair {
+    a: Coordinator,
+    b: Coordinator,
+    log: Vec<String>,
+}
+
+impl Pair {
+    fn new() -> Pair {
+        let mut p = Pair {
+            a: Coordinator::new(State::Unprotected, Settings::default()),
+            b: Coordinator::new(State::Standby, Settings::default()),
+            log: Vec::new(),
+        };
+        p.feed(true, Event::PeerUp);
+        p.feed(false, Event::PeerUp);
+        p
+    }
+
+    /// Feed `ev` to A (`to_a`) or B and run everything that follows to quiescence.
+    fn feed(&mut self, to_a: bool, ev: Event) {
+        let mut queue = vec![(to_a, ev)];
+        while let Some((to_a, ev)) = queue.pop() {
+            let (name, c) = if to_a {
+                ("A", &mut self.a)
+            } else {
+                ("B", &mut self.b)
+            };
+            let acts = c
+                .on(ev.clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}\nlog:\n{}", self.log.join("\n")));
+            self.log
+                .push(format!("{name} {ev:?} -> {:?} {acts:?}", c.state()));
+            // Execute in order: queue is a stack, so push in reverse.
+            for a in acts.into_iter().rev() {
+                match a {
+                    Action::Run(st) => queue.push((to_a, Event::StepDone(st))),
+                    Action::Send(m) => queue.push((!to_a, Event::Peer(m))),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn pair_protects_fails_over_and_fails_back() {
+    let mut p = Pair::new();
+    p.feed(true, Event::Enable);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Protected, State::Secondary)
+    );
+
+    // Host A dies: B takes over; A's coordinator is gone with its host.
+    p.feed(false, Event::PeerLost);
+    assert_eq!(p.b.state(), State::Degraded);
+    assert!(p.b.last_failover().unwrap().contains("primary host lost"));
+
+    // A comes back (its domain is shut off there): B re-protects onto A.
+    p.a = Coordinator::new(State::Stopped, Settings::default());
+    p.feed(true, Event::PeerUp);
+    p.feed(false, Event::PeerUp);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Secondary, State::Protected)
+    );
+
+    // Planned fail-back: B hands over to A, then A re-protects onto B.
+    p.feed(false, Event::SwitchOver);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Protected, State::Secondary),
+        "log:\n{}",
+        p.log.join("\n")
+    );
+    assert_eq!(p.b.last_failover(), Some("planned switch-over"));
+    assert!(p
+        .log
+        .iter()
+        .any(|l| l.starts_with("B StepDone(DestroyPrimary)")));
+}
+
+#[test]
+fn pair_disable_releases_the_secondary() {
+    let mut p = Pair::new();
+    p.feed(true, Event::Enable);
+    p.feed(true, Event::Disable);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Unprotected, State::Standby)
+    );
+    assert!(!p.a.wanted());
+    assert!(p
+        .log
+        .iter()
+        .any(|l| l.starts_with("B StepDone(DestroySecondary)")));
+}
+
+#[test]
+fn secondary_that_cannot_start_fails_protection_cleanly() {
+    let mut b = in_state(State::SecondaryPreparing);
+    let acts = b
+        .on(Event::StepFailed(
+            Step::CreateSecondary,
+            "PCI slot clash".into(),
+        ))
+        .unwrap();
+    assert_eq!(b.state(), State::Standby);
+    assert_eq!(
+        acts[0],
+        Action::Run(Step::DestroySecondary),
+        "nothing is left behind on the peer"
+    );
+    let Action::Send(PeerMsg::SecondaryFailed(msg)) = &acts[1] else {
+        panic!("the primary must be told: {acts:?}");
+    };
+    let mut a = in_state(State::Preparing);
+    assert_eq!(
+        a.on(Event::Peer(PeerMsg::SecondaryFailed(msg.clone())))
+            .unwrap(),
+        [Action::Run(Step::Undo)]
+    );
+    assert_eq!(a.state(), State::Failed);
+    assert!(a.last_error().unwrap().contains("PCI slot clash"));
+}
