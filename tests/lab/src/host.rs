@@ -291,6 +291,47 @@ impl Host {
         Ok(())
     }
 
+    /// Restart only libvirtd (SIGTERM, wait, start again), as an upgrade or a
+    /// crash-and-restart would; running domains keep running.
+    pub fn restart_libvirtd(&self) -> Result<Duration> {
+        let t0 = Instant::now();
+        let pidfile = self.dir.join("run/libvirtd.pid");
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .map_err(|e| LabError::io("reading", &pidfile, e))?
+            .trim()
+            .parse()
+            .map_err(|_| LabError::Usage(format!("{} holds no pid", pidfile.display())))?;
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        cmd::wait_for(
+            &format!("libvirtd of host {} to exit", self.name),
+            Duration::from_secs(30),
+            Duration::from_millis(20),
+            || Ok((!Path::new(&format!("/proc/{pid}")).exists()).then_some(())),
+        )?;
+        self.start_daemon(
+            "libvirtd",
+            &[
+                "/usr/sbin/libvirtd",
+                "-d",
+                "--pid-file=/run/libvirt/libvirtd.pid",
+            ],
+        )?;
+        let uri = self.uri();
+        cmd::wait_for(
+            &format!("libvirtd of host {} to answer again", self.name),
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || match cmd::run("virsh", ["-c", &uri, "version"]) {
+                Ok(_) => Ok(Some(())),
+                Err(e) => Err(e.to_string()),
+            },
+        )?;
+        Ok(t0.elapsed())
+    }
+
     /// Run a command inside this host to completion.
     pub fn exec(&self, argv: &[&str]) -> Result<String> {
         cmd::output(&mut self.command(argv)?)

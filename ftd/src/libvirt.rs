@@ -1,0 +1,372 @@
+//! The libvirt driver: a cheap-to-clone handle over one connection to this host's
+//! libvirtd (crate `virt`). libvirt calls are blocking C, so each runs on tokio's
+//! blocking pool with a deadline; a call that overruns returns [`LibvirtError::Timeout`]
+//! to its caller (the C call finishes, or not, on its own thread). When libvirtd
+//! restarts, the dead connection is noticed (`virConnectIsAlive`) and reopened on
+//! the next call.
+//!
+//! QMP goes through libvirt's monitor pass-through (`virDomainQemuMonitorCommand`):
+//! it works for every running domain, including ones ftd did not start, and keeps
+//! libvirt the owner of the monitor.
+
+use serde_json::Value;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use virt::connect::Connect;
+use virt::domain::Domain;
+use virt::sys;
+
+/// Errors of the libvirt layer; each says what failed and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum LibvirtError {
+    /// Cannot reach libvirtd.
+    #[error("cannot connect to libvirt at {uri}: {msg} (is libvirtd running on this host?)")]
+    Connect { uri: String, msg: String },
+    /// No such domain on this host.
+    #[error("domain {0:?} is not defined on this host (see `virsh list --all`)")]
+    NoDomain(String),
+    /// A libvirt call failed.
+    #[error("libvirt {op} of domain {domain:?} failed: {msg}")]
+    Op {
+        op: &'static str,
+        domain: String,
+        msg: String,
+    },
+    /// The connection to libvirtd broke (libvirtd restarted or died).
+    #[error("lost the connection to libvirtd during {op} of domain {domain:?}: {msg}")]
+    Disconnected { op: &'static str, domain: String, msg: String },
+    /// A libvirt call did not return in time.
+    #[error("libvirt {op} of domain {domain:?} did not answer within {secs:.1}s")]
+    Timeout {
+        op: &'static str,
+        domain: String,
+        secs: f64,
+    },
+    /// QEMU answered a QMP command with an error.
+    #[error("QMP {cmd} on domain {domain:?} failed: {class}: {desc}")]
+    Qmp {
+        cmd: String,
+        domain: String,
+        class: String,
+        desc: String,
+    },
+}
+
+pub type Result<T, E = LibvirtError> = std::result::Result<T, E>;
+
+/// A domain's run state as ftd cares about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomState {
+    Running,
+    Paused,
+    ShutOff,
+    Other(String),
+}
+
+/// Handle to this host's libvirtd.
+#[derive(Debug, Clone)]
+pub struct Libvirt {
+    uri: Arc<str>,
+    conn: Arc<Mutex<Option<Arc<Connect>>>>,
+    deadline: Duration,
+}
+
+impl Libvirt {
+    /// A handle for `uri` (e.g. `qemu:///system`); connects lazily.
+    pub fn new(uri: &str, deadline: Duration) -> Libvirt {
+        Libvirt {
+            uri: uri.into(),
+            conn: Arc::new(Mutex::new(None)),
+            deadline,
+        }
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The open connection, reopened if it died.
+    fn connection(&self) -> Result<Arc<Connect>> {
+        let mut g = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = g.as_ref() {
+            if c.is_alive().unwrap_or(false) {
+                return Ok(c.clone());
+            }
+        }
+        let c = Connect::open(Some(&self.uri)).map_err(|e| LibvirtError::Connect {
+            uri: self.uri.to_string(),
+            msg: e.message().to_string(),
+        })?;
+        let c = Arc::new(c);
+        *g = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drop the current connection and open a new one.
+    fn reconnect(&self) -> Result<Arc<Connect>> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner()).take();
+        self.connection()
+    }
+
+    /// Run `f` on the blocking pool against the connection, within the deadline.
+    async fn call<T, F>(
+        &self,
+        op: &'static str,
+        domain: &str,
+        deadline: Duration,
+        f: F,
+    ) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(&Connect) -> Result<T> + Send + 'static,
+    {
+        let me = self.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            let c = me.connection()?;
+            // libvirt keepalive needs an event loop, so a restarted libvirtd shows up
+            // only as a broken call: reopen and try once more.
+            let c = match c.is_alive() {
+                Ok(true) => c,
+                _ => me.reconnect()?,
+            };
+            match f(&c) {
+                Err(LibvirtError::Disconnected { .. }) => f(&*me.reconnect()?),
+                r => r,
+            }
+        });
+        match tokio::time::timeout(deadline, task).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(join)) => Err(LibvirtError::Op {
+                op,
+                domain: domain.to_string(),
+                msg: format!("internal error: {join}"),
+            }),
+            Err(_) => Err(LibvirtError::Timeout {
+                op,
+                domain: domain.to_string(),
+                secs: deadline.as_secs_f64(),
+            }),
+        }
+    }
+
+    /// The domain's state.
+    pub async fn state(&self, domain: &str) -> Result<DomState> {
+        let d = domain.to_string();
+        self.call("state", domain, self.deadline, move |c| {
+            let dom = lookup(c, &d)?;
+            let (st, _) = dom.state().map_err(|e| op_err("state", &d, e))?;
+            Ok(dom_state(st))
+        })
+        .await
+    }
+
+    /// The domain's XML: live (`inactive = false`) or the persistent definition.
+    pub async fn xml(&self, domain: &str, inactive: bool) -> Result<String> {
+        let d = domain.to_string();
+        self.call("dumpxml", domain, self.deadline, move |c| {
+            let dom = lookup(c, &d)?;
+            let flags = if inactive {
+                sys::VIR_DOMAIN_XML_INACTIVE
+            } else {
+                0
+            };
+            dom.xml_desc(flags).map_err(|e| op_err("dumpxml", &d, e))
+        })
+        .await
+    }
+
+    /// Define (or redefine) a persistent domain; returns its name.
+    pub async fn define(&self, xml: &str) -> Result<String> {
+        let x = xml.to_string();
+        self.call("define", "(new)", self.deadline, move |c| {
+            let dom = c
+                .define_domain_xml(&x)
+                .map_err(|e| op_err("define", "(new)", e))?;
+            dom.name().map_err(|e| op_err("define", "(new)", e))
+        })
+        .await
+    }
+
+    /// Start a defined domain.
+    pub async fn start(&self, domain: &str) -> Result<()> {
+        let d = domain.to_string();
+        self.call("start", domain, self.deadline * 4, move |c| {
+            lookup(c, &d)?
+                .create()
+                .map(|_| ())
+                .map_err(|e| op_err("start", &d, e))
+        })
+        .await
+    }
+
+    /// Destroy (power off) a domain; a domain that is not running is fine.
+    pub async fn destroy(&self, domain: &str) -> Result<()> {
+        let d = domain.to_string();
+        self.call("destroy", domain, self.deadline, move |c| {
+            let dom = match lookup(c, &d) {
+                Ok(dom) => dom,
+                Err(LibvirtError::NoDomain(_)) => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            if !dom.is_active().unwrap_or(false) {
+                return Ok(());
+            }
+            dom.destroy().map_err(|e| op_err("destroy", &d, e))
+        })
+        .await
+    }
+
+    /// Remove a domain's persistent definition; an unknown domain is fine.
+    pub async fn undefine(&self, domain: &str) -> Result<()> {
+        let d = domain.to_string();
+        self.call("undefine", domain, self.deadline, move |c| {
+            match lookup(c, &d) {
+                Ok(dom) => dom.undefine().map_err(|e| op_err("undefine", &d, e)),
+                Err(LibvirtError::NoDomain(_)) => Ok(()),
+                Err(e) => Err(e),
+            }
+        })
+        .await
+    }
+
+    /// Names and states of every domain on this host.
+    pub async fn list(&self) -> Result<Vec<(String, DomState)>> {
+        self.call("list", "*", self.deadline, move |c| {
+            let doms = c.list_all_domains(0).map_err(|e| op_err("list", "*", e))?;
+            let mut out = Vec::new();
+            for d in doms {
+                let name = d.name().map_err(|e| op_err("list", "*", e))?;
+                let st = match d.state() {
+                    Ok((s, _)) => dom_state(s),
+                    Err(e) => DomState::Other(e.message().to_string()),
+                };
+                out.push((name, st));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// One QMP command through libvirt's monitor pass-through; returns `return`.
+    pub async fn qmp(&self, domain: &str, cmd: &Value, deadline: Duration) -> Result<Value> {
+        let d = domain.to_string();
+        let text = cmd.to_string();
+        let name = cmd
+            .get("execute")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_string();
+        let reply = self
+            .call("QMP command", domain, deadline, move |c| {
+                lookup(c, &d)?
+                    .qemu_monitor_command(&text, 0)
+                    .map_err(|e| op_err("QMP command", &d, e))
+            })
+            .await?;
+        parse_qmp_reply(domain, &name, &reply)
+    }
+}
+
+/// `{"return": X}` -> X; `{"error": {...}}` -> [`LibvirtError::Qmp`].
+pub fn parse_qmp_reply(domain: &str, cmd: &str, reply: &str) -> Result<Value> {
+    let v: Value = serde_json::from_str(reply).map_err(|e| LibvirtError::Op {
+        op: "QMP command",
+        domain: domain.to_string(),
+        msg: format!("unreadable reply to {cmd}: {e}: {reply:.200}"),
+    })?;
+    if let Some(err) = v.get("error") {
+        return Err(LibvirtError::Qmp {
+            cmd: cmd.to_string(),
+            domain: domain.to_string(),
+            class: err
+                .get("class")
+                .and_then(Value::as_str)
+                .unwrap_or("Error")
+                .to_string(),
+            desc: err
+                .get("desc")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string(),
+        });
+    }
+    Ok(v.get("return").cloned().unwrap_or(Value::Null))
+}
+
+fn dom_state(s: virt::domain::DomainStateEnum) -> DomState {
+    use virt::domain::DomainState as S;
+    use virt::enumutil::Enum;
+    match s {
+        Enum::Known(S::Running) => DomState::Running,
+        Enum::Known(S::Paused) => DomState::Paused,
+        Enum::Known(S::Shutoff) => DomState::ShutOff,
+        Enum::Known(other) => DomState::Other(format!("{other:?}")),
+        Enum::Unknown(n) => DomState::Other(format!("state {n}")),
+    }
+}
+
+fn lookup(c: &Connect, name: &str) -> Result<Domain> {
+    c.lookup_domain_by_name(name).map_err(|e| {
+        if e.code().is(virt::error::ErrorNumber::NoDomain) {
+            LibvirtError::NoDomain(name.to_string())
+        } else {
+            op_err("lookup", name, e)
+        }
+    })
+}
+
+fn op_err(op: &'static str, domain: &str, e: virt::error::Error) -> LibvirtError {
+    use virt::error::{ErrorDomain, ErrorNumber};
+    let broken = e.domain().is(ErrorDomain::Rpc)
+        || e.code().is(ErrorNumber::NoConnect)
+        || (e.code().is(ErrorNumber::SystemError) && e.domain().is(ErrorDomain::Rpc));
+    if broken {
+        return LibvirtError::Disconnected {
+            op,
+            domain: domain.to_string(),
+            msg: e.message().to_string(),
+        };
+    }
+    LibvirtError::Op {
+        op,
+        domain: domain.to_string(),
+        msg: e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn qmp_replies_are_unwrapped_or_turned_into_errors() {
+        assert_eq!(
+            parse_qmp_reply(
+                "d",
+                "query-status",
+                r#"{"return":{"running":true},"id":"x"}"#
+            )
+            .unwrap(),
+            json!({"running": true})
+        );
+        assert_eq!(
+            parse_qmp_reply("d", "stop", r#"{"return":{}}"#).unwrap(),
+            json!({})
+        );
+        let e = parse_qmp_reply(
+            "d",
+            "x-blockdev-change",
+            r#"{"error":{"class":"GenericError","desc":"Node 'x' not found"}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"QMP x-blockdev-change on domain "d" failed: GenericError: Node 'x' not found"#
+        );
+        assert!(parse_qmp_reply("d", "stop", "not json")
+            .unwrap_err()
+            .to_string()
+            .contains("unreadable reply to stop"));
+    }
+}
