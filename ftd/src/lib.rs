@@ -9,5 +9,6 @@
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
 //! [`coordinator::Event`]s.
 
+pub mod colo;
 pub mod coordinator;
 pub mod libvirt;
