@@ -2,3 +2,4 @@
 //! The QMP plans that wire and unwire COLO land next to it.
 
 pub mod layout;
+pub mod secondary;

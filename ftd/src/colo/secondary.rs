@@ -1,0 +1,367 @@
+//! The secondary's domain XML, generated from the primary's live XML.
+//!
+//! COLO's incoming side must have exactly the primary's device layout (machine
+//! type, PCI addresses, ACPI, no extra USB controller, same ROMs, same CPU model),
+//! or the incoming state is refused ("Unknown ramblock", "PCI slot not
+//! available": colo-recipe pitfalls 9-10). So the secondary is the primary's live
+//! XML with:
+//! - runtime-only parts dropped: `id` on `<domain>`, every `<alias>`,
+//!   `<backingStore>`, interface `<target dev>`, `<seclabel>`, and `<metadata>` (the
+//!   secondary must not carry the protection annotation, or it would protect itself);
+//! - the replicated `<disk>` removed and rebuilt in `<qemu:commandline>` as the
+//!   replication chain `parent0 <- hidden <- active` under a quorum `colo-disk0`, with
+//!   a `virtio-blk-pci` device of the same id, PCI address, bootindex and write-cache;
+//! - the network proxy's secondary half: chardevs `red0`/`red1` connecting to the
+//!   primary (reconnecting), `filter-redirector` x2 and `filter-rewriter` on the NIC's
+//!   netdev, all with `vnet_hdr_support=on` (libvirt opens taps with a virtio-net
+//!   header);
+//! - `-incoming tcp:0.0.0.0:<port>`: the domain starts paused, waiting for the
+//!   primary's state;
+//! - file-backed serial/console moved to a path on this host.
+
+use super::layout::{DomainLayout, LayoutError};
+use roxmltree::{Document, Node};
+use std::fmt::Write;
+use std::path::PathBuf;
+
+pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
+
+/// The primary's block device as QEMU sees it (from `qom-get` on the primary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiskDevice {
+    /// qdev id (`virtio-disk0`).
+    pub id: String,
+    /// `bus=pci.0,addr=0x3`-style location.
+    pub bus: String,
+    pub addr: String,
+    pub bootindex: Option<i64>,
+    /// `on`/`off`.
+    pub write_cache: Option<String>,
+}
+
+/// Where the secondary finds the primary and keeps its disks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondaryParams {
+    /// The primary's address on the replication network.
+    pub primary_addr: String,
+    pub mirror_port: u16,
+    pub compare_port: u16,
+    pub migration_port: u16,
+    /// The secondary's base image (same virtual size as the primary's disk; filled by
+    /// the primary's drive-mirror), and the active/hidden overlays.
+    pub parent: PathBuf,
+    pub active: PathBuf,
+    pub hidden: PathBuf,
+    /// Where a file-backed serial console goes on this host.
+    pub serial_log: PathBuf,
+}
+
+/// Generate the secondary's domain XML.
+pub fn secondary_xml(
+    primary_live: &str,
+    disk: &DiskDevice,
+    p: &SecondaryParams,
+) -> Result<String, LayoutError> {
+    let layout = DomainLayout::parse(primary_live)?;
+    layout.check_replicable(primary_live)?;
+    let nic = &layout.nics[0];
+    let netdev = nic.netdev_id().ok_or_else(|| {
+        LayoutError::Xml(
+            "the interface has no <alias>: pass the LIVE XML of the running primary".into(),
+        )
+    })?;
+    let doc = Document::parse(primary_live).map_err(|e| LayoutError::Xml(e.to_string()))?;
+    let mut out = String::new();
+    write_node(doc.root_element(), &mut out, 0, p)?;
+    let args = commandline(&netdev, disk, p);
+    let mut cl = String::from("  <qemu:commandline>\n");
+    for a in args {
+        let _ = writeln!(cl, "    <qemu:arg value='{}'/>", escape(&a));
+    }
+    cl.push_str("  </qemu:commandline>\n");
+    let end = out
+        .rfind("</domain>")
+        .ok_or_else(|| LayoutError::Xml("no </domain>".into()))?;
+    out.insert_str(end, &cl);
+    Ok(out)
+}
+
+/// The `<qemu:commandline>` arguments of the secondary.
+pub fn commandline(netdev: &str, disk: &DiskDevice, p: &SecondaryParams) -> Vec<String> {
+    let mut v = Vec::new();
+    let mut push = |flag: &str, val: String| {
+        v.push(flag.to_string());
+        v.push(val);
+    };
+    let pa = &p.primary_addr;
+    push(
+        "-chardev",
+        format!(
+            "socket,id=red0,host={pa},port={},reconnect=1",
+            p.mirror_port
+        ),
+    );
+    push(
+        "-chardev",
+        format!(
+            "socket,id=red1,host={pa},port={},reconnect=1",
+            p.compare_port
+        ),
+    );
+    push(
+        "-object",
+        format!("filter-redirector,id=f1,netdev={netdev},queue=tx,indev=red0,vnet_hdr_support=on"),
+    );
+    push(
+        "-object",
+        format!("filter-redirector,id=f2,netdev={netdev},queue=rx,outdev=red1,vnet_hdr_support=on"),
+    );
+    push(
+        "-object",
+        format!("filter-rewriter,id=rew0,netdev={netdev},queue=all,vnet_hdr_support=on"),
+    );
+    push(
+        "-drive",
+        format!(
+            "if=none,id=parent0,driver=qcow2,file.filename={},cache.direct=on",
+            p.parent.display()
+        ),
+    );
+    push(
+        "-drive",
+        format!(
+            "if=none,id=childs0,driver=replication,mode=secondary,top-id=colo-disk0,file.driver=qcow2,file.file.filename={},file.backing.driver=qcow2,file.backing.file.filename={},file.backing.backing=parent0",
+            p.active.display(),
+            p.hidden.display()
+        ),
+    );
+    push(
+        "-drive",
+        "if=none,id=colo-disk0,driver=quorum,read-pattern=fifo,vote-threshold=1,children.0=childs0"
+            .into(),
+    );
+    let mut dev = format!(
+        "virtio-blk-pci,id={},drive=colo-disk0,bus={},addr={}",
+        disk.id, disk.bus, disk.addr
+    );
+    if let Some(b) = disk.bootindex {
+        let _ = write!(dev, ",bootindex={b}");
+    }
+    if let Some(w) = &disk.write_cache {
+        let _ = write!(dev, ",write-cache={w}");
+    }
+    push("-device", dev);
+    push("-incoming", format!("tcp:0.0.0.0:{}", p.migration_port));
+    v
+}
+
+/// Elements dropped from the copy, wherever they are.
+fn dropped(n: Node) -> bool {
+    let name = n.tag_name().name();
+    let parent = n
+        .parent_element()
+        .map(|p| p.tag_name().name())
+        .unwrap_or("");
+    matches!(name, "alias" | "backingStore" | "seclabel" | "metadata")
+        || (name == "target" && parent == "interface")
+        || (name == "disk"
+            && n.attribute("device").unwrap_or("disk") == "disk"
+            && parent == "devices")
+}
+
+fn write_node(
+    n: Node,
+    out: &mut String,
+    depth: usize,
+    p: &SecondaryParams,
+) -> Result<(), LayoutError> {
+    let name = n.tag_name();
+    let prefix = match name.namespace() {
+        None => "",
+        Some(QEMU_NS) => "qemu:",
+        Some(ns) => {
+            return Err(LayoutError::Unsupported {
+                device: format!("element <{}> in namespace {ns}", name.name()),
+                why: "outside <metadata>, only libvirt's qemu namespace is understood".into(),
+            })
+        }
+    };
+    let indent = "  ".repeat(depth);
+    let _ = write!(out, "{indent}<{prefix}{}", name.name());
+    if depth == 0 {
+        out.push_str(&format!(" xmlns:qemu='{QEMU_NS}'"));
+    }
+    let serial_file = matches!(n.tag_name().name(), "source")
+        && n.parent_element()
+            .is_some_and(|e| matches!(e.tag_name().name(), "serial" | "console"))
+        && n.attribute("path").is_some();
+    for a in n.attributes() {
+        if depth == 0 && a.name() == "id" {
+            continue;
+        }
+        let value = if serial_file && a.name() == "path" {
+            p.serial_log.display().to_string()
+        } else {
+            a.value().to_string()
+        };
+        let _ = write!(out, " {}='{}'", a.name(), escape(&value));
+    }
+    let kids: Vec<Node> = n
+        .children()
+        .filter(|c| {
+            (c.is_element() && !dropped(*c))
+                || (c.is_text() && !c.text().unwrap_or("").trim().is_empty())
+        })
+        .collect();
+    if kids.is_empty() {
+        out.push_str("/>\n");
+        return Ok(());
+    }
+    if kids.len() == 1 && kids[0].is_text() {
+        let _ = writeln!(
+            out,
+            ">{}</{prefix}{}>",
+            escape(kids[0].text().unwrap_or("").trim()),
+            name.name()
+        );
+        return Ok(());
+    }
+    out.push_str(">\n");
+    for k in kids {
+        if k.is_element() {
+            write_node(k, out, depth + 1, p)?;
+        } else {
+            let _ = writeln!(out, "{indent}  {}", escape(k.text().unwrap_or("").trim()));
+        }
+    }
+    let _ = writeln!(out, "{indent}</{prefix}{}>", name.name());
+    Ok(())
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\'', "&apos;")
+        .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIVE: &str = include_str!("testdata/lab-guest-live.xml");
+
+    fn params() -> SecondaryParams {
+        SecondaryParams {
+            primary_addr: "10.200.0.11".into(),
+            mirror_port: 9003,
+            compare_port: 9004,
+            migration_port: 9998,
+            parent: "/b/parent0.qcow2".into(),
+            active: "/b/active.qcow2".into(),
+            hidden: "/b/hidden.qcow2".into(),
+            serial_log: "/b/serial.log".into(),
+        }
+    }
+
+    fn disk() -> DiskDevice {
+        DiskDevice {
+            id: "virtio-disk0".into(),
+            bus: "pci.0".into(),
+            addr: "0x3".into(),
+            bootindex: Some(1),
+            write_cache: Some("on".into()),
+        }
+    }
+
+    #[test]
+    fn secondary_keeps_the_layout_and_adds_the_colo_halves() {
+        let x = secondary_xml(LIVE, &disk(), &params()).unwrap();
+        // It is a valid domain, with the same layout but no disk of libvirt's own.
+        let l = DomainLayout::parse(&x).unwrap();
+        assert_eq!(
+            (l.name.as_str(), l.vcpus, l.memory_kib),
+            ("ftguest", 2, 512 * 1024)
+        );
+        assert_eq!(l.machine, "pc-i440fx-7.2");
+        assert!(l.disks.is_empty());
+        assert_eq!(l.nics[0].mac, "52:54:00:f7:00:10");
+        assert_eq!(l.nics[0].pci.as_ref().unwrap().slot, 2);
+        assert!(
+            !x.lines().next().unwrap().contains(" id="),
+            "the runtime domain id must go"
+        );
+        for gone in [
+            "<alias",
+            "<backingStore",
+            "<seclabel",
+            "vnet0",
+            "ftguest.serial.log",
+        ] {
+            assert!(!x.contains(gone), "{gone} should be gone:\n{x}");
+        }
+        for kept in [
+            "<acpi/>",
+            "<controller type='usb' index='0' model='none'/>",
+            "check='full'",
+            "<feature policy='require' name='lahf_lm'/>",
+            "/b/serial.log",
+        ] {
+            assert!(x.contains(kept), "{kept} missing:\n{x}");
+        }
+        let args: Vec<String> = commandline("hostnet0", &disk(), &params());
+        assert_eq!(args.len(), 20);
+        assert_eq!(
+            args[11],
+            "if=none,id=parent0,driver=qcow2,file.filename=/b/parent0.qcow2,cache.direct=on"
+        );
+        assert_eq!(args[17], "virtio-blk-pci,id=virtio-disk0,drive=colo-disk0,bus=pci.0,addr=0x3,bootindex=1,write-cache=on");
+        assert_eq!(args[19], "tcp:0.0.0.0:9998");
+        assert!(args
+            .iter()
+            .filter(|a| a.contains("netdev=hostnet0"))
+            .all(|a| a.ends_with("vnet_hdr_support=on")));
+        for a in &args {
+            assert!(
+                x.contains(&format!("<qemu:arg value='{}'/>", escape(a))),
+                "{a} missing"
+            );
+        }
+        // Well-formed, with the qemu namespace declared once.
+        let doc = Document::parse(&x).unwrap();
+        assert_eq!(
+            doc.root_element()
+                .children()
+                .filter(|c| c.tag_name().namespace() == Some(QEMU_NS))
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn needs_the_live_xml() {
+        let inactive = LIVE.replace("<alias name='net0'/>", "");
+        let e = secondary_xml(&inactive, &disk(), &params()).unwrap_err();
+        assert!(e.to_string().contains("LIVE XML"), "{e}");
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_replicated_before_generating_anything() {
+        let x = LIVE.replace("<model type='virtio'/>", "<model type='e1000'/>");
+        assert!(secondary_xml(&x, &disk(), &params())
+            .unwrap_err()
+            .to_string()
+            .contains("model e1000"));
+    }
+
+    #[test]
+    fn metadata_does_not_travel_to_the_secondary() {
+        let x = LIVE.replace(
+            "<memory unit='KiB'>",
+            "<metadata><ft:protection xmlns:ft='https://ftvirt.org/xmlns/ftd/1' peer='b'/></metadata>\n  <memory unit='KiB'>",
+        );
+        let s = secondary_xml(&x, &disk(), &params()).unwrap();
+        assert!(!s.contains("protection") && !s.contains("metadata"), "{s}");
+    }
+}
