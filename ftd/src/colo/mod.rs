@@ -1,5 +1,9 @@
-//! COLO specifics: what a domain must look like to be replicated ([`layout`]).
-//! The QMP plans that wire and unwire COLO land next to it.
+//! COLO specifics, all pure:
+//! - [`layout`]: what a domain looks like (from its live XML) and whether COLO can
+//!   replicate it;
+//! - [`secondary`]: the secondary's domain XML, generated from the primary's;
+//! - [`plan`]: the QMP sequences that wire and unwire COLO on each side.
 
 pub mod layout;
+pub mod plan;
 pub mod secondary;

@@ -1,0 +1,360 @@
+//! The COLO QMP plans: which command, on which side, in which order, and how each
+//! is undone. Pure: a plan is a list of [`Op`]s built from [`Wiring`]; the domain
+//! task runs them through the libvirt driver. Cleanup plans tolerate "already
+//! gone" so they can run after any partial failure.
+//!
+//! ## Protect (primary A, secondary B)
+//! ```text
+//! B  CreateSecondary: empty parent0 (disk size), hidden, active images;
+//!    define + start the generated secondary XML (-incoming: paused, "inmigrate");
+//!    nbd-server-start <B>:<nbd>; nbd-server-add parent0 writable
+//! A  Sync, part 1 (pivot): the running disk moves under a quorum without a
+//!    restart: blockdev-add <base> (a fresh local image) and quorum <quorum>
+//!    over it; blockdev-mirror <device root> -> <quorum>, sync full; wait ready;
+//!    block-job-complete (the device now writes through the quorum)
+//! A  Sync, part 2: drive-mirror <quorum> -> nbd://<B>:<nbd>/parent0, full; wait ready
+//! A  StartColo: stop; block-job-cancel the sync (B is now identical);
+//!    blockdev-add replication0 (mode primary, NBD to B); x-blockdev-change
+//!    quorum += replication0; chardev-add mirror0, compare1 (servers on A's
+//!    replication address, B's red0/red1 reconnect to them), compare0/compare0-0
+//!    and compare_out/compare_out0 (loopback pairs); object-add filter-mirror m0,
+//!    filter-redirector redire0/redire1, iothread, colo-compare comp0;
+//!    migrate-set-capabilities x-colo; migrate-set-parameters x-checkpoint-delay;
+//!    migrate tcp:<B>:<migration>; wait until query-colo-status says primary.
+//!    The guest resumes by itself when COLO starts.
+//! ```
+//! ## Fail over
+//! ```text
+//! B  TakeOver (A lost): nbd-server-stop; x-colo-lost-heartbeat; object-del f2, f1;
+//!    chardev-remove red1, red0 (rew0 stays: connections opened under COLO keep
+//!    their sequence-number fix-ups)
+//! A  LeaveColo (B lost, or disable): x-blockdev-change quorum -= children.1;
+//!    blockdev-del replication0; object-del comp0, iothread, m0, redire0, redire1;
+//!    x-colo-lost-heartbeat; chardev-remove the six chardevs; cont
+//! A  Undo (a protection attempt failed anywhere): cont; cancel the sync job;
+//!    migrate_cancel; then every LeaveColo removal, each tolerated if absent
+//! ```
+
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// One operation of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// A QMP command; with `tolerate`, an error is logged and the plan goes on.
+    Qmp { cmd: Value, tolerate: bool },
+    /// Poll `query-block-jobs` until the job is ready (or gone).
+    WaitJob {
+        job: String,
+        until: JobState,
+        timeout: Duration,
+    },
+    /// Poll `query-colo-status` until COLO reports this mode.
+    WaitColoMode {
+        mode: &'static str,
+        timeout: Duration,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    Ready,
+    Gone,
+}
+
+/// Ports one protected domain uses (unique per domain on a host).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// On the secondary host: NBD export, incoming migration.
+    pub nbd: u16,
+    pub migration: u16,
+    /// On the primary host's replication address: the proxy's two servers.
+    pub mirror: u16,
+    pub compare: u16,
+    /// On the primary host's loopback: colo-compare's input and output pairs.
+    pub compare_in: u16,
+    pub compare_out: u16,
+}
+
+impl Ports {
+    /// Ports for the domain in slot `n` (0, 1, 2, ...) from the configured bases.
+    pub fn slot(n: u16) -> Ports {
+        let k = n * 10;
+        Ports {
+            nbd: 9999 - k,
+            migration: 9998 - k,
+            mirror: 9003 + k,
+            compare: 9004 + k,
+            compare_in: 9001 + k,
+            compare_out: 9005 + k,
+        }
+    }
+}
+
+/// Everything the plans need to know about one protected domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Wiring {
+    /// The node the virtio-blk device writes to now (e.g. `libvirt-1-format`).
+    pub device_node: String,
+    /// Generation of this protection attempt; makes node names unique.
+    pub gen: u32,
+    /// The fresh local image under the new quorum (same virtual size, created).
+    pub base_image: PathBuf,
+    /// QEMU netdev id of the NIC (`hostnet0`).
+    pub netdev: String,
+    pub primary_addr: String,
+    pub secondary_addr: String,
+    pub ports: Ports,
+    pub checkpoint_ms: u64,
+    pub compare_timeout_ms: u64,
+    pub sync_timeout: Duration,
+}
+
+/// Fixed ids of the objects ftd adds, so that clean-up can find them.
+pub const SYNC_JOB: &str = "ftvirt-sync";
+pub const PIVOT_JOB: &str = "ftvirt-pivot";
+pub const REPLICATION_NODE: &str = "ftvirt-replication";
+const PRIMARY_OBJECTS: [&str; 5] = ["comp0", "iothread-colo", "m0", "redire0", "redire1"];
+const PRIMARY_CHARDEVS: [&str; 6] = [
+    "mirror0",
+    "compare1",
+    "compare0",
+    "compare0-0",
+    "compare_out",
+    "compare_out0",
+];
+
+impl Wiring {
+    pub fn quorum(&self) -> String {
+        format!("ftvirt-quorum{}", self.gen)
+    }
+    pub fn base(&self) -> String {
+        format!("ftvirt-base{}", self.gen)
+    }
+}
+
+fn q(cmd: Value) -> Op {
+    Op::Qmp {
+        cmd,
+        tolerate: false,
+    }
+}
+
+fn tolerated(cmd: Value) -> Op {
+    Op::Qmp {
+        cmd,
+        tolerate: true,
+    }
+}
+
+fn exec(name: &str, args: Value) -> Value {
+    json!({"execute": name, "arguments": args})
+}
+
+fn socket(id: &str, host: &str, port: u16, server: bool) -> Value {
+    let mut data = json!({"addr": {"type": "inet", "data": {"host": host, "port": port.to_string()}}, "server": server});
+    if server {
+        data["wait"] = json!(false);
+    }
+    exec(
+        "chardev-add",
+        json!({"id": id, "backend": {"type": "socket", "data": data}}),
+    )
+}
+
+/// A: move the running disk under a fresh quorum, without a restart.
+pub fn pivot(w: &Wiring) -> Vec<Op> {
+    vec![
+        q(exec(
+            "blockdev-add",
+            json!({"driver": "qcow2", "node-name": w.base(), "cache": {"direct": true},
+                   "file": {"driver": "file", "filename": w.base_image, "cache": {"direct": true}}}),
+        )),
+        q(exec(
+            "blockdev-add",
+            json!({"driver": "quorum", "node-name": w.quorum(), "vote-threshold": 1,
+                   "read-pattern": "fifo", "children": [w.base()]}),
+        )),
+        q(exec(
+            "blockdev-mirror",
+            json!({"job-id": PIVOT_JOB, "device": w.device_node, "target": w.quorum(), "sync": "full"}),
+        )),
+        Op::WaitJob {
+            job: PIVOT_JOB.into(),
+            until: JobState::Ready,
+            timeout: w.sync_timeout,
+        },
+        q(exec("block-job-complete", json!({"device": PIVOT_JOB}))),
+        Op::WaitJob {
+            job: PIVOT_JOB.into(),
+            until: JobState::Gone,
+            timeout: Duration::from_secs(30),
+        },
+    ]
+}
+
+/// A: copy the whole disk into the secondary's NBD export and keep it in sync.
+pub fn sync(w: &Wiring) -> Vec<Op> {
+    vec![
+        q(exec(
+            "drive-mirror",
+            json!({"device": w.quorum(), "job-id": SYNC_JOB,
+                   "target": format!("nbd://{}:{}/parent0", w.secondary_addr, w.ports.nbd),
+                   "mode": "existing", "format": "raw", "sync": "full"}),
+        )),
+        Op::WaitJob {
+            job: SYNC_JOB.into(),
+            until: JobState::Ready,
+            timeout: w.sync_timeout,
+        },
+    ]
+}
+
+/// A: enter COLO (guest paused from `stop` until COLO runs).
+pub fn start_colo(w: &Wiring) -> Vec<Op> {
+    let p = &w.ports;
+    let mut v = vec![
+        q(json!({"execute": "stop"})),
+        q(exec("block-job-cancel", json!({"device": SYNC_JOB}))),
+        Op::WaitJob {
+            job: SYNC_JOB.into(),
+            until: JobState::Gone,
+            timeout: Duration::from_secs(30),
+        },
+        q(exec(
+            "blockdev-add",
+            json!({"driver": "replication", "mode": "primary", "node-name": REPLICATION_NODE,
+                   "file": {"driver": "nbd", "export": "parent0",
+                            "server": {"type": "inet", "host": w.secondary_addr, "port": p.nbd.to_string()}}}),
+        )),
+        q(exec(
+            "x-blockdev-change",
+            json!({"parent": w.quorum(), "node": REPLICATION_NODE}),
+        )),
+        q(socket("mirror0", &w.primary_addr, p.mirror, true)),
+        q(socket("compare1", &w.primary_addr, p.compare, true)),
+        q(socket("compare0", "127.0.0.1", p.compare_in, true)),
+        q(socket("compare0-0", "127.0.0.1", p.compare_in, false)),
+        q(socket("compare_out", "127.0.0.1", p.compare_out, true)),
+        q(socket("compare_out0", "127.0.0.1", p.compare_out, false)),
+    ];
+    let nd = &w.netdev;
+    for obj in [
+        json!({"qom-type": "filter-mirror", "id": "m0", "netdev": nd, "queue": "tx", "outdev": "mirror0", "vnet_hdr_support": true}),
+        json!({"qom-type": "filter-redirector", "id": "redire0", "netdev": nd, "queue": "rx", "indev": "compare_out", "vnet_hdr_support": true}),
+        json!({"qom-type": "filter-redirector", "id": "redire1", "netdev": nd, "queue": "rx", "outdev": "compare0", "vnet_hdr_support": true}),
+        json!({"qom-type": "iothread", "id": "iothread-colo"}),
+        json!({"qom-type": "colo-compare", "id": "comp0", "primary_in": "compare0-0", "secondary_in": "compare1",
+               "outdev": "compare_out0", "iothread": "iothread-colo", "vnet_hdr_support": true,
+               "compare_timeout": w.compare_timeout_ms}),
+    ] {
+        v.push(q(exec("object-add", obj)));
+    }
+    v.extend([
+        q(exec(
+            "migrate-set-capabilities",
+            json!({"capabilities": [{"capability": "x-colo", "state": true}]}),
+        )),
+        q(exec(
+            "migrate-set-parameters",
+            json!({"x-checkpoint-delay": w.checkpoint_ms}),
+        )),
+        q(exec(
+            "migrate",
+            json!({"uri": format!("tcp:{}:{}", w.secondary_addr, p.migration)}),
+        )),
+        Op::WaitColoMode {
+            mode: "primary",
+            timeout: Duration::from_secs(120),
+        },
+    ]);
+    v
+}
+
+/// A: leave COLO and run alone; every removal tolerated if already gone.
+pub fn leave_colo(w: &Wiring) -> Vec<Op> {
+    let mut v = vec![
+        tolerated(exec(
+            "x-blockdev-change",
+            json!({"parent": w.quorum(), "child": "children.1"}),
+        )),
+        tolerated(exec("blockdev-del", json!({"node-name": REPLICATION_NODE}))),
+    ];
+    v.extend(
+        PRIMARY_OBJECTS
+            .iter()
+            .map(|id| tolerated(exec("object-del", json!({"id": id})))),
+    );
+    v.push(tolerated(json!({"execute": "x-colo-lost-heartbeat"})));
+    v.extend(
+        PRIMARY_CHARDEVS
+            .iter()
+            .map(|id| tolerated(exec("chardev-remove", json!({"id": id})))),
+    );
+    v.push(tolerated(json!({"execute": "cont"})));
+    v
+}
+
+/// A: undo a failed protection attempt, leaving the guest running.
+pub fn undo(w: &Wiring) -> Vec<Op> {
+    let mut v = vec![
+        tolerated(json!({"execute": "cont"})),
+        tolerated(exec(
+            "block-job-cancel",
+            json!({"device": SYNC_JOB, "force": true}),
+        )),
+        tolerated(exec(
+            "block-job-cancel",
+            json!({"device": PIVOT_JOB, "force": true}),
+        )),
+        tolerated(json!({"execute": "migrate_cancel"})),
+        Op::WaitJob {
+            job: SYNC_JOB.into(),
+            until: JobState::Gone,
+            timeout: Duration::from_secs(30),
+        },
+    ];
+    v.extend(leave_colo(w));
+    v
+}
+
+/// B: export the secondary's base image for the primary's sync and replication.
+pub fn secondary_export(ports: &Ports, bind: &str) -> Vec<Op> {
+    vec![
+        q(exec(
+            "nbd-server-start",
+            json!({"addr": {"type": "inet", "data": {"host": bind, "port": ports.nbd.to_string()}}}),
+        )),
+        q(exec(
+            "nbd-server-add",
+            json!({"device": "parent0", "writable": true}),
+        )),
+    ]
+}
+
+/// B: the primary is gone; become the primary.
+pub fn take_over() -> Vec<Op> {
+    vec![
+        tolerated(json!({"execute": "nbd-server-stop"})),
+        q(json!({"execute": "x-colo-lost-heartbeat"})),
+        tolerated(exec("object-del", json!({"id": "f2"}))),
+        tolerated(exec("object-del", json!({"id": "f1"}))),
+        tolerated(exec("chardev-remove", json!({"id": "red1"}))),
+        tolerated(exec("chardev-remove", json!({"id": "red0"}))),
+    ]
+}
+
+/// The QMP command names of a plan, in order (for logs and tests).
+pub fn commands(plan: &[Op]) -> Vec<String> {
+    plan.iter()
+        .map(|op| match op {
+            Op::Qmp { cmd, .. } => cmd["execute"].as_str().unwrap_or("?").to_string(),
+            Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
+            Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

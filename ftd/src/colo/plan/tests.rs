@@ -1,0 +1,224 @@
+use super::*;
+
+fn wiring() -> Wiring {
+    Wiring {
+        device_node: "libvirt-1-format".into(),
+        gen: 1,
+        base_image: "/var/lib/libvirt/images/g.ftvirt1.qcow2".into(),
+        netdev: "hostnet0".into(),
+        primary_addr: "10.200.0.11".into(),
+        secondary_addr: "10.200.0.12".into(),
+        ports: Ports::slot(0),
+        checkpoint_ms: 2000,
+        compare_timeout_ms: 3000,
+        sync_timeout: Duration::from_secs(600),
+    }
+}
+
+fn cmd(plan: &[Op], i: usize) -> Value {
+    match &plan[i] {
+        Op::Qmp { cmd, .. } => cmd.clone(),
+        other => panic!("op {i} is {other:?}"),
+    }
+}
+
+#[test]
+fn pivot_moves_the_device_under_a_fresh_quorum() {
+    let p = pivot(&wiring());
+    assert_eq!(
+        commands(&p),
+        [
+            "blockdev-add",
+            "blockdev-add",
+            "blockdev-mirror",
+            "wait ftvirt-pivot Ready",
+            "block-job-complete",
+            "wait ftvirt-pivot Gone"
+        ]
+    );
+    assert_eq!(
+        cmd(&p, 0),
+        json!({"execute": "blockdev-add", "arguments": {"driver": "qcow2", "node-name": "ftvirt-base1", "cache": {"direct": true},
+               "file": {"driver": "file", "filename": "/var/lib/libvirt/images/g.ftvirt1.qcow2", "cache": {"direct": true}}}})
+    );
+    assert_eq!(
+        cmd(&p, 1)["arguments"],
+        json!({"driver": "quorum", "node-name": "ftvirt-quorum1", "vote-threshold": 1, "read-pattern": "fifo", "children": ["ftvirt-base1"]})
+    );
+    assert_eq!(
+        cmd(&p, 2)["arguments"],
+        json!({"job-id": "ftvirt-pivot", "device": "libvirt-1-format", "target": "ftvirt-quorum1", "sync": "full"})
+    );
+}
+
+#[test]
+fn sync_mirrors_into_the_secondary_export() {
+    let p = sync(&wiring());
+    assert_eq!(
+        cmd(&p, 0)["arguments"],
+        json!({"device": "ftvirt-quorum1", "job-id": "ftvirt-sync", "target": "nbd://10.200.0.12:9999/parent0",
+               "mode": "existing", "format": "raw", "sync": "full"})
+    );
+    assert!(
+        matches!(&p[1], Op::WaitJob { until: JobState::Ready, timeout, .. } if *timeout == Duration::from_secs(600))
+    );
+}
+
+#[test]
+fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
+    let p = start_colo(&wiring());
+    assert_eq!(
+        commands(&p),
+        [
+            "stop",
+            "block-job-cancel",
+            "wait ftvirt-sync Gone",
+            "blockdev-add",
+            "x-blockdev-change",
+            "chardev-add",
+            "chardev-add",
+            "chardev-add",
+            "chardev-add",
+            "chardev-add",
+            "chardev-add",
+            "object-add",
+            "object-add",
+            "object-add",
+            "object-add",
+            "object-add",
+            "migrate-set-capabilities",
+            "migrate-set-parameters",
+            "migrate",
+            "wait colo primary",
+        ]
+    );
+    assert_eq!(
+        cmd(&p, 3)["arguments"],
+        json!({"driver": "replication", "mode": "primary", "node-name": "ftvirt-replication",
+               "file": {"driver": "nbd", "export": "parent0", "server": {"type": "inet", "host": "10.200.0.12", "port": "9999"}}})
+    );
+    assert_eq!(
+        cmd(&p, 4)["arguments"],
+        json!({"parent": "ftvirt-quorum1", "node": "ftvirt-replication"})
+    );
+    assert_eq!(
+        cmd(&p, 5)["arguments"],
+        json!({"id": "mirror0", "backend": {"type": "socket", "data": {"addr": {"type": "inet", "data": {"host": "10.200.0.11", "port": "9003"}}, "server": true, "wait": false}}})
+    );
+    assert_eq!(
+        cmd(&p, 8)["arguments"],
+        json!({"id": "compare0-0", "backend": {"type": "socket", "data": {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "9001"}}, "server": false}}})
+    );
+    // Every filter and colo-compare carries the virtio-net header (libvirt taps have it).
+    for i in [11, 12, 13, 15] {
+        assert_eq!(
+            cmd(&p, i)["arguments"]["vnet_hdr_support"],
+            json!(true),
+            "op {i}"
+        );
+        if i != 15 {
+            assert_eq!(cmd(&p, i)["arguments"]["netdev"], json!("hostnet0"));
+        }
+    }
+    assert_eq!(cmd(&p, 15)["arguments"]["compare_timeout"], json!(3000));
+    assert_eq!(
+        cmd(&p, 17)["arguments"],
+        json!({"x-checkpoint-delay": 2000})
+    );
+    assert_eq!(
+        cmd(&p, 18)["arguments"],
+        json!({"uri": "tcp:10.200.0.12:9998"})
+    );
+}
+
+#[test]
+fn leave_colo_removes_everything_start_colo_added_and_tolerates_absence() {
+    let w = wiring();
+    let start = start_colo(&w);
+    let leave = leave_colo(&w);
+    assert!(leave
+        .iter()
+        .all(|op| matches!(op, Op::Qmp { tolerate: true, .. })));
+    let removed: Vec<String> = leave
+        .iter()
+        .filter_map(|op| match op {
+            Op::Qmp { cmd, .. } => cmd["arguments"]["id"]
+                .as_str()
+                .or(cmd["arguments"]["node-name"].as_str())
+                .map(String::from),
+            _ => None,
+        })
+        .collect();
+    for op in &start {
+        if let Op::Qmp { cmd, .. } = op {
+            let a = &cmd["arguments"];
+            if let Some(id) = a["id"].as_str().or(a["node-name"].as_str()) {
+                assert!(
+                    removed.contains(&id.to_string()),
+                    "{id} is added by start_colo but never removed"
+                );
+            }
+        }
+    }
+    assert_eq!(
+        commands(&leave).last().map(String::as_str),
+        Some("cont"),
+        "the guest must be left running"
+    );
+}
+
+#[test]
+fn undo_resumes_first_and_cancels_jobs() {
+    let u = undo(&wiring());
+    assert_eq!(
+        commands(&u)[..4],
+        [
+            "cont",
+            "block-job-cancel",
+            "block-job-cancel",
+            "migrate_cancel"
+        ]
+    );
+}
+
+#[test]
+fn take_over_only_insists_on_the_failover_itself() {
+    let t = take_over();
+    assert_eq!(
+        commands(&t),
+        [
+            "nbd-server-stop",
+            "x-colo-lost-heartbeat",
+            "object-del",
+            "object-del",
+            "chardev-remove",
+            "chardev-remove"
+        ]
+    );
+    for (i, op) in t.iter().enumerate() {
+        let Op::Qmp { tolerate, .. } = op else {
+            unreachable!()
+        };
+        assert_eq!(*tolerate, i != 1, "op {i}");
+    }
+}
+
+#[test]
+fn ports_of_different_slots_never_collide() {
+    let mut all = Vec::new();
+    for n in 0..8 {
+        let p = Ports::slot(n);
+        all.extend([
+            p.nbd,
+            p.migration,
+            p.mirror,
+            p.compare,
+            p.compare_in,
+            p.compare_out,
+        ]);
+    }
+    let mut d = all.clone();
+    d.sort_unstable();
+    d.dedup();
+    assert_eq!(d.len(), all.len());
+}
