@@ -4,6 +4,8 @@
 //!   domain; it decides, the drivers act.
 //! - [`libvirt`]: the libvirt driver (blocking calls off the runtime, reconnection,
 //!   QMP through libvirt's monitor pass-through).
+//! - [`colo`]: the domain layout, the secondary's XML and the COLO QMP plans (pure).
+//! - [`runner`]: runs a plan against a domain, with waits and timeouts.
 //!
 //! The drivers (libvirt, QMP, peer link) and the D-Bus API land in later steps; they
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
@@ -12,3 +14,4 @@
 pub mod colo;
 pub mod coordinator;
 pub mod libvirt;
+pub mod runner;

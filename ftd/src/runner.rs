@@ -1,0 +1,163 @@
+//! Runs COLO plans ([`crate::colo::plan`]) against a domain through the libvirt
+//! driver: QMP commands in order, waits by polling, tolerated errors logged. A
+//! failure names the command and QEMU's reason; no command is waited on forever
+//! (each has the driver's deadline, each wait its own timeout).
+
+use crate::colo::plan::{JobState, Op};
+use crate::libvirt::{Libvirt, LibvirtError};
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+/// Deadline of one QMP command.
+pub const QMP_DEADLINE: Duration = Duration::from_secs(10);
+const POLL: Duration = Duration::from_millis(100);
+
+/// A plan that stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Command(#[from] LibvirtError),
+    #[error("{what} did not happen within {secs:.0}s{}", if last.is_empty() { String::new() } else { format!(" (last seen: {last})") })]
+    Timeout {
+        what: String,
+        secs: f64,
+        last: String,
+    },
+    #[error("block job {job} failed: {msg}")]
+    Job { job: String, msg: String },
+}
+
+/// What a run did, for logs and figures.
+#[derive(Debug, Default, Clone)]
+pub struct RunReport {
+    pub commands: usize,
+    pub tolerated: Vec<String>,
+    pub elapsed: Duration,
+}
+
+/// Run `plan` on `domain`.
+pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, RunError> {
+    let t0 = Instant::now();
+    let mut rep = RunReport::default();
+    for op in plan {
+        match op {
+            Op::Qmp { cmd, tolerate } => {
+                rep.commands += 1;
+                match lv.qmp(domain, cmd, QMP_DEADLINE).await {
+                    Ok(_) => {}
+                    Err(e) if *tolerate => {
+                        tracing::debug!(domain, error = %e, "tolerated");
+                        rep.tolerated.push(e.to_string());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Op::WaitJob {
+                job,
+                until,
+                timeout,
+            } => wait_job(lv, domain, job, *until, *timeout).await?,
+            Op::WaitColoMode { mode, timeout } => wait_colo(lv, domain, mode, *timeout).await?,
+        }
+    }
+    rep.elapsed = t0.elapsed();
+    Ok(rep)
+}
+
+async fn wait_job(
+    lv: &Libvirt,
+    domain: &str,
+    job: &str,
+    until: JobState,
+    timeout: Duration,
+) -> Result<(), RunError> {
+    let t0 = Instant::now();
+    let mut last = String::new();
+    loop {
+        let jobs = lv
+            .qmp(
+                domain,
+                &json!({"execute": "query-block-jobs"}),
+                QMP_DEADLINE,
+            )
+            .await?;
+        let this = jobs
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|j| j["device"] == job);
+        match (this, until) {
+            (None, JobState::Gone) => return Ok(()),
+            (None, JobState::Ready) => {
+                return Err(RunError::Job {
+                    job: job.into(),
+                    msg: format!("it ended before it was ready (last seen: {last})"),
+                })
+            }
+            (Some(j), JobState::Ready) if j["ready"] == json!(true) => return Ok(()),
+            (Some(j), _) => {
+                if let Some(err) = j.get("error").and_then(Value::as_str) {
+                    return Err(RunError::Job {
+                        job: job.into(),
+                        msg: err.into(),
+                    });
+                }
+                last = format!(
+                    "{} of {} bytes, status {}",
+                    j["offset"], j["len"], j["status"]
+                );
+            }
+        }
+        if t0.elapsed() > timeout {
+            return Err(RunError::Timeout {
+                what: format!("block job {job} becoming {until:?}"),
+                secs: timeout.as_secs_f64(),
+                last,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+async fn wait_colo(
+    lv: &Libvirt,
+    domain: &str,
+    mode: &str,
+    timeout: Duration,
+) -> Result<(), RunError> {
+    let t0 = Instant::now();
+    loop {
+        let st = lv
+            .qmp(
+                domain,
+                &json!({"execute": "query-colo-status"}),
+                QMP_DEADLINE,
+            )
+            .await?;
+        if st["mode"] == mode {
+            return Ok(());
+        }
+        let mig = lv
+            .qmp(domain, &json!({"execute": "query-migrate"}), QMP_DEADLINE)
+            .await?;
+        let status = mig["status"].as_str().unwrap_or("?").to_string();
+        if status == "failed" || status == "cancelled" {
+            return Err(RunError::Job {
+                job: "migration".into(),
+                msg: format!(
+                    "{status}: {}",
+                    mig["error-desc"].as_str().unwrap_or("no reason given")
+                ),
+            });
+        }
+        let last = format!("COLO mode {}, migration {status}", st["mode"]);
+        if t0.elapsed() > timeout {
+            return Err(RunError::Timeout {
+                what: format!("COLO reaching mode {mode}"),
+                secs: timeout.as_secs_f64(),
+                last,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
