@@ -6,6 +6,7 @@
 //!   QMP through libvirt's monitor pass-through).
 //! - [`colo`]: the domain layout, the secondary's XML and the COLO QMP plans (pure).
 //! - [`runner`]: runs a plan against a domain, with waits and timeouts.
+//! - [`inspect`]: what the live primary's disk looks like to QEMU.
 //!
 //! The drivers (libvirt, QMP, peer link) and the D-Bus API land in later steps; they
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
@@ -13,5 +14,6 @@
 
 pub mod colo;
 pub mod coordinator;
+pub mod inspect;
 pub mod libvirt;
 pub mod runner;

@@ -34,7 +34,11 @@ pub enum LibvirtError {
     },
     /// The connection to libvirtd broke (libvirtd restarted or died).
     #[error("lost the connection to libvirtd during {op} of domain {domain:?}: {msg}")]
-    Disconnected { op: &'static str, domain: String, msg: String },
+    Disconnected {
+        op: &'static str,
+        domain: String,
+        msg: String,
+    },
     /// A libvirt call did not return in time.
     #[error("libvirt {op} of domain {domain:?} did not answer within {secs:.1}s")]
     Timeout {
