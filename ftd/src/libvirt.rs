@@ -191,6 +191,19 @@ impl Libvirt {
         .await
     }
 
+    /// Create and start a transient domain (it leaves no definition behind, and
+    /// leaves an existing inactive definition of the same domain untouched).
+    pub async fn create(&self, xml: &str) -> Result<String> {
+        let x = xml.to_string();
+        self.call("create", "(new)", self.deadline * 4, move |c| {
+            let dom = c
+                .create_domain_xml(&x, 0)
+                .map_err(|e| op_err("create", "(new)", e))?;
+            dom.name().map_err(|e| op_err("create", "(new)", e))
+        })
+        .await
+    }
+
     /// Start a defined domain.
     pub async fn start(&self, domain: &str) -> Result<()> {
         let d = domain.to_string();

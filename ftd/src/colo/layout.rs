@@ -115,6 +115,11 @@ impl DomainLayout {
                 _ => {}
             }
         }
+        // A survivor of a takeover runs ftvirt's secondary shape: its disk is in
+        // <qemu:commandline>, not in <devices>.
+        if disks.is_empty() {
+            disks.extend(commandline_disk(root));
+        }
         Ok(DomainLayout {
             name,
             uuid: text(&["uuid"]).unwrap_or_default(),
@@ -221,6 +226,52 @@ impl DomainLayout {
             }),
         }
     }
+}
+
+/// The disk of ftvirt's secondary shape: `-drive if=none,id=parent0,...,
+/// file.filename=X` and `-device virtio-blk-pci,id=ID,drive=colo-disk0,bus=B,addr=A`.
+fn commandline_disk(root: Node) -> Option<Disk> {
+    let args: Vec<&str> = root
+        .children()
+        .filter(|c| c.is_element() && c.tag_name().name() == "commandline")
+        .flat_map(|c| c.children())
+        .filter_map(|a| a.attribute("value"))
+        .collect();
+    let opts = |s: &str| -> Vec<(String, String)> {
+        s.split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let get = |o: &[(String, String)], k: &str| {
+        o.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone())
+    };
+    let dev = args
+        .iter()
+        .filter(|a| a.starts_with("virtio-blk-pci,"))
+        .map(|a| opts(a))
+        .find(|o| get(o, "drive").as_deref() == Some("colo-disk0"))?;
+    let parent = args
+        .iter()
+        .map(|a| opts(a))
+        .find(|o| get(o, "id").as_deref() == Some("parent0"))?;
+    let addr = get(&dev, "addr").unwrap_or_default();
+    let (slot, function) = addr.split_once('.').unwrap_or((addr.as_str(), "0"));
+    let hex = |v: &str| u32::from_str_radix(v.trim_start_matches("0x"), 16).ok();
+    let bus = get(&dev, "bus").unwrap_or_default();
+    Some(Disk {
+        target: "vda".into(),
+        bus: "virtio".into(),
+        format: "qcow2".into(),
+        source: PathBuf::from(get(&parent, "file.filename").unwrap_or_default()),
+        alias: get(&dev, "id"),
+        pci: Some(PciAddr {
+            domain: 0,
+            bus: bus.trim_start_matches("pci.").parse().unwrap_or(0),
+            slot: hex(slot)?,
+            function: hex(function)?,
+        }),
+    })
 }
 
 fn find<'a, 'i>(n: Node<'a, 'i>, path: &[&str]) -> Option<Node<'a, 'i>> {

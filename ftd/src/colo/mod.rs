@@ -7,3 +7,4 @@
 pub mod layout;
 pub mod plan;
 pub mod secondary;
+pub mod spec;

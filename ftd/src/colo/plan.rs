@@ -64,7 +64,7 @@ pub enum JobState {
 }
 
 /// Ports one protected domain uses (unique per domain on a host).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ports {
     /// On the secondary host: NBD export, incoming migration.
     pub nbd: u16,

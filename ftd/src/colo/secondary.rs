@@ -7,7 +7,9 @@
 //! XML with:
 //! - runtime-only parts dropped: `id` on `<domain>`, every `<alias>`,
 //!   `<backingStore>`, interface `<target dev>`, `<seclabel>`, and `<metadata>` (the
-//!   secondary must not carry the protection annotation, or it would protect itself);
+//!   secondary must not carry the protection annotation, or it would protect itself),
+//!   and the primary's own `<qemu:commandline>` (a survivor of a takeover carries
+//!   its old secondary arguments there);
 //! - the replicated `<disk>` removed and rebuilt in `<qemu:commandline>` as the
 //!   replication chain `parent0 <- hidden <- active` under a quorum `colo-disk0`, with
 //!   a `virtio-blk-pci` device of the same id, PCI address, bootindex and write-cache;
@@ -27,7 +29,7 @@ use std::path::PathBuf;
 pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
 
 /// The primary's block device as QEMU sees it (from `qom-get` on the primary).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DiskDevice {
     /// qdev id (`virtio-disk0`).
     pub id: String,
@@ -163,6 +165,7 @@ fn dropped(n: Node) -> bool {
         .map(|p| p.tag_name().name())
         .unwrap_or("");
     matches!(name, "alias" | "backingStore" | "seclabel" | "metadata")
+        || (name == "commandline" && n.tag_name().namespace() == Some(QEMU_NS))
         || (name == "target" && parent == "interface")
         || (name == "disk"
             && n.attribute("device").unwrap_or("disk") == "disk"
@@ -285,7 +288,12 @@ mod tests {
             ("ftguest", 2, 512 * 1024)
         );
         assert_eq!(l.machine, "pc-i440fx-7.2");
-        assert!(l.disks.is_empty());
+        assert!(!x.contains("<disk"), "libvirt's own disk element must go");
+        assert_eq!(
+            l.disks[0].alias.as_deref(),
+            Some("virtio-disk0"),
+            "the disk is the commandline one"
+        );
         assert_eq!(l.nics[0].mac, "52:54:00:f7:00:10");
         assert_eq!(l.nics[0].pci.as_ref().unwrap().slot, 2);
         assert!(
@@ -353,6 +361,39 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("model e1000"));
+    }
+
+    #[test]
+    fn a_takeover_survivor_can_be_protected_again() {
+        // The survivor's live XML is the secondary's: disk in <qemu:commandline>.
+        let first = secondary_xml(LIVE, &disk(), &params()).unwrap();
+        let l = DomainLayout::parse(&first).unwrap();
+        assert_eq!(l.disks.len(), 1, "the commandline disk is recognised");
+        let d = &l.disks[0];
+        assert_eq!(d.alias.as_deref(), Some("virtio-disk0"));
+        assert_eq!(d.source, PathBuf::from("/b/parent0.qcow2"));
+        assert_eq!(
+            d.pci,
+            Some(crate::colo::layout::PciAddr {
+                domain: 0,
+                bus: 0,
+                slot: 3,
+                function: 0
+            })
+        );
+        l.check_replicable(&first).unwrap();
+        // Its own secondary gets fresh arguments only, not the old ones.
+        let again = secondary_xml(
+            &first.replace(
+                "<interface type='bridge'>",
+                "<interface type='bridge'>\n      <alias name='net0'/>",
+            ),
+            &disk(),
+            &params(),
+        )
+        .unwrap();
+        assert_eq!(again.matches("-incoming").count(), 1, "{again}");
+        assert_eq!(again.matches("<qemu:commandline>").count(), 1);
     }
 
     #[test]
