@@ -13,6 +13,7 @@
 //! [`coordinator::Event`]s.
 
 pub mod colo;
+pub mod config;
 pub mod coordinator;
 pub mod inspect;
 pub mod libvirt;

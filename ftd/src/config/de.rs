@@ -135,6 +135,32 @@ pub fn libvirt_uri<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> 
     })
 }
 
+/// One of `names`, as its index. An unknown name fails as serde's "unknown variant"
+/// (listing `names`), anything else as "must be one of ...".
+pub fn choice<'de, D: Deserializer<'de>>(
+    d: D,
+    names: &'static [&'static str],
+) -> Result<usize, D::Error> {
+    struct Choice(&'static [&'static str]);
+
+    impl Visitor<'_> for Choice {
+        type Value = usize;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "one of {}", self.0.join(", "))
+        }
+
+        fn visit_str<E: Error>(self, v: &str) -> Result<usize, E> {
+            self.0
+                .iter()
+                .position(|n| *n == v)
+                .ok_or_else(|| E::unknown_variant(v, self.0))
+        }
+    }
+
+    d.deserialize_str(Choice(names))
+}
+
 pub fn bus_kind<'de, D: Deserializer<'de>>(d: D) -> Result<BusKind, D::Error> {
     text(
         d,

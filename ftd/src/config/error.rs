@@ -9,7 +9,8 @@ use std::path::PathBuf;
 pub enum ConfigError {
     /// The file could not be read.
     #[error(
-        "cannot read the configuration file {}: create it (see examples/ftd.yaml in ftvirt's sources) or give ftd another path",
+        "cannot read the configuration file {}: check that it exists and is readable \
+         (examples/ftd.yaml in ftvirt's sources shows every key), or give ftd another path",
         path.display()
     )]
     Read {
@@ -22,7 +23,8 @@ pub enum ConfigError {
     Invalid {
         /// The file (or other origin) of the text.
         origin: String,
-        /// Where in it; `None` only when the whole file is wrong (empty).
+        /// Where in it; `None` when the whole text is wrong (empty, or several
+        /// YAML documents).
         at: Option<Position>,
         /// What is wrong and what to do.
         message: String,
@@ -43,7 +45,10 @@ fn place(at: &Option<Position>) -> String {
 
 /// A peer name that is not under `peers:`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown peer {name:?}: {}; add it under peers: in {origin}", KnownPeers(known))]
+#[error(
+    "unknown peer {name:?}: {}; add it under peers: in {origin}",
+    KnownPeers(known)
+)]
 pub struct UnknownPeer {
     pub name: String,
     pub known: Vec<String>,
@@ -56,8 +61,7 @@ impl fmt::Display for KnownPeers<'_> {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self.0 {
             [] => f.write_str("no peers are configured"),
-            [one] => write!(f, "the known peer is {one}"),
-            many => write!(f, "known peers are {}", many.join(", ")),
+            known => write!(f, "known peers are {}", known.join(", ")),
         }
     }
 }
@@ -122,20 +126,30 @@ fn explain(path: Option<&str>, msg: &str) -> String {
     };
     if let Some(rest) = msg.strip_prefix("unknown field ") {
         let (key, known) = quoted(rest);
-        return format!("unknown key {key:?} {section}; {}", suggest(&key, &known, "keys there"));
+        let fix = nearest(&key, &known)
+            .map(|k| format!("did you mean {k:?}?"))
+            .or_else(|| elsewhere(&key))
+            .unwrap_or_else(|| format!("the keys there are {}", known.join(", ")));
+        return format!("unknown key {key:?} {section}; {fix}");
     }
     if let Some(rest) = msg.strip_prefix("unknown variant ") {
         let (value, known) = quoted(rest);
         let of = path.unwrap_or("this key");
-        return format!("unknown value {value:?} for {of}; {}", suggest(&value, &known, "values"));
+        let fix = nearest(&value, &known)
+            .map(|k| format!("did you mean {k:?}?"))
+            .unwrap_or_else(|| format!("use one of {}", known.join(", ")));
+        return format!("unknown value {value:?} for {of}; {fix}");
     }
     if let Some(rest) = msg.strip_prefix("missing field ") {
         let (key, _) = quoted(rest);
-        return format!("missing key {key:?} {section}: {}", missing_hint(path, &key));
+        return format!(
+            "missing key {key:?} {section}: {}",
+            missing_hint(path, &key)
+        );
     }
     if let Some(rest) = msg.strip_prefix("duplicate field ") {
         let (key, _) = quoted(rest);
-        return format!("key {key:?} appears twice {section}: keep one");
+        return format!("key {key:?} is written twice {section}; keep one");
     }
     for prefix in ["invalid type: ", "invalid value: "] {
         if let Some((found, expected)) = msg
@@ -143,7 +157,11 @@ fn explain(path: Option<&str>, msg: &str) -> String {
             .and_then(|r| r.rsplit_once(", expected "))
         {
             let subject = path.unwrap_or("the file");
-            return format!("{subject} must be {}, not {}", expected_words(expected), found_words(found));
+            return format!(
+                "{subject} must be {}, not {}",
+                expected_words(expected),
+                found_words(found)
+            );
         }
     }
     match path {
@@ -159,17 +177,52 @@ fn quoted(msg: &str) -> (String, Vec<String>) {
     (first, names.collect())
 }
 
-fn suggest(got: &str, known: &[String], what: &str) -> String {
-    let near = known
+/// Every section and its keys, to say where a key written in the wrong place
+/// belongs. A test checks this against what serde accepts.
+#[rustfmt::skip]
+pub(super) const SECTIONS: [(&str, &[&str]); 8] = [
+    ("at the top level", &[
+        "host", "peers", "defaults", "colo", "bus", "libvirt-uri", "state-dir", "run-dir", "log",
+    ]),
+    ("under host:", &["name", "address", "port"]),
+    ("in each peer under peers:", &["name", "address", "port"]),
+    ("under defaults:", &[
+        "checkpoint-interval", "heartbeat-interval", "detection-time", "auto-reprotect",
+        "compare-timeout", "sync-timeout",
+    ]),
+    ("under colo:", &["ports", "overlay-dir"]),
+    ("under ports: in colo:", &["migration", "nbd", "mirror", "compare", "compare-in", "compare-out"]),
+    ("under bus:", &["connect", "name"]),
+    ("under log:", &["output", "level"]),
+];
+
+/// The known name closest to `got`, if it is close enough to be a typo.
+fn nearest<'k>(got: &str, known: &'k [impl AsRef<str>]) -> Option<&'k str> {
+    let limit = (got.chars().count() / 3).max(2);
+    known
         .iter()
-        .map(|k| (distance(got, k), k))
+        .map(|k| (distance(got, k.as_ref()), k.as_ref()))
         .min()
-        .filter(|(d, _)| *d <= (got.chars().count() / 3).max(2));
-    match (near, known) {
-        (Some((_, k)), _) => format!("did you mean {k:?}?"),
-        (None, []) => "remove it".into(),
-        (None, known) => format!("the {what} are {}", known.join(", ")),
+        .filter(|(d, _)| *d <= limit)
+        .map(|(_, k)| k)
+}
+
+/// Where a key that its section does not know does belong, if anywhere.
+fn elsewhere(key: &str) -> Option<String> {
+    let homes: Vec<&str> = SECTIONS
+        .iter()
+        .filter(|(_, keys)| keys.contains(&key))
+        .map(|(home, _)| *home)
+        .collect();
+    if let Some((last, first)) = homes.split_last() {
+        return Some(match first {
+            [] => format!("it belongs {last}"),
+            _ => format!("it belongs {} or {last}", first.join(", ")),
+        });
     }
+    SECTIONS
+        .iter()
+        .find_map(|(home, keys)| nearest(key, keys).map(|k| format!("did you mean {k:?} {home}?")))
 }
 
 /// Levenshtein distance.
@@ -194,7 +247,9 @@ fn missing_hint(path: Option<&str>, key: &str) -> &'static str {
         (Some("host"), "name") => "add name: with this host's name, as its peers know it",
         (Some("host"), "address") => "add address: with this host's IP on the replication network",
         (_, "name") if in_peer => "every peer needs name: (its host name)",
-        (_, "address") if in_peer => "every peer needs address: (its IP on the replication network)",
+        (_, "address") if in_peer => {
+            "every peer needs address: (its IP on the replication network)"
+        }
         _ => "add it",
     }
 }
@@ -211,7 +266,11 @@ fn expected_words(expected: &str) -> &str {
 
 /// serde's `Unexpected` in plain words.
 fn found_words(found: &str) -> String {
-    let inner = |p: &str| found.strip_prefix(p).map(|s| s.trim_matches('`').to_owned());
+    let inner = |p: &str| {
+        found
+            .strip_prefix(p)
+            .map(|s| s.trim_matches('`').to_owned())
+    };
     match found {
         "unit value" => "empty".into(),
         "map" => "a mapping".into(),
@@ -238,7 +297,10 @@ mod tests {
 
     #[test]
     fn strip_mark_drops_only_the_position() {
-        assert_eq!(strip_mark("defaults: bad at line 3 column 7"), "defaults: bad");
+        assert_eq!(
+            strip_mark("defaults: bad at line 3 column 7"),
+            "defaults: bad"
+        );
         assert_eq!(
             strip_mark("did not find key at line 2 column 1, while parsing at line 1 column 1"),
             "did not find key, while parsing at line 1 column 1"
@@ -258,7 +320,7 @@ mod tests {
         };
         assert_eq!(
             e(&["hostb"]),
-            "unknown peer \"hostc\": the known peer is hostb; add it under peers: in /etc/ftvirt/ftd.yaml"
+            "unknown peer \"hostc\": known peers are hostb; add it under peers: in /etc/ftvirt/ftd.yaml"
         );
         assert_eq!(
             e(&["hostb", "hostd"]),

@@ -272,8 +272,7 @@ pub struct Log {
     pub level: LogLevel,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "lowercase", expecting = "auto, journald or stderr")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogOutput {
     /// journald when [`JOURNALD_SOCKET`] exists, stderr otherwise.
     #[default]
@@ -282,11 +281,7 @@ pub enum LogOutput {
     Stderr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(
-    rename_all = "lowercase",
-    expecting = "error, warn, info, debug or trace"
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogLevel {
     Error,
     Warn,
@@ -294,6 +289,30 @@ pub enum LogLevel {
     Info,
     Debug,
     Trace,
+}
+
+// By hand rather than derived: serde_yaml words a derived enum's type errors as
+// "expected a YAML tag starting with '!'".
+impl<'de> Deserialize<'de> for LogOutput {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const ALL: [LogOutput; 3] = [LogOutput::Auto, LogOutput::Journald, LogOutput::Stderr];
+        de::choice(d, &["auto", "journald", "stderr"]).map(|i| ALL[i])
+    }
+}
+
+const LEVELS: [LogLevel; 5] = [
+    LogLevel::Error,
+    LogLevel::Warn,
+    LogLevel::Info,
+    LogLevel::Debug,
+    LogLevel::Trace,
+];
+const LEVEL_NAMES: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        de::choice(d, &LEVEL_NAMES).map(|i| LEVELS[i])
+    }
 }
 
 impl LogLevel {

@@ -1,0 +1,203 @@
+//! Checks that need the whole parsed configuration: ranges, detection time against
+//! the heartbeat, duplicate peers and ports, a peer that is this host. Each problem
+//! names the key(s) it is about; `locate` turns that into a line and column.
+
+use super::locate::{locate, Seg};
+use super::{Config, ConfigError};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// What is wrong, about which keys (the first one written in the file is shown).
+#[derive(Debug)]
+pub struct Problem {
+    paths: Vec<Vec<Seg>>,
+    message: String,
+}
+
+impl Problem {
+    fn at(path: Vec<Seg>, message: String) -> Problem {
+        Problem {
+            paths: vec![path],
+            message,
+        }
+    }
+
+    pub fn into_error(self, text: &str, origin: &str) -> ConfigError {
+        let found: Vec<_> = self.paths.iter().filter_map(|p| locate(text, p)).collect();
+        let at = found
+            .iter()
+            .find(|f| f.exact)
+            .or(found.first())
+            .map(|f| f.at);
+        ConfigError::Invalid {
+            origin: origin.into(),
+            at,
+            message: self.message,
+        }
+    }
+}
+
+use Seg::{Index, Key};
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Ms,
+    S,
+}
+
+/// Allowed values of `defaults:` (inclusive).
+const CHECKPOINT_INTERVAL_MS: (u64, u64) = (100, 60_000);
+const HEARTBEAT_INTERVAL_MS: (u64, u64) = (10, 10_000);
+const DETECTION_TIME_MS: (u64, u64) = (30, 60_000);
+const COMPARE_TIMEOUT_MS: (u64, u64) = (10, 60_000);
+const SYNC_TIMEOUT_S: (u64, u64) = (10, 86_400);
+
+fn range(
+    key: &'static str,
+    v: Duration,
+    (min, max): (u64, u64),
+    unit: Unit,
+) -> Result<(), Problem> {
+    let (n, unit) = match unit {
+        Unit::Ms => (v.as_millis() as u64, "ms"),
+        Unit::S => (v.as_secs(), "s"),
+    };
+    if (min..=max).contains(&n) {
+        return Ok(());
+    }
+    Err(Problem::at(
+        vec![Key("defaults"), Key(key)],
+        format!("{key} {n} is out of range: use {min} to {max} {unit}"),
+    ))
+}
+
+pub fn check(c: &Config) -> Result<(), Problem> {
+    let t = &c.defaults;
+    range(
+        "checkpoint-interval",
+        t.checkpoint_interval,
+        CHECKPOINT_INTERVAL_MS,
+        Unit::Ms,
+    )?;
+    range(
+        "heartbeat-interval",
+        t.heartbeat_interval,
+        HEARTBEAT_INTERVAL_MS,
+        Unit::Ms,
+    )?;
+    range(
+        "detection-time",
+        t.detection_time,
+        DETECTION_TIME_MS,
+        Unit::Ms,
+    )?;
+    range(
+        "compare-timeout",
+        t.compare_timeout,
+        COMPARE_TIMEOUT_MS,
+        Unit::Ms,
+    )?;
+    range("sync-timeout", t.sync_timeout, SYNC_TIMEOUT_S, Unit::S)?;
+    if t.detection_time < 3 * t.heartbeat_interval {
+        let (d, h) = (
+            t.detection_time.as_millis(),
+            t.heartbeat_interval.as_millis(),
+        );
+        return Err(Problem {
+            paths: vec![
+                vec![Key("defaults"), Key("detection-time")],
+                vec![Key("defaults"), Key("heartbeat-interval")],
+            ],
+            message: format!(
+                "detection-time {d} ms is less than 3 x heartbeat-interval ({h} ms): \
+                 raise detection-time to at least {} or lower heartbeat-interval to at most {}",
+                3 * h,
+                d / 3
+            ),
+        });
+    }
+    check_peers(c)?;
+    check_ports(c)
+}
+
+fn check_peers(c: &Config) -> Result<(), Problem> {
+    let mut names = HashMap::new();
+    let mut addrs = HashMap::new();
+    for (i, p) in c.peers.iter().enumerate() {
+        let here = |key| vec![Key("peers"), Index(i), Key(key)];
+        if p.name == c.host.name {
+            return Err(Problem::at(
+                here("name"),
+                format!(
+                    "peer {:?} has this host's own name (host.name): a host is not its own \
+                     peer; remove this peer or correct its name",
+                    p.name
+                ),
+            ));
+        }
+        if p.addr() == c.host.listen_addr() {
+            return Err(Problem::at(
+                here("address"),
+                format!(
+                    "peer {:?} has this host's own address and port ({}): remove this peer \
+                     or correct its address",
+                    p.name,
+                    p.addr()
+                ),
+            ));
+        }
+        if let Some(first) = names.insert(p.name.as_str(), i) {
+            return Err(Problem::at(
+                here("name"),
+                format!(
+                    "peer {:?} is listed twice (peers[{first}] and peers[{i}]): remove one",
+                    p.name
+                ),
+            ));
+        }
+        if let Some(first) = addrs.insert(p.addr(), i) {
+            return Err(Problem::at(
+                here("address"),
+                format!(
+                    "peers {:?} and {:?} have the same address and port ({}): \
+                     correct one of them",
+                    c.peers[first].name,
+                    p.name,
+                    p.addr()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_ports(c: &Config) -> Result<(), Problem> {
+    let p = &c.colo.ports;
+    let colo = |key| vec![Key("colo"), Key("ports"), Key(key)];
+    let ports = [
+        ("host.port", vec![Key("host"), Key("port")], c.host.port),
+        ("colo.ports.migration", colo("migration"), p.migration),
+        ("colo.ports.nbd", colo("nbd"), p.nbd),
+        ("colo.ports.mirror", colo("mirror"), p.mirror),
+        ("colo.ports.compare", colo("compare"), p.compare),
+        ("colo.ports.compare-in", colo("compare-in"), p.compare_in),
+        ("colo.ports.compare-out", colo("compare-out"), p.compare_out),
+    ];
+    let mut seen = HashMap::new();
+    for (name, path, port) in &ports {
+        if let Some(other) = seen.insert(*port, *name) {
+            // Point at whichever of the two is written in the file.
+            let other_path = ports.iter().find(|q| q.0 == other).map(|q| q.1.clone());
+            return Err(Problem {
+                paths: [Some(path.clone()), other_path]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+                message: format!(
+                    "port {port} is used twice, by {other} and {name}: give each its own port"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
