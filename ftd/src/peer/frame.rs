@@ -7,6 +7,7 @@
 //! authenticating layer (mutual TLS) can be slid in between the socket and the codec
 //! without touching anything above; see the module docs of [`crate::peer`].
 
+use crate::colo::spec::SecondarySpec;
 use crate::coordinator::PeerMsg;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
@@ -56,6 +57,9 @@ pub enum Frame {
 pub enum Request {
     /// Round-trip check; answered by [`Response::Pong`].
     Ping,
+    /// Secondary -> primary: what the secondary of `domain` must look like;
+    /// answered by [`Response::SecondarySpec`].
+    SecondarySpec { domain: String },
     /// Create the secondary of `domain` from the primary's live XML; answered by
     /// [`Response::SecondaryReady`] once it waits for the primary's state.
     CreateSecondary {
@@ -71,6 +75,7 @@ impl Request {
     pub fn describe(&self) -> String {
         match self {
             Request::Ping => "Ping".into(),
+            Request::SecondarySpec { domain } => format!("SecondarySpec({domain:?})"),
             Request::CreateSecondary { domain, .. } => format!("CreateSecondary({domain:?})"),
         }
     }
@@ -81,6 +86,8 @@ impl Request {
 pub enum Response {
     /// Answer to [`Request::Ping`].
     Pong,
+    /// Answer to [`Request::SecondarySpec`] (boxed: it is much bigger than the rest).
+    SecondarySpec(Box<SecondarySpec>),
     /// Answer to [`Request::CreateSecondary`]: the secondary waits; the primary
     /// mirrors its disk into this NBD export.
     SecondaryReady { nbd: NbdExport },

@@ -26,7 +26,11 @@ pub struct PeerHello {
 pub enum HandshakeError {
     /// The peer speaks another protocol version.
     #[error("peer {host:?} speaks peer-link protocol version {theirs}, this ftd speaks {ours}: run the same ftd version on both hosts")]
-    Version { host: String, theirs: u32, ours: u32 },
+    Version {
+        host: String,
+        theirs: u32,
+        ours: u32,
+    },
     /// The peer is not the host this side is configured to pair with.
     #[error("the peer introduced itself as {got:?} but this host ({me:?}) is configured to pair with {expected:?}: check the peer host names and addresses in both hosts' ftd configuration")]
     WrongHost {

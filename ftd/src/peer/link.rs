@@ -1,0 +1,408 @@
+//! The link task: the only owner of the connection. It takes handshaken
+//! connections from the acceptor or dialer (`connect`), runs one session at a time
+//! (heartbeats out, loss detection, frames to [`LinkEvent`]s, [`PeerHandle`]
+//! commands to frames), and publishes whether a session is up.
+//!
+//! Loss detection: every frame received pushes the deadline to now + `detection`;
+//! when it passes, the session is lost. Writes are bounded by `detection` too, so a
+//! peer that stops reading (its socket buffer full) cannot stall this task.
+
+use super::connect::{self, Established};
+use super::frame::{self, Frame, FrameError, Response, Wire};
+use super::handle::{Command, LinkEvent, PeerError, PeerHandle, PeerInfo, Session};
+use super::handshake::Identity;
+use super::{PeerConfig, Role, SpawnError};
+use bytes::Bytes;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{interval, sleep_until, timeout, Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, trace, warn};
+
+/// Commands queued in the handle before `send` reports a backlog.
+const COMMAND_QUEUE: usize = 1024;
+/// Events queued for the owner; the link waits when the owner does not keep up.
+const EVENT_QUEUE: usize = 1024;
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LostReason {
+    /// No frame arrived for the detection time.
+    #[error("nothing heard from the peer for {0:?} (its host is down, its ftd is stuck, or the network is cut)")]
+    Silent(Duration),
+    /// EOF from the peer.
+    #[error("the peer closed the connection (its ftd stopped or restarted)")]
+    Closed,
+    /// The peer sent bytes that are not a frame.
+    #[error("{0}; dropped the connection")]
+    Malformed(String),
+    /// The socket failed.
+    #[error("peer link socket error: {0}")]
+    Io(String),
+    /// A write did not complete for the detection time.
+    #[error("could not write to the peer for {0:?} (it is not reading)")]
+    Stalled(Duration),
+    /// A handshake frame after the handshake.
+    #[error("the peer sent a {0} frame in the middle of a session (protocol bug); dropped the connection")]
+    Unexpected(&'static str),
+    /// The peer connected again (listener side).
+    #[error("the peer connected again; the new connection replaces this one")]
+    Replaced,
+}
+
+impl From<FrameError> for LostReason {
+    fn from(e: FrameError) -> LostReason {
+        match e {
+            FrameError::Closed => LostReason::Closed,
+            e if e.is_malformed() => LostReason::Malformed(e.to_string()),
+            e => LostReason::Io(e.to_string()),
+        }
+    }
+}
+
+/// Starts peer links.
+#[derive(Debug)]
+pub struct PeerLink;
+
+impl PeerLink {
+    /// Start the link: bind (listener side) now, so a bad address fails here; then
+    /// connect and reconnect in the background until `cancel` fires or the event
+    /// receiver is dropped. The event channel closes once the link has stopped and
+    /// released its listening address.
+    ///
+    /// The owner must drain the events promptly: when the channel is full the link
+    /// waits, and meanwhile sends no heartbeats (the peer would declare it lost).
+    ///
+    /// Must be called within a tokio runtime.
+    pub fn spawn(
+        config: PeerConfig,
+        cancel: CancellationToken,
+    ) -> Result<(PeerHandle, mpsc::Receiver<LinkEvent>), SpawnError> {
+        config.validate()?;
+        let cfg = Arc::new(config);
+        let me = Identity {
+            host: cfg.host.clone(),
+            peer_host: cfg.peer_host.clone(),
+            boot: cfg.boot,
+        };
+        let inner = cancel.child_token();
+        let (conn_tx, conn_rx) = mpsc::channel(4);
+        let (helper, local_addr) = match cfg.role() {
+            Role::Listen => {
+                let listener = bind(cfg.listen)?;
+                let addr = listener.local_addr().map_err(|source| SpawnError::Bind {
+                    addr: cfg.listen,
+                    source,
+                })?;
+                info!(%addr, peer = %cfg.peer_host, "peer link: listening");
+                let task = connect::accept_loop(listener, cfg.clone(), me, conn_tx, inner.clone());
+                (tokio::spawn(task), Some(addr))
+            }
+            Role::Dial => {
+                info!(addr = %cfg.peer_addr, peer = %cfg.peer_host, "peer link: dialing");
+                let task = connect::dial_loop(cfg.clone(), me, conn_tx, inner.clone());
+                (tokio::spawn(task), None)
+            }
+        };
+        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
+        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
+        let (state_tx, state_rx) = watch::channel(None);
+        let handle = PeerHandle {
+            peer_host: cfg.peer_host.as_str().into(),
+            cmds: cmd_tx,
+            state: state_rx,
+            next_id: Arc::new(AtomicU64::new(1)),
+            local_addr,
+        };
+        let link = Link {
+            cfg,
+            cancel: inner,
+            helper: Some(helper),
+            conns: conn_rx,
+            cmds: cmd_rx,
+            events: ev_tx,
+            state: state_tx,
+            gen: 0,
+            last_boot: None,
+        };
+        tokio::spawn(link.run());
+        Ok((handle, ev_rx))
+    }
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, SpawnError> {
+    let err = |source| SpawnError::Bind { addr, source };
+    // std binds synchronously (with SO_REUSEADDR, so a restarted ftd rebinds at once).
+    let l = std::net::TcpListener::bind(addr).map_err(err)?;
+    l.set_nonblocking(true).map_err(err)?;
+    tokio::net::TcpListener::from_std(l).map_err(err)
+}
+
+struct Link {
+    cfg: Arc<PeerConfig>,
+    /// Cancelled by the owner, or by this task when it ends (stops the helper).
+    cancel: CancellationToken,
+    /// The acceptor or dialer task.
+    helper: Option<JoinHandle<()>>,
+    conns: mpsc::Receiver<Established>,
+    cmds: mpsc::Receiver<Command>,
+    events: mpsc::Sender<LinkEvent>,
+    state: watch::Sender<Option<Session>>,
+    gen: u64,
+    last_boot: Option<u64>,
+}
+
+/// How a session ended.
+enum End {
+    Lost(LostReason),
+    /// A newer connection arrived (listener side): run it next.
+    Replaced(Box<Established>),
+    /// Cancelled, or the owner dropped the event receiver.
+    Shutdown,
+}
+
+/// Requests this side sent, by id: what (for errors) and whom to answer.
+type Pending = HashMap<u64, (String, oneshot::Sender<Result<Response, PeerError>>)>;
+
+impl Link {
+    async fn run(mut self) {
+        'outer: loop {
+            let first = tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = self.events.closed() => break,
+                Some(est) = self.conns.recv() => est,
+                Some(cmd) = self.cmds.recv() => {
+                    self.refuse(cmd, "the link is down");
+                    continue;
+                }
+            };
+            let mut next = Some(first);
+            while let Some(est) = next.take() {
+                match self.session(est).await {
+                    End::Lost(_) => {}
+                    End::Replaced(est) => next = Some(*est),
+                    End::Shutdown => break 'outer,
+                }
+            }
+        }
+        // Stop the acceptor or dialer and wait for it, so the listening address is
+        // free once the event channel closes.
+        self.cancel.cancel();
+        if let Some(h) = self.helper.take() {
+            let _ = h.await;
+        }
+        debug!(peer = %self.cfg.peer_host, "peer link: stopped");
+    }
+
+    /// A command that cannot go out: a message is dropped (the owner has seen, or
+    /// will see, `Lost`), a request is answered with an error.
+    fn refuse(&self, cmd: Command, why: &str) {
+        match cmd {
+            Command::Send { .. } => debug!("peer link: dropped a message: {why}"),
+            Command::Request { what, reply, .. } => {
+                let _ = reply.send(Err(PeerError::Lost {
+                    request: what,
+                    peer: self.cfg.peer_host.clone(),
+                    reason: why.to_string(),
+                }));
+            }
+        }
+    }
+
+    /// Give the owner an event; false when the link must stop.
+    async fn emit(&self, ev: LinkEvent) -> bool {
+        tokio::select! {
+            _ = self.cancel.cancelled() => false,
+            r = self.events.send(ev) => r.is_ok(),
+        }
+    }
+
+    async fn session(&mut self, est: Established) -> End {
+        let Established {
+            mut wire,
+            peer,
+            addr,
+            done: _done,
+        } = est;
+        self.gen += 1;
+        let gen = self.gen;
+        let restarted = self.last_boot.is_some_and(|b| b != peer.boot);
+        self.last_boot = Some(peer.boot);
+        info!(peer = %peer.host, %addr, boot = peer.boot, restarted, "peer link: up");
+        self.state.send_replace(Some(Session {
+            gen,
+            peer: PeerInfo {
+                host: peer.host.clone(),
+                boot: peer.boot,
+            },
+        }));
+        let up = LinkEvent::Up {
+            host: peer.host,
+            boot: peer.boot,
+            restarted,
+        };
+        let mut pending = Pending::new();
+        let end = if self.emit(up).await {
+            self.drive(&mut wire, gen, &mut pending).await
+        } else {
+            End::Shutdown
+        };
+        self.state.send_replace(None);
+        // Close now, so the peer sees EOF without waiting for the owner.
+        drop(wire);
+        let reason = match &end {
+            End::Lost(r) => r.to_string(),
+            End::Replaced(_) => LostReason::Replaced.to_string(),
+            End::Shutdown => "this ftd is shutting down".to_string(),
+        };
+        for (_, (what, reply)) in pending.drain() {
+            let _ = reply.send(Err(PeerError::Lost {
+                request: what,
+                peer: self.cfg.peer_host.clone(),
+                reason: reason.clone(),
+            }));
+        }
+        match end {
+            End::Shutdown => End::Shutdown,
+            end => {
+                warn!(peer = %self.cfg.peer_host, "peer link: lost: {reason}");
+                let lost = match &end {
+                    End::Lost(r) => r.clone(),
+                    _ => LostReason::Replaced,
+                };
+                if self.emit(LinkEvent::Lost { reason: lost }).await {
+                    end
+                } else {
+                    End::Shutdown
+                }
+            }
+        }
+    }
+
+    /// The session loop.
+    async fn drive(&mut self, wire: &mut Wire, gen: u64, pending: &mut Pending) -> End {
+        let detection = self.cfg.detection;
+        let mut heartbeat = interval(self.cfg.interval);
+        heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut seq = 0u64;
+        let silent = sleep_until(Instant::now() + detection);
+        tokio::pin!(silent);
+        let mut answers = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return End::Shutdown,
+                _ = self.events.closed() => return End::Shutdown,
+                r = frame::read(wire) => {
+                    let f = match r {
+                        Ok(f) => f,
+                        Err(e) => return End::Lost(e.into()),
+                    };
+                    silent.as_mut().reset(Instant::now() + detection);
+                    match f {
+                        Frame::Heartbeat { seq } => trace!(seq, "peer link: heartbeat"),
+                        Frame::Msg { domain, msg } => {
+                            if !self.emit(LinkEvent::Msg { domain, msg }).await {
+                                return End::Shutdown;
+                            }
+                        }
+                        Frame::Request { id, body } => {
+                            let (reply, rx) = oneshot::channel();
+                            answers.push(rx.map(move |r| (id, r)));
+                            if !self.emit(LinkEvent::Request { body, reply }).await {
+                                return End::Shutdown;
+                            }
+                        }
+                        Frame::Response { id, result } => self.answered(pending, id, result),
+                        f @ (Frame::Hello { .. } | Frame::Refused { .. }) => {
+                            return End::Lost(LostReason::Unexpected(frame::kind(&f)));
+                        }
+                    }
+                }
+                _ = &mut silent => return End::Lost(LostReason::Silent(detection)),
+                _ = heartbeat.tick() => {
+                    seq += 1;
+                    // The caller gave up on these (timeout): forget them.
+                    pending.retain(|_, (_, reply)| !reply.is_closed());
+                    let hb = frame::encode(&Frame::Heartbeat { seq });
+                    if let Some(end) = self.write(wire, hb).await {
+                        return end;
+                    }
+                }
+                Some(cmd) = self.cmds.recv() => {
+                    let bytes = match cmd {
+                        Command::Send { gen: g, frame } if g == gen => frame,
+                        Command::Request { gen: g, id, what, frame, reply } if g == gen => {
+                            pending.insert(id, (what, reply));
+                            frame
+                        }
+                        cmd => {
+                            self.refuse(cmd, "it was made for an earlier connection");
+                            continue;
+                        }
+                    };
+                    if let Some(end) = self.write(wire, Ok(bytes)).await {
+                        return end;
+                    }
+                }
+                Some((id, answer)) = answers.next(), if !answers.is_empty() => {
+                    let result = answer.unwrap_or_else(|_| {
+                        Err("the peer's ftd dropped the request without answering".to_string())
+                    });
+                    let mut resp = frame::encode(&Frame::Response { id, result });
+                    if let Err(e) = &resp {
+                        warn!("peer link: cannot send the answer to request {id}: {e}");
+                        let result = Err(format!("the answer could not be sent: {e}"));
+                        resp = frame::encode(&Frame::Response { id, result });
+                    }
+                    if let Some(end) = self.write(wire, resp).await {
+                        return end;
+                    }
+                }
+                Some(est) = self.conns.recv() => return End::Replaced(Box::new(est)),
+            }
+        }
+    }
+
+    /// A response from the peer: hand it to the waiting caller.
+    fn answered(&self, pending: &mut Pending, id: u64, result: Result<Response, String>) {
+        let Some((what, reply)) = pending.remove(&id) else {
+            warn!(
+                id,
+                "peer link: dropped a response to an unknown request id \
+                 (it timed out already, or was sent on an earlier connection)"
+            );
+            return;
+        };
+        let result = result.map_err(|message| PeerError::Remote {
+            request: what.clone(),
+            peer: self.cfg.peer_host.clone(),
+            message,
+        });
+        if reply.send(result).is_err() {
+            debug!(
+                id,
+                "peer link: the caller of {what} stopped waiting for its answer"
+            );
+        }
+    }
+
+    /// Write one frame, within the detection time; `Some` ends the session.
+    async fn write(&self, wire: &mut Wire, bytes: Result<Bytes, FrameError>) -> Option<End> {
+        let bytes = match bytes {
+            Ok(b) => b,
+            Err(e) => return Some(End::Lost(LostReason::Io(e.to_string()))),
+        };
+        let bound = self.cfg.detection;
+        match timeout(bound, frame::write_bytes(wire, bytes)).await {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(End::Lost(e.into())),
+            Err(_) => Some(End::Lost(LostReason::Stalled(bound))),
+        }
+    }
+}

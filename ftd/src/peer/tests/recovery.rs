@@ -1,0 +1,237 @@
+//! Losing the peer (killed, dropped, silent, sending garbage) and getting it back.
+
+use super::proxy::Proxy;
+use super::*;
+use crate::coordinator::PeerMsg;
+use std::time::Instant;
+
+#[tokio::test]
+async fn a_killed_peer_is_lost_and_the_link_comes_back_when_it_restarts() {
+    logs();
+    let (mut a, b) = pair().await;
+    let addr = b.h.local_addr().unwrap();
+    let old_boot = b.boot;
+
+    // Kill the listener: its socket closes, so the dialer sees EOF at once.
+    let t = Instant::now();
+    b.kill().await;
+    let reason = a.lost().await;
+    let took = t.elapsed();
+    println!("listener killed: dialer lost it after {took:?} ({reason})");
+    // FIN, or RST when unread heartbeats were left in its socket.
+    assert!(
+        matches!(reason, LostReason::Closed | LostReason::Io(_)),
+        "{reason}"
+    );
+    assert!(took < ms(600), "{took:?}"); // detection + interval
+    assert!(!a.h.is_up());
+
+    // Restart it on the same address with a new boot id.
+    let t = Instant::now();
+    let mut b = spawn(b_cfg(addr));
+    let (host, boot, restarted) = a.up().await;
+    println!(
+        "listener restarted: dialer up again after {:?}",
+        t.elapsed()
+    );
+    assert_eq!(host, "b");
+    assert_ne!(boot, old_boot);
+    assert_eq!(boot, b.boot);
+    assert!(restarted);
+    let (_, _, restarted) = b.up().await;
+    assert!(!restarted, "a fresh link has no previous session");
+    a.h.send("vm1", PeerMsg::HostSecondary).unwrap();
+    assert_eq!(b.msg().await, ("vm1".into(), PeerMsg::HostSecondary));
+    b.h.send("vm1", PeerMsg::SecondaryReady).unwrap();
+    assert_eq!(a.msg().await, ("vm1".into(), PeerMsg::SecondaryReady));
+
+    // Kill the dialer, restart it: the listener sees it go and come back.
+    let old_a = a.boot;
+    let t = Instant::now();
+    a.kill().await;
+    let reason = b.lost().await;
+    println!(
+        "dialer killed: listener lost it after {:?} ({reason})",
+        t.elapsed()
+    );
+    assert!(
+        matches!(reason, LostReason::Closed | LostReason::Io(_)),
+        "{reason}"
+    );
+    let t = Instant::now();
+    let mut a = spawn(a_cfg(addr));
+    let (host, boot, restarted) = b.up().await;
+    println!(
+        "dialer restarted: listener up again after {:?}",
+        t.elapsed()
+    );
+    assert_eq!((host.as_str(), restarted), ("a", true));
+    assert_ne!(boot, old_a);
+    a.up().await;
+    b.h.send("vm2", PeerMsg::ReleaseSecondary).unwrap();
+    assert_eq!(a.msg().await, ("vm2".into(), PeerMsg::ReleaseSecondary));
+}
+
+#[tokio::test]
+async fn dropping_the_owner_stops_the_link() {
+    logs();
+    let (a, mut b) = pair().await;
+    let t = Instant::now();
+    drop(a); // handle and event receiver, no cancel
+    let reason = b.lost().await;
+    println!(
+        "dialer dropped: listener lost it after {:?} ({reason})",
+        t.elapsed()
+    );
+    assert!(t.elapsed() < ms(600));
+}
+
+/// After a long outage the dialer's backoff is at its maximum (1 s): the link is
+/// back within about that long once the peer listens again.
+#[tokio::test]
+async fn a_peer_down_for_a_while_is_back_within_the_largest_backoff() {
+    logs();
+    let (mut a, b) = pair().await;
+    let addr = b.h.local_addr().unwrap();
+    b.kill().await;
+    a.lost().await;
+    // Redials at 50, 150, 350, 750, 1550, 2550, 3550 ms after the loss: coming
+    // back at 2600 ms is close to the worst case (the next try is 950 ms away).
+    tokio::time::sleep(ms(2600)).await;
+    let t = Instant::now();
+    let mut b = spawn(b_cfg(addr));
+    a.up().await;
+    b.up().await;
+    let took = t.elapsed();
+    println!("peer back after a 2.6 s outage: up again after {took:?} (backoff_max 1 s)");
+    assert!(took < ms(1300), "{took:?}");
+}
+
+/// The path goes silent (no FIN): both sides notice within detection + interval.
+#[tokio::test]
+async fn a_silent_peer_is_lost_within_detection_plus_one_interval() {
+    logs();
+    let mut b = spawn(b_cfg(any_port()));
+    let proxy = Proxy::start(b.h.local_addr().unwrap()).await;
+    let mut a = spawn(a_cfg(proxy.addr));
+    a.up().await;
+    b.up().await;
+    // Let heartbeats run for a while first.
+    tokio::time::sleep(ms(300)).await;
+
+    let cfg = a_cfg(unused());
+    let (detection, interval) = (cfg.detection, cfg.interval);
+    let slack = ms(150); // scheduling on a loaded machine
+    let t = Instant::now();
+    proxy.cut();
+    let reason = a.lost().await;
+    let took = t.elapsed();
+    println!(
+        "path cut: dialer declared the peer lost after {took:?} \
+         (detection {detection:?}, interval {interval:?}): {reason}"
+    );
+    assert_eq!(reason, LostReason::Silent(detection));
+    assert!(took + slack >= detection - interval, "{took:?}");
+    assert!(took <= detection + interval + slack, "{took:?}");
+
+    // The listener notices too (or sees the dialer's new connection first).
+    let reason = b.lost().await;
+    println!(
+        "path cut: listener lost it after {:?}: {reason}",
+        t.elapsed()
+    );
+    assert!(
+        matches!(reason, LostReason::Silent(_) | LostReason::Replaced),
+        "{reason}"
+    );
+
+    // New connections get through: the dialer is back on its own.
+    let t = Instant::now();
+    a.up().await;
+    println!("path cut: dialer up again {:?} after its Lost", t.elapsed());
+    b.up().await;
+    a.h.send("vm1", PeerMsg::StandingBy).unwrap();
+    assert_eq!(b.msg().await, ("vm1".into(), PeerMsg::StandingBy));
+}
+
+#[tokio::test]
+async fn garbage_in_a_session_drops_the_connection_and_the_link_recovers() {
+    logs();
+    let mut b = spawn(b_cfg(any_port()));
+    let proxy = Proxy::start(b.h.local_addr().unwrap()).await;
+    let mut a = spawn(a_cfg(proxy.addr));
+    a.up().await;
+    b.up().await;
+
+    // A length prefix of "GET " is 1.2 GB: over the limit.
+    proxy.inject(b"GET / HTTP/1.1\r\n\r\n".to_vec()).await;
+    let reason = b.lost().await;
+    println!("garbage: listener dropped the connection: {reason}");
+    assert!(matches!(reason, LostReason::Malformed(_)), "{reason}");
+    let reason = a.lost().await;
+    assert!(
+        matches!(reason, LostReason::Closed | LostReason::Io(_)),
+        "{reason}"
+    );
+    a.up().await;
+    b.up().await;
+
+    // A well-framed frame that is not JSON.
+    proxy.inject(b"\0\0\0\x05hello".to_vec()).await;
+    let reason = b.lost().await;
+    assert!(matches!(reason, LostReason::Malformed(_)), "{reason}");
+    a.lost().await;
+    a.up().await;
+    b.up().await;
+    a.h.send("vm1", PeerMsg::TookOver).unwrap();
+    assert_eq!(b.msg().await, ("vm1".into(), PeerMsg::TookOver));
+}
+
+#[tokio::test]
+async fn garbage_or_an_unknown_frame_from_a_fake_peer_is_dropped() {
+    logs();
+    let mut b = spawn(b_cfg(any_port()));
+    let addr = b.h.local_addr().unwrap();
+
+    // Garbage instead of Hello: closed without a session.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut s, b"\xff\xfe garbage \x00\x01")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = timeout(SOON, tokio::io::AsyncReadExt::read(&mut s, &mut buf))
+        .await
+        .expect("not closed in time");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    b.quiet(ms(50)).await;
+
+    // A proper handshake, then a frame of an unknown kind (a newer protocol?).
+    let mut w = raw(addr).await;
+    frame::write(&mut w, &hello(PROTOCOL_VERSION, "a"))
+        .await
+        .unwrap();
+    assert!(matches!(read(&mut w).await, Ok(Frame::Hello { .. })));
+    b.up().await;
+    futures::SinkExt::send(
+        &mut w,
+        bytes::Bytes::from_static(br#"{"Teleport":{"to":"mars"}}"#),
+    )
+    .await
+    .unwrap();
+    let reason = b.lost().await;
+    println!("unknown frame: {reason}");
+    assert!(reason.to_string().contains("unknown variant"), "{reason}");
+    loop {
+        // Heartbeats may precede the close.
+        match read(&mut w).await {
+            Ok(Frame::Heartbeat { .. }) => continue,
+            Err(frame::FrameError::Closed | frame::FrameError::Io(_)) => break,
+            other => panic!("expected the connection to close, got {other:?}"),
+        }
+    }
+
+    // The real peer still gets through.
+    let mut a = spawn(a_cfg(addr));
+    a.up().await;
+    b.up().await;
+}

@@ -1,0 +1,92 @@
+//! Frames, roles and configuration checks.
+
+use super::*;
+use crate::coordinator::PeerMsg;
+
+#[test]
+fn the_host_whose_name_sorts_first_dials() {
+    assert_eq!(a_cfg(unused()).role(), Role::Dial);
+    assert_eq!(b_cfg(unused()).role(), Role::Listen);
+}
+
+#[test]
+fn frames_are_tagged_json_and_hello_keeps_its_shape() {
+    let h = Frame::Hello {
+        version: 1,
+        host: "a".into(),
+        boot: u64::MAX,
+    };
+    let bytes = frame::encode(&h).unwrap();
+    assert_eq!(
+        std::str::from_utf8(&bytes).unwrap(),
+        r#"{"Hello":{"version":1,"host":"a","boot":18446744073709551615}}"#
+    );
+    let all = [
+        h,
+        Frame::Refused { reason: "x".into() },
+        Frame::Heartbeat { seq: 3 },
+        Frame::Msg {
+            domain: "d".into(),
+            msg: PeerMsg::SecondaryFailed("disk".into()),
+        },
+        Frame::Request {
+            id: 9,
+            body: Request::CreateSecondary {
+                domain: "d".into(),
+                primary_xml: "<domain/>".into(),
+                params: serde_json::json!({"mirror_port": 9000}),
+            },
+        },
+        Frame::Response {
+            id: 9,
+            result: Ok(Response::SecondaryReady {
+                nbd: NbdExport {
+                    host: "10.0.0.2".into(),
+                    port: 10809,
+                    name: "parent0".into(),
+                },
+            }),
+        },
+        Frame::Response {
+            id: 10,
+            result: Err("no".into()),
+        },
+    ];
+    for f in all {
+        assert_eq!(frame::decode(&frame::encode(&f).unwrap()).unwrap(), f);
+    }
+    let e = frame::decode(br#"{"Teleport":{}}"#).unwrap_err();
+    assert!(
+        e.is_malformed() && e.to_string().contains("unknown variant"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_frame_over_the_limit_is_refused_before_sending() {
+    let f = Frame::Msg {
+        domain: "x".repeat(MAX_FRAME),
+        msg: PeerMsg::TakeOver,
+    };
+    let e = frame::encode(&f).unwrap_err();
+    assert!(e.to_string().contains("frame limit"), "{e}");
+}
+
+#[tokio::test]
+async fn bad_configuration_and_busy_address_fail_at_spawn() {
+    let mut c = a_cfg(unused());
+    c.detection = c.interval;
+    let e = PeerLink::spawn(c, CancellationToken::new()).unwrap_err();
+    assert!(e.to_string().contains("longer than the heartbeat"), "{e}");
+    let e = PeerLink::spawn(
+        PeerConfig::new("a", "a", unused(), unused()),
+        CancellationToken::new(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("its own name"), "{e}");
+
+    let b = spawn(b_cfg(any_port()));
+    let e =
+        PeerLink::spawn(b_cfg(b.h.local_addr().unwrap()), CancellationToken::new()).unwrap_err();
+    assert!(e.to_string().contains("cannot listen for the peer"), "{e}");
+}
