@@ -12,9 +12,14 @@
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
 //! [`coordinator::Event`]s.
 
+pub mod api;
 pub mod colo;
 pub mod config;
 pub mod coordinator;
+pub mod daemon;
+pub mod domain;
 pub mod inspect;
 pub mod libvirt;
+pub mod peer;
+pub mod qmp_events;
 pub mod runner;

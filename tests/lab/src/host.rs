@@ -59,6 +59,23 @@ auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 "#;
 
+/// The lab hosts' system bus: the standard socket path inside the host, root may
+/// own any name and call anything (polkit and ftd's own policy are tested apart).
+const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=/run/dbus/system_bus_socket</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"#;
+
 /// One simulated host.
 #[derive(Debug)]
 pub struct Host {
@@ -71,6 +88,7 @@ pub struct Host {
     switch: NetNs,
     ports: Vec<String>,
     holder: Option<Child>,
+    ftd: Option<Child>,
 }
 
 impl Host {
@@ -90,6 +108,7 @@ impl Host {
             switch,
             ports,
             holder: None,
+            ftd: None,
         }
     }
 
@@ -332,6 +351,108 @@ impl Host {
         Ok(t0.elapsed())
     }
 
+    /// The host's own D-Bus system bus, as seen from outside the host.
+    pub fn bus_address(&self) -> String {
+        format!(
+            "unix:path={}",
+            self.dir.join("dbus/system_bus_socket").display()
+        )
+    }
+
+    /// Start the host's own system bus (`/run/dbus/system_bus_socket` inside the
+    /// host). Its policy lets root own any name; ftd's real bus policy is tested
+    /// separately.
+    pub fn start_dbus(&self) -> Result<()> {
+        let conf = self.dir.join("dbus-system.conf");
+        write(&conf, DBUS_CONF)?;
+        self.start_daemon(
+            "dbus-daemon",
+            &[
+                "dbus-daemon",
+                "--fork",
+                "--nopidfile",
+                &format!("--config-file={}", conf.display()),
+            ],
+        )?;
+        let sock = self.dir.join("dbus/system_bus_socket");
+        cmd::wait_for(
+            &format!("the system bus of host {}", self.name),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || Ok(sock.exists().then_some(())),
+        )
+    }
+
+    /// Start this host's ftd (`binary`) with `config` (YAML), logging to
+    /// `log/ftd.log`; returns once it owns `bus_name` on the host's bus.
+    pub fn start_ftd(&mut self, binary: &Path, config: &str, bus_name: &str) -> Result<()> {
+        let cfg = self.dir.join("ftd.yaml");
+        write(&cfg, config)?;
+        let log = self.log_dir().join("ftd.log");
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| LabError::io("opening", &log, e))?;
+        let f2 = f
+            .try_clone()
+            .map_err(|e| LabError::io("duplicating", &log, e))?;
+        let bin = binary.to_string_lossy().to_string();
+        let cfgs = cfg.to_string_lossy().to_string();
+        let mut c = self.command(&[&bin, "--config", &cfgs])?;
+        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
+        let mut child = c.spawn().map_err(|source| LabError::Spawn {
+            cmd: cmd::show(&c),
+            source,
+        })?;
+        let bus = self.bus_address();
+        let r = cmd::wait_for(
+            &format!("ftd of host {} to own {bus_name}", self.name),
+            Duration::from_secs(30),
+            Duration::from_millis(50),
+            || {
+                if let Ok(Some(st)) = child.try_wait() {
+                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+                    return Err(format!("ftd exited ({st}): {tail:?}"));
+                }
+                let out = cmd::run(
+                    "dbus-send",
+                    [
+                        &format!("--bus={bus}"),
+                        "--print-reply",
+                        "--dest=org.freedesktop.DBus",
+                        "/org/freedesktop/DBus",
+                        "org.freedesktop.DBus.NameHasOwner",
+                        &format!("string:{bus_name}"),
+                    ],
+                )
+                .map_err(|e| e.to_string())?;
+                Ok(out.contains("boolean true").then_some(()))
+            },
+        );
+        if let Err(e) = r {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
+        self.ftd = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL this host's ftd only (the rest of the host keeps running).
+    pub fn kill_ftd(&mut self) {
+        if let Some(mut c) = self.ftd.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// The path of this host's ftd log.
+    pub fn ftd_log(&self) -> PathBuf {
+        self.log_dir().join("ftd.log")
+    }
+
     /// Run a command inside this host to completion.
     pub fn exec(&self, argv: &[&str]) -> Result<String> {
         cmd::output(&mut self.command(argv)?)
@@ -369,6 +490,9 @@ impl Host {
         let n = self.ns.kill_all()?;
         if let Some(mut h) = self.holder.take() {
             let _ = h.wait();
+        }
+        if let Some(mut f) = self.ftd.take() {
+            let _ = f.wait();
         }
         Ok(n)
     }

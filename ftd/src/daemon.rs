@@ -1,0 +1,250 @@
+//! The daemon's core: one task that owns the map of domain tasks and routes to
+//! them user commands (from the D-Bus API), peer-link events and the peer's
+//! requests. No shared mutable state: everything else talks to it over channels.
+
+use crate::coordinator::{Event, State};
+use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};
+use crate::libvirt::{DomState, LibvirtError};
+use crate::peer::{LinkEvent, Request, Response};
+use crate::qmp_events::QmpEvent;
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// Why a command could not be carried out (mapped to D-Bus errors by the API).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// No such domain on this host.
+    #[error("domain {0:?} is not defined on this host (see `virsh list --all`)")]
+    NoSuchDomain(String),
+    /// The request does not fit the domain's state.
+    #[error("{0}")]
+    Refused(String),
+    /// Something failed on the way.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The internal API: what the D-Bus adapter (and tests) ask of the daemon.
+#[derive(Debug)]
+pub enum DaemonCmd {
+    /// `Enable`, `Disable` or `SwitchOver` for a domain.
+    User {
+        domain: String,
+        ev: Event,
+        reply: oneshot::Sender<Result<State, CommandError>>,
+    },
+    Status {
+        domain: String,
+        reply: oneshot::Sender<Result<Status, CommandError>>,
+    },
+    List {
+        reply: oneshot::Sender<Vec<Status>>,
+    },
+}
+
+/// Cheap handle to the daemon task.
+#[derive(Debug, Clone)]
+pub struct DaemonHandle {
+    tx: mpsc::Sender<DaemonCmd>,
+}
+
+impl DaemonHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> DaemonCmd,
+    ) -> Result<T, CommandError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| CommandError::Failed("ftd is shutting down".into()))?;
+        rx.await
+            .map_err(|_| CommandError::Failed("ftd is shutting down".into()))
+    }
+
+    pub async fn user(&self, domain: &str, ev: Event) -> Result<State, CommandError> {
+        self.ask(|reply| DaemonCmd::User {
+            domain: domain.into(),
+            ev,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn status(&self, domain: &str) -> Result<Status, CommandError> {
+        self.ask(|reply| DaemonCmd::Status {
+            domain: domain.into(),
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn list(&self) -> Result<Vec<Status>, CommandError> {
+        self.ask(|reply| DaemonCmd::List { reply }).await
+    }
+}
+
+/// Start the daemon task.
+pub fn spawn(
+    ctx: HostCtx,
+    links: mpsc::Receiver<LinkEvent>,
+    qmp: mpsc::UnboundedReceiver<QmpEvent>,
+    cancel: CancellationToken,
+) -> (DaemonHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(64);
+    let d = Daemon {
+        ctx,
+        domains: HashMap::new(),
+        cancel,
+    };
+    let j = tokio::spawn(d.run(rx, links, qmp));
+    (DaemonHandle { tx }, j)
+}
+
+struct Daemon {
+    ctx: HostCtx,
+    domains: HashMap<String, DomainHandle>,
+    cancel: CancellationToken,
+}
+
+impl Daemon {
+    async fn run(
+        mut self,
+        mut cmds: mpsc::Receiver<DaemonCmd>,
+        mut links: mpsc::Receiver<LinkEvent>,
+        mut qmp: mpsc::UnboundedReceiver<QmpEvent>,
+    ) {
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                c = cmds.recv() => match c {
+                    Some(c) => self.command(c).await,
+                    None => break,
+                },
+                e = links.recv() => match e {
+                    Some(e) => self.link(e).await,
+                    None => break,
+                },
+                Some(e) = qmp.recv() => {
+                    if let Some(h) = self.domains.get(&e.domain) {
+                        h.send(DomainCmd::Qmp(e)).await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The domain's task, started on first use from what libvirt says of it here.
+    async fn domain(&mut self, name: &str, must_exist: bool) -> Result<DomainHandle, CommandError> {
+        if let Some(h) = self.domains.get(name) {
+            return Ok(h.clone());
+        }
+        let initial = match self.ctx.lv.state(name).await {
+            Ok(DomState::Running | DomState::Paused) => State::Unprotected,
+            Ok(_) => State::Stopped,
+            Err(LibvirtError::NoDomain(_)) if must_exist => {
+                return Err(CommandError::NoSuchDomain(name.into()))
+            }
+            Err(LibvirtError::NoDomain(_)) => State::Standby,
+            Err(e) => return Err(CommandError::Failed(e.to_string())),
+        };
+        let slot = self.domains.len() as u16;
+        let h = domain::spawn(
+            name,
+            initial,
+            slot,
+            self.ctx.clone(),
+            self.cancel.child_token(),
+        );
+        self.domains.insert(name.to_string(), h.clone());
+        Ok(h)
+    }
+
+    async fn command(&mut self, c: DaemonCmd) {
+        match c {
+            DaemonCmd::User { domain, ev, reply } => {
+                let r = match self.domain(&domain, true).await {
+                    Ok(h) => h.user(ev).await.map_err(CommandError::Refused),
+                    Err(e) => Err(e),
+                };
+                let _ = reply.send(r);
+            }
+            DaemonCmd::Status { domain, reply } => {
+                let r = match self.domains.get(&domain) {
+                    Some(h) => h
+                        .status()
+                        .await
+                        .ok_or_else(|| CommandError::Failed("domain task stopped".into())),
+                    None => match self.ctx.lv.state(&domain).await {
+                        Err(LibvirtError::NoDomain(_)) => {
+                            Err(CommandError::NoSuchDomain(domain.clone()))
+                        }
+                        _ => Err(CommandError::Refused(format!(
+                            "domain {domain:?} is not protected; enable protection first"
+                        ))),
+                    },
+                };
+                let _ = reply.send(r);
+            }
+            DaemonCmd::List { reply } => {
+                let mut v = Vec::new();
+                for h in self.domains.values() {
+                    if let Some(s) = h.status().await {
+                        v.push(s);
+                    }
+                }
+                v.sort_by(|a, b| a.domain.cmp(&b.domain));
+                let _ = reply.send(v);
+            }
+        }
+    }
+
+    async fn link(&mut self, e: LinkEvent) {
+        match e {
+            LinkEvent::Up { .. } => {
+                tracing::info!(peer = %self.ctx.peer.peer_host(), "peer up");
+                for h in self.domains.values() {
+                    h.send(DomainCmd::Event(Event::PeerUp)).await;
+                }
+            }
+            LinkEvent::Lost { reason } => {
+                tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer lost");
+                for h in self.domains.values() {
+                    h.send(DomainCmd::Event(Event::PeerLost)).await;
+                }
+            }
+            LinkEvent::Msg { domain, msg } => match self.domain(&domain, false).await {
+                Ok(h) => {
+                    h.send(DomainCmd::Event(Event::Peer(msg))).await;
+                }
+                Err(e) => tracing::warn!(%domain, error = %e, "peer message dropped"),
+            },
+            LinkEvent::Request { body, reply } => match body {
+                Request::Ping => {
+                    let _ = reply.send(Ok(Response::Pong));
+                }
+                Request::SecondarySpec { domain } => match self.domains.get(&domain) {
+                    Some(h) => {
+                        let h = h.clone();
+                        tokio::spawn(async move {
+                            let r = h.spec().await.map(|s| Response::SecondarySpec(Box::new(s)));
+                            let _ = reply.send(r);
+                        });
+                    }
+                    None => {
+                        let _ = reply.send(Err(format!(
+                            "domain {domain:?} is not protected on this host"
+                        )));
+                    }
+                },
+                other => {
+                    let _ = reply.send(Err(format!(
+                        "{} is not handled by this ftd",
+                        other.describe()
+                    )));
+                }
+            },
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! One task per protected domain: the only owner of its [`Coordinator`]. Commands
+//! (user requests, peer messages, link changes) arrive over a channel; the
+//! coordinator's actions are executed here: peer messages are sent at once, steps
+//! run one at a time (their outcome comes back as an event), and a monitor polls
+//! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
+
+mod steps;
+
+use crate::colo::plan::Wiring;
+use crate::colo::spec::SecondarySpec;
+use crate::coordinator::{Action, Coordinator, Event, Settings, State, Step};
+use crate::libvirt::{DomState, Libvirt};
+use crate::peer::PeerHandle;
+use serde_json::json;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// What this host contributes to every protected domain.
+#[derive(Debug, Clone)]
+pub struct HostCtx {
+    pub host: String,
+    /// This host's address on the replication network.
+    pub rep_addr: String,
+    /// The peer's address on the replication network.
+    pub peer_rep_addr: String,
+    /// Where secondaries' images go.
+    pub overlay_dir: PathBuf,
+    pub checkpoint_ms: u64,
+    pub compare_timeout_ms: u64,
+    pub sync_timeout: Duration,
+    pub auto_reprotect: bool,
+    pub lv: Libvirt,
+    pub peer: PeerHandle,
+}
+
+/// A snapshot of one domain's protection, for the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub domain: String,
+    pub state: State,
+    pub wanted: bool,
+    pub peer: String,
+    pub peer_up: bool,
+    pub checkpoints: u64,
+    /// Seconds since the last checkpoint, if any was seen.
+    pub last_checkpoint_age: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_failover: Option<String>,
+}
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// Requests to a domain task.
+#[derive(Debug)]
+pub enum DomainCmd {
+    /// An event from outside (peer link, peer message).
+    Event(Event),
+    /// A user request (`Enable`, `Disable`, `SwitchOver`), answered with the state
+    /// reached right after it, or why it was refused.
+    User(Event, Reply<Result<State, String>>),
+    Status(Reply<Status>),
+    /// The peer asks for what it needs to build the secondary.
+    Spec(Reply<Result<SecondarySpec, String>>),
+    /// A QEMU monitor event of this domain.
+    Qmp(crate::qmp_events::QmpEvent),
+}
+
+/// Handle to a domain task.
+#[derive(Debug, Clone)]
+pub struct DomainHandle {
+    pub name: String,
+    tx: mpsc::Sender<DomainCmd>,
+}
+
+impl DomainHandle {
+    pub async fn send(&self, cmd: DomainCmd) -> bool {
+        self.tx.send(cmd).await.is_ok()
+    }
+
+    pub async fn user(&self, ev: Event) -> Result<State, String> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(DomainCmd::User(ev, tx)).await {
+            return Err(format!("domain {}: its task has stopped", self.name));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(format!("domain {}: no answer", self.name)))
+    }
+
+    pub async fn status(&self) -> Option<Status> {
+        let (tx, rx) = oneshot::channel();
+        self.send(DomainCmd::Status(tx)).await.then_some(())?;
+        rx.await.ok()
+    }
+
+    pub async fn spec(&self) -> Result<SecondarySpec, String> {
+        let (tx, rx) = oneshot::channel();
+        if !self.send(DomainCmd::Spec(tx)).await {
+            return Err(format!("domain {}: its task has stopped", self.name));
+        }
+        rx.await.unwrap_or_else(|_| Err("no answer".into()))
+    }
+}
+
+/// What a running step yields: the event to feed back, and side results.
+pub(crate) struct StepOut {
+    event: Event,
+    wiring: Option<Wiring>,
+    spec: Option<SecondarySpec>,
+}
+
+type StepFuture = Pin<Box<dyn Future<Output = StepOut> + Send>>;
+
+/// The task's own state (one owner: the task).
+struct Task {
+    name: String,
+    ctx: HostCtx,
+    slot: u16,
+    coord: Coordinator,
+    queue: VecDeque<Step>,
+    running: Option<StepFuture>,
+    wiring: Option<Wiring>,
+    spec: Option<SecondarySpec>,
+    gen: u32,
+    last_checkpoint: Option<Instant>,
+}
+
+/// Start the task for `name`, found in `initial` state on this host.
+pub fn spawn(
+    name: &str,
+    initial: State,
+    slot: u16,
+    ctx: HostCtx,
+    cancel: CancellationToken,
+) -> DomainHandle {
+    let (tx, rx) = mpsc::channel(64);
+    let mut coord = Coordinator::new(
+        initial,
+        Settings {
+            auto_reprotect: ctx.auto_reprotect,
+        },
+    );
+    if ctx.peer.is_up() {
+        let _ = coord.on(Event::PeerUp);
+    }
+    let task = Task {
+        name: name.to_string(),
+        ctx,
+        slot,
+        coord,
+        queue: VecDeque::new(),
+        running: None,
+        wiring: None,
+        spec: None,
+        gen: 0,
+        last_checkpoint: None,
+    };
+    tokio::spawn(task.run(rx, cancel));
+    DomainHandle {
+        name: name.to_string(),
+        tx,
+    }
+}
+
+impl Task {
+    async fn run(mut self, mut rx: mpsc::Receiver<DomainCmd>, cancel: CancellationToken) {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        tracing::info!(domain = %self.name, state = ?self.coord.state(), "domain task started");
+        loop {
+            self.start_next_step();
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                cmd = rx.recv() => match cmd {
+                    None => break,
+                    Some(cmd) => self.command(cmd).await,
+                },
+                out = async { self.running.as_mut().expect("guarded").await }, if self.running.is_some() => {
+                    self.running = None;
+                    if let Some(w) = out.wiring { self.wiring = Some(w); }
+                    if let Some(s) = out.spec { self.spec = Some(s); }
+                    self.apply(out.event);
+                }
+                _ = tick.tick() => self.monitor().await,
+            }
+        }
+        tracing::info!(domain = %self.name, "domain task stopped");
+    }
+
+    async fn command(&mut self, cmd: DomainCmd) {
+        match cmd {
+            DomainCmd::Event(ev) => self.apply(ev),
+            DomainCmd::User(ev, reply) => {
+                let r = self.coord.on(ev).map_err(|e| e.to_string());
+                let r = r.map(|acts| {
+                    self.execute(acts);
+                    self.coord.state()
+                });
+                if r.is_ok() {
+                    tracing::info!(domain = %self.name, state = ?self.coord.state(), "user request accepted");
+                }
+                let _ = reply.send(r);
+            }
+            DomainCmd::Status(reply) => {
+                let _ = reply.send(self.status());
+            }
+            DomainCmd::Spec(reply) => {
+                let r = steps::secondary_spec(&self.name, &self.ctx, self.slot).await;
+                let _ = reply.send(r);
+            }
+            DomainCmd::Qmp(ev) => self.qmp_event(ev),
+        }
+    }
+
+    fn status(&self) -> Status {
+        Status {
+            domain: self.name.clone(),
+            state: self.coord.state(),
+            wanted: self.coord.wanted(),
+            peer: self.ctx.peer.peer_host().to_string(),
+            peer_up: self.coord.peer_up(),
+            checkpoints: self.coord.checkpoints(),
+            last_checkpoint_age: self.last_checkpoint.map(|t| t.elapsed().as_secs_f64()),
+            last_error: self.coord.last_error().map(String::from),
+            last_failover: self.coord.last_failover().map(String::from),
+        }
+    }
+
+    fn apply(&mut self, ev: Event) {
+        let before = self.coord.state();
+        let label = format!("{ev:?}");
+        match self.coord.on(ev) {
+            Ok(acts) => {
+                let after = self.coord.state();
+                if after != before {
+                    tracing::info!(domain = %self.name, from = ?before, state = ?after, event = %label, "state changed");
+                }
+                self.execute(acts);
+            }
+            Err(e) => tracing::warn!(domain = %self.name, error = %e, "event ignored"),
+        }
+    }
+
+    fn execute(&mut self, acts: Vec<Action>) {
+        for a in acts {
+            match a {
+                Action::Send(msg) => {
+                    if let Err(e) = self.ctx.peer.send(self.name.clone(), msg.clone()) {
+                        tracing::warn!(domain = %self.name, ?msg, error = %e, "peer message not sent");
+                    }
+                }
+                Action::Run(step) => self.queue.push_back(step),
+            }
+        }
+    }
+
+    fn start_next_step(&mut self) {
+        if self.running.is_some() {
+            return;
+        }
+        let Some(step) = self.queue.pop_front() else {
+            return;
+        };
+        if step == Step::Sync {
+            self.gen += 1;
+        }
+        tracing::info!(domain = %self.name, ?step, "step started");
+        let fut = steps::run(
+            step,
+            self.name.clone(),
+            self.ctx.clone(),
+            self.slot,
+            self.gen,
+            self.wiring.clone(),
+            self.spec.clone(),
+        );
+        self.running = Some(Box::pin(fut));
+    }
+
+    /// QEMU monitor events: in COLO every checkpoint pauses and resumes the guest
+    /// (QEMU 7.2 has no checkpoint counter in QMP), and COLO_EXIT says COLO ended.
+    fn qmp_event(&mut self, ev: crate::qmp_events::QmpEvent) {
+        let st = self.coord.state();
+        match ev.event.as_str() {
+            "RESUME" if matches!(st, State::Protected | State::Secondary) => {
+                self.last_checkpoint = Some(Instant::now());
+                self.apply(Event::Checkpoint);
+            }
+            "COLO_EXIT" => {
+                let reason = ev.details["reason"]
+                    .as_str()
+                    .unwrap_or("unknown")
+                    .to_string();
+                tracing::info!(domain = %self.name, %reason, mode = %ev.details["mode"], "COLO exited");
+                if matches!(
+                    st,
+                    State::Protected
+                        | State::Secondary
+                        | State::Starting
+                        | State::SecondaryPreparing
+                ) {
+                    self.apply(Event::ColoExited(reason));
+                }
+            }
+            "QUORUM_REPORT_BAD" | "QUORUM_FAILURE" | "BLOCK_IO_ERROR" => {
+                tracing::warn!(domain = %self.name, event = %ev.event, details = %ev.details, "disk replication reports a problem");
+            }
+            _ => tracing::debug!(domain = %self.name, event = %ev.event, "QMP event"),
+        }
+    }
+
+    /// Poll COLO (a fallback for a missed COLO_EXIT) and libvirt (the domain
+    /// started or stopped).
+    async fn monitor(&mut self) {
+        let st = self.coord.state();
+        let lv = self.ctx.lv.clone();
+        if matches!(st, State::Protected | State::Secondary) && self.running.is_none() {
+            let q = lv
+                .qmp(
+                    &self.name,
+                    &json!({"execute": "query-colo-status"}),
+                    Duration::from_secs(2),
+                )
+                .await;
+            if let Ok(v) = &q {
+                if v["mode"] == "none" {
+                    let reason = v["reason"].as_str().unwrap_or("unknown").to_string();
+                    self.apply(Event::ColoExited(reason));
+                    return;
+                }
+            }
+        }
+        if self.running.is_some() || !self.queue.is_empty() {
+            return;
+        }
+        let runs_here = st.runs_primary_here() || st.holds_secondary();
+        match lv.state(&self.name).await {
+            Ok(DomState::Running | DomState::Paused) if !runs_here => {
+                self.apply(Event::DomainStarted)
+            }
+            Ok(DomState::ShutOff) | Err(crate::libvirt::LibvirtError::NoDomain(_))
+                if runs_here && st != State::SwitchingOver =>
+            {
+                self.apply(Event::DomainStopped)
+            }
+            _ => {}
+        }
+    }
+}

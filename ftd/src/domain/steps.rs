@@ -1,0 +1,285 @@
+//! The coordinator's steps, executed against libvirt, QEMU and the peer. Each
+//! returns `StepDone` or `StepFailed` with a message that names what failed.
+
+use super::{HostCtx, StepOut};
+use crate::colo::layout::DomainLayout;
+use crate::colo::plan::{self, Ports, Wiring};
+use crate::colo::secondary::{secondary_xml, SecondaryParams};
+use crate::colo::spec::{takeover_definition, SecondarySpec};
+use crate::coordinator::{Event, Step};
+use crate::inspect;
+use crate::peer::{Request, Response};
+use crate::runner::{self, QMP_DEADLINE};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub(crate) async fn run(
+    step: Step,
+    name: String,
+    ctx: HostCtx,
+    slot: u16,
+    gen: u32,
+    wiring: Option<Wiring>,
+    spec: Option<SecondarySpec>,
+) -> StepOut {
+    let t0 = std::time::Instant::now();
+    let mut out = StepOut {
+        event: Event::StepDone(step),
+        wiring: None,
+        spec: None,
+    };
+    let r: Result<(), String> = match step {
+        Step::Sync => sync(&name, &ctx, slot, gen)
+            .await
+            .map(|w| out.wiring = Some(w)),
+        Step::StartColo => match &wiring {
+            Some(w) => plan_run(&ctx, &name, &plan::start_colo(w)).await,
+            None => Err("no wiring: the disk sync did not run".into()),
+        },
+        Step::LeaveColo => match &wiring {
+            Some(w) => plan_run(&ctx, &name, &plan::leave_colo(w)).await,
+            None => qmp(&ctx, &name, "cont").await.or(Ok(())),
+        },
+        Step::Undo => match &wiring {
+            Some(w) => plan_run(&ctx, &name, &plan::undo(w)).await,
+            None => qmp(&ctx, &name, "cont").await.or(Ok(())),
+        },
+        Step::StopPrimary => qmp(&ctx, &name, "stop").await,
+        Step::DestroyPrimary => ctx.lv.destroy(&name).await.map_err(|e| e.to_string()),
+        Step::CreateSecondary => create_secondary(&name, &ctx)
+            .await
+            .map(|s| out.spec = Some(s)),
+        Step::DestroySecondary => destroy_secondary(&name, &ctx).await,
+        Step::TakeOver => take_over(&name, &ctx, spec.as_ref()).await,
+    };
+    match &r {
+        Ok(()) => {
+            tracing::info!(domain = %name, ?step, ms = t0.elapsed().as_millis() as u64, "step done")
+        }
+        Err(e) => tracing::warn!(domain = %name, ?step, error = %e, "step failed"),
+    }
+    if let Err(e) = r {
+        out.event = Event::StepFailed(step, e);
+    }
+    out
+}
+
+async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
+    runner::run(&ctx.lv, name, p)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn qmp(ctx: &HostCtx, name: &str, cmd: &str) -> Result<(), String> {
+    ctx.lv
+        .qmp(name, &json!({"execute": cmd}), QMP_DEADLINE)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+async fn qemu_img_create(path: &Path, size: u64) -> Result<(), String> {
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["create", "-q", "-f", "qcow2"])
+        .arg(path)
+        .arg(size.to_string())
+        .output()
+        .await
+        .map_err(|e| format!("running qemu-img: {e} (is qemu-utils installed?)"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "qemu-img create {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(())
+}
+
+/// The live layout, checked for replication.
+async fn layout(ctx: &HostCtx, name: &str) -> Result<(String, DomainLayout), String> {
+    let live = ctx.lv.xml(name, false).await.map_err(|e| e.to_string())?;
+    let l = DomainLayout::parse(&live).map_err(|e| e.to_string())?;
+    l.check_replicable(&live)
+        .map_err(|e| format!("cannot protect domain {name}: {e}"))?;
+    Ok((live, l))
+}
+
+/// Primary: pivot the disk under a fresh quorum, point the persistent definition
+/// at the new image, then mirror everything into the secondary's export.
+async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, String> {
+    let (_, l) = layout(ctx, name).await?;
+    let disk = &l.disks[0];
+    let (node, size) = inspect::disk_node(&ctx.lv, name, disk)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dir = disk
+        .source
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
+    let base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
+    qemu_img_create(&base_image, size).await?;
+    let w = Wiring {
+        device_node: node,
+        gen,
+        base_image: base_image.clone(),
+        netdev: l.nics[0].netdev_id().unwrap_or_else(|| "hostnet0".into()),
+        primary_addr: ctx.rep_addr.clone(),
+        secondary_addr: ctx.peer_rep_addr.clone(),
+        ports: Ports::slot(slot),
+        checkpoint_ms: ctx.checkpoint_ms,
+        compare_timeout_ms: ctx.compare_timeout_ms,
+        sync_timeout: ctx.sync_timeout,
+    };
+    plan_run(ctx, name, &plan::pivot(&w))
+        .await
+        .map_err(|e| format!("moving the disk under a quorum: {e}"))?;
+    // The next boot must use the image the guest now writes to.
+    match ctx.lv.xml(name, true).await {
+        Ok(inactive) => match takeover_definition(&inactive, &base_image) {
+            Ok(x) => {
+                if let Err(e) = ctx.lv.define(&x).await {
+                    tracing::warn!(domain = name, error = %e, "could not point the definition at the new image");
+                }
+            }
+            Err(e) => tracing::warn!(domain = name, error = %e, "definition not updated"),
+        },
+        Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
+    }
+    plan_run(ctx, name, &plan::sync(&w))
+        .await
+        .map_err(|e| format!("disk sync to the secondary: {e}"))?;
+    Ok(w)
+}
+
+/// Primary: what the secondary's host needs (asked by the peer).
+pub(crate) async fn secondary_spec(
+    name: &str,
+    ctx: &HostCtx,
+    slot: u16,
+) -> Result<SecondarySpec, String> {
+    let (live, l) = layout(ctx, name).await?;
+    let disk = &l.disks[0];
+    let (_, size) = inspect::disk_node(&ctx.lv, name, disk)
+        .await
+        .map_err(|e| e.to_string())?;
+    let dev = inspect::disk_device(&ctx.lv, name, disk)
+        .await
+        .map_err(|e| e.to_string())?;
+    let inactive = ctx.lv.xml(name, true).await.map_err(|e| e.to_string())?;
+    Ok(SecondarySpec {
+        primary_live_xml: live,
+        primary_inactive_xml: inactive,
+        disk: dev,
+        disk_size: size,
+        ports: Ports::slot(slot),
+        primary_addr: ctx.rep_addr.clone(),
+    })
+}
+
+fn overlay_paths(ctx: &HostCtx, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
+    let d = ctx.overlay_dir.join(name).join("secondary");
+    (
+        d.join("parent0.qcow2"),
+        d.join("active.qcow2"),
+        d.join("hidden.qcow2"),
+        d.join("serial.log"),
+    )
+}
+
+/// Secondary: fetch the spec, create images, start the secondary, export its disk.
+async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, String> {
+    let resp = ctx
+        .peer
+        .request(
+            Request::SecondarySpec {
+                domain: name.to_string(),
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| format!("asking the primary for the domain's layout: {e}"))?;
+    let Response::SecondarySpec(spec) = resp else {
+        return Err(format!(
+            "the primary answered {resp:?} instead of the layout"
+        ));
+    };
+    let spec = *spec;
+    let (parent, active, hidden, serial) = overlay_paths(ctx, name);
+    for p in [&parent, &active, &hidden] {
+        qemu_img_create(p, spec.disk_size).await?;
+    }
+    let params = SecondaryParams {
+        primary_addr: spec.primary_addr.clone(),
+        mirror_port: spec.ports.mirror,
+        compare_port: spec.ports.compare,
+        migration_port: spec.ports.migration,
+        parent,
+        active,
+        hidden,
+        serial_log: serial,
+    };
+    let xml =
+        secondary_xml(&spec.primary_live_xml, &spec.disk, &params).map_err(|e| e.to_string())?;
+    // A stale copy from an earlier life of this host must not be running.
+    let _ = ctx.lv.destroy(name).await;
+    ctx.lv
+        .create(&xml)
+        .await
+        .map_err(|e| format!("starting the secondary: {e}"))?;
+    let st = ctx
+        .lv
+        .qmp(name, &json!({"execute": "query-status"}), QMP_DEADLINE)
+        .await
+        .map_err(|e| e.to_string())?;
+    if st["status"] != "inmigrate" {
+        return Err(format!(
+            "the secondary is {} instead of waiting for the primary (inmigrate)",
+            st["status"]
+        ));
+    }
+    plan_run(
+        ctx,
+        name,
+        &plan::secondary_export(&spec.ports, &ctx.rep_addr),
+    )
+    .await
+    .map_err(|e| format!("NBD export: {e}"))?;
+    Ok(spec)
+}
+
+/// Secondary: destroy the secondary and remove its images.
+async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
+    ctx.lv.destroy(name).await.map_err(|e| e.to_string())?;
+    let dir = ctx.overlay_dir.join(name).join("secondary");
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", dir.display())),
+    }
+}
+
+/// Secondary: fail over, then keep a normal persistent definition on its own disk.
+async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> Result<(), String> {
+    plan_run(ctx, name, &plan::take_over()).await?;
+    if let Some(spec) = spec {
+        let (parent, ..) = overlay_paths(ctx, name);
+        match takeover_definition(&spec.primary_inactive_xml, &parent) {
+            Ok(x) => {
+                if let Err(e) = ctx.lv.define(&x).await {
+                    tracing::warn!(domain = name, error = %e, "could not define the survivor's domain");
+                }
+            }
+            Err(e) => tracing::warn!(domain = name, error = %e, "survivor definition not written"),
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! `ftd`: the ftvirt daemon. Reads its YAML configuration, connects to libvirt,
+//! opens the peer link, serves the D-Bus API and runs until SIGTERM/SIGINT.
+//! Named tasks run under one `select!`; whichever ends first is logged with why,
+//! then the rest is cancelled.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use ftd::config::{BusKind, Config, LogLevel, LogOutput};
+use ftd::domain::HostCtx;
+use ftd::libvirt::Libvirt;
+use ftd::peer::{PeerConfig, PeerLink};
+use ftd::{api, daemon};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ftd",
+    version,
+    about = "ftvirt daemon: fault tolerance for libvirt domains with QEMU COLO"
+)]
+struct Args {
+    /// Configuration file.
+    #[arg(long, short, default_value = "/etc/ftvirt/ftd.yaml")]
+    config: PathBuf,
+}
+
+fn main() {
+    let args = Args::parse();
+    let cfg = match Config::load(&args.config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ftd: {e}");
+            std::process::exit(2);
+        }
+    };
+    init_logging(&cfg);
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if let Err(e) = rt.block_on(run(cfg)) {
+        tracing::error!("{e:#}");
+        eprintln!("ftd: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn init_logging(cfg: &Config) {
+    use tracing_subscriber::prelude::*;
+    let level = match cfg.log.level {
+        LogLevel::Error => tracing::Level::ERROR,
+        LogLevel::Warn => tracing::Level::WARN,
+        LogLevel::Info => tracing::Level::INFO,
+        LogLevel::Debug => tracing::Level::DEBUG,
+        LogLevel::Trace => tracing::Level::TRACE,
+    };
+    let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    if cfg.log.effective_output() == LogOutput::Journald {
+        if let Ok(j) = tracing_journald::layer() {
+            tracing_subscriber::registry()
+                .with(j.with_syslog_identifier("ftd".into()))
+                .with(filter)
+                .init();
+            return;
+        }
+    }
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(level)
+        .with_target(false)
+        .init();
+}
+
+async fn run(cfg: Config) -> Result<()> {
+    let Some(peer) = cfg.peers.first() else {
+        bail!(
+            "{}: no peers: add the host that holds secondaries under peers:",
+            cfg.origin()
+        );
+    };
+    let cancel = CancellationToken::new();
+    let mut pc = PeerConfig::new(
+        &cfg.host.name,
+        &peer.name,
+        cfg.host.listen_addr(),
+        peer.addr(),
+    );
+    pc.interval = cfg.defaults.heartbeat_interval;
+    pc.detection = cfg.defaults.detection_time;
+    let (peer_handle, links) =
+        PeerLink::spawn(pc, cancel.child_token()).context("starting the peer link")?;
+    let ctx = HostCtx {
+        host: cfg.host.name.clone(),
+        rep_addr: cfg.host.address.to_string(),
+        peer_rep_addr: peer.address.to_string(),
+        overlay_dir: cfg.colo.overlay_dir.clone(),
+        checkpoint_ms: cfg.defaults.checkpoint_interval.as_millis() as u64,
+        compare_timeout_ms: cfg.defaults.compare_timeout.as_millis() as u64,
+        sync_timeout: cfg.defaults.sync_timeout,
+        auto_reprotect: cfg.defaults.auto_reprotect,
+        lv: Libvirt::new(&cfg.libvirt_uri, Duration::from_secs(30)),
+        peer: peer_handle,
+    };
+    let (_watcher, qmp) = ftd::qmp_events::watch(&cfg.libvirt_uri);
+    let (handle, daemon_task) = daemon::spawn(ctx, links, qmp, cancel.child_token());
+    let builder = match &cfg.bus.connect {
+        BusKind::System => zbus::connection::Builder::system()?,
+        BusKind::Session => zbus::connection::Builder::session()?,
+        BusKind::Address(a) => zbus::connection::Builder::address(a.as_str())?,
+    };
+    let _bus = builder
+        .name(cfg.bus.name.as_str())?
+        .serve_at(api::OBJECT_PATH, api::Manager { daemon: handle })?
+        .build()
+        .await
+        .with_context(|| {
+            format!(
+                "serving {} on the D-Bus bus ({:?})",
+                cfg.bus.name, cfg.bus.connect
+            )
+        })?;
+    tracing::info!(host = %cfg.host.name, peer = %peer.name, bus = %cfg.bus.name, "ftd ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ended = tokio::select! {
+        _ = term.recv() => "SIGTERM".to_string(),
+        _ = tokio::signal::ctrl_c() => "SIGINT".to_string(),
+        r = daemon_task => format!("the daemon task ended ({r:?})"),
+    };
+    tracing::info!(%ended, "ftd stopping");
+    cancel.cancel();
+    Ok(())
+}

@@ -1,0 +1,162 @@
+//! QEMU monitor events of every domain on this host, through libvirt
+//! (`virConnectDomainQemuMonitorEventRegister`): COLO_EXIT, STOP/RESUME (each COLO
+//! checkpoint pauses and resumes the primary), SHUTDOWN, QUORUM_REPORT_BAD, ...
+//!
+//! libvirt delivers events from its own event loop, so one dedicated thread runs
+//! `virEventRunDefaultImpl` on a connection of its own and forwards each event into
+//! a tokio channel. A periodic timer wakes the loop to notice shutdown and a dead
+//! connection (libvirtd restarted), which is then reopened and re-registered.
+//! The `virt` crate has no safe wrapper for this call; the unsafe code is confined
+//! to this file.
+
+use std::ffi::{c_char, c_int, c_longlong, c_uint, c_void, CStr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use virt::connect::Connect;
+use virt::sys;
+
+/// One QMP event of one domain.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QmpEvent {
+    pub domain: String,
+    pub event: String,
+    /// Event time (seconds + microseconds since the epoch, from QEMU).
+    pub at: Duration,
+    /// The event's `data`, as JSON.
+    pub details: serde_json::Value,
+}
+
+/// Stops the watcher thread when dropped.
+#[derive(Debug)]
+pub struct Watcher {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+}
+
+static EVENT_IMPL: Once = Once::new();
+
+type Tx = mpsc::UnboundedSender<QmpEvent>;
+
+/// Called by libvirt on its event thread.
+unsafe extern "C" fn on_event(
+    _conn: sys::virConnectPtr,
+    dom: sys::virDomainPtr,
+    event: *const c_char,
+    seconds: c_longlong,
+    micros: c_uint,
+    details: *const c_char,
+    opaque: *mut c_void,
+) {
+    // SAFETY: libvirt passes back the `opaque` we registered (a leaked `Box<Tx>`,
+    // freed by `free_tx` after deregistration) and C strings valid for the call.
+    let tx = unsafe { &*(opaque as *const Tx) };
+    let text = |p: *const c_char| {
+        if p.is_null() {
+            String::new()
+        } else {
+            // SAFETY: non-null, NUL-terminated, valid for the duration of the call.
+            unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+        }
+    };
+    // SAFETY: `dom` is valid during the callback; the name it returns is owned by it.
+    let name = if dom.is_null() {
+        String::new()
+    } else {
+        text(unsafe { sys::virDomainGetName(dom) })
+    };
+    let details = serde_json::from_str(&text(details)).unwrap_or(serde_json::Value::Null);
+    let _ = tx.send(QmpEvent {
+        domain: name,
+        event: text(event),
+        at: Duration::from_secs(seconds.max(0) as u64) + Duration::from_micros(micros as u64),
+        details,
+    });
+}
+
+unsafe extern "C" fn free_tx(opaque: *mut c_void) {
+    // SAFETY: `opaque` is the `Box<Tx>` leaked in `register`, freed exactly once here.
+    drop(unsafe { Box::from_raw(opaque as *mut Tx) });
+}
+
+fn register(conn: &Connect, tx: &Tx) -> Result<c_int, String> {
+    let opaque = Box::into_raw(Box::new(tx.clone())) as *mut c_void;
+    // SAFETY: a live connection; NULL domain and event mean "every domain, every
+    // event"; libvirt owns `opaque` from here on and frees it with `free_tx`.
+    let id = unsafe {
+        sys::virConnectDomainQemuMonitorEventRegister(
+            conn.as_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            Some(on_event),
+            opaque,
+            Some(free_tx),
+            0,
+        )
+    };
+    if id < 0 {
+        // SAFETY: registration failed, so libvirt did not take ownership.
+        unsafe { free_tx(opaque) };
+        return Err(virt::error::Error::last_error().message().to_string());
+    }
+    Ok(id)
+}
+
+/// Start watching `uri`; events arrive on the returned receiver.
+pub fn watch(uri: &str) -> (Watcher, mpsc::UnboundedReceiver<QmpEvent>) {
+    EVENT_IMPL.call_once(|| {
+        let _ = virt::event::event_register_default_impl();
+        // Wake the loop every 500 ms so it can notice shutdown and dead connections.
+        let _ = virt::event::event_add_timeout(500, |_, _| {}, std::ptr::null_mut());
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let uri = uri.to_string();
+    std::thread::Builder::new()
+        .name("qmp-events".into())
+        .spawn(move || run(&uri, &tx, &flag))
+        .expect("spawning the QMP event thread");
+    (Watcher { stop }, rx)
+}
+
+fn run(uri: &str, tx: &Tx, stop: &AtomicBool) {
+    let mut conn: Option<(Connect, c_int)> = None;
+    let mut last_check = std::time::Instant::now() - Duration::from_secs(10);
+    while !stop.load(Ordering::SeqCst) && !tx.is_closed() {
+        if last_check.elapsed() >= Duration::from_millis(500) {
+            last_check = std::time::Instant::now();
+            let alive = conn
+                .as_ref()
+                .is_some_and(|(c, _)| c.is_alive().unwrap_or(false));
+            if !alive {
+                conn = match Connect::open(Some(uri)) {
+                    Ok(c) => match register(&c, tx) {
+                        Ok(id) => {
+                            tracing::info!(uri, "watching QEMU monitor events");
+                            Some((c, id))
+                        }
+                        Err(e) => {
+                            tracing::warn!(uri, error = %e, "cannot watch QEMU monitor events");
+                            None
+                        }
+                    },
+                    Err(_) => None,
+                };
+            }
+        }
+        if virt::event::event_run_default_impl().is_err() {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    if let Some((c, id)) = conn {
+        // SAFETY: `id` was returned by a registration on this connection.
+        unsafe { sys::virConnectDomainQemuMonitorEventDeregister(c.as_ptr(), id) };
+    }
+}

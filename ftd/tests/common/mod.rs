@@ -1,0 +1,85 @@
+//! Helpers for tests that run each lab host's own ftd.
+
+#![allow(dead_code)]
+
+use ftd::api::{DomainStatus, FtdProxy};
+use ftvirt_lab::{Host, Lab};
+use std::time::{Duration, Instant};
+
+pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
+
+/// ftd's configuration for `me`, paired with `peer`.
+pub fn ftd_yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
+    format!(
+        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
+         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: 100\n  detection-time: 500\n\
+         colo:\n  overlay-dir: {dir}/overlays\n\
+         bus:\n  connect: system\n  name: {BUS_NAME}\n\
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n",
+        me = me.name,
+        ma = me.rep_ip,
+        pe = peer.name,
+        pa = peer.rep_ip,
+        dir = me.dir.display(),
+    )
+}
+
+/// Start the system bus and ftd on host `name` of the lab.
+pub fn start_ftd(lab: &mut Lab, name: &str, peer: &str) {
+    let yaml = {
+        let (me, p) = (lab.host(name).unwrap(), lab.host(peer).unwrap());
+        ftd_yaml(me, p, 2000)
+    };
+    let h = lab.host_mut(name).unwrap();
+    h.start_dbus().expect("system bus");
+    h.start_ftd(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+        &yaml,
+        BUS_NAME,
+    )
+    .expect("ftd");
+}
+
+/// A client of host `name`'s ftd over its bus.
+pub async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
+    let addr = lab.host(name).unwrap().bus_address();
+    let conn = zbus::connection::Builder::address(addr.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    FtdProxy::new(&conn).await.unwrap()
+}
+
+/// Poll a host's status of `domain` until `want` (or fail with the log's tail).
+pub async fn wait_state(
+    lab: &Lab,
+    host: &str,
+    domain: &str,
+    want: &str,
+    timeout: Duration,
+) -> DomainStatus {
+    let t0 = Instant::now();
+    loop {
+        let last = client(lab, host).await.status(domain).await;
+        if let Ok(s) = &last {
+            if s.state == want {
+                return s.clone();
+            }
+        }
+        if t0.elapsed() > timeout {
+            let log =
+                std::fs::read_to_string(lab.host(host).unwrap().ftd_log()).unwrap_or_default();
+            let tail: Vec<&str> = log
+                .lines()
+                .rev()
+                .take(25)
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .collect();
+            panic!("host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}", tail.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
