@@ -36,6 +36,8 @@ fn main() {
         }
     };
     init_logging(&cfg);
+    // libvirt prints every error to stderr by default; ftd reports them itself.
+    virt::error::clear_error_callback();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
     if let Err(e) = rt.block_on(run(cfg)) {
         tracing::error!("{e:#}");

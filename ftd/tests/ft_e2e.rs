@@ -42,6 +42,7 @@ async fn protect_then_survive_primary_host_loss() {
     let sa = client(&lab, "a").await.status("g").await.unwrap();
     assert!(sa.checkpoints >= 1, "no checkpoint counted: {sa:?}");
     eprintln!("checkpoints after ~5 s: {}", sa.checkpoints);
+    assert_secondary_console_clean(&lab, "b", "g");
 
     // Host a dies; b's ftd detects it and takes over by itself.
     lab.kill_host("a").unwrap();
@@ -65,5 +66,39 @@ async fn protect_then_survive_primary_host_loss() {
             .trim(),
         "running"
     );
+    lab.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secondary_host_loss_leaves_the_primary_running() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    start_ftd(&mut lab, "b", "a");
+    let mut c = lab.connect(&g).unwrap();
+    client(&lab, "a").await.enable("g").await.expect("enable");
+    wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    for n in 1..=10 {
+        c.put(n, "protected").unwrap();
+    }
+    assert_secondary_console_clean(&lab, "b", "g");
+    lab.kill_host("b").unwrap();
+    let t = Instant::now();
+    // The primary goes on; requests may wait for the detection, none fails.
+    let mut worst = Duration::ZERO;
+    for n in 11..=30 {
+        let (r, rtt) = c.request_timed(&format!("PUT {n} alone")).unwrap();
+        assert_eq!(r, format!("DURABLE {n}"));
+        worst = worst.max(rtt);
+    }
+    eprintln!(
+        "worst RTT across the secondary's loss: {worst:?} ({:?} for 20 writes)",
+        t.elapsed()
+    );
+    let sa = wait_state(&lab, "a", "g", "degraded", Duration::from_secs(30)).await;
+    assert!(sa.last_failover.contains("secondary host lost"), "{sa:?}");
+    assert_eq!(c.last().unwrap(), 30);
     lab.shutdown().unwrap();
 }

@@ -115,6 +115,8 @@ pub struct Wiring {
 pub const SYNC_JOB: &str = "ftvirt-sync";
 pub const PIVOT_JOB: &str = "ftvirt-pivot";
 pub const REPLICATION_NODE: &str = "ftvirt-replication";
+/// The NBD client under the replication node (named, so that it can be yanked).
+pub const NBD_NODE: &str = "ftvirt-nbd";
 const PRIMARY_OBJECTS: [&str; 5] = ["comp0", "iothread-colo", "m0", "redire0", "redire1"];
 const PRIMARY_CHARDEVS: [&str; 6] = [
     "mirror0",
@@ -225,7 +227,7 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
         q(exec(
             "blockdev-add",
             json!({"driver": "replication", "mode": "primary", "node-name": REPLICATION_NODE,
-                   "file": {"driver": "nbd", "export": "parent0",
+                   "file": {"driver": "nbd", "node-name": NBD_NODE, "export": "parent0",
                             "server": {"type": "inet", "host": w.secondary_addr, "port": p.nbd.to_string()}}}),
         )),
         q(exec(
@@ -273,14 +275,29 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
 }
 
 /// A: leave COLO and run alone; every removal tolerated if already gone.
+///
+/// First every connection to the peer is yanked (NBD, the proxy's two servers,
+/// the COLO migration stream): with the peer powered off, an NBD request or a
+/// graph change would otherwise wait for TCP to give up (tens of seconds, the
+/// guest frozen meanwhile). One `yank` per instance, since one unknown instance
+/// fails the whole command.
 pub fn leave_colo(w: &Wiring) -> Vec<Op> {
-    let mut v = vec![
+    let mut v: Vec<Op> = [
+        json!({"type": "block-node", "node-name": NBD_NODE}),
+        json!({"type": "chardev", "id": "mirror0"}),
+        json!({"type": "chardev", "id": "compare1"}),
+        json!({"type": "migration"}),
+    ]
+    .into_iter()
+    .map(|i| tolerated(exec("yank", json!({"instances": [i]}))))
+    .collect();
+    v.extend([
         tolerated(exec(
             "x-blockdev-change",
             json!({"parent": w.quorum(), "child": "children.1"}),
         )),
         tolerated(exec("blockdev-del", json!({"node-name": REPLICATION_NODE}))),
-    ];
+    ]);
     v.extend(
         PRIMARY_OBJECTS
             .iter()

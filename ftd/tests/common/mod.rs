@@ -83,3 +83,13 @@ pub async fn wait_state(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Fail if the secondary's serial console on `host` shows a guest kernel crash
+/// (a secondary that diverged from the primary dies this way under COLO).
+pub fn assert_secondary_console_clean(lab: &Lab, host: &str, domain: &str) {
+    let p = lab.host(host).unwrap().dir.join(format!("overlays/{domain}/secondary/serial.log"));
+    let log = std::fs::read_to_string(&p).unwrap_or_default();
+    for bad in ["Kernel panic", "BUG:", "kernel BUG", "not a head", "Oops"] {
+        assert!(!log.contains(bad), "the secondary on {host} crashed ({bad:?}); console {}:\n{log}", p.display());
+    }
+}

@@ -95,7 +95,7 @@ fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
     assert_eq!(
         cmd(&p, 3)["arguments"],
         json!({"driver": "replication", "mode": "primary", "node-name": "ftvirt-replication",
-               "file": {"driver": "nbd", "export": "parent0", "server": {"type": "inet", "host": "10.200.0.12", "port": "9999"}}})
+               "file": {"driver": "nbd", "node-name": "ftvirt-nbd", "export": "parent0", "server": {"type": "inet", "host": "10.200.0.12", "port": "9999"}}})
     );
     assert_eq!(
         cmd(&p, 4)["arguments"],
@@ -165,6 +165,23 @@ fn leave_colo_removes_everything_start_colo_added_and_tolerates_absence() {
         Some("cont"),
         "the guest must be left running"
     );
+}
+
+#[test]
+fn leave_colo_yanks_every_peer_connection_before_touching_the_graph() {
+    let l = leave_colo(&wiring());
+    let names = commands(&l);
+    assert_eq!(names[..4], ["yank", "yank", "yank", "yank"]);
+    assert_eq!(names[4], "x-blockdev-change");
+    let instances: Vec<Value> = l[..4]
+        .iter()
+        .map(|op| match op {
+            Op::Qmp { cmd, .. } => cmd["arguments"]["instances"][0].clone(),
+            _ => unreachable!(),
+        })
+        .collect();
+    assert!(instances.contains(&json!({"type": "block-node", "node-name": "ftvirt-nbd"})));
+    assert!(instances.contains(&json!({"type": "migration"})));
 }
 
 #[test]
