@@ -258,7 +258,7 @@ impl Coordinator {
             }
             (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::SecondaryFailed(e))) => self
                 .fail(
-                    format!("the secondary failed: {e}"),
+                    format!("protection failed on the peer: {e}"),
                     vec![Action::Run(Step::Undo)],
                 ),
             (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
@@ -478,7 +478,8 @@ impl Coordinator {
                 Ok(vec![Action::Send(PeerMsg::SecondaryReady)])
             }
             (S::SecondaryPreparing, E::StepFailed(Step::CreateSecondary, e)) => {
-                self.last_error = Some(format!("creating the secondary failed: {e}"));
+                let e = format!("creating the secondary failed: {e}");
+                self.last_error = Some(e.clone());
                 self.go(
                     S::Standby,
                     vec![

@@ -30,6 +30,11 @@ pub fn start_ftd(lab: &mut Lab, name: &str, peer: &str) {
         let (me, p) = (lab.host(name).unwrap(), lab.host(peer).unwrap());
         ftd_yaml(me, p, 2000)
     };
+    start_ftd_with(lab, name, &yaml);
+}
+
+/// Start the system bus and ftd on host `name` with this configuration.
+pub fn start_ftd_with(lab: &mut Lab, name: &str, yaml: &str) {
     let h = lab.host_mut(name).unwrap();
     h.start_dbus().expect("system bus");
     h.start_ftd(
@@ -87,9 +92,17 @@ pub async fn wait_state(
 /// Fail if the secondary's serial console on `host` shows a guest kernel crash
 /// (a secondary that diverged from the primary dies this way under COLO).
 pub fn assert_secondary_console_clean(lab: &Lab, host: &str, domain: &str) {
-    let p = lab.host(host).unwrap().dir.join(format!("overlays/{domain}/secondary/serial.log"));
+    let p = lab
+        .host(host)
+        .unwrap()
+        .dir
+        .join(format!("overlays/{domain}/secondary/serial.log"));
     let log = std::fs::read_to_string(&p).unwrap_or_default();
     for bad in ["Kernel panic", "BUG:", "kernel BUG", "not a head", "Oops"] {
-        assert!(!log.contains(bad), "the secondary on {host} crashed ({bad:?}); console {}:\n{log}", p.display());
+        assert!(
+            !log.contains(bad),
+            "the secondary on {host} crashed ({bad:?}); console {}:\n{log}",
+            p.display()
+        );
     }
 }

@@ -1,0 +1,110 @@
+//! When protection cannot be established, it fails with an error that names the
+//! step and the cause, and the primary is left running, unharmed, with nothing
+//! of COLO left on either host.
+
+mod common;
+
+use common::*;
+use ftvirt_lab::{GuestSpec, Lab, LabConfig};
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(120);
+
+/// Nothing of COLO on the primary (checked through QMP, not ftd's state).
+fn assert_primary_clean(lab: &Lab, domain: &str) {
+    let a = lab.host("a").unwrap();
+    let q = |cmd: &str| a.virsh(&["qemu-monitor-command", domain, cmd]).unwrap();
+    let objects = q(r#"{"execute":"qom-list","arguments":{"path":"/objects"}}"#);
+    for id in ["comp0", "m0", "redire0", "redire1", "iothread-colo"] {
+        assert!(
+            !objects.contains(&format!("\"{id}\"")),
+            "object {id} left: {objects}"
+        );
+    }
+    assert!(!q(r#"{"execute":"query-named-block-nodes"}"#).contains("ftvirt-replication"));
+    assert!(
+        !q(r#"{"execute":"query-block-jobs"}"#).contains("ftvirt-"),
+        "a block job is left"
+    );
+    assert!(
+        q(r#"{"execute":"query-status"}"#).contains(r#""status":"running""#),
+        "the primary is not running"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unreachable_peer_fails_clearly_then_protects_when_it_returns() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    let mut c = lab.connect(&g).unwrap();
+    let st = client(&lab, "a").await.enable("g").await.unwrap();
+    assert_eq!(st, "failed");
+    let s = client(&lab, "a").await.status("g").await.unwrap();
+    assert!(s.last_error.contains("peer host is unreachable"), "{s:?}");
+    assert!(s.wanted && !s.peer_up);
+    c.put(1, "still-served").unwrap();
+    assert_primary_clean(&lab, "g");
+
+    // The peer's ftd starts: protection follows by itself.
+    start_ftd(&mut lab, "b", "a");
+    wait_state(&lab, "a", "g", "protected", LONG).await;
+    c.put(2, "protected").unwrap();
+    lab.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secondary_that_cannot_be_created_fails_protection_and_leaves_nothing() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    // b's overlay directory sits under a regular file: qemu-img cannot create images.
+    let blocker = lab.host("b").unwrap().dir.join("not-a-dir");
+    std::fs::write(&blocker, "x").unwrap();
+    let yaml_b = {
+        let (b, a) = (lab.host("b").unwrap(), lab.host("a").unwrap());
+        ftd_yaml(b, a, 2000).replace(
+            &format!("overlay-dir: {}/overlays", b.dir.display()),
+            &format!("overlay-dir: {}/overlays", blocker.display()),
+        )
+    };
+    start_ftd(&mut lab, "a", "b");
+    start_ftd_with(&mut lab, "b", &yaml_b);
+    let mut c = lab.connect(&g).unwrap();
+    c.put(1, "before").unwrap();
+
+    client(&lab, "a").await.enable("g").await.unwrap();
+    let s = wait_state(&lab, "a", "g", "failed", LONG).await;
+    eprintln!("last error: {}", s.last_error);
+    assert!(
+        s.last_error.starts_with("protection failed on the peer: "),
+        "{s:?}"
+    );
+    assert!(
+        s.last_error.contains("creating the secondary failed"),
+        "the step is named: {s:?}"
+    );
+    assert!(
+        s.last_error.contains("not-a-dir") && s.last_error.contains("Not a directory"),
+        "the cause is named: {s:?}"
+    );
+
+    // The primary runs on, untouched; the secondary's host holds nothing.
+    c.put(2, "after").unwrap();
+    assert_eq!(c.last().unwrap(), 2);
+    assert_primary_clean(&lab, "g");
+    let b = lab.host("b").unwrap();
+    assert!(
+        b.domains(true).unwrap().is_empty(),
+        "b holds {:?}",
+        b.domains(true)
+    );
+    assert_eq!(
+        client(&lab, "b").await.status("g").await.unwrap().state,
+        "standby"
+    );
+    lab.shutdown().unwrap();
+}
