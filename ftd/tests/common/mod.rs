@@ -39,7 +39,7 @@ pub fn start_ftd_with(lab: &mut Lab, name: &str, yaml: &str) {
     h.start_dbus().expect("system bus");
     h.start_ftd(
         std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
-        &yaml,
+        yaml,
         BUS_NAME,
     )
     .expect("ftd");
