@@ -108,3 +108,66 @@ async fn secondary_that_cannot_be_created_fails_protection_and_leaves_nothing() 
     );
     lab.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secondary_dying_mid_protection_fails_it_and_leaves_nothing() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    start_ftd(&mut lab, "b", "a");
+    let mut c = lab.connect(&g).unwrap();
+    client(&lab, "a").await.enable("g").await.unwrap();
+    // Once the secondary is up and the primary is syncing or entering COLO, the
+    // secondary dies: the sync, the migration or the COLO start fails.
+    let a_bus = client(&lab, "a").await;
+    let t = std::time::Instant::now();
+    loop {
+        let st = a_bus.status("g").await.map(|s| s.state).unwrap_or_default();
+        if st == "syncing" || st == "starting" {
+            eprintln!("destroying the secondary while the primary is {st}");
+            break;
+        }
+        assert!(
+            st != "protected",
+            "protection was reached before the secondary could be destroyed"
+        );
+        assert!(t.elapsed() < LONG, "the primary never started syncing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    lab.host("b").unwrap().virsh(&["destroy", "g"]).unwrap();
+    let s = wait_state(&lab, "a", "g", "failed", LONG).await;
+    eprintln!("last error: {}", s.last_error);
+    assert!(
+        [
+            "disk sync",
+            "starting COLO",
+            "secondary domain stopped",
+            "failed on the peer"
+        ]
+        .iter()
+        .any(|step| s.last_error.contains(step)),
+        "the failing step is named: {s:?}"
+    );
+    c.put(1, "after").unwrap();
+    // Undo may still be finishing: give it a moment, then nothing is left.
+    let t = std::time::Instant::now();
+    loop {
+        let a = lab.host("a").unwrap();
+        let jobs = a
+            .virsh(&[
+                "qemu-monitor-command",
+                "g",
+                r#"{"execute":"query-block-jobs"}"#,
+            ])
+            .unwrap();
+        if !jobs.contains("ftvirt-") || t.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_primary_clean(&lab, "g");
+    assert!(lab.host("b").unwrap().domains(false).unwrap().is_empty());
+    lab.shutdown().unwrap();
+}

@@ -154,9 +154,7 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         },
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
-    plan_run(ctx, name, &plan::sync(&w))
-        .await
-        .map_err(|e| format!("disk sync to the secondary: {e}"))?;
+    plan_run(ctx, name, &plan::sync(&w)).await?;
     Ok(w)
 }
 
