@@ -164,6 +164,9 @@ impl Daemon {
     async fn command(&mut self, c: DaemonCmd) {
         match c {
             DaemonCmd::User { domain, ev, reply } => {
+                if ev == Event::Enable {
+                    self.await_peer_link().await;
+                }
                 let r = match self.domain(&domain, true).await {
                     Ok(h) => h.user(ev).await.map_err(CommandError::Refused),
                     Err(e) => Err(e),
@@ -176,13 +179,27 @@ impl Daemon {
                         .status()
                         .await
                         .ok_or_else(|| CommandError::Failed("domain task stopped".into())),
+                    // A domain ftd has not touched: report what libvirt says of it.
                     None => match self.ctx.lv.state(&domain).await {
                         Err(LibvirtError::NoDomain(_)) => {
                             Err(CommandError::NoSuchDomain(domain.clone()))
                         }
-                        _ => Err(CommandError::Refused(format!(
-                            "domain {domain:?} is not protected; enable protection first"
-                        ))),
+                        Err(e) => Err(CommandError::Failed(e.to_string())),
+                        Ok(st) => Ok(Status {
+                            domain: domain.clone(),
+                            state: if matches!(st, DomState::Running | DomState::Paused) {
+                                State::Unprotected
+                            } else {
+                                State::Stopped
+                            },
+                            wanted: false,
+                            peer: self.ctx.peer.peer_host().to_string(),
+                            peer_up: self.ctx.peer.is_up(),
+                            checkpoints: 0,
+                            last_checkpoint_age: None,
+                            last_error: None,
+                            last_failover: None,
+                        }),
                     },
                 };
                 let _ = reply.send(r);
@@ -197,6 +214,15 @@ impl Daemon {
                 v.sort_by(|a, b| a.domain.cmp(&b.domain));
                 let _ = reply.send(v);
             }
+        }
+    }
+
+    /// Right after ftd starts, the peer link takes a moment to come up: give it
+    /// that moment (bounded) before an Enable would fail for "peer unreachable".
+    async fn await_peer_link(&self) {
+        let t0 = std::time::Instant::now();
+        while !self.ctx.peer.is_up() && t0.elapsed() < std::time::Duration::from_secs(2) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
 

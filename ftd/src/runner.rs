@@ -58,6 +58,9 @@ pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, R
                 timeout,
             } => wait_job(lv, domain, job, *until, *timeout).await?,
             Op::WaitColoMode { mode, timeout } => wait_colo(lv, domain, mode, *timeout).await?,
+            Op::WaitConnected { chardevs, timeout } => {
+                wait_connected(lv, domain, chardevs, *timeout).await?
+            }
         }
     }
     rep.elapsed = t0.elapsed();
@@ -156,6 +159,48 @@ async fn wait_colo(
                 what: format!("COLO reaching mode {mode}"),
                 secs: timeout.as_secs_f64(),
                 last,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A server chardev shows `disconnected:` in its filename until a client attaches.
+async fn wait_connected(
+    lv: &Libvirt,
+    domain: &str,
+    ids: &[String],
+    timeout: Duration,
+) -> Result<(), RunError> {
+    let t0 = Instant::now();
+    loop {
+        let list = lv
+            .qmp(domain, &json!({"execute": "query-chardev"}), QMP_DEADLINE)
+            .await?;
+        let waiting: Vec<&String> = ids
+            .iter()
+            .filter(|id| {
+                let c = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["label"] == id.as_str());
+                c.is_none_or(|c| {
+                    c["filename"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("disconnected")
+                })
+            })
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        if t0.elapsed() > timeout {
+            return Err(RunError::Timeout {
+                what: "the secondary's proxy to connect".into(),
+                secs: timeout.as_secs_f64(),
+                last: format!("still waiting for {waiting:?}"),
             });
         }
         tokio::time::sleep(POLL).await;

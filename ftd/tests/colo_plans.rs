@@ -70,8 +70,12 @@ async fn plans_protect_and_survive_primary_loss() {
         qemu_img(p, size);
     }
     let sx = secondary_xml(&live, &dev, &sp).unwrap();
-    lvb.define(&sx).await.unwrap();
-    lvb.start("g").await.unwrap();
+    if std::env::var_os("FTVIRT_TEST_TRANSIENT").is_some() {
+        lvb.create(&sx).await.unwrap();
+    } else {
+        lvb.define(&sx).await.unwrap();
+        lvb.start("g").await.unwrap();
+    }
     assert_eq!(
         lvb.qmp("g", &json!({"execute": "query-status"}), QMP_DEADLINE)
             .await
@@ -139,6 +143,13 @@ async fn plans_protect_and_survive_primary_loss() {
         worst = worst.max(rtt);
     }
     eprintln!("worst RTT while protected: {worst:?}");
+    let console = std::fs::read_to_string(&sp.serial_log).unwrap_or_default();
+    for bad in ["Kernel panic", "not a head", "BUG", "general protection"] {
+        assert!(
+            !console.contains(bad),
+            "the secondary guest crashed ({bad}):\n{console}"
+        );
+    }
 
     // Host a dies; b takes over.
     lab.kill_host("a").unwrap();

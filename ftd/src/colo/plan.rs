@@ -55,6 +55,11 @@ pub enum Op {
         mode: &'static str,
         timeout: Duration,
     },
+    /// Poll `query-chardev` until these server chardevs have a client.
+    WaitConnected {
+        chardevs: Vec<String>,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -369,6 +374,7 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
             Op::Qmp { cmd, .. } => cmd["execute"].as_str().unwrap_or("?").to_string(),
             Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
             Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
+            Op::WaitConnected { chardevs, .. } => format!("wait connected {}", chardevs.join(",")),
         })
         .collect()
 }

@@ -195,6 +195,10 @@ impl Task {
         match cmd {
             DomainCmd::Event(ev) => self.apply(ev),
             DomainCmd::User(ev, reply) => {
+                // The link may be up before its Up event reached this task.
+                if self.ctx.peer.is_up() && !self.coord.peer_up() {
+                    self.apply(Event::PeerUp);
+                }
                 let r = self.coord.on(ev).map_err(|e| e.to_string());
                 let r = r.map(|acts| {
                     self.execute(acts);
