@@ -6,11 +6,9 @@
 use crate::coordinator::{Event, State};
 use crate::daemon::{CommandError, DaemonHandle};
 use crate::domain::Status;
-use serde::{Deserialize, Serialize};
-use zbus::zvariant::Type;
-
-pub const OBJECT_PATH: &str = "/org/ftvirt/Ftd1";
-pub const INTERFACE: &str = "org.ftvirt.Ftd1.Manager";
+use ftd_proxy::state;
+/// The client side (names, [`DomainStatus`], [`FtdProxy`]) lives in `ftd-proxy`.
+pub use ftd_proxy::{DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
 
 /// Errors as D-Bus callers see them.
 #[derive(Debug, zbus::DBusError)]
@@ -36,22 +34,6 @@ impl From<CommandError> for ApiError {
     }
 }
 
-/// One domain's protection, as `Status` and `List` return it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
-pub struct DomainStatus {
-    pub domain: String,
-    pub state: String,
-    /// Protection requested (it may not be established yet).
-    pub wanted: bool,
-    pub peer: String,
-    pub peer_up: bool,
-    pub checkpoints: u64,
-    /// Seconds since the last checkpoint; negative when none was seen.
-    pub last_checkpoint_age: f64,
-    pub last_error: String,
-    pub last_failover: String,
-}
-
 impl From<Status> for DomainStatus {
     fn from(s: Status) -> Self {
         DomainStatus {
@@ -68,23 +50,23 @@ impl From<Status> for DomainStatus {
     }
 }
 
-/// The state names of the API (stable strings).
+/// The state names of the API (stable strings, listed in [`ftd_proxy::state`]).
 pub fn state_name(s: State) -> &'static str {
     match s {
-        State::Unprotected => "unprotected",
-        State::Preparing => "preparing",
-        State::Syncing => "syncing",
-        State::Starting => "starting",
-        State::Protected => "protected",
-        State::Degraded => "degraded",
-        State::SwitchingOver => "switching-over",
-        State::Disabling => "disabling",
-        State::Failed => "failed",
-        State::Standby => "standby",
-        State::SecondaryPreparing => "secondary-preparing",
-        State::Secondary => "secondary",
-        State::TakingOver => "taking-over",
-        State::Stopped => "stopped",
+        State::Unprotected => state::UNPROTECTED,
+        State::Preparing => state::PREPARING,
+        State::Syncing => state::SYNCING,
+        State::Starting => state::STARTING,
+        State::Protected => state::PROTECTED,
+        State::Degraded => state::DEGRADED,
+        State::SwitchingOver => state::SWITCHING_OVER,
+        State::Disabling => state::DISABLING,
+        State::Failed => state::FAILED,
+        State::Standby => state::STANDBY,
+        State::SecondaryPreparing => state::SECONDARY_PREPARING,
+        State::Secondary => state::SECONDARY,
+        State::TakingOver => state::TAKING_OVER,
+        State::Stopped => state::STOPPED,
     }
 }
 
@@ -126,18 +108,33 @@ impl Manager {
             .map(Into::into)
             .collect())
     }
-}
 
-/// Client side of [`Manager`], for virsh-ft and tests.
-#[zbus::proxy(
-    interface = "org.ftvirt.Ftd1.Manager",
-    default_service = "org.ftvirt.Ftd1",
-    default_path = "/org/ftvirt/Ftd1"
-)]
-pub trait Ftd {
-    fn enable(&self, domain: &str) -> zbus::Result<String>;
-    fn disable(&self, domain: &str) -> zbus::Result<String>;
-    fn failover(&self, domain: &str) -> zbus::Result<String>;
-    fn status(&self, domain: &str) -> zbus::Result<DomainStatus>;
-    fn list(&self) -> zbus::Result<Vec<DomainStatus>>;
+    // -- from the libvirt hook (ftvirt-hook) ----------------------------------------
+
+    /// From the libvirt hook: libvirt's hook `operation` (`started`, `stopped`,
+    /// `release`) happened to `domain`, which carries the protection annotation.
+    /// Replies at once, "ok" or "ignored": libvirtd waits for its hook, and ftd's
+    /// libvirt calls about the domain would wait for libvirtd, so `started` starts
+    /// protecting (as `Enable`) after the reply; the outcome is logged and shown by
+    /// `Status`. A stop needs nothing: the domain's task notices it by itself.
+    async fn notify(&self, domain: String, operation: String) -> Result<String, ApiError> {
+        match operation.as_str() {
+            "started" => {
+                let daemon = self.daemon.clone();
+                tokio::spawn(async move {
+                    match daemon.user(&domain, Event::Enable).await {
+                        Ok(s) => {
+                            tracing::info!(%domain, state = state_name(s), "libvirt hook: started, protecting")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%domain, error = %e, "libvirt hook: started, but protecting failed")
+                        }
+                    }
+                });
+                Ok("ok".into())
+            }
+            "stopped" | "release" => Ok("ok".into()),
+            _ => Ok("ignored".into()),
+        }
+    }
 }

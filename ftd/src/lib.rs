@@ -13,6 +13,9 @@
 //! [`coordinator::Event`]s.
 
 pub mod api;
+/// The protection annotation in a domain's `<metadata>` (crate `ftd-annotation`,
+/// shared with the libvirt hook).
+pub use ftd_annotation as annotation;
 pub mod colo;
 pub mod config;
 pub mod coordinator;

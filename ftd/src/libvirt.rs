@@ -246,6 +246,66 @@ impl Libvirt {
         .await
     }
 
+    /// The domain's metadata element in namespace `ns` (`virDomainGetMetadata`), as
+    /// the live definition has it when the domain runs, the persistent one when not;
+    /// `None` when the domain carries no element in `ns`.
+    pub async fn metadata(&self, domain: &str, ns: &str) -> Result<Option<String>> {
+        let (d, ns) = (domain.to_string(), ns.to_string());
+        self.call("metadata", domain, self.deadline, move |c| {
+            match lookup(c, &d)?.metadata(
+                sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+                Some(&ns),
+                sys::VIR_DOMAIN_AFFECT_CURRENT,
+            ) {
+                Ok(xml) => Ok(Some(xml)),
+                Err(e) if e.code().is(virt::error::ErrorNumber::NoDomainMetadata) => Ok(None),
+                Err(e) => Err(op_err("metadata", &d, e)),
+            }
+        })
+        .await
+    }
+
+    /// Set (`Some`) or remove (`None`) the domain's metadata element in namespace
+    /// `ns`, written with prefix `key` (`virDomainSetMetadata`): in the live and the
+    /// persistent definition when the domain runs, the persistent one when not.
+    pub async fn set_metadata(
+        &self,
+        domain: &str,
+        element_xml: Option<&str>,
+        key: &str,
+        ns: &str,
+    ) -> Result<()> {
+        let (d, xml, key, ns) = (
+            domain.to_string(),
+            element_xml.map(str::to_string),
+            key.to_string(),
+            ns.to_string(),
+        );
+        self.call("set metadata", domain, self.deadline, move |c| {
+            let dom = lookup(c, &d)?;
+            let active = dom.is_active().map_err(|e| op_err("set metadata", &d, e))?;
+            let persistent = dom
+                .is_persistent()
+                .map_err(|e| op_err("set metadata", &d, e))?;
+            let mut flags = 0;
+            if active {
+                flags |= sys::VIR_DOMAIN_AFFECT_LIVE;
+            }
+            if persistent || !active {
+                flags |= sys::VIR_DOMAIN_AFFECT_CONFIG;
+            }
+            dom.set_metadata(
+                sys::VIR_DOMAIN_METADATA_ELEMENT as i32,
+                xml.as_deref(),
+                Some(&key),
+                Some(&ns),
+                flags,
+            )
+            .map_err(|e| op_err("set metadata", &d, e))
+        })
+        .await
+    }
+
     /// Names and states of every domain on this host.
     pub async fn list(&self) -> Result<Vec<(String, DomState)>> {
         self.call("list", "*", self.deadline, move |c| {

@@ -5,7 +5,8 @@
 //! - `setup`: apt packages ([`setup`]), the COLO-patched QEMU build ([`qemu`]), the
 //!   test guest ([`guest`]), then the artifacts manifest the lab reads
 //!   ([`artifacts::Artifacts`]).
-//! - `demo`: `setup`, then the lab demo binary (`ftvirt-demo`).
+//! - `demo`: `setup`, then builds `ftd` and `ftvirt-demo` (release) and runs the
+//!   fault-tolerance demo, `target/release/ftvirt-demo` (extra arguments go to it).
 //! - `test`: `setup`, then the whole workspace's tests.
 
 mod artifacts;
@@ -31,7 +32,7 @@ fn usage() -> &'static str {
      \n\
      commands:\n\
      \x20 setup   install packages, build the patched QEMU and the test guest (idempotent)\n\
-     \x20 demo    setup, then boot the 2-vCPU guest in the lab and talk to it\n\
+     \x20 demo    setup, then the fault-tolerance demo: protect the guest, kill its host, fail back\n\
      \x20 test    setup, then run every test of the workspace\n"
 }
 
@@ -46,20 +47,22 @@ fn run() -> Result<()> {
         "setup" => setup_all().map(|_| ()),
         "demo" => {
             let t = setup_all()?;
-            util::step("demo", "running ftvirt-demo");
-            let mut c = cargo();
-            c.args([
-                "run",
+            util::step("demo", "building ftd and ftvirt-demo (release)");
+            util::run(cargo().args([
+                "build",
                 "--release",
                 "--quiet",
                 "-p",
-                "ftvirt-lab",
-                "--bin",
+                "ftd",
+                "-p",
                 "ftvirt-demo",
-                "--",
-            ]);
-            c.args(rest);
-            let st = c.status().context("running the demo")?;
+            ]))?;
+            let demo = target_dir().join("release/ftvirt-demo");
+            util::step("demo", &format!("running {}", demo.display()));
+            let st = Command::new(&demo)
+                .args(rest)
+                .status()
+                .with_context(|| format!("running {}", demo.display()))?;
             eprintln!("xtask: set-up took {:.1}s", t.as_secs_f64());
             std::process::exit(st.code().unwrap_or(1));
         }
@@ -177,6 +180,15 @@ fn cargo() -> Command {
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     c.current_dir(workspace_root());
     c
+}
+
+/// Cargo's target directory (`CARGO_TARGET_DIR`, else `<workspace>/target`).
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(d) if Path::new(&d).is_absolute() => PathBuf::from(d),
+        Some(d) => workspace_root().join(d),
+        None => workspace_root().join("target"),
+    }
 }
 
 fn workspace_root() -> PathBuf {

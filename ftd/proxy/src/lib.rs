@@ -1,0 +1,122 @@
+//! ftd's D-Bus interface as its clients see it: the names (bus name, object path,
+//! interface, error prefix), the stable state strings, [`DomainStatus`] and the
+//! [`FtdProxy`]. ftd serves this interface (`ftd::api::Manager`); virsh-ft and the
+//! tests call it through here, so nobody retypes it.
+
+use serde::{Deserialize, Serialize};
+use zbus::zvariant::Type;
+
+/// The well-known name ftd owns unless configured otherwise.
+pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
+/// Where ftd serves the manager object.
+pub const OBJECT_PATH: &str = "/org/ftvirt/Ftd1";
+/// The manager's interface.
+pub const INTERFACE: &str = "org.ftvirt.Ftd1.Manager";
+/// Every error ftd returns is `<ERROR_PREFIX>.NoSuchDomain`, `.Refused` or `.Failed`.
+pub const ERROR_PREFIX: &str = "org.ftvirt.Ftd1.Error";
+
+/// The state names of the API: [`DomainStatus::state`] and what `Enable`, `Disable`
+/// and `Failover` return. Stable strings; clients compare against these.
+pub mod state {
+    /// Running here, not protected.
+    pub const UNPROTECTED: &str = "unprotected";
+    /// Protection requested: the peer prepares the secondary.
+    pub const PREPARING: &str = "preparing";
+    /// The disk and memory are being copied to the secondary.
+    pub const SYNCING: &str = "syncing";
+    /// COLO is being started on both sides.
+    pub const STARTING: &str = "starting";
+    /// Protected: checkpoints flow to the secondary.
+    pub const PROTECTED: &str = "protected";
+    /// Running here alone after losing the secondary; re-protects when it can.
+    pub const DEGRADED: &str = "degraded";
+    /// A planned failover to the peer is under way.
+    pub const SWITCHING_OVER: &str = "switching-over";
+    /// Protection is being switched off.
+    pub const DISABLING: &str = "disabling";
+    /// Protecting failed (see `last_error`); the primary keeps running.
+    pub const FAILED: &str = "failed";
+    /// Not running here; the peer runs the domain (or nobody does).
+    pub const STANDBY: &str = "standby";
+    /// This host is preparing the secondary copy.
+    pub const SECONDARY_PREPARING: &str = "secondary-preparing";
+    /// This host runs the secondary copy.
+    pub const SECONDARY: &str = "secondary";
+    /// The secondary copy here is taking over.
+    pub const TAKING_OVER: &str = "taking-over";
+    /// Defined here but shut off.
+    pub const STOPPED: &str = "stopped";
+}
+
+/// One domain's protection, as `Status` and `List` return it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Type)]
+pub struct DomainStatus {
+    pub domain: String,
+    /// One of the [`state`] names.
+    pub state: String,
+    /// Protection requested (it may not be established yet).
+    pub wanted: bool,
+    pub peer: String,
+    pub peer_up: bool,
+    pub checkpoints: u64,
+    /// Seconds since the last checkpoint; negative when none was seen.
+    pub last_checkpoint_age: f64,
+    /// Empty when none.
+    pub last_error: String,
+    /// Empty when none.
+    pub last_failover: String,
+}
+
+/// Client side of `org.ftvirt.Ftd1.Manager`.
+#[zbus::proxy(
+    interface = "org.ftvirt.Ftd1.Manager",
+    default_service = "org.ftvirt.Ftd1",
+    default_path = "/org/ftvirt/Ftd1"
+)]
+pub trait Ftd {
+    /// Protect a running domain with the configured peer; returns the state reached.
+    fn enable(&self, domain: &str) -> zbus::Result<String>;
+    /// Stop protecting a domain; the primary keeps running.
+    fn disable(&self, domain: &str) -> zbus::Result<String>;
+    /// Planned failover: the secondary takes over, this host's copy is destroyed.
+    fn failover(&self, domain: &str) -> zbus::Result<String>;
+    /// One domain's protection status.
+    fn status(&self, domain: &str) -> zbus::Result<DomainStatus>;
+    /// Every domain ftd knows on this host.
+    fn list(&self) -> zbus::Result<Vec<DomainStatus>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zbus::zvariant::Type;
+
+    #[test]
+    fn names_agree_with_the_proxy_attributes() {
+        // The attribute values above must be literals; keep them equal to the consts.
+        assert_eq!(
+            <FtdProxy<'_> as zbus::proxy::Defaults>::INTERFACE
+                .as_ref()
+                .map(|i| i.as_str()),
+            Some(INTERFACE)
+        );
+        assert_eq!(
+            <FtdProxy<'_> as zbus::proxy::Defaults>::DESTINATION
+                .as_ref()
+                .map(|d| d.as_str()),
+            Some(BUS_NAME)
+        );
+        assert_eq!(
+            <FtdProxy<'_> as zbus::proxy::Defaults>::PATH
+                .as_ref()
+                .map(|p| p.as_str()),
+            Some(OBJECT_PATH)
+        );
+        assert!(INTERFACE.starts_with(BUS_NAME) && ERROR_PREFIX.starts_with(BUS_NAME));
+    }
+
+    #[test]
+    fn domain_status_signature_is_stable() {
+        assert_eq!(DomainStatus::SIGNATURE.to_string(), "(ssbsbtdss)");
+    }
+}

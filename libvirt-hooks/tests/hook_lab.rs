@@ -1,0 +1,188 @@
+//! End to end on the lab: the hook installed in both hosts' libvirtd, ftd running on
+//! both. An unmarked guest boots as before and ftd never hears of it; the same guest
+//! defined with the annotation (`peer="b"`) and started is protected with no call
+//! by anyone: libvirtd runs the hook, the hook tells ftd, ftd protects it.
+
+use ftd_annotation::{from_domain_xml, to_metadata_child, Protection};
+use ftd_proxy::{DomainStatus, FtdProxy, BUS_NAME};
+use ftvirt_lab::{GuestSpec, Host, Lab, LabConfig};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const HOOK: &str = env!("CARGO_BIN_EXE_ftvirt-hook");
+
+/// ftd's binary, next to this test's; built (or brought up to date) first, since
+/// it belongs to another package of the workspace.
+fn ftd_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap(); // target/<profile>
+    let target = profile_dir.parent().unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut c = Command::new(cargo);
+    c.args([
+        "build",
+        "--quiet",
+        "-p",
+        "ftd",
+        "--bin",
+        "ftd",
+        "--target-dir",
+    ])
+    .arg(target);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    let st = c
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo");
+    assert!(st.success(), "building ftd failed");
+    let bin = profile_dir.join("ftd");
+    assert!(bin.exists(), "no ftd at {}", bin.display());
+    bin
+}
+
+/// ftd's configuration for `me`, paired with `peer` (as ftd/tests/common).
+fn ftd_yaml(me: &Host, peer: &Host) -> String {
+    format!(
+        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
+         defaults:\n  checkpoint-interval: 2000\n  heartbeat-interval: 100\n  detection-time: 500\n\
+         colo:\n  overlay-dir: {dir}/overlays\n\
+         bus:\n  connect: system\n  name: {BUS_NAME}\n\
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n",
+        me = me.name,
+        ma = me.rep_ip,
+        pe = peer.name,
+        pa = peer.rep_ip,
+        dir = me.dir.display(),
+    )
+}
+
+/// Install the hook as `/etc/libvirt/hooks/qemu.d/ftvirt` of `host`; libvirtd
+/// looks for hooks when it starts, so restart it.
+fn install_hook(host: &Host) {
+    let dir = host.dir.join("etc/hooks/qemu.d");
+    std::fs::create_dir_all(&dir).unwrap();
+    let dst = dir.join("ftvirt");
+    std::fs::copy(HOOK, &dst).unwrap();
+    std::fs::set_permissions(&dst, std::fs::Permissions::from_mode(0o755)).unwrap();
+    host.restart_libvirtd().expect("restart libvirtd");
+}
+
+async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
+    let addr = lab.host(name).unwrap().bus_address();
+    let conn = zbus::connection::Builder::address(addr.as_str())
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    FtdProxy::new(&conn).await.unwrap()
+}
+
+fn ftd_log_tail(lab: &Lab, host: &str) -> String {
+    let log = std::fs::read_to_string(lab.host(host).unwrap().ftd_log()).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(25)..].join("\n")
+}
+
+async fn wait_state(
+    lab: &Lab,
+    host: &str,
+    domain: &str,
+    want: &str,
+    timeout: Duration,
+) -> DomainStatus {
+    let t0 = Instant::now();
+    loop {
+        let last = client(lab, host).await.status(domain).await;
+        if let Ok(s) = &last {
+            if s.state == want {
+                return s.clone();
+            }
+        }
+        assert!(
+            t0.elapsed() < timeout,
+            "host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}",
+            ftd_log_tail(lab, host)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starting_a_marked_domain_protects_it() {
+    let ftd = ftd_binary();
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    for h in ["a", "b"] {
+        install_hook(lab.host(h).unwrap());
+    }
+    for (me, peer) in [("a", "b"), ("b", "a")] {
+        let yaml = ftd_yaml(lab.host(me).unwrap(), lab.host(peer).unwrap());
+        let h = lab.host_mut(me).unwrap();
+        h.start_dbus().expect("system bus");
+        h.start_ftd(&ftd, &yaml, BUS_NAME).expect("ftd");
+    }
+
+    // Unmarked: boots as before (the hook ran for it), ftd knows nothing of it.
+    let g = lab
+        .boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    let ftd_a = client(&lab, "a").await;
+    let known = ftd_a.list().await.unwrap();
+    assert!(known.iter().all(|s| s.domain != "g"), "{known:?}");
+    match ftd_a.status("g").await {
+        Ok(s) => assert!(s.state == "unprotected" && !s.wanted, "{s:?}"),
+        Err(e) => assert!(e.to_string().contains("not protected"), "{e}"),
+    }
+
+    // Marked: define it with the annotation, start it, and only wait.
+    let a = lab.host("a").unwrap();
+    a.virsh(&["destroy", "g"]).unwrap();
+    let xml = a.virsh(&["dumpxml", "--inactive", "g"]).unwrap();
+    assert_eq!(from_domain_xml(&xml).unwrap(), None);
+    let at = xml.find("  <memory").expect("<memory> in the domain XML");
+    let marked = format!(
+        "{}  <metadata>\n    {}\n  </metadata>\n{}",
+        &xml[..at],
+        to_metadata_child(&Protection::new("b")),
+        &xml[at..]
+    );
+    let path = a.images().join("g-marked.xml");
+    std::fs::write(&path, &marked).unwrap();
+    a.virsh(&["define", &path.to_string_lossy()]).unwrap();
+    let defined = a.virsh(&["dumpxml", "--inactive", "g"]).unwrap();
+    assert_eq!(
+        from_domain_xml(&defined).unwrap(),
+        Some(Protection::new("b"))
+    );
+
+    let t0 = Instant::now();
+    a.virsh(&["start", "g"]).unwrap();
+    let start_ms = t0.elapsed().as_millis();
+    let sa = wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    let protect_ms = t0.elapsed().as_millis();
+    let sb = wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
+    eprintln!(
+        "virsh start returned in {start_ms} ms (hook included); protected {protect_ms} ms after \
+         the start; a: {sa:?}; b: {sb:?}"
+    );
+    assert!(sa.wanted && sa.peer_up, "{sa:?}");
+    assert_eq!(sa.peer, "b");
+    let log = std::fs::read_to_string(lab.host("a").unwrap().ftd_log()).unwrap();
+    assert!(
+        log.contains("libvirt hook: started"),
+        "{}",
+        ftd_log_tail(&lab, "a")
+    );
+
+    // The guest runs and works under protection.
+    let mut c = lab.connect(&g).unwrap();
+    c.info().unwrap();
+    for n in 1..=3 {
+        c.put(n, "protected-by-the-hook").unwrap();
+    }
+    assert_eq!(c.last().unwrap(), 3);
+    lab.shutdown().unwrap();
+}

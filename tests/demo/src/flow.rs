@@ -1,0 +1,456 @@
+//! The demo's scenario, one phase after the other, with every guarantee checked:
+//!
+//! 1. boot the 2-vCPU guest on host a; start each host's system bus and ftd; open
+//!    ONE client connection, check `INFO nproc=2`, start the client thread;
+//! 2. protect: `Enable` on a, until a is `protected` and b `secondary`;
+//! 3. run protected for a few seconds; checkpoints must flow;
+//! 4. power-cut host a: b takes over by itself; the client's next reply times the
+//!    failover; b must report `degraded`;
+//! 5. check: same connection, same boot, every acknowledged write on the disk;
+//! 6. power a on again and start its ftd: b re-protects onto it by itself;
+//! 7. fail back: `Failover` on b, until a is `protected` and b `secondary`; check
+//!    again.
+//!
+//! Any broken guarantee ends the flow with a [`Broken`](crate::report::Broken).
+
+use crate::ftd::{self, Ftds};
+use crate::report::{broken, Report};
+use crate::say;
+use crate::writer::{payload, Outcome, Writer};
+use anyhow::{Context, Result};
+use ftvirt_lab::client::field;
+use ftvirt_lab::{GuestSpec, Lab};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+pub const DOMAIN: &str = "ftdemo";
+/// A reply may take this long before the connection counts as lost.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
+const UNPROTECTED_RUN: Duration = Duration::from_secs(2);
+const PROTECTED_RUN: Duration = Duration::from_secs(6);
+/// How long the guest runs after re-protection and after fail-back.
+const SETTLE_RUN: Duration = Duration::from_secs(3);
+const PROTECT_TIMEOUT: Duration = Duration::from_secs(120);
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
+const REPROTECT_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Console lines that mean the guest kernel crashed.
+const CRASH_MARKS: &[&str] = &[
+    "Kernel panic",
+    "BUG:",
+    "kernel BUG",
+    "not a head",
+    "Oops",
+    "general protection fault",
+];
+
+/// The figures of the RESULT line.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub vcpus: u32,
+    pub failover_ms: u128,
+    pub lost: u64,
+    pub reprotect_ms: u128,
+}
+
+/// The lab, the hosts' ftds, the client and what was seen so far.
+#[derive(Debug)]
+pub struct Demo {
+    pub lab: Lab,
+    pub ftds: Ftds,
+    pub ftd_bin: PathBuf,
+    pub writer: Option<Writer>,
+    pub report: Report,
+    boot_id: String,
+    summary: Summary,
+}
+
+impl Demo {
+    pub fn new(lab: Lab, ftds: Ftds, ftd_bin: PathBuf) -> Demo {
+        Demo {
+            lab,
+            ftds,
+            ftd_bin,
+            writer: None,
+            report: Report::default(),
+            boot_id: String::new(),
+            summary: Summary::default(),
+        }
+    }
+
+    pub fn run(&mut self) -> Result<Summary> {
+        self.boot()?;
+        self.protect()?;
+        self.run_protected()?;
+        self.kill_and_fail_over()?;
+        self.reprotect()?;
+        self.fail_back()?;
+        Ok(std::mem::take(&mut self.summary))
+    }
+
+    fn writer(&self) -> Result<&Writer> {
+        self.writer
+            .as_ref()
+            .context("the client thread is not running")
+    }
+
+    fn boot(&mut self) -> Result<()> {
+        let spec = GuestSpec::standard(DOMAIN, 0);
+        say(&format!(
+            "booting domain {} on host a: {} vCPUs, {} MiB, virtio disk and NIC, {} on the LAN",
+            spec.name, spec.vcpus, spec.memory_mib, spec.ip
+        ));
+        let t0 = Instant::now();
+        let g = self.lab.boot_guest("a", &spec)?;
+        self.report.begin_at("boot / unprotected", t0).time = Some(g.boot_time);
+        say(&format!("guest READY after {} ms", g.boot_time.as_millis()));
+        say("starting each host's own system bus and ftd (checkpoint 2000 ms, heartbeat 100 ms, detection 500 ms)");
+        ftd::start(&mut self.lab, &self.ftd_bin, "a", "b")?;
+        ftd::start(&mut self.lab, &self.ftd_bin, "b", "a")?;
+        say(&format!(
+            "client {} opens ONE TCP connection to {}:{}",
+            ftvirt_lab::CLIENT_IP,
+            g.ip,
+            g.port
+        ));
+        let mut conn = self.lab.connect(&g)?;
+        conn.set_timeout(REPLY_TIMEOUT);
+        let info = conn.info()?;
+        self.summary.vcpus = info.nproc;
+        if info.nproc != 2 {
+            return Err(broken(
+                format!("nproc={}", info.nproc),
+                format!("the guest reports {} vCPUs, expected 2", info.nproc),
+            ));
+        }
+        self.boot_id = info.boot_id;
+        say(&format!(
+            "INFO nproc={} boot_id={}; the client thread starts PUT n every ~50 ms on that connection",
+            info.nproc, self.boot_id
+        ));
+        // INFO was the first request on the connection.
+        self.writer = Some(Writer::start(conn, 1).context("starting the client thread")?);
+        std::thread::sleep(UNPROTECTED_RUN);
+        self.check_client()?;
+        if let Some(p) = self.report.current() {
+            p.note = format!("guest booted on a; client ran {UNPROTECTED_RUN:?} unprotected");
+        }
+        Ok(())
+    }
+
+    fn protect(&mut self) -> Result<()> {
+        self.report.begin("protect");
+        let t0 = Instant::now();
+        let st = self.ftds.enable(&self.lab, "a", DOMAIN)?;
+        say(&format!(
+            "Enable({DOMAIN}) on a over D-Bus: {st}; waiting for a protected, b secondary"
+        ));
+        let (_, sts) = self.ftds.wait(
+            &self.lab,
+            DOMAIN,
+            &[("a", "protected"), ("b", "secondary")],
+            PROTECT_TIMEOUT,
+        )?;
+        let t = t0.elapsed();
+        say(&format!("protected in {} ms", t.as_millis()));
+        self.check_client()?;
+        let p = self.report.current().context("no phase")?;
+        p.time = Some(t);
+        p.checkpoints = Some(sts[0].checkpoints);
+        p.note = "Enable on a until a protected, b secondary".into();
+        Ok(())
+    }
+
+    fn run_protected(&mut self) -> Result<()> {
+        self.report.begin("protected");
+        let t0 = Instant::now();
+        say(&format!("running protected for {PROTECTED_RUN:?}"));
+        std::thread::sleep(PROTECTED_RUN);
+        let s = self.ftds.status(&self.lab, "a", DOMAIN)?;
+        self.check_client()?;
+        say(&format!(
+            "a: {} with {} checkpoints, last {:.1} s ago",
+            s.state, s.checkpoints, s.last_checkpoint_age
+        ));
+        let p = self.report.current().context("no phase")?;
+        p.time = Some(t0.elapsed());
+        p.checkpoints = Some(s.checkpoints);
+        p.note = format!("a {}, peer {}", s.state, s.peer);
+        if s.state != "protected" || s.checkpoints == 0 {
+            return Err(broken(
+                "no_checkpoints",
+                format!("after {PROTECTED_RUN:?} protected, a reports {s:?}"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn kill_and_fail_over(&mut self) -> Result<()> {
+        say("POWER CUT of host a (links down, every process SIGKILLed)");
+        let t_kill = Instant::now();
+        self.report.begin_at("kill a + failover", t_kill);
+        self.lab.kill_host("a").context("killing host a")?;
+        let (failover, gap, acked_before) = loop {
+            {
+                let s = self.writer()?.stats();
+                if let Some(r) = s.first_reply_after(t_kill) {
+                    let before = s.last_reply_before(t_kill).map_or(t_kill, |r| r.done);
+                    say(&format!(
+                        "first reply after the kill: to {:?} (sent {} ms {} the kill, round trip {} ms)",
+                        r.line.split_whitespace().take(2).collect::<Vec<_>>().join(" "),
+                        r.sent.max(t_kill).duration_since(r.sent.min(t_kill)).as_millis(),
+                        if r.sent < t_kill { "before" } else { "after" },
+                        r.rtt().as_millis()
+                    ));
+                    break (r.done - t_kill, r.done - before, s.acked_before(t_kill));
+                }
+                if let Some(why) = &s.broken {
+                    return Err(broken("connection_lost", format!("after the kill: {why}")));
+                }
+            }
+            if t_kill.elapsed() > FAILOVER_TIMEOUT {
+                return Err(broken(
+                    "no_reply_after_kill",
+                    format!("no client reply within {FAILOVER_TIMEOUT:?} of the kill"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        self.summary.failover_ms = failover.as_millis();
+        say(&format!(
+            "client's first reply {} ms after the kill (longest gap between replies {} ms)",
+            failover.as_millis(),
+            gap.as_millis()
+        ));
+        self.ftds
+            .wait(&self.lab, DOMAIN, &[("b", "degraded")], FAILOVER_TIMEOUT)?;
+        let degraded = t_kill.elapsed();
+        let s = self.ftds.status(&self.lab, "b", DOMAIN)?;
+        say(&format!(
+            "b: degraded {} ms after the kill ({})",
+            degraded.as_millis(),
+            s.last_failover
+        ));
+        let last = self.verify("the failover", acked_before)?;
+        let p = self.report.current().context("no phase")?;
+        p.time = Some(failover);
+        p.last = Some(last);
+        p.note = format!(
+            "reply gap {} ms; b degraded at {} ms; acked before kill {acked_before}",
+            gap.as_millis(),
+            degraded.as_millis()
+        );
+        Ok(())
+    }
+
+    fn reprotect(&mut self) -> Result<()> {
+        self.report.begin("re-protect");
+        say("powering host a on again, starting its system bus and ftd");
+        let boot = self.lab.restart_host("a").context("restarting host a")?;
+        ftd::start(&mut self.lab, &self.ftd_bin, "a", "b")?;
+        let t_up = Instant::now();
+        say(&format!(
+            "host a up in {} ms; waiting for b to re-protect onto it by itself",
+            boot.as_millis()
+        ));
+        let (_, sts) = self.ftds.wait(
+            &self.lab,
+            DOMAIN,
+            &[("b", "protected"), ("a", "secondary")],
+            REPROTECT_TIMEOUT,
+        )?;
+        let t = t_up.elapsed();
+        self.summary.reprotect_ms = t.as_millis();
+        say(&format!(
+            "b protected, a secondary {} ms after a's ftd came up",
+            t.as_millis()
+        ));
+        std::thread::sleep(SETTLE_RUN);
+        let s = self.ftds.status(&self.lab, "b", DOMAIN)?;
+        self.check_client()?;
+        let p = self.report.current().context("no phase")?;
+        p.time = Some(t);
+        p.checkpoints = Some(s.checkpoints.max(sts[0].checkpoints));
+        p.note = format!("a restarted in {} ms; b {}", boot.as_millis(), s.state);
+        Ok(())
+    }
+
+    fn fail_back(&mut self) -> Result<()> {
+        self.report.begin("fail back");
+        let t0 = Instant::now();
+        let acked_before = self.writer()?.stats().acked;
+        let st = self.ftds.failover(&self.lab, "b", DOMAIN)?;
+        say(&format!(
+            "Failover({DOMAIN}) on b over D-Bus: {st}; waiting for a protected, b secondary"
+        ));
+        self.ftds.wait(
+            &self.lab,
+            DOMAIN,
+            &[("a", "protected"), ("b", "secondary")],
+            PROTECT_TIMEOUT,
+        )?;
+        let t = t0.elapsed();
+        let t_back = Instant::now();
+        say(&format!(
+            "back on a, protected by b, in {} ms",
+            t.as_millis()
+        ));
+        std::thread::sleep(SETTLE_RUN);
+        let s = self.ftds.status(&self.lab, "a", DOMAIN)?;
+        let (after, gap) = {
+            let w = self.writer()?.stats();
+            (
+                w.replies_in(t_back, Instant::now()).count(),
+                w.longest_gap(t0, Instant::now()),
+            )
+        };
+        if after == 0 {
+            return Err(broken(
+                "no_replies_after_failback",
+                format!("no client reply in the {SETTLE_RUN:?} after the fail-back"),
+            ));
+        }
+        let last = self.verify("the fail-back", acked_before)?;
+        let p = self.report.current().context("no phase")?;
+        p.time = Some(t);
+        p.checkpoints = Some(s.checkpoints);
+        p.last = Some(last);
+        p.note = format!(
+            "Failover on b; reply gap {} ms; a {}",
+            gap.as_millis(),
+            s.state
+        );
+        Ok(())
+    }
+
+    /// After a failure: what the guest copies' consoles say (a diverged COLO
+    /// secondary dies with a kernel crash), and where the logs are.
+    pub fn diagnose(&self) {
+        for h in self.lab.hosts() {
+            let p = h
+                .dir
+                .join(format!("overlays/{DOMAIN}/secondary/serial.log"));
+            let log = std::fs::read_to_string(&p).unwrap_or_default();
+            let bad: Vec<&str> = log
+                .lines()
+                .filter(|l| CRASH_MARKS.iter().any(|m| l.contains(m)))
+                .take(4)
+                .collect();
+            if !bad.is_empty() {
+                say(&format!(
+                    "the secondary's console on host {} shows a guest crash:",
+                    h.name
+                ));
+                for l in bad {
+                    eprintln!("    {l}");
+                }
+            }
+        }
+        let keep = if std::env::var_os("FTVIRT_LAB_KEEP").is_some() {
+            "kept after tear-down (FTVIRT_LAB_KEEP)"
+        } else {
+            "deleted at tear-down; set FTVIRT_LAB_KEEP=1 to keep them"
+        };
+        say(&format!(
+            "logs (ftd.log, QEMU logs, consoles) are under {}: {keep}",
+            self.lab.dir.display()
+        ));
+    }
+
+    /// A broken connection or a refused write is a broken guarantee.
+    fn check_client(&self) -> Result<()> {
+        let s = self.writer()?.stats();
+        if let Some(why) = &s.broken {
+            return Err(broken(
+                "connection_lost",
+                format!("the client's connection broke: {why}"),
+            ));
+        }
+        if let Some(why) = &s.refused {
+            return Err(broken(
+                "write_refused",
+                format!("the guest refused a write: {why}"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// After `event`, on the same connection with the client paused: same boot, the
+    /// same connection (the guest's request count for it matches ours), every
+    /// acknowledged write on the disk, and records read back intact. Returns `LAST`.
+    fn verify(&mut self, event: &str, acked_before: u64) -> Result<u64> {
+        let w = self
+            .writer
+            .as_ref()
+            .context("the client thread is not running")?;
+        w.pause()?;
+        self.check_client()?;
+        let ask = |line: &str| -> Result<String> {
+            match w.request(line)? {
+                Outcome::Ok(r) => Ok(r),
+                Outcome::Refused(r) => Err(broken(
+                    "unexpected_reply",
+                    format!("{line:?} got {r:?} after {event}"),
+                )),
+                Outcome::Broken(e) => Err(broken(
+                    "connection_lost",
+                    format!("{line:?} after {event}: {e}"),
+                )),
+            }
+        };
+        let info = ask("INFO")?;
+        let boot_id = field(&info, "boot_id").unwrap_or_default();
+        if boot_id != self.boot_id {
+            return Err(broken(
+                "guest_rebooted",
+                format!(
+                    "boot_id was {} and is {boot_id:?} after {event}",
+                    self.boot_id
+                ),
+            ));
+        }
+        let last_reply = ask("LAST")?;
+        let last: u64 = last_reply
+            .strip_prefix("LAST ")
+            .and_then(|n| n.trim().parse().ok())
+            .with_context(|| format!("LAST got {last_reply:?}"))?;
+        let acked = w.stats().acked;
+        let lost = acked - last.min(acked);
+        self.summary.lost = self.summary.lost.max(lost);
+        if lost > 0 {
+            return Err(broken(
+                format!("lost={lost}"),
+                format!("{acked} writes were acknowledged, the disk holds {last} after {event}"),
+            ));
+        }
+        let mut picks = vec![1, acked_before / 2, acked_before, acked];
+        picks.retain(|&n| n > 0);
+        picks.dedup();
+        for n in &picks {
+            let want = format!("REC {n} {}", payload(*n));
+            let got = ask(&format!("GET {n}"))?;
+            if got != want {
+                return Err(broken(
+                    format!("record_{n}_wrong"),
+                    format!("GET {n} got {got:?}, expected {want:?} after {event}"),
+                ));
+            }
+        }
+        let seq = ask("SEQ 1")?;
+        let (ours, theirs) = (w.stats().sent, field(&seq, "conn").unwrap_or_default());
+        if theirs != ours.to_string() {
+            return Err(broken(
+                "connection_changed",
+                format!(
+                    "the guest counts {theirs} requests on this connection, the client sent {ours}"
+                ),
+            ));
+        }
+        say(&format!(
+            "after {event}: same boot, LAST {last} >= {acked} acknowledged, GET {picks:?} intact, \
+             same connection ({ours} requests on it)"
+        ));
+        w.resume()?;
+        Ok(last)
+    }
+}

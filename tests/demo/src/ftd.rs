@@ -1,0 +1,190 @@
+//! Each lab host's own ftd: where its binary is, its configuration, starting it on a
+//! host's own system bus, and driving it over D-Bus with [`ftd::api::FtdProxy`].
+//!
+//! The demo's flow is synchronous (the lab's calls block); D-Bus calls run on a
+//! small tokio runtime owned here, each with a time limit, each on a fresh
+//! connection to the host's bus (a killed host's bus is gone, a restarted host has
+//! a new one).
+
+use crate::report::broken;
+use anyhow::{Context, Result};
+use ftd::api::{DomainStatus, FtdProxy};
+use ftd::config::DEFAULT_BUS_NAME;
+use ftvirt_lab::{Host, Lab};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// How long one D-Bus call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often states are polled (also the resolution of the measured times).
+const POLL: Duration = Duration::from_millis(100);
+
+/// Checkpoint interval, heartbeat interval and detection time of the demo (ms).
+pub const CHECKPOINT_MS: u64 = 2000;
+const HEARTBEAT_MS: u64 = 100;
+const DETECTION_MS: u64 = 500;
+
+/// The ftd binary: `$FTVIRT_FTD_BIN`, or `ftd` next to this program.
+pub fn binary() -> Result<PathBuf> {
+    let (path, origin) = match std::env::var_os("FTVIRT_FTD_BIN") {
+        Some(p) => (PathBuf::from(p), "FTVIRT_FTD_BIN"),
+        None => (
+            std::env::current_exe()
+                .context("finding this program's own path")?
+                .with_file_name("ftd"),
+            "next to ftvirt-demo",
+        ),
+    };
+    if !path.is_file() {
+        anyhow::bail!(
+            "no ftd binary at {} ({origin}): build it with `cargo build --release -p ftd` \
+             (`cargo xtask demo` does), or set FTVIRT_FTD_BIN to its path",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// ftd's configuration for host `me`, paired with `peer`.
+pub fn yaml(me: &Host, peer: &Host) -> String {
+    format!(
+        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
+         defaults:\n  checkpoint-interval: {CHECKPOINT_MS}\n  heartbeat-interval: {HEARTBEAT_MS}\n  \
+         detection-time: {DETECTION_MS}\n\
+         colo:\n  overlay-dir: {dir}/overlays\n\
+         bus:\n  connect: system\n  name: {DEFAULT_BUS_NAME}\n\
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n",
+        me = me.name,
+        ma = me.rep_ip,
+        pe = peer.name,
+        pa = peer.rep_ip,
+        dir = me.dir.display(),
+    )
+}
+
+/// Start host `name`'s system bus and its ftd (paired with `peer`).
+pub fn start(lab: &mut Lab, bin: &std::path::Path, name: &str, peer: &str) -> Result<()> {
+    let cfg = yaml(lab.host(name)?, lab.host(peer)?);
+    let h = lab.host_mut(name)?;
+    h.start_dbus()
+        .with_context(|| format!("starting the system bus of host {name}"))?;
+    h.start_ftd(bin, &cfg, DEFAULT_BUS_NAME)
+        .with_context(|| format!("starting ftd on host {name}"))?;
+    Ok(())
+}
+
+/// D-Bus client of the lab hosts' ftds.
+#[derive(Debug)]
+pub struct Ftds {
+    rt: tokio::runtime::Runtime,
+}
+
+impl Ftds {
+    pub fn new() -> Result<Ftds> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the D-Bus client runtime")?;
+        Ok(Ftds { rt })
+    }
+
+    /// Run one D-Bus exchange with a time limit.
+    fn block<T>(
+        &self,
+        host: &str,
+        what: &str,
+        f: impl std::future::Future<Output = zbus::Result<T>>,
+    ) -> Result<T> {
+        match self
+            .rt
+            .block_on(async { tokio::time::timeout(CALL_TIMEOUT, f).await })
+        {
+            Ok(r) => r.with_context(|| format!("{what} on host {host}'s ftd")),
+            Err(_) => Err(anyhow::anyhow!(
+                "{what} on host {host}'s ftd: no answer within {CALL_TIMEOUT:?}"
+            )),
+        }
+    }
+
+    pub fn enable(&self, lab: &Lab, host: &str, domain: &str) -> Result<String> {
+        let addr = lab.host(host)?.bus_address();
+        self.block(host, "Enable", async move {
+            proxy(&addr).await?.enable(domain).await
+        })
+    }
+
+    pub fn failover(&self, lab: &Lab, host: &str, domain: &str) -> Result<String> {
+        let addr = lab.host(host)?.bus_address();
+        self.block(host, "Failover", async move {
+            proxy(&addr).await?.failover(domain).await
+        })
+    }
+
+    pub fn status(&self, lab: &Lab, host: &str, domain: &str) -> Result<DomainStatus> {
+        let addr = lab.host(host)?.bus_address();
+        self.block(host, "Status", async move {
+            proxy(&addr).await?.status(domain).await
+        })
+    }
+
+    /// Poll until every `(host, state)` holds at once; returns the time it took and
+    /// the statuses. On time-out: a `timeout:<host>_<state>` failure, with the
+    /// host's last status and ftd log tail on stderr.
+    pub fn wait(
+        &self,
+        lab: &Lab,
+        domain: &str,
+        want: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<(Duration, Vec<DomainStatus>)> {
+        let t0 = Instant::now();
+        loop {
+            let mut got = Vec::new();
+            let mut missing = None;
+            for &(host, state) in want {
+                match self.status(lab, host, domain) {
+                    Ok(s) if s.state == state => got.push(s),
+                    other => {
+                        missing = Some((host, state, other));
+                        break;
+                    }
+                }
+            }
+            let Some((host, state, last)) = missing else {
+                return Ok((t0.elapsed(), got));
+            };
+            if t0.elapsed() > timeout {
+                let last = match last {
+                    Ok(s) => format!("{s:?}"),
+                    Err(e) => format!("{e:#}"),
+                };
+                eprintln!("[demo] host {host}: last status of {domain}: {last}");
+                eprintln!("[demo] host {host}: tail of its ftd log:");
+                for l in log_tail(lab, host, 25) {
+                    eprintln!("    {l}");
+                }
+                return Err(broken(
+                    format!("timeout:{host}_{state}"),
+                    format!("host {host}: {domain} did not reach {state:?} within {timeout:?}"),
+                ));
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+}
+
+/// A client of the ftd on the bus at `addr`, on a connection of its own.
+async fn proxy(addr: &str) -> zbus::Result<FtdProxy<'static>> {
+    let conn = zbus::connection::Builder::address(addr)?.build().await?;
+    FtdProxy::new(&conn).await
+}
+
+fn log_tail(lab: &Lab, host: &str, n: usize) -> Vec<String> {
+    let Ok(h) = lab.host(host) else {
+        return Vec::new();
+    };
+    let log = std::fs::read_to_string(h.ftd_log()).unwrap_or_default();
+    let lines: Vec<String> = log.lines().map(String::from).collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}

@@ -1,0 +1,299 @@
+//! The ft-* commands against each lab host's own ftd, on the host's private system
+//! bus (`--bus`): protect, look, fail over, disable; and the errors a user meets.
+
+use ftvirt_lab::{GuestSpec, Host, Lab, LabConfig};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const VIRSH_FT: &str = env!("CARGO_BIN_EXE_virsh-ft");
+const BUS_NAME: &str = "org.ftvirt.Ftd1";
+
+/// ftd's binary, built for this test run.
+///
+/// Cargo gives an integration test `CARGO_BIN_EXE_<name>` only for its own package's
+/// binaries, and a dev-dependency on ftd would build ftd's library, not its binary
+/// (artifact dependencies are unstable). So the test has cargo build ftd into the same
+/// target directory and profile as the virsh-ft under test, whose binary is
+/// `<target>/<profile>/virsh-ft`; ftd lands next to it. `cargo build` always runs
+/// (a no-op taking a moment when ftd is fresh): a binary that merely happens to be
+/// there could be stale. `FTVIRT_FTD=<path>` uses a given binary instead.
+fn ftd_binary() -> &'static Path {
+    static FTD: OnceLock<PathBuf> = OnceLock::new();
+    FTD.get_or_init(|| {
+        if let Some(p) = std::env::var_os("FTVIRT_FTD") {
+            return PathBuf::from(p);
+        }
+        let exe = Path::new(VIRSH_FT);
+        let profile_dir = exe.parent().expect("virsh-ft's directory");
+        let target_dir = profile_dir.parent().expect("the target directory");
+        let profile = match profile_dir.file_name().and_then(|p| p.to_str()) {
+            Some("debug") => "dev",
+            Some(p) => p,
+            None => panic!("no profile directory in {}", exe.display()),
+        };
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let t = Instant::now();
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "--package", "ftd", "--bin", "ftd"])
+            .arg("--manifest-path")
+            .arg(&workspace)
+            .arg("--target-dir")
+            .arg(target_dir)
+            .args(["--profile", profile])
+            .status()
+            .expect("running cargo to build ftd");
+        assert!(st.success(), "building ftd failed: {st}");
+        let ftd = profile_dir.join("ftd");
+        assert!(ftd.exists(), "cargo built no {}", ftd.display());
+        eprintln!("ftd: {} (cargo build: {:?})", ftd.display(), t.elapsed());
+        ftd
+    })
+}
+
+/// ftd's configuration for `me`, paired with `peer` (as ftd's own tests write it).
+fn ftd_yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
+    format!(
+        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
+         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: 100\n  detection-time: 500\n\
+         colo:\n  overlay-dir: {dir}/overlays\n\
+         bus:\n  connect: system\n  name: {BUS_NAME}\n\
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n",
+        me = me.name,
+        ma = me.rep_ip,
+        pe = peer.name,
+        pa = peer.rep_ip,
+        dir = me.dir.display(),
+    )
+}
+
+/// Start the system bus and ftd on host `name` of the lab.
+fn start_ftd(lab: &mut Lab, name: &str, peer: &str) {
+    let yaml = {
+        let (me, p) = (lab.host(name).unwrap(), lab.host(peer).unwrap());
+        ftd_yaml(me, p, 2000)
+    };
+    let h = lab.host_mut(name).unwrap();
+    h.start_dbus().expect("system bus");
+    h.start_ftd(ftd_binary(), &yaml, BUS_NAME).expect("ftd");
+}
+
+/// `virsh-ft --bus <host's bus> ARGS...`
+fn virsh_ft(lab: &Lab, host: &str, args: &[&str]) -> Output {
+    let bus = lab.host(host).unwrap().bus_address();
+    let t = Instant::now();
+    let out = Command::new(VIRSH_FT)
+        .arg("--bus")
+        .arg(&bus)
+        .args(args)
+        .env_remove("FTVIRT_BUS")
+        .output()
+        .expect("running virsh-ft");
+    eprintln!(
+        "[{host}] virsh-ft {} -> {:?} in {:.1?}\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        t.elapsed(),
+        indent(&out.stdout),
+        indent(&out.stderr)
+    );
+    out
+}
+
+fn indent(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .lines()
+        .map(|l| format!("    | {l}\n"))
+        .collect()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `ft-status DOMAIN --json` on `host`: the domain's state.
+fn state(lab: &Lab, host: &str, domain: &str) -> Option<String> {
+    let out = virsh_ft(lab, host, &["ft-status", domain, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v[0]["state"].as_str().map(String::from)
+}
+
+fn wait_state(lab: &Lab, host: &str, domain: &str, want: &str, timeout: Duration) {
+    let t = Instant::now();
+    while state(lab, host, domain).as_deref() != Some(want) {
+        assert!(
+            t.elapsed() < timeout,
+            "{domain} never became {want} on {host}; ftd log:\n{}",
+            std::fs::read_to_string(lab.host(host).unwrap().ftd_log()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// Wait until host's ftd log shows `needle`.
+fn wait_log(lab: &Lab, host: &str, needle: &str, timeout: Duration) {
+    let log = lab.host(host).unwrap().ftd_log();
+    let t = Instant::now();
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(
+            t.elapsed() < timeout,
+            "{host}'s ftd never logged {needle:?}: {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn assert_ok(o: &Output, what: &str) {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{what}: exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
+}
+
+#[test]
+fn lab_ft_commands_protect_fail_over_and_disable() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    lab.boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    start_ftd(&mut lab, "b", "a");
+    // Enable fails at once while the peer link is still coming up ("the peer host is
+    // unreachable"): wait until a's ftd has seen b.
+    wait_log(&lab, "a", "peer up", Duration::from_secs(30));
+
+    // Nothing protected yet.
+    let list = virsh_ft(&lab, "a", &["ft-list", "--json"]);
+    assert_ok(&list, "ft-list");
+    assert_eq!(stdout(&list).trim(), "[]");
+
+    // ft-enable waits until protected, a progress line per state (stderr is no terminal).
+    let t = Instant::now();
+    let en = virsh_ft(&lab, "a", &["ft-enable", "g", "--timeout", "240"]);
+    assert_ok(&en, "ft-enable g");
+    eprintln!("ft-enable g took {:?}", t.elapsed());
+    assert!(
+        stdout(&en).contains("Domain 'g' is protected (peer b)"),
+        "{}",
+        stdout(&en)
+    );
+    let progress = stderr(&en);
+    assert!(
+        progress.lines().any(|l| l.starts_with("g: preparing (")),
+        "{progress}"
+    );
+    assert!(
+        progress.lines().any(|l| l.starts_with("g: protected (")),
+        "{progress}"
+    );
+
+    // ft-status: the table and JSON.
+    let st = virsh_ft(&lab, "a", &["ft-status", "g"]);
+    assert_ok(&st, "ft-status g");
+    let table = stdout(&st);
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with(" Domain   State       Peer   Peer-up   Checkpoints"),
+        "{table}"
+    );
+    let row = table.lines().nth(2).unwrap_or_default();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cols[..4], ["g", "protected", "b", "yes"], "{table}");
+    let list = virsh_ft(&lab, "a", &["ft-list", "--json"]);
+    assert_ok(&list, "ft-list --json");
+    let v: serde_json::Value =
+        serde_json::from_slice(&list.stdout).expect("ft-list --json is JSON");
+    let all = v.as_array().expect("an array");
+    assert_eq!(all.len(), 1, "{v}");
+    assert_eq!(all[0]["domain"], "g");
+    assert_eq!(all[0]["state"], "protected");
+    assert_eq!(all[0]["peer"], "b");
+    assert_eq!(all[0]["wanted"], true);
+    // ft-status without a domain is ft-list.
+    let st_all = virsh_ft(&lab, "a", &["ft-status", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&st_all.stdout).unwrap()[0]["domain"],
+        "g"
+    );
+    // b's ftd sees its secondary.
+    wait_state(&lab, "b", "g", "secondary", Duration::from_secs(60));
+
+    // Planned failover: a hands over to b, which re-protects back onto a by itself.
+    let t = Instant::now();
+    let fo = virsh_ft(&lab, "a", &["ft-failover", "g", "--timeout", "240"]);
+    assert_ok(&fo, "ft-failover g");
+    eprintln!("ft-failover g took {:?}", t.elapsed());
+    assert!(
+        stdout(&fo).contains("Domain 'g' failed over to b"),
+        "{}",
+        stdout(&fo)
+    );
+    assert!(
+        stderr(&fo).contains("g: switching-over ("),
+        "{}",
+        stderr(&fo)
+    );
+    wait_state(&lab, "b", "g", "protected", Duration::from_secs(240));
+
+    // ft-disable on b: b runs g alone, a stands by.
+    let dis = virsh_ft(&lab, "b", &["ft-disable", "g"]);
+    assert_ok(&dis, "ft-disable g");
+    assert!(
+        stdout(&dis).contains("Domain 'g' is no longer protected"),
+        "{}",
+        stdout(&dis)
+    );
+    assert_eq!(state(&lab, "b", "g").as_deref(), Some("unprotected"));
+    let st = virsh_ft(&lab, "b", &["ft-status", "g"]);
+    assert!(
+        stdout(&st)
+            .lines()
+            .nth(2)
+            .unwrap_or_default()
+            .contains(" unprotected "),
+        "{}",
+        stdout(&st)
+    );
+    wait_state(&lab, "a", "g", "standby", Duration::from_secs(60));
+
+    // Errors: ftd's message and exit 1.
+    let no = virsh_ft(&lab, "a", &["ft-enable", "nosuchdomain"]);
+    assert_eq!(no.status.code(), Some(1), "{}", stderr(&no));
+    assert!(stderr(&no).starts_with("error: "), "{}", stderr(&no));
+    assert!(stderr(&no).contains("\"nosuchdomain\""), "{}", stderr(&no));
+    let refused = virsh_ft(&lab, "b", &["ft-failover", "g"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    // Nobody owns the name: ftd is not running.
+    let none = virsh_ft(&lab, "a", &["--bus-name", "org.ftvirt.Nobody1", "ft-list"]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(
+        stderr(&none).contains("cannot reach ftd"),
+        "{}",
+        stderr(&none)
+    );
+    assert!(
+        stderr(&none).contains("is ftd running?"),
+        "{}",
+        stderr(&none)
+    );
+    // The bus from the environment, as scripts set it.
+    let env = Command::new(VIRSH_FT)
+        .args(["ft-status", "g"])
+        .env("FTVIRT_BUS", lab.host("b").unwrap().bus_address())
+        .output()
+        .unwrap();
+    assert_ok(&env, "FTVIRT_BUS=... ft-status g");
+    lab.shutdown().unwrap();
+}
