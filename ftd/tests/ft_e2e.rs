@@ -84,7 +84,6 @@ async fn secondary_host_loss_leaves_the_primary_running() {
     for n in 1..=10 {
         c.put(n, "protected").unwrap();
     }
-    assert_secondary_console_clean(&lab, "b", "g");
     lab.kill_host("b").unwrap();
     let t = Instant::now();
     // The primary goes on; requests may wait for the detection, none fails.
