@@ -26,7 +26,6 @@ fn qemu_img(path: &Path, size: u64) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the secondary guest's RAM diverges under COLO after a few checkpoints (list-poison GPF in __run_timers, virtio_net 'not a head'); see issue 4 notes"]
 async fn plans_protect_and_survive_primary_loss() {
     let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
     let g = lab

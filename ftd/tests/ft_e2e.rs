@@ -9,7 +9,6 @@ use ftvirt_lab::{GuestSpec, Lab, LabConfig};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "the secondary guest intermittently crashes under daemon-driven COLO (virtio_net 'not a head', see issue 4 notes); takeover then lands on a dead guest"]
 async fn protect_then_survive_primary_host_loss() {
     let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
     let g = lab
