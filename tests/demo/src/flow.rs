@@ -193,16 +193,15 @@ impl Demo {
         let (failover, gap, acked_before) = loop {
             {
                 let s = self.writer()?.stats();
-                if let Some(r) = s.first_reply_after(t_kill) {
-                    let before = s.last_reply_before(t_kill).map_or(t_kill, |r| r.done);
+                if let Some(r) = s.first_reply_sent_after(t_kill) {
                     say(&format!(
-                        "first reply after the kill: to {:?} (sent {} ms {} the kill, round trip {} ms)",
+                        "first reply to a request sent after the kill: to {:?} (sent {} ms after the kill, round trip {} ms)",
                         r.line.split_whitespace().take(2).collect::<Vec<_>>().join(" "),
-                        r.sent.max(t_kill).duration_since(r.sent.min(t_kill)).as_millis(),
-                        if r.sent < t_kill { "before" } else { "after" },
+                        r.sent.duration_since(t_kill).as_millis(),
                         r.rtt().as_millis()
                     ));
-                    break (r.done - t_kill, r.done - before, s.acked_before(t_kill));
+                    let gap = s.longest_gap(t_kill, r.done);
+                    break (r.done - t_kill, gap, s.acked_before(t_kill));
                 }
                 if let Some(why) = &s.broken {
                     return Err(broken("connection_lost", format!("after the kill: {why}")));

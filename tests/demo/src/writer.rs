@@ -80,9 +80,11 @@ impl Stats {
             .unwrap_or(0)
     }
 
-    /// The first successful reply that came back after `t`.
-    pub fn first_reply_after(&self, t: Instant) -> Option<&Req> {
-        self.log.iter().find(|r| r.ok() && r.done > t)
+    /// The first successful reply to a request sent at or after `t`: the survivor's
+    /// answer for sure (a reply that was in flight when the primary died may still
+    /// arrive after `t` without any failover having happened).
+    pub fn first_reply_sent_after(&self, t: Instant) -> Option<&Req> {
+        self.log.iter().find(|r| r.ok() && r.sent >= t)
     }
 
     /// The last successful reply that came back before `t`.
@@ -333,7 +335,11 @@ mod tests {
             log: vec![
                 req(Some(1), ms(100), true),
                 req(Some(2), ms(200), true),
-                req(Some(3), ms(1500), true),
+                // Sent before 150 but answered after it: in flight, not the survivor's.
+                Req {
+                    sent: ms(140),
+                    ..req(Some(3), ms(1500), true)
+                },
                 req(None, ms(1600), true),
                 req(Some(4), ms(1700), false),
             ],
@@ -341,7 +347,7 @@ mod tests {
         };
         assert_eq!(s.acked_before(ms(1000)), 2);
         assert_eq!(s.acked_before(ms(2000)), 3);
-        assert_eq!(s.first_reply_after(ms(250)).unwrap().done, ms(1500));
+        assert_eq!(s.first_reply_sent_after(ms(150)).unwrap().done, ms(1600));
         assert_eq!(s.replies_in(ms(0), ms(1600)).count(), 3);
         assert_eq!(
             s.longest_gap(ms(250), ms(1650)),
