@@ -1,12 +1,21 @@
 //! The daemon's core: one task that owns the map of domain tasks and routes to
 //! them user commands (from the D-Bus API), peer-link events and the peer's
 //! requests. No shared mutable state: everything else talks to it over channels.
+//!
+//! `Enable` chooses the domain's settings ([`crate::protect`]: options, then the
+//! domain's annotation, then the configuration), and on success marks the domain
+//! with the annotation through libvirt's metadata API; `Disable` removes it. At
+//! start-up, running domains that carry the annotation are protected; the libvirt
+//! hook's `started` notification does the same for a domain that starts later.
 
+use crate::annotation::{self, Protection, KEY, NAMESPACE};
 use crate::coordinator::{Event, State};
 use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};
 use crate::libvirt::{DomState, LibvirtError};
 use crate::peer::{LinkEvent, Request, Response};
+use crate::protect::{self, Defaults};
 use crate::qmp_events::QmpEvent;
+use ftd_proxy::EnableOptions;
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -20,6 +29,9 @@ pub enum CommandError {
     /// The request does not fit the domain's state.
     #[error("{0}")]
     Refused(String),
+    /// A setting (option or annotation) is wrong; nothing changed.
+    #[error("{0}")]
+    Invalid(String),
     /// Something failed on the way.
     #[error("{0}")]
     Failed(String),
@@ -28,7 +40,20 @@ pub enum CommandError {
 /// The internal API: what the D-Bus adapter (and tests) ask of the daemon.
 #[derive(Debug)]
 pub enum DaemonCmd {
-    /// `Enable`, `Disable` or `SwitchOver` for a domain.
+    /// Protect a domain with these options.
+    Enable {
+        domain: String,
+        opts: EnableOptions,
+        reply: oneshot::Sender<Result<State, CommandError>>,
+    },
+    /// The libvirt hook saw `operation` happen to a marked domain. Answered at
+    /// once; what it leads to (protecting a started domain) runs afterwards.
+    Notify {
+        domain: String,
+        operation: String,
+        reply: oneshot::Sender<&'static str>,
+    },
+    /// `Disable` or `SwitchOver` for a domain.
     User {
         domain: String,
         ev: Event,
@@ -61,6 +86,29 @@ impl DaemonHandle {
             .map_err(|_| CommandError::Failed("ftd is shutting down".into()))?;
         rx.await
             .map_err(|_| CommandError::Failed("ftd is shutting down".into()))
+    }
+
+    pub async fn enable(&self, domain: &str, opts: EnableOptions) -> Result<State, CommandError> {
+        self.ask(|reply| DaemonCmd::Enable {
+            domain: domain.into(),
+            opts,
+            reply,
+        })
+        .await?
+    }
+
+    /// Returns "ok" when the operation leads to something, "ignored" otherwise.
+    pub async fn notify(
+        &self,
+        domain: &str,
+        operation: &str,
+    ) -> Result<&'static str, CommandError> {
+        self.ask(|reply| DaemonCmd::Notify {
+            domain: domain.into(),
+            operation: operation.into(),
+            reply,
+        })
+        .await
     }
 
     pub async fn user(&self, domain: &str, ev: Event) -> Result<State, CommandError> {
@@ -97,6 +145,7 @@ pub fn spawn(
         ctx,
         domains: HashMap::new(),
         cancel,
+        me: DaemonHandle { tx: tx.clone() }.downgrade(),
     };
     let j = tokio::spawn(d.run(rx, links, qmp));
     (DaemonHandle { tx }, j)
@@ -106,6 +155,38 @@ struct Daemon {
     ctx: HostCtx,
     domains: HashMap<String, DomainHandle>,
     cancel: CancellationToken,
+    /// To send itself follow-up work (hook notifications, the start-up scan).
+    me: WeakDaemonHandle,
+}
+
+/// A handle that does not keep the daemon's channel open.
+#[derive(Debug, Clone)]
+struct WeakDaemonHandle(mpsc::WeakSender<DaemonCmd>);
+
+impl DaemonHandle {
+    fn downgrade(&self) -> WeakDaemonHandle {
+        WeakDaemonHandle(self.tx.downgrade())
+    }
+}
+
+impl WeakDaemonHandle {
+    fn upgrade(&self) -> Option<DaemonHandle> {
+        self.0.upgrade().map(|tx| DaemonHandle { tx })
+    }
+
+    /// Protect `domain` with its annotation's settings, in the background; the
+    /// outcome goes to the log (and to the domain's status).
+    fn enable_later(&self, domain: String, why: &'static str) {
+        let Some(d) = self.upgrade() else { return };
+        tokio::spawn(async move {
+            match d.enable(&domain, EnableOptions::default()).await {
+                Ok(s) => {
+                    tracing::info!(%domain, state = crate::api::state_name(s), "{why}: protecting")
+                }
+                Err(e) => tracing::warn!(%domain, error = %e, "{why}: not protected"),
+            }
+        });
+    }
 }
 
 impl Daemon {
@@ -115,6 +196,7 @@ impl Daemon {
         mut links: mpsc::Receiver<LinkEvent>,
         mut qmp: mpsc::UnboundedReceiver<QmpEvent>,
     ) {
+        self.scan_marked();
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -163,14 +245,38 @@ impl Daemon {
 
     async fn command(&mut self, c: DaemonCmd) {
         match c {
+            DaemonCmd::Enable {
+                domain,
+                opts,
+                reply,
+            } => {
+                let r = self.enable(&domain, &opts).await;
+                let _ = reply.send(r);
+            }
+            DaemonCmd::Notify {
+                domain,
+                operation,
+                reply,
+            } => {
+                let r = match operation.as_str() {
+                    "started" => {
+                        self.me.enable_later(domain, "libvirt hook: started");
+                        "ok"
+                    }
+                    // A stop needs nothing: the domain's task notices it itself.
+                    "stopped" | "release" => "ok",
+                    _ => "ignored",
+                };
+                let _ = reply.send(r);
+            }
             DaemonCmd::User { domain, ev, reply } => {
-                if ev == Event::Enable {
-                    self.await_peer_link().await;
-                }
                 let r = match self.domain(&domain, true).await {
-                    Ok(h) => h.user(ev).await.map_err(CommandError::Refused),
+                    Ok(h) => h.user(ev.clone()).await.map_err(CommandError::Refused),
                     Err(e) => Err(e),
                 };
+                if r.is_ok() && ev == Event::Disable {
+                    self.unmark(&domain).await;
+                }
                 let _ = reply.send(r);
             }
             DaemonCmd::Status { domain, reply } => {
@@ -215,6 +321,90 @@ impl Daemon {
                 let _ = reply.send(v);
             }
         }
+    }
+
+    /// `Enable`: choose and check the settings, configure the domain's task, ask
+    /// it to protect, and mark the domain once it accepted.
+    async fn enable(&mut self, domain: &str, opts: &EnableOptions) -> Result<State, CommandError> {
+        self.await_peer_link().await;
+        let h = self.domain(domain, true).await?;
+        let marked = match self.ctx.lv.metadata(domain, NAMESPACE).await {
+            Ok(Some(el)) => Some(annotation::parse_element(&el).map_err(|e| {
+                CommandError::Invalid(format!(
+                    "domain {domain}: its protection annotation cannot be used: {e}                      (fix it with `virsh metadata {domain} {NAMESPACE} --key {KEY} --edit`,                      or pass the settings to Enable)"
+                ))
+            })?),
+            Ok(None) => None,
+            Err(e) => return Err(CommandError::Failed(e.to_string())),
+        };
+        let chosen = protect::choose(opts, marked.as_ref(), &self.defaults())
+            .map_err(|e| CommandError::Invalid(format!("domain {domain}: {e}")))?;
+        h.send(DomainCmd::Configure(chosen.settings)).await;
+        let st = h.user(Event::Enable).await.map_err(CommandError::Refused)?;
+        if marked.as_ref() != Some(&chosen.annotation) {
+            self.mark(domain, Some(&chosen.annotation)).await;
+        }
+        Ok(st)
+    }
+
+    fn defaults(&self) -> Defaults {
+        Defaults {
+            linked_peer: self.ctx.peer.peer_host().to_string(),
+            peers: self.ctx.peers.clone(),
+            checkpoint_ms: self.ctx.checkpoint_ms,
+            auto_reprotect: self.ctx.auto_reprotect,
+        }
+    }
+
+    /// Write (or with `None` remove) the domain's annotation, live and persistent.
+    /// Protection does not depend on it, so a failure is logged, not returned.
+    async fn mark(&self, domain: &str, p: Option<&Protection>) {
+        let el = p.map(annotation::to_element);
+        match self
+            .ctx
+            .lv
+            .set_metadata(domain, el.as_deref(), KEY, NAMESPACE)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(%domain, annotation = el.as_deref().unwrap_or("(removed)"), "domain marked")
+            }
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "could not update the protection annotation")
+            }
+        }
+    }
+
+    async fn unmark(&self, domain: &str) {
+        if let Ok(Some(_)) = self.ctx.lv.metadata(domain, NAMESPACE).await {
+            self.mark(domain, None).await;
+        }
+    }
+
+    /// At start-up: protect every running domain that carries the annotation
+    /// (in the background; the daemon serves requests meanwhile).
+    fn scan_marked(&self) {
+        let lv = self.ctx.lv.clone();
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let domains = match lv.list().await {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(error = %e, "start-up scan: cannot list domains");
+                    return;
+                }
+            };
+            for (name, st) in domains {
+                if !matches!(st, DomState::Running | DomState::Paused) {
+                    continue;
+                }
+                match lv.metadata(&name, NAMESPACE).await {
+                    Ok(Some(_)) => me.enable_later(name, "start-up: running and marked"),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(domain = %name, error = %e, "start-up scan"),
+                }
+            }
+        });
     }
 
     /// Right after ftd starts, the peer link takes a moment to come up: give it

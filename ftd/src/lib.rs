@@ -23,6 +23,8 @@ pub mod daemon;
 pub mod domain;
 pub mod inspect;
 pub mod libvirt;
+pub mod observe;
 pub mod peer;
+pub mod protect;
 pub mod qmp_events;
 pub mod runner;

@@ -8,6 +8,7 @@ use clap::Parser;
 use ftd::config::{BusKind, Config, LogLevel, LogOutput};
 use ftd::domain::HostCtx;
 use ftd::libvirt::Libvirt;
+use ftd::observe::Observer;
 use ftd::peer::{PeerConfig, PeerLink};
 use ftd::{api, daemon};
 use std::path::PathBuf;
@@ -90,6 +91,7 @@ async fn run(cfg: Config) -> Result<()> {
     pc.detection = cfg.defaults.detection_time;
     let (peer_handle, links) =
         PeerLink::spawn(pc, cancel.child_token()).context("starting the peer link")?;
+    let (observer, changes) = Observer::channel();
     let ctx = HostCtx {
         host: cfg.host.name.clone(),
         rep_addr: cfg.host.address.to_string(),
@@ -101,6 +103,8 @@ async fn run(cfg: Config) -> Result<()> {
         auto_reprotect: cfg.defaults.auto_reprotect,
         lv: Libvirt::new(&cfg.libvirt_uri, Duration::from_secs(30)),
         peer: peer_handle,
+        peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
+        observer,
     };
     let (_watcher, qmp) = ftd::qmp_events::watch(&cfg.libvirt_uri);
     let (handle, daemon_task) = daemon::spawn(ctx, links, qmp, cancel.child_token());
@@ -109,9 +113,10 @@ async fn run(cfg: Config) -> Result<()> {
         BusKind::Session => zbus::connection::Builder::session()?,
         BusKind::Address(a) => zbus::connection::Builder::address(a.as_str())?,
     };
-    let _bus = builder
+    let bus = builder
         .name(cfg.bus.name.as_str())?
         .serve_at(api::OBJECT_PATH, api::Manager { daemon: handle })?
+        .serve_at(api::OBJECT_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await
         .with_context(|| {
@@ -120,6 +125,7 @@ async fn run(cfg: Config) -> Result<()> {
                 cfg.bus.name, cfg.bus.connect
             )
         })?;
+    let publisher = tokio::spawn(api::publish(bus.clone(), changes));
     tracing::info!(host = %cfg.host.name, peer = %peer.name, bus = %cfg.bus.name, "ftd ready");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -127,6 +133,7 @@ async fn run(cfg: Config) -> Result<()> {
         _ = term.recv() => "SIGTERM".to_string(),
         _ = tokio::signal::ctrl_c() => "SIGINT".to_string(),
         r = daemon_task => format!("the daemon task ended ({r:?})"),
+        r = publisher => format!("the D-Bus publisher ended ({r:?})"),
     };
     tracing::info!(%ended, "ftd stopping");
     cancel.cancel();

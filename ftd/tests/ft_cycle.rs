@@ -32,7 +32,11 @@ async fn fail_over_reprotect_fail_back_and_disable() {
         n
     };
 
-    client(&lab, "a").await.enable("g").await.unwrap();
+    client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .unwrap();
     wait_state(&lab, "a", "g", "protected", LONG).await;
     for _ in 0..5 {
         put(&mut c, "a-protected");

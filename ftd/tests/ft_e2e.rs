@@ -25,7 +25,11 @@ async fn protect_then_survive_primary_host_loss() {
     }
 
     let t0 = Instant::now();
-    let st = client(&lab, "a").await.enable("g").await.expect("enable");
+    let st = client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .expect("enable");
     assert_eq!(st, "preparing");
     let sa = wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
     let protect_ms = t0.elapsed().as_millis();
@@ -78,7 +82,11 @@ async fn secondary_host_loss_leaves_the_primary_running() {
     start_ftd(&mut lab, "a", "b");
     start_ftd(&mut lab, "b", "a");
     let mut c = lab.connect(&g).unwrap();
-    client(&lab, "a").await.enable("g").await.expect("enable");
+    client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .expect("enable");
     wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
     for n in 1..=10 {
         c.put(n, "protected").unwrap();

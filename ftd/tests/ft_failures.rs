@@ -40,7 +40,11 @@ async fn unreachable_peer_fails_clearly_then_protects_when_it_returns() {
         .expect("boot");
     start_ftd(&mut lab, "a", "b");
     let mut c = lab.connect(&g).unwrap();
-    let st = client(&lab, "a").await.enable("g").await.unwrap();
+    let st = client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .unwrap();
     assert_eq!(st, "failed");
     let s = client(&lab, "a").await.status("g").await.unwrap();
     assert!(s.last_error.contains("peer host is unreachable"), "{s:?}");
@@ -76,7 +80,11 @@ async fn secondary_that_cannot_be_created_fails_protection_and_leaves_nothing() 
     let mut c = lab.connect(&g).unwrap();
     c.put(1, "before").unwrap();
 
-    client(&lab, "a").await.enable("g").await.unwrap();
+    client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .unwrap();
     let s = wait_state(&lab, "a", "g", "failed", LONG).await;
     eprintln!("last error: {}", s.last_error);
     assert!(
@@ -118,7 +126,11 @@ async fn secondary_dying_mid_protection_fails_it_and_leaves_nothing() {
     start_ftd(&mut lab, "a", "b");
     start_ftd(&mut lab, "b", "a");
     let mut c = lab.connect(&g).unwrap();
-    client(&lab, "a").await.enable("g").await.unwrap();
+    client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .unwrap();
     // Once the secondary is up and the primary is syncing or entering COLO, the
     // secondary dies: the sync, the migration or the COLO start fails.
     let a_bus = client(&lab, "a").await;

@@ -45,6 +45,15 @@ pub enum Cmd {
     Enable {
         /// Domain name, as in `virsh list`
         domain: String,
+        /// Peer host for the secondary (a host under peers: in ftd.yaml) [default: the domain's annotation, then ftd's peer]
+        #[arg(long, value_name = "HOST")]
+        peer: Option<String>,
+        /// Checkpoint interval in milliseconds, 100 to 60000 [default: the domain's annotation, then ftd.yaml]
+        #[arg(long, value_name = "MS")]
+        interval: Option<u64>,
+        /// Re-protect by itself when a lost peer is back [default: the domain's annotation, then ftd.yaml]
+        #[arg(long, value_name = "yes|no", value_parser = parse_yes_no)]
+        auto_reprotect: Option<bool>,
         #[command(flatten)]
         wait: Wait,
     },
@@ -103,6 +112,14 @@ pub struct Format {
     pub json: bool,
 }
 
+fn parse_yes_no(s: &str) -> Result<bool, String> {
+    match s {
+        "yes" | "true" | "on" => Ok(true),
+        "no" | "false" | "off" => Ok(false),
+        _ => Err(format!("{s:?} is not yes or no")),
+    }
+}
+
 /// The host part of a libvirt URI (`qemu+ssh://b/system` -> `b`), if it names one
 /// other than this host.
 pub fn remote_host(uri: &str) -> Option<&str> {
@@ -137,13 +154,45 @@ mod tests {
         assert_eq!(c.connect.as_deref(), Some("qemu:///system"));
         assert_eq!(c.bus_name, "org.ftvirt.Ftd1");
         match c.cmd {
-            Cmd::Enable { domain, wait } => {
+            Cmd::Enable {
+                domain,
+                wait,
+                peer,
+                interval,
+                auto_reprotect,
+            } => {
                 assert_eq!(domain, "g");
                 assert!(!wait.no_wait);
                 assert_eq!(wait.timeout, 300);
+                assert_eq!((peer, interval, auto_reprotect), (None, None, None));
             }
             other => panic!("{other:?}"),
         }
+        let c = Cli::try_parse_from([
+            "virsh-ft",
+            "ft-enable",
+            "g",
+            "--peer",
+            "b",
+            "--interval",
+            "500",
+            "--auto-reprotect",
+            "no",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.cmd,
+            Cmd::Enable {
+                peer: Some(ref p),
+                interval: Some(500),
+                auto_reprotect: Some(false),
+                ..
+            } if p == "b"
+        ));
+        assert!(
+            Cli::try_parse_from(["virsh-ft", "ft-enable", "g", "--auto-reprotect", "maybe"])
+                .is_err()
+        );
         let c = Cli::try_parse_from([
             "virsh-ft",
             "--bus",

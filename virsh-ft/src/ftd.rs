@@ -2,7 +2,7 @@
 //! for a domain to reach a state with a progress display.
 
 use anyhow::{anyhow, bail, Result};
-use ftd_proxy::{state, DomainStatus, FtdProxy, ERROR_PREFIX};
+use ftd_proxy::{state, DomainStatus, EnableOptions, FtdProxy, ERROR_PREFIX};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -53,8 +53,11 @@ impl Ftd {
         Ok(Ftd { proxy, place })
     }
 
-    pub async fn enable(&self, domain: &str) -> Result<String> {
-        self.proxy.enable(domain).await.map_err(|e| self.error(e))
+    pub async fn enable(&self, domain: &str, opts: &EnableOptions) -> Result<String> {
+        self.proxy
+            .enable(domain, opts.to_dict())
+            .await
+            .map_err(|e| self.error(e))
     }
 
     pub async fn disable(&self, domain: &str) -> Result<String> {

@@ -59,9 +59,20 @@ async fn run(cli: Cli) -> Result<()> {
         }
     };
     match &cli.cmd {
-        Cmd::Enable { domain, wait } => {
+        Cmd::Enable {
+            domain,
+            peer,
+            interval,
+            auto_reprotect,
+            wait,
+        } => {
             let ftd = connect(&cli).await?;
-            let first = ftd.enable(domain).await?;
+            let opts = ftd_proxy::EnableOptions {
+                peer: peer.clone(),
+                checkpoint_interval_ms: *interval,
+                auto_reprotect: *auto_reprotect,
+            };
+            let first = ftd.enable(domain, &opts).await?;
             finish(&ftd, domain, &first, ftd::ENABLE, *wait, |st| {
                 format!("Domain '{domain}' is protected (peer {})", st.peer)
             })

@@ -4,7 +4,11 @@
 //! tests call it through here, so nobody retypes it.
 
 use serde::{Deserialize, Serialize};
-use zbus::zvariant::Type;
+use std::collections::HashMap;
+use zbus::zvariant::{OwnedObjectPath, OwnedValue, Type, Value};
+
+mod options;
+pub use options::{EnableOptions, OptionsError};
 
 /// The well-known name ftd owns unless configured otherwise.
 pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
@@ -12,6 +16,26 @@ pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
 pub const OBJECT_PATH: &str = "/org/ftvirt/Ftd1";
 /// The manager's interface.
 pub const INTERFACE: &str = "org.ftvirt.Ftd1.Manager";
+/// The interface of each domain's object, served at [`domain_path`].
+pub const DOMAIN_INTERFACE: &str = "org.ftvirt.Ftd1.Domain";
+
+/// The object path of `domain`'s object: `/org/ftvirt/Ftd1/domain/<name>`, with
+/// every byte outside `[A-Za-z0-9]` written as `_xx` (hex), as systemd does, so any
+/// libvirt domain name maps to a valid path and back.
+pub fn domain_path(domain: &str) -> OwnedObjectPath {
+    let mut p = format!("{OBJECT_PATH}/domain/");
+    if domain.is_empty() {
+        p.push('_');
+    }
+    for b in domain.bytes() {
+        if b.is_ascii_alphanumeric() {
+            p.push(b as char);
+        } else {
+            p.push_str(&format!("_{b:02x}"));
+        }
+    }
+    OwnedObjectPath::try_from(p).expect("escaped paths are valid")
+}
 /// Every error ftd returns is `<ERROR_PREFIX>.NoSuchDomain`, `.Refused` or `.Failed`.
 pub const ERROR_PREFIX: &str = "org.ftvirt.Ftd1.Error";
 
@@ -74,8 +98,10 @@ pub struct DomainStatus {
     default_path = "/org/ftvirt/Ftd1"
 )]
 pub trait Ftd {
-    /// Protect a running domain with the configured peer; returns the state reached.
-    fn enable(&self, domain: &str) -> zbus::Result<String>;
+    /// Protect a running domain; returns the state reached. `options` is an
+    /// [`EnableOptions`] dictionary (`EnableOptions::to_dict`); empty: the domain's
+    /// annotation and the configuration decide.
+    fn enable(&self, domain: &str, options: HashMap<String, OwnedValue>) -> zbus::Result<String>;
     /// Stop protecting a domain; the primary keeps running.
     fn disable(&self, domain: &str) -> zbus::Result<String>;
     /// Planned failover: the secondary takes over, this host's copy is destroyed.
@@ -84,6 +110,64 @@ pub trait Ftd {
     fn status(&self, domain: &str) -> zbus::Result<DomainStatus>;
     /// Every domain ftd knows on this host.
     fn list(&self) -> zbus::Result<Vec<DomainStatus>>;
+    /// From the libvirt hook: `operation` happened to the marked `domain`.
+    fn notify(&self, domain: &str, operation: &str) -> zbus::Result<String>;
+
+    /// A domain's protection state changed on this host.
+    #[zbus(signal)]
+    fn state_changed(&self, domain: &str, from: &str, to: &str, reason: &str) -> zbus::Result<()>;
+}
+
+/// Client side of `org.ftvirt.Ftd1.Domain`, one object per domain ftd tracks
+/// (at [`domain_path`]). Every property but `LastCheckpointAge` signals its changes.
+#[zbus::proxy(
+    interface = "org.ftvirt.Ftd1.Domain",
+    default_service = "org.ftvirt.Ftd1"
+)]
+pub trait Domain {
+    /// The libvirt domain name.
+    #[zbus(property)]
+    fn name(&self) -> zbus::Result<String>;
+    /// One of the [`state`] names.
+    #[zbus(property)]
+    fn state(&self) -> zbus::Result<String>;
+    /// `primary` (the copy clients see runs here), `secondary`, or `none`.
+    #[zbus(property)]
+    fn role(&self) -> zbus::Result<String>;
+    /// Protection is requested (it may not be established yet).
+    #[zbus(property)]
+    fn wanted(&self) -> zbus::Result<bool>;
+    #[zbus(property)]
+    fn peer(&self) -> zbus::Result<String>;
+    #[zbus(property)]
+    fn peer_up(&self) -> zbus::Result<bool>;
+    /// Checkpoints seen since protection was (re-)established.
+    #[zbus(property)]
+    fn checkpoints(&self) -> zbus::Result<u64>;
+    /// Seconds since the last checkpoint; negative when none was seen.
+    #[zbus(property)]
+    fn last_checkpoint_age(&self) -> zbus::Result<f64>;
+    /// Seconds of guest run the secondary does not hold yet (since the last
+    /// checkpoint) while protected; 0 otherwise.
+    #[zbus(property)]
+    fn replication_lag(&self) -> zbus::Result<f64>;
+    /// Why the last failover happened; empty when none.
+    #[zbus(property)]
+    fn last_failover(&self) -> zbus::Result<String>;
+    /// Why the last protection attempt failed; empty when none.
+    #[zbus(property)]
+    fn last_error(&self) -> zbus::Result<String>;
+}
+
+/// A [`Value`] as an owned dictionary value.
+pub(crate) fn owned(v: Value<'_>) -> OwnedValue {
+    v.try_to_owned()
+        .expect("plain values have no file descriptors")
+}
+
+/// Shorthand for an empty `Enable` options dictionary.
+pub fn no_options() -> HashMap<String, OwnedValue> {
+    HashMap::new()
 }
 
 #[cfg(test)]
@@ -113,6 +197,19 @@ mod tests {
             Some(OBJECT_PATH)
         );
         assert!(INTERFACE.starts_with(BUS_NAME) && ERROR_PREFIX.starts_with(BUS_NAME));
+    }
+
+    #[test]
+    fn domain_paths_are_escaped_and_distinct() {
+        assert_eq!(domain_path("g").as_str(), "/org/ftvirt/Ftd1/domain/g");
+        assert_eq!(
+            domain_path("web-1.example").as_str(),
+            "/org/ftvirt/Ftd1/domain/web_2d1_2eexample"
+        );
+        assert_eq!(domain_path("a_b").as_str(), "/org/ftvirt/Ftd1/domain/a_5fb");
+        assert_ne!(domain_path("a_5fb"), domain_path("a_b"));
+        assert_eq!(domain_path("").as_str(), "/org/ftvirt/Ftd1/domain/_");
+        assert_eq!(domain_path("é").as_str(), "/org/ftvirt/Ftd1/domain/_c3_a9");
     }
 
     #[test]

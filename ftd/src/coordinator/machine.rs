@@ -98,6 +98,11 @@ impl Coordinator {
         self.last_failover.as_deref()
     }
     /// Mark protection as requested (e.g. from the domain's XML annotation).
+    /// New settings, used from the next decision on.
+    pub fn set_settings(&mut self, settings: Settings) {
+        self.settings = settings;
+    }
+
     pub fn set_wanted(&mut self, wanted: bool) {
         self.wanted = wanted;
     }

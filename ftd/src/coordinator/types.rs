@@ -70,6 +70,18 @@ impl State {
         )
     }
 
+    /// This host's part in the pair: `primary`, `secondary` or `none` (the API's
+    /// and the journal's ROLE).
+    pub fn role(self) -> &'static str {
+        if self.runs_primary_here() {
+            "primary"
+        } else if self.holds_secondary() {
+            "secondary"
+        } else {
+            "none"
+        }
+    }
+
     /// Does this host hold (or build) the secondary copy?
     pub fn holds_secondary(self) -> bool {
         matches!(

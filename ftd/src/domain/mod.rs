@@ -10,6 +10,7 @@ use crate::colo::plan::Wiring;
 use crate::colo::spec::SecondarySpec;
 use crate::coordinator::{Action, Coordinator, Event, Settings, State, Step};
 use crate::libvirt::{DomState, Libvirt};
+use crate::observe::{Observer, Publisher, Transition};
 use crate::peer::PeerHandle;
 use serde_json::json;
 use std::collections::VecDeque;
@@ -36,6 +37,18 @@ pub struct HostCtx {
     pub auto_reprotect: bool,
     pub lv: Libvirt,
     pub peer: PeerHandle,
+    /// Every peer name in the configuration (`peer` is the one linked to).
+    pub peers: Vec<String>,
+    /// Where status changes go (the D-Bus objects and signals).
+    pub observer: Observer,
+}
+
+/// A domain's own protection settings (from `Enable`'s options or its annotation;
+/// the configuration's defaults otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DomainSettings {
+    pub checkpoint_ms: u64,
+    pub auto_reprotect: bool,
 }
 
 /// A snapshot of one domain's protection, for the API.
@@ -53,6 +66,19 @@ pub struct Status {
     pub last_failover: Option<String>,
 }
 
+impl Status {
+    /// Equal in everything but the age of the last checkpoint (which grows by itself).
+    pub fn same_but_age(a: &Status, b: &Status) -> bool {
+        Status {
+            last_checkpoint_age: None,
+            ..a.clone()
+        } == Status {
+            last_checkpoint_age: None,
+            ..b.clone()
+        }
+    }
+}
+
 type Reply<T> = oneshot::Sender<T>;
 
 /// Requests to a domain task.
@@ -68,6 +94,8 @@ pub enum DomainCmd {
     Spec(Reply<Result<SecondarySpec, String>>),
     /// A QEMU monitor event of this domain.
     Qmp(crate::qmp_events::QmpEvent),
+    /// Use these settings from the next protection on (sent before `Enable`).
+    Configure(DomainSettings),
 }
 
 /// Handle to a domain task.
@@ -127,6 +155,9 @@ struct Task {
     spec: Option<SecondarySpec>,
     gen: u32,
     last_checkpoint: Option<Instant>,
+    publisher: Publisher,
+    /// The last state transition, not yet published.
+    transition: Option<Transition>,
 }
 
 /// Start the task for `name`, found in `initial` state on this host.
@@ -158,6 +189,8 @@ pub fn spawn(
         spec: None,
         gen: 0,
         last_checkpoint: None,
+        publisher: Publisher::default(),
+        transition: None,
     };
     tokio::spawn(task.run(rx, cancel));
     DomainHandle {
@@ -173,6 +206,7 @@ impl Task {
         tracing::info!(domain = %self.name, state = ?self.coord.state(), "domain task started");
         loop {
             self.start_next_step();
+            self.publish();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
@@ -199,13 +233,23 @@ impl Task {
                 if self.ctx.peer.is_up() && !self.coord.peer_up() {
                     self.apply(Event::PeerUp);
                 }
+                let before = self.coord.state();
+                let ev_label = format!("{ev:?}");
                 let r = self.coord.on(ev).map_err(|e| e.to_string());
                 let r = r.map(|acts| {
                     self.execute(acts);
                     self.coord.state()
                 });
                 if r.is_ok() {
-                    tracing::info!(domain = %self.name, state = ?self.coord.state(), "user request accepted");
+                    let to = self.coord.state();
+                    tracing::info!(domain = %self.name, role = to.role(), state = ?to, "user request accepted");
+                    if to != before {
+                        self.transition = Some(Transition {
+                            from: before,
+                            to,
+                            reason: format!("{ev_label} requested"),
+                        });
+                    }
                 }
                 let _ = reply.send(r);
             }
@@ -217,6 +261,22 @@ impl Task {
                 let _ = reply.send(r);
             }
             DomainCmd::Qmp(ev) => self.qmp_event(ev),
+            DomainCmd::Configure(s) => {
+                self.ctx.checkpoint_ms = s.checkpoint_ms;
+                self.ctx.auto_reprotect = s.auto_reprotect;
+                self.coord.set_settings(Settings {
+                    auto_reprotect: s.auto_reprotect,
+                });
+                tracing::info!(domain = %self.name, checkpoint_ms = s.checkpoint_ms, auto_reprotect = s.auto_reprotect, "settings");
+            }
+        }
+    }
+
+    /// Tell the observer what changed since the last time, if anything did.
+    fn publish(&mut self) {
+        let now = self.status();
+        if let Some(c) = self.publisher.diff(now, self.transition.take()) {
+            self.ctx.observer.publish(c);
         }
     }
 
@@ -241,7 +301,12 @@ impl Task {
             Ok(acts) => {
                 let after = self.coord.state();
                 if after != before {
-                    tracing::info!(domain = %self.name, from = ?before, state = ?after, event = %label, "state changed");
+                    tracing::info!(domain = %self.name, role = after.role(), from = ?before, state = ?after, event = %label, "state changed");
+                    self.transition = Some(Transition {
+                        from: before,
+                        to: after,
+                        reason: label,
+                    });
                 }
                 self.execute(acts);
             }

@@ -110,7 +110,10 @@ impl Ftds {
     pub fn enable(&self, lab: &Lab, host: &str, domain: &str) -> Result<String> {
         let addr = lab.host(host)?.bus_address();
         self.block(host, "Enable", async move {
-            proxy(&addr).await?.enable(domain).await
+            proxy(&addr)
+                .await?
+                .enable(domain, ftd::api::no_options())
+                .await
         })
     }
 

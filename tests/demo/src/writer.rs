@@ -347,7 +347,7 @@ mod tests {
         };
         assert_eq!(s.acked_before(ms(1000)), 2);
         assert_eq!(s.acked_before(ms(2000)), 3);
-        assert_eq!(s.first_reply_sent_after(ms(150)).unwrap().done, ms(1600));
+        assert_eq!(s.first_reply_sent_after(ms(250)).unwrap().done, ms(1600));
         assert_eq!(s.replies_in(ms(0), ms(1600)).count(), 3);
         assert_eq!(
             s.longest_gap(ms(250), ms(1650)),

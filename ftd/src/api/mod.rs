@@ -1,14 +1,27 @@
-//! The D-Bus API, `org.ftvirt.Ftd1.Manager` at `/org/ftvirt/Ftd1`: each method only
-//! builds a command for the daemon, awaits its reply and maps the error. Typed
-//! signatures; errors are `org.ftvirt.Ftd1.Error.*`.
-//! (polkit authorization of the caller comes with the management-surface work.)
+//! The D-Bus API, versioned `org.ftvirt.Ftd1`:
+//! - `org.ftvirt.Ftd1.Manager` at `/org/ftvirt/Ftd1` ([`Manager`]): each method
+//!   only builds a command for the daemon, awaits its reply and maps the error;
+//!   the `StateChanged` signal on every state change of any domain;
+//! - `org.ftvirt.Ftd1.Domain`, one object per domain ftd tracks, at
+//!   [`ftd_proxy::domain_path`] ([`objects`]), with properties and
+//!   `PropertiesChanged`, kept up to date by [`publish`].
+//!
+//! Typed signatures; errors are `org.ftvirt.Ftd1.Error.*`. The committed
+//! introspection XML, `dbus/org.ftvirt.Ftd1.xml`, is checked against the live
+//! interface by a test.
+
+mod objects;
 
 use crate::coordinator::{Event, State};
 use crate::daemon::{CommandError, DaemonHandle};
 use crate::domain::Status;
-use ftd_proxy::state;
 /// The client side (names, [`DomainStatus`], [`FtdProxy`]) lives in `ftd-proxy`.
-pub use ftd_proxy::{DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
+pub use ftd_proxy::{no_options, DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
+use ftd_proxy::{state, EnableOptions};
+pub use objects::{publish, DomainObject};
+use std::collections::HashMap;
+use zbus::object_server::SignalEmitter;
+use zbus::zvariant::OwnedValue;
 
 /// Errors as D-Bus callers see them.
 #[derive(Debug, zbus::DBusError)]
@@ -20,6 +33,9 @@ pub enum ApiError {
     NoSuchDomain(String),
     /// The request does not fit the domain's state.
     Refused(String),
+    /// An option or a setting is wrong (the message names it and the fix);
+    /// nothing changed.
+    InvalidArgument(String),
     /// The request failed.
     Failed(String),
 }
@@ -29,6 +45,7 @@ impl From<CommandError> for ApiError {
         match e {
             CommandError::NoSuchDomain(_) => ApiError::NoSuchDomain(e.to_string()),
             CommandError::Refused(m) => ApiError::Refused(m),
+            CommandError::Invalid(m) => ApiError::InvalidArgument(m),
             CommandError::Failed(m) => ApiError::Failed(m),
         }
     }
@@ -78,9 +95,18 @@ pub struct Manager {
 
 #[zbus::interface(name = "org.ftvirt.Ftd1.Manager")]
 impl Manager {
-    /// Protect a running domain with the configured peer; returns the state reached.
-    async fn enable(&self, domain: String) -> Result<String, ApiError> {
-        Ok(state_name(self.daemon.user(&domain, Event::Enable).await?).into())
+    /// Protect a running domain; returns the state reached. `options` (all
+    /// optional): `peer` (s), `checkpoint-interval` (u, ms), `auto-reprotect` (b);
+    /// what is not given comes from the domain's annotation, then from ftd's
+    /// configuration. On success the domain is marked with the annotation.
+    async fn enable(
+        &self,
+        domain: String,
+        options: HashMap<String, OwnedValue>,
+    ) -> Result<String, ApiError> {
+        let opts = EnableOptions::from_dict(&options)
+            .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
+        Ok(state_name(self.daemon.enable(&domain, opts).await?).into())
     }
 
     /// Stop protecting a domain; the primary keeps running.
@@ -115,26 +141,20 @@ impl Manager {
     /// `release`) happened to `domain`, which carries the protection annotation.
     /// Replies at once, "ok" or "ignored": libvirtd waits for its hook, and ftd's
     /// libvirt calls about the domain would wait for libvirtd, so `started` starts
-    /// protecting (as `Enable`) after the reply; the outcome is logged and shown by
-    /// `Status`. A stop needs nothing: the domain's task notices it by itself.
+    /// protecting (as `Enable` with the annotation's settings) after the reply; the
+    /// outcome is logged and shown by `Status`.
     async fn notify(&self, domain: String, operation: String) -> Result<String, ApiError> {
-        match operation.as_str() {
-            "started" => {
-                let daemon = self.daemon.clone();
-                tokio::spawn(async move {
-                    match daemon.user(&domain, Event::Enable).await {
-                        Ok(s) => {
-                            tracing::info!(%domain, state = state_name(s), "libvirt hook: started, protecting")
-                        }
-                        Err(e) => {
-                            tracing::warn!(%domain, error = %e, "libvirt hook: started, but protecting failed")
-                        }
-                    }
-                });
-                Ok("ok".into())
-            }
-            "stopped" | "release" => Ok("ok".into()),
-            _ => Ok("ignored".into()),
-        }
+        Ok(self.daemon.notify(&domain, &operation).await?.into())
     }
+
+    /// A domain's protection state changed on this host: from `from` to `to`
+    /// (state names), because of `reason`.
+    #[zbus(signal)]
+    pub async fn state_changed(
+        emitter: &SignalEmitter<'_>,
+        domain: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+    ) -> zbus::Result<()>;
 }
