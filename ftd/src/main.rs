@@ -57,13 +57,22 @@ fn init_logging(cfg: &Config) {
         LogLevel::Trace => tracing::Level::TRACE,
     };
     let filter = tracing_subscriber::filter::LevelFilter::from_level(level);
+    let mut fallback = None;
     if cfg.log.effective_output() == LogOutput::Journald {
-        if let Ok(j) = tracing_journald::layer() {
-            tracing_subscriber::registry()
-                .with(j.with_syslog_identifier("ftd".into()))
-                .with(filter)
-                .init();
-            return;
+        match tracing_journald::layer() {
+            Ok(j) => {
+                tracing_subscriber::registry()
+                    // Fields as they are named (DOMAIN, ROLE, STATE, ...), not F_DOMAIN:
+                    // `journalctl DOMAIN=web1` is what an operator types.
+                    .with(
+                        j.with_syslog_identifier("ftd".into())
+                            .with_field_prefix(None),
+                    )
+                    .with(filter)
+                    .init();
+                return;
+            }
+            Err(e) => fallback = Some(e),
         }
     }
     tracing_subscriber::fmt()
@@ -71,6 +80,9 @@ fn init_logging(cfg: &Config) {
         .with_max_level(level)
         .with_target(false)
         .init();
+    if let Some(e) = fallback {
+        tracing::warn!(error = %e, socket = ftd::config::JOURNALD_SOCKET, "journald cannot be reached; logging to stderr");
+    }
 }
 
 async fn run(cfg: Config) -> Result<()> {

@@ -35,6 +35,9 @@ pub const PACKAGES: &[&str] = &[
     "dbus",
     "dbus-daemon",
     "polkitd",
+    // journald (systemd-journald, journalctl): ftd's structured log fields are tested
+    // against a real one per lab host.
+    "systemd",
     // The lab: network namespaces, bridges, veths (ip), nsenter/unshare, socat.
     "iproute2",
     "util-linux",

@@ -15,9 +15,9 @@ mod objects;
 use crate::coordinator::{Event, State};
 use crate::daemon::{CommandError, DaemonHandle};
 use crate::domain::Status;
+use ftd_proxy::EnableOptions;
 /// The client side (names, [`DomainStatus`], [`FtdProxy`]) lives in `ftd-proxy`.
 pub use ftd_proxy::{no_options, DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
-use ftd_proxy::{state, EnableOptions};
 pub use objects::{publish, DomainObject};
 use std::collections::HashMap;
 use zbus::object_server::SignalEmitter;
@@ -69,22 +69,7 @@ impl From<Status> for DomainStatus {
 
 /// The state names of the API (stable strings, listed in [`ftd_proxy::state`]).
 pub fn state_name(s: State) -> &'static str {
-    match s {
-        State::Unprotected => state::UNPROTECTED,
-        State::Preparing => state::PREPARING,
-        State::Syncing => state::SYNCING,
-        State::Starting => state::STARTING,
-        State::Protected => state::PROTECTED,
-        State::Degraded => state::DEGRADED,
-        State::SwitchingOver => state::SWITCHING_OVER,
-        State::Disabling => state::DISABLING,
-        State::Failed => state::FAILED,
-        State::Standby => state::STANDBY,
-        State::SecondaryPreparing => state::SECONDARY_PREPARING,
-        State::Secondary => state::SECONDARY,
-        State::TakingOver => state::TAKING_OVER,
-        State::Stopped => state::STOPPED,
-    }
+    s.name()
 }
 
 /// The object served at [`OBJECT_PATH`].

@@ -70,6 +70,28 @@ impl State {
         )
     }
 
+    /// The state's name in the API and the journal (stable strings, listed in
+    /// [`ftd_proxy::state`]).
+    pub fn name(self) -> &'static str {
+        use ftd_proxy::state;
+        match self {
+            State::Unprotected => state::UNPROTECTED,
+            State::Preparing => state::PREPARING,
+            State::Syncing => state::SYNCING,
+            State::Starting => state::STARTING,
+            State::Protected => state::PROTECTED,
+            State::Degraded => state::DEGRADED,
+            State::SwitchingOver => state::SWITCHING_OVER,
+            State::Disabling => state::DISABLING,
+            State::Failed => state::FAILED,
+            State::Standby => state::STANDBY,
+            State::SecondaryPreparing => state::SECONDARY_PREPARING,
+            State::Secondary => state::SECONDARY,
+            State::TakingOver => state::TAKING_OVER,
+            State::Stopped => state::STOPPED,
+        }
+    }
+
     /// This host's part in the pair: `primary`, `secondary` or `none` (the API's
     /// and the journal's ROLE).
     pub fn role(self) -> &'static str {

@@ -203,7 +203,7 @@ impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<DomainCmd>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        tracing::info!(domain = %self.name, state = ?self.coord.state(), "domain task started");
+        tracing::info!(domain = %self.name, role = self.coord.state().role(), state = self.coord.state().name(), "domain task started");
         loop {
             self.start_next_step();
             self.publish();
@@ -242,7 +242,7 @@ impl Task {
                 });
                 if r.is_ok() {
                     let to = self.coord.state();
-                    tracing::info!(domain = %self.name, role = to.role(), state = ?to, "user request accepted");
+                    tracing::info!(domain = %self.name, role = to.role(), state = to.name(), "user request accepted");
                     if to != before {
                         self.transition = Some(Transition {
                             from: before,
@@ -301,7 +301,7 @@ impl Task {
             Ok(acts) => {
                 let after = self.coord.state();
                 if after != before {
-                    tracing::info!(domain = %self.name, role = after.role(), from = ?before, state = ?after, event = %label, "state changed");
+                    tracing::info!(domain = %self.name, role = after.role(), from = before.name(), state = after.name(), event = %label, "state changed");
                     self.transition = Some(Transition {
                         from: before,
                         to: after,

@@ -11,6 +11,8 @@
 //! | `cache`  | `/var/cache/libvirt`| capability cache                               |
 //! | `etc`    | `/etc/libvirt`      | own `qemu.conf`, persistent domains, own hooks |
 //! | `dbus`   | `/run/dbus`         | the host's own system bus socket (later: ftd)  |
+//! | `journal`| `/run/systemd/journal` | the host's own journald sockets (if started) |
+//! | `journal-log` | `/run/log/journal` | that journald's files (`journalctl -D`)     |
 //! | `images` | (not mounted)       | guest disks; same absolute path inside and out |
 //!
 //! The mount namespace is kept alive by a *holder* process (`sleep infinity`);
@@ -36,6 +38,8 @@ const MOUNTS: &[(&str, &str)] = &[
     ("cache", "/var/cache/libvirt"),
     ("etc", "/etc/libvirt"),
     ("dbus", "/run/dbus"),
+    ("journal", "/run/systemd/journal"),
+    ("journal-log", "/run/log/journal"),
 ];
 
 /// Our `qemu.conf` for lab hosts: QEMU as root with no per-VM namespaces, cgroups
@@ -199,6 +203,7 @@ impl Host {
         let run = self.dir.join("run");
         clear_dir(&run)?;
         clear_dir(&self.dir.join("dbus"))?;
+        clear_dir(&self.dir.join("journal"))?;
         let etc = self.dir.join("etc");
         if !etc.join("qemu.conf").exists() || !etc.join(".ftvirt-lab").exists() {
             cmd::run("cp", ["-a", "/etc/libvirt/.", &etc.to_string_lossy()])?;
@@ -381,6 +386,47 @@ impl Host {
             Duration::from_millis(20),
             || Ok(sock.exists().then_some(())),
         )
+    }
+
+    /// Start the host's own systemd-journald (sockets in `/run/systemd/journal`,
+    /// files in `/run/log/journal`, both private to the host); returns once its
+    /// socket is there. Read what it stored with [`Host::journal`].
+    pub fn start_journald(&self) -> Result<()> {
+        let log = self.log_dir().join("journald.start.log");
+        let f = std::fs::File::create(&log).map_err(|e| LabError::io("creating", &log, e))?;
+        // journald needs the cgroup file system, which `ip netns exec`'s fresh /sys
+        // lacks; mounting it in the host's own mount namespace changes nothing outside.
+        let mut c = self.command(&[
+            "sh",
+            "-c",
+            "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup; \
+             exec /lib/systemd/systemd-journald",
+        ])?;
+        c.stdin(Stdio::null())
+            .stdout(f)
+            .stderr(Stdio::null())
+            .process_group(0);
+        c.spawn().map_err(|source| LabError::Spawn {
+            cmd: cmd::show(&c),
+            source,
+        })?;
+        let sock = self.dir.join("journal/socket");
+        cmd::wait_for(
+            &format!("journald of host {}", self.name),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || Ok(sock.exists().then_some(())),
+        )
+    }
+
+    /// Every entry this host's journald stored, as `journalctl -o json` lines.
+    pub fn journal(&self) -> Result<Vec<String>> {
+        let dir = self.dir.join("journal-log");
+        let out = cmd::run(
+            "journalctl",
+            ["-D", &dir.to_string_lossy(), "-o", "json", "--no-pager"],
+        )?;
+        Ok(out.lines().map(String::from).collect())
     }
 
     /// Start this host's ftd (`binary`) with `config` (YAML), logging to

@@ -1,0 +1,60 @@
+//! ftd logs to a real journald (one per lab host) with structured fields: each
+//! line about a domain carries DOMAIN, and state changes carry ROLE and STATE, so
+//! `journalctl DOMAIN=g` shows one domain's story.
+
+mod common;
+
+use common::*;
+use ftvirt_lab::{Lab, LabConfig};
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ftd_logs_domain_role_and_state_to_journald() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let xml = "<domain type='qemu'><name>x</name><memory unit='MiB'>64</memory>\
+               <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>";
+    let h = lab.host("a").unwrap();
+    let f = h.dir.join("x.xml");
+    std::fs::write(&f, xml).unwrap();
+    h.virsh(&["define", f.to_str().unwrap()]).unwrap();
+    h.start_journald().expect("journald");
+    let yaml = {
+        let (me, p) = (lab.host("a").unwrap(), lab.host("b").unwrap());
+        ftd_yaml(me, p, 2000).replace("output: stderr", "output: auto")
+    };
+    start_ftd_with(&mut lab, "a", &yaml);
+    let c = client(&lab, "a").await;
+    assert_eq!(
+        c.enable("x", ftd_proxy::no_options()).await.unwrap(),
+        "stopped"
+    );
+
+    // journald writes asynchronously: wait for the entry.
+    let t0 = Instant::now();
+    let entry = loop {
+        let lines = lab.host("a").unwrap().journal().unwrap();
+        let hit = lines.into_iter().find(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap_or_default();
+            v["SYSLOG_IDENTIFIER"] == "ftd" && v["MESSAGE"] == "user request accepted"
+        });
+        if let Some(l) = hit {
+            break serde_json::from_str::<serde_json::Value>(&l).unwrap();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "no ftd entry in host a's journal; ftd's stderr:\n{}",
+            std::fs::read_to_string(lab.host("a").unwrap().ftd_log()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("journal entry: {entry}");
+    assert_eq!(entry["DOMAIN"], "x");
+    assert_eq!(entry["ROLE"], "none");
+    assert_eq!(entry["STATE"], "stopped");
+    // tracing-journald maps INFO to notice (5).
+    assert_eq!(entry["PRIORITY"], "5");
+    // And nothing went to stderr instead.
+    let stderr = std::fs::read_to_string(lab.host("a").unwrap().ftd_log()).unwrap_or_default();
+    assert!(!stderr.contains("user request accepted"), "{stderr}");
+    lab.shutdown().unwrap();
+}
