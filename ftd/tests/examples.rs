@@ -29,5 +29,9 @@ fn the_annotated_domain_example_is_marked_and_protectable() {
     l.check_replicable(&xml).unwrap();
     // The comment's documentation matches the annotation's rules.
     let range = annotation::CHECKPOINT_INTERVAL_MS;
-    assert!(xml.contains(&format!("milliseconds, {} to {}", range.start(), range.end())));
+    assert!(xml.contains(&format!(
+        "milliseconds, {} to {}",
+        range.start(),
+        range.end()
+    )));
 }

@@ -32,9 +32,15 @@ async fn fail_over_reprotect_fail_back_and_disable() {
         n
     };
 
+    // A checkpoint interval of the domain's own: it must follow the domain
+    // through failovers (the survivor protects with it, not with its default).
+    let opts = ftd_proxy::EnableOptions {
+        checkpoint_interval_ms: Some(1500),
+        ..Default::default()
+    };
     client(&lab, "a")
         .await
-        .enable("g", ftd_proxy::no_options())
+        .enable("g", opts.to_dict())
         .await
         .unwrap();
     wait_state(&lab, "a", "g", "protected", LONG).await;
@@ -60,6 +66,26 @@ async fn fail_over_reprotect_fail_back_and_disable() {
     for _ in 0..5 {
         put(&mut c, "b-protected");
     }
+    // The survivor kept the mark, pointing at its own peer, and the interval.
+    let mark = lab
+        .host("b")
+        .unwrap()
+        .virsh(&["metadata", "g", ftd::annotation::NAMESPACE])
+        .unwrap();
+    assert!(
+        mark.contains("peer=\"a\"") && mark.contains("checkpoint-interval=\"1500\""),
+        "{mark}"
+    );
+    let params = lab
+        .host("b")
+        .unwrap()
+        .virsh(&[
+            "qemu-monitor-command",
+            "g",
+            r#"{"execute":"query-migrate-parameters"}"#,
+        ])
+        .unwrap();
+    assert!(params.contains("\"x-checkpoint-delay\":1500"), "{params}");
     assert_secondary_console_clean(&lab, "a", "g");
 
     // 3. Planned failover back to a; a then re-protects onto b.

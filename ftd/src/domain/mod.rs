@@ -216,7 +216,7 @@ impl Task {
                 out = async { self.running.as_mut().expect("guarded").await }, if self.running.is_some() => {
                     self.running = None;
                     if let Some(w) = out.wiring { self.wiring = Some(w); }
-                    if let Some(s) = out.spec { self.spec = Some(s); }
+                    if let Some(s) = out.spec { self.adopt_settings(&s); self.spec = Some(s); }
                     self.apply(out.event);
                 }
                 _ = tick.tick() => self.monitor().await,
@@ -261,15 +261,29 @@ impl Task {
                 let _ = reply.send(r);
             }
             DomainCmd::Qmp(ev) => self.qmp_event(ev),
-            DomainCmd::Configure(s) => {
-                self.ctx.checkpoint_ms = s.checkpoint_ms;
-                self.ctx.auto_reprotect = s.auto_reprotect;
-                self.coord.set_settings(Settings {
-                    auto_reprotect: s.auto_reprotect,
-                });
-                tracing::info!(domain = %self.name, checkpoint_ms = s.checkpoint_ms, auto_reprotect = s.auto_reprotect, "settings");
-            }
+            DomainCmd::Configure(s) => self.configure(s),
         }
+    }
+
+    /// The secondary takes the domain's own settings from the primary's mark, so
+    /// that after a takeover it protects with them (not with this host's defaults).
+    fn adopt_settings(&mut self, spec: &SecondarySpec) {
+        if let Ok(Some(p)) = crate::annotation::from_domain_xml(&spec.primary_live_xml) {
+            let s = DomainSettings {
+                checkpoint_ms: p.checkpoint_interval_ms.unwrap_or(self.ctx.checkpoint_ms),
+                auto_reprotect: p.auto_reprotect.unwrap_or(self.ctx.auto_reprotect),
+            };
+            self.configure(s);
+        }
+    }
+
+    fn configure(&mut self, s: DomainSettings) {
+        self.ctx.checkpoint_ms = s.checkpoint_ms;
+        self.ctx.auto_reprotect = s.auto_reprotect;
+        self.coord.set_settings(Settings {
+            auto_reprotect: s.auto_reprotect,
+        });
+        tracing::info!(domain = %self.name, checkpoint_ms = s.checkpoint_ms, auto_reprotect = s.auto_reprotect, "settings");
     }
 
     /// Tell the observer what changed since the last time, if anything did.

@@ -2,6 +2,7 @@
 //! returns `StepDone` or `StepFailed` with a message that names what failed.
 
 use super::{HostCtx, StepOut};
+use crate::annotation;
 use crate::colo::layout::DomainLayout;
 use crate::colo::plan::{self, Ports, Wiring};
 use crate::colo::secondary::{secondary_xml, SecondaryParams};
@@ -278,6 +279,26 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
             }
             Err(e) => tracing::warn!(domain = name, error = %e, "survivor definition not written"),
         }
+        mark_survivor(name, ctx, spec).await;
     }
     Ok(())
+}
+
+/// The survivor keeps the domain's protection mark, pointing at its own peer (the
+/// old primary's mark named this host), so that it is protected again after ftd
+/// or this host restart.
+async fn mark_survivor(name: &str, ctx: &HostCtx, spec: &SecondarySpec) {
+    let Ok(Some(mut p)) = annotation::from_domain_xml(&spec.primary_live_xml) else {
+        return;
+    };
+    p.peer = ctx.peer.peer_host().to_string();
+    let el = annotation::to_element(&p);
+    match ctx
+        .lv
+        .set_metadata(name, Some(&el), annotation::KEY, annotation::NAMESPACE)
+        .await
+    {
+        Ok(()) => tracing::info!(domain = name, annotation = %el, "survivor marked"),
+        Err(e) => tracing::warn!(domain = name, error = %e, "could not mark the survivor"),
+    }
 }
