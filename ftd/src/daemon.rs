@@ -9,6 +9,7 @@
 //! hook's `started` notification does the same for a domain that starts later.
 
 use crate::annotation::{self, Protection, KEY, NAMESPACE};
+use crate::colo::layout::DomainLayout;
 use crate::coordinator::{Event, State};
 use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};
 use crate::libvirt::{DomState, LibvirtError};
@@ -183,6 +184,11 @@ impl WeakDaemonHandle {
                 Ok(s) => {
                     tracing::info!(%domain, state = crate::api::state_name(s), "{why}: protecting")
                 }
+                // Already being protected (the hook and the start-up scan can
+                // both ask): nothing to worry about.
+                Err(e @ CommandError::Refused(_)) => {
+                    tracing::info!(%domain, reason = %e, "{why}: not started again")
+                }
                 Err(e) => tracing::warn!(%domain, error = %e, "{why}: not protected"),
             }
         });
@@ -339,12 +345,35 @@ impl Daemon {
         };
         let chosen = protect::choose(opts, marked.as_ref(), &self.defaults())
             .map_err(|e| CommandError::Invalid(format!("domain {domain}: {e}")))?;
-        h.send(DomainCmd::Configure(chosen.settings)).await;
-        let st = h.user(Event::Enable).await.map_err(CommandError::Refused)?;
+        self.check_replicable(domain).await?;
+        let st = h
+            .enable(chosen.settings)
+            .await
+            .map_err(CommandError::Refused)?;
         if marked.as_ref() != Some(&chosen.annotation) {
             self.mark(domain, Some(&chosen.annotation)).await;
         }
         Ok(st)
+    }
+
+    /// Refuse, before anything changes, a domain whose devices COLO cannot
+    /// replicate (the error names the device and what to do).
+    async fn check_replicable(&self, domain: &str) -> Result<(), CommandError> {
+        let running = matches!(
+            self.ctx.lv.state(domain).await,
+            Ok(DomState::Running | DomState::Paused)
+        );
+        let xml = self
+            .ctx
+            .lv
+            .xml(domain, !running)
+            .await
+            .map_err(|e| CommandError::Failed(e.to_string()))?;
+        let layout = DomainLayout::parse(&xml)
+            .map_err(|e| CommandError::Failed(format!("domain {domain}: {e}")))?;
+        layout
+            .check_replicable(&xml)
+            .map_err(|e| CommandError::Invalid(format!("cannot protect domain {domain}: {e}")))
     }
 
     fn defaults(&self) -> Defaults {

@@ -73,14 +73,7 @@ async fn introspect(conn: &zbus::Connection, path: &str) -> String {
 async fn the_committed_introspection_xml_matches_the_live_interface() {
     let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
     // A defined (shut-off) domain is enough for ftd to serve its object.
-    let xml = "<domain type='qemu'><name>x</name><memory unit='MiB'>64</memory>\
-               <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>";
-    let f = lab.host("a").unwrap().dir.join("x.xml");
-    std::fs::write(&f, xml).unwrap();
-    lab.host("a")
-        .unwrap()
-        .virsh(&["define", f.to_str().unwrap()])
-        .unwrap();
+    define_stopped(&lab, "a", "x");
     start_ftd(&mut lab, "a", "b");
     let c = client(&lab, "a").await;
     assert_eq!(

@@ -11,13 +11,8 @@ use std::time::{Duration, Instant};
 #[tokio::test(flavor = "multi_thread")]
 async fn ftd_logs_domain_role_and_state_to_journald() {
     let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let xml = "<domain type='qemu'><name>x</name><memory unit='MiB'>64</memory>\
-               <os><type arch='x86_64' machine='pc'>hvm</type></os></domain>";
-    let h = lab.host("a").unwrap();
-    let f = h.dir.join("x.xml");
-    std::fs::write(&f, xml).unwrap();
-    h.virsh(&["define", f.to_str().unwrap()]).unwrap();
-    h.start_journald().expect("journald");
+    define_stopped(&lab, "a", "x");
+    lab.host("a").unwrap().start_journald().expect("journald");
     let yaml = {
         let (me, p) = (lab.host("a").unwrap(), lab.host("b").unwrap());
         ftd_yaml(me, p, 2000).replace("output: stderr", "output: auto")

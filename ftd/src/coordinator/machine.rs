@@ -25,9 +25,12 @@ impl Default for Settings {
     }
 }
 
+const ALREADY_SETTING_UP: &str =
+    "protection is already being set up (by an earlier request); follow it with Status";
+
 /// An event that makes no sense in the current state.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{event:?} is not possible while the domain is {state:?}: {why}")]
+#[error("{event:?} is not possible while the domain is {}: {why}", state.name())]
 pub struct InvalidTransition {
     pub state: State,
     pub event: EventKind,
@@ -236,7 +239,9 @@ impl Coordinator {
             }
 
             // ---------------------------------------------------------------- Preparing
-            (S::Preparing, E::Enable) => self.stay(),
+            // A second Enable (another caller, the hook and the start-up scan at
+            // once) is refused: exactly one request starts protection.
+            (S::Preparing, ev @ E::Enable) => self.invalid(&ev, ALREADY_SETTING_UP),
             (S::Preparing | S::Syncing | S::Starting, E::Disable) => {
                 self.wanted = false;
                 self.go(
@@ -272,7 +277,7 @@ impl Coordinator {
             }
 
             // ---------------------------------------------------------------- Syncing
-            (S::Syncing | S::Starting, E::Enable) => self.stay(),
+            (S::Syncing | S::Starting, ev @ E::Enable) => self.invalid(&ev, ALREADY_SETTING_UP),
             (S::Syncing, E::StepDone(Step::Sync)) => {
                 self.go(S::Starting, vec![Action::Run(Step::StartColo)])
             }
@@ -304,7 +309,7 @@ impl Coordinator {
             ),
 
             // ---------------------------------------------------------------- Protected
-            (S::Protected, E::Enable) => self.stay(),
+            (S::Protected, ev @ E::Enable) => self.invalid(&ev, "the domain is already protected"),
             (S::Protected, E::Disable) => {
                 self.wanted = false;
                 self.go(
@@ -367,7 +372,11 @@ impl Coordinator {
             }
 
             // ---------------------------------------------------------------- SwitchingOver
-            (S::SwitchingOver, E::Enable | E::SwitchOver) => self.stay(),
+            (S::SwitchingOver, E::SwitchOver) => self.stay(),
+            (S::SwitchingOver, ev @ E::Enable) => self.invalid(
+                &ev,
+                "a planned failover is under way; the domain stays protected",
+            ),
             (S::SwitchingOver, ev @ E::Disable) => {
                 self.invalid(&ev, "a switch-over is in progress")
             }

@@ -76,14 +76,14 @@ fn events() -> Vec<Event> {
 /// ColoExited DomainStarted DomainStopped. `-` = rejected.
 const TABLE: [(State, &str); 14] = [
     (State::Unprotected, "PU-PU-------P UUUUUUUUU UUUUUUUUU -U-O"),
-    (State::Preparing, "PX-PF-YF----P --PP-P-P- --PP-P-P- -P-O"),
-    (State::Syncing, "YX-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-O"),
-    (State::Starting, "TX-TF--F----T -RTT-T-T- -FTT-T-T- TF-O"),
-    (State::Protected, "RXWRD--D----R --RR-R-R- --RR-R-R- RD-O"),
+    (State::Preparing, "-X-PF-YF----P --PP-P-P- --PP-P-P- -P-O"),
+    (State::Syncing, "-X-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-O"),
+    (State::Starting, "-X-TF--F----T -RTT-T-T- -FTT-T-T- TF-O"),
+    (State::Protected, "-XWRD--D----R --RR-R-R- --RR-R-R- RD-O"),
     (State::Degraded, "PU-PD-DD----P DDDDDDDDD DDDDDDDDD -D-O"),
     (
         State::SwitchingOver,
-        "W-WWD--D---W- --WWWS-W- --WWRS-W- WW-W",
+        "--WWD--D---W- --WWWS-W- --WWRS-W- WW-W",
     ),
     (State::Disabling, "-X-XX-XX----X XXUUXXXXX XXUUXXXXX XX-O"),
     (State::Failed, "PU-PF-FF----P FFFFFFFFF FFFFFFFFF -F-O"),
@@ -154,7 +154,9 @@ fn rejected_events_name_state_event_and_reason() {
     let e = c.on(Event::Enable).unwrap_err();
     let msg = e.to_string();
     assert!(
-        msg.contains("Enable") && msg.contains("Secondary") && msg.contains("primary's host"),
+        msg.contains("Enable")
+            && msg.contains("while the domain is secondary")
+            && msg.contains("primary's host"),
         "{msg}"
     );
 }

@@ -87,15 +87,14 @@ pub enum DomainCmd {
     /// An event from outside (peer link, peer message).
     Event(Event),
     /// A user request (`Enable`, `Disable`, `SwitchOver`), answered with the state
-    /// reached right after it, or why it was refused.
-    User(Event, Reply<Result<State, String>>),
+    /// reached right after it, or why it was refused. With settings (`Enable`),
+    /// they apply only if the request is accepted.
+    User(Event, Option<DomainSettings>, Reply<Result<State, String>>),
     Status(Reply<Status>),
     /// The peer asks for what it needs to build the secondary.
     Spec(Reply<Result<SecondarySpec, String>>),
     /// A QEMU monitor event of this domain.
     Qmp(crate::qmp_events::QmpEvent),
-    /// Use these settings from the next protection on (sent before `Enable`).
-    Configure(DomainSettings),
 }
 
 /// Handle to a domain task.
@@ -111,8 +110,17 @@ impl DomainHandle {
     }
 
     pub async fn user(&self, ev: Event) -> Result<State, String> {
+        self.request(ev, None).await
+    }
+
+    /// `Enable` with the domain's settings (used only if it is accepted).
+    pub async fn enable(&self, settings: DomainSettings) -> Result<State, String> {
+        self.request(Event::Enable, Some(settings)).await
+    }
+
+    async fn request(&self, ev: Event, settings: Option<DomainSettings>) -> Result<State, String> {
         let (tx, rx) = oneshot::channel();
-        if !self.send(DomainCmd::User(ev, tx)).await {
+        if !self.send(DomainCmd::User(ev, settings, tx)).await {
             return Err(format!("domain {}: its task has stopped", self.name));
         }
         rx.await
@@ -228,7 +236,7 @@ impl Task {
     async fn command(&mut self, cmd: DomainCmd) {
         match cmd {
             DomainCmd::Event(ev) => self.apply(ev),
-            DomainCmd::User(ev, reply) => {
+            DomainCmd::User(ev, settings, reply) => {
                 // The link may be up before its Up event reached this task.
                 if self.ctx.peer.is_up() && !self.coord.peer_up() {
                     self.apply(Event::PeerUp);
@@ -237,6 +245,9 @@ impl Task {
                 let ev_label = format!("{ev:?}");
                 let r = self.coord.on(ev).map_err(|e| e.to_string());
                 let r = r.map(|acts| {
+                    if let Some(s) = settings {
+                        self.configure(s);
+                    }
                     self.execute(acts);
                     self.coord.state()
                 });
@@ -261,7 +272,6 @@ impl Task {
                 let _ = reply.send(r);
             }
             DomainCmd::Qmp(ev) => self.qmp_event(ev),
-            DomainCmd::Configure(s) => self.configure(s),
         }
     }
 

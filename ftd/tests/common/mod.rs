@@ -106,3 +106,22 @@ pub fn assert_secondary_console_clean(lab: &Lab, host: &str, domain: &str) {
         );
     }
 }
+
+/// Define (not start) a domain `name` on `host` whose devices ftd can protect (a
+/// virtio qcow2 disk that need not exist, a virtio NIC): enough for ftd to track
+/// it as `stopped`.
+pub fn define_stopped(lab: &Lab, host: &str, name: &str) {
+    let h = lab.host(host).unwrap();
+    let xml = format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>64</memory>\
+         <os><type arch='x86_64' machine='pc'>hvm</type></os><devices>\
+         <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>\
+         <source file='{img}/{name}.qcow2'/><target dev='vda' bus='virtio'/></disk>\
+         <interface type='bridge'><source bridge='br0'/><model type='virtio'/></interface>\
+         </devices></domain>",
+        img = h.images().display()
+    );
+    let f = h.dir.join(format!("{name}.xml"));
+    std::fs::write(&f, xml).unwrap();
+    h.virsh(&["define", f.to_str().unwrap()]).unwrap();
+}
