@@ -46,6 +46,8 @@ pub struct Coordinator {
     pub(super) peer_up: bool,
     planned: bool,
     checkpoints: u64,
+    /// Checkpoints since the current COLO session started (0 until the first).
+    session_checkpoints: u64,
     last_error: Option<String>,
     last_failover: Option<String>,
 }
@@ -73,6 +75,7 @@ impl Coordinator {
             peer_up: false,
             planned: false,
             checkpoints: 0,
+            session_checkpoints: 0,
             last_error: None,
             last_failover: None,
         }
@@ -89,6 +92,18 @@ impl Coordinator {
         self.peer_up
     }
     /// Checkpoints counted since this coordinator started.
+    /// The state as users see it: the primary counts as `Protected` once the
+    /// first checkpoint of the COLO session completed (the secondary then holds a
+    /// checkpointed copy and checkpoints flow); until then it is still `Starting`,
+    /// although failover is already armed on both sides.
+    pub fn reported_state(&self) -> State {
+        if self.state == State::Protected && self.session_checkpoints == 0 {
+            State::Starting
+        } else {
+            self.state
+        }
+    }
+
     pub fn checkpoints(&self) -> u64 {
         self.checkpoints
     }
@@ -130,6 +145,9 @@ impl Coordinator {
     }
 
     fn go(&mut self, s: State, actions: Vec<Action>) -> Outcome {
+        if matches!(s, State::Starting | State::SecondaryPreparing) {
+            self.session_checkpoints = 0;
+        }
         self.state = s;
         Ok(actions)
     }
@@ -187,6 +205,7 @@ impl Coordinator {
                     | S::TakingOver
             ) {
                 self.checkpoints += 1;
+                self.session_checkpoints += 1;
                 self.stay()
             } else {
                 self.invalid(&ev, "no COLO session runs here")

@@ -388,3 +388,19 @@ fn secondary_that_cannot_start_fails_protection_cleanly() {
     assert_eq!(a.state(), State::Failed);
     assert!(a.last_error().unwrap().contains("PCI slot clash"));
 }
+
+#[test]
+fn protected_is_reported_after_the_first_checkpoint_of_the_session() {
+    let mut c = Coordinator::new(State::Syncing, Settings::default());
+    c.peer_up = true;
+    c.on(Event::StepDone(Step::Sync)).unwrap();
+    assert_eq!(c.reported_state(), State::Starting);
+    c.on(Event::StepDone(Step::StartColo)).unwrap();
+    assert_eq!(c.state(), State::Protected);
+    assert_eq!(c.reported_state(), State::Starting, "no checkpoint yet");
+    c.on(Event::Checkpoint).unwrap();
+    assert_eq!(c.reported_state(), State::Protected);
+    // A new session starts from zero again.
+    c.on(Event::PeerLost).unwrap();
+    assert_eq!(c.reported_state(), State::Degraded);
+}

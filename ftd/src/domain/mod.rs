@@ -164,6 +164,11 @@ struct Task {
     gen: u32,
     last_checkpoint: Option<Instant>,
     publisher: Publisher,
+    /// A STOP was seen in COLO: the next RESUME completes a checkpoint.
+    in_checkpoint: bool,
+    /// `query-colo-status` showed this side in COLO since the state last changed
+    /// (before that, mode `none` only means COLO has not started yet).
+    colo_seen: bool,
     /// The last state transition, not yet published.
     transition: Option<Transition>,
 }
@@ -198,6 +203,8 @@ pub fn spawn(
         gen: 0,
         last_checkpoint: None,
         publisher: Publisher::default(),
+        in_checkpoint: false,
+        colo_seen: false,
         transition: None,
     };
     tokio::spawn(task.run(rx, cancel));
@@ -241,7 +248,7 @@ impl Task {
                 if self.ctx.peer.is_up() && !self.coord.peer_up() {
                     self.apply(Event::PeerUp);
                 }
-                let before = self.coord.state();
+                let before = self.coord.reported_state();
                 let ev_label = format!("{ev:?}");
                 let r = self.coord.on(ev).map_err(|e| e.to_string());
                 let r = r.map(|acts| {
@@ -249,10 +256,10 @@ impl Task {
                         self.configure(s);
                     }
                     self.execute(acts);
-                    self.coord.state()
+                    self.coord.reported_state()
                 });
                 if r.is_ok() {
-                    let to = self.coord.state();
+                    let to = self.coord.reported_state();
                     tracing::info!(domain = %self.name, role = to.role(), state = to.name(), "user request accepted");
                     if to != before {
                         self.transition = Some(Transition {
@@ -260,6 +267,8 @@ impl Task {
                             to,
                             reason: format!("{ev_label} requested"),
                         });
+                        self.colo_seen = false;
+                        self.in_checkpoint = false;
                     }
                 }
                 let _ = reply.send(r);
@@ -307,7 +316,7 @@ impl Task {
     fn status(&self) -> Status {
         Status {
             domain: self.name.clone(),
-            state: self.coord.state(),
+            state: self.coord.reported_state(),
             wanted: self.coord.wanted(),
             peer: self.ctx.peer.peer_host().to_string(),
             peer_up: self.coord.peer_up(),
@@ -319,11 +328,11 @@ impl Task {
     }
 
     fn apply(&mut self, ev: Event) {
-        let before = self.coord.state();
+        let before = self.coord.reported_state();
         let label = format!("{ev:?}");
         match self.coord.on(ev) {
             Ok(acts) => {
-                let after = self.coord.state();
+                let after = self.coord.reported_state();
                 if after != before {
                     tracing::info!(domain = %self.name, role = after.role(), from = before.name(), state = after.name(), event = %label, "state changed");
                     self.transition = Some(Transition {
@@ -331,6 +340,8 @@ impl Task {
                         to: after,
                         reason: label,
                     });
+                    self.colo_seen = false;
+                    self.in_checkpoint = false;
                 }
                 self.execute(acts);
             }
@@ -379,7 +390,14 @@ impl Task {
     fn qmp_event(&mut self, ev: crate::qmp_events::QmpEvent) {
         let st = self.coord.state();
         match ev.event.as_str() {
-            "RESUME" if matches!(st, State::Protected | State::Secondary) => {
+            // A checkpoint stops and resumes the guest; the first RESUME after
+            // COLO starts ends the initial migration (its STOP came before) and
+            // is not a checkpoint.
+            "STOP" if matches!(st, State::Protected | State::Secondary) => {
+                self.in_checkpoint = true;
+            }
+            "RESUME" if matches!(st, State::Protected | State::Secondary) && self.in_checkpoint => {
+                self.in_checkpoint = false;
                 self.last_checkpoint = Some(Instant::now());
                 self.apply(Event::Checkpoint);
             }
@@ -420,7 +438,9 @@ impl Task {
                 )
                 .await;
             if let Ok(v) = &q {
-                if v["mode"] == "none" {
+                if v["mode"] != "none" {
+                    self.colo_seen = true;
+                } else if self.colo_seen {
                     let reason = v["reason"].as_str().unwrap_or("unknown").to_string();
                     self.apply(Event::ColoExited(reason));
                     return;
