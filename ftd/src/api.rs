@@ -1,14 +1,18 @@
 //! The D-Bus API, `org.ftvirt.Ftd1.Manager` at `/org/ftvirt/Ftd1`: each method only
 //! builds a command for the daemon, awaits its reply and maps the error. Typed
 //! signatures; errors are `org.ftvirt.Ftd1.Error.*`.
-//! (polkit authorization of the caller comes with the management-surface work.)
+//! Each method first authorizes the caller (`crate::auth`): a refusal is
+//! `AccessDenied` and nothing is done.
 
+use crate::auth::{Action, Authorizer};
 use crate::coordinator::{Event, State};
 use crate::daemon::{CommandError, DaemonHandle};
 use crate::domain::Status;
 use ftd_proxy::state;
 /// The client side (names, [`DomainStatus`], [`FtdProxy`]) lives in `ftd-proxy`.
 pub use ftd_proxy::{DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
+use zbus::message::Header;
+use zbus::Connection;
 
 /// Errors as D-Bus callers see them.
 #[derive(Debug, zbus::DBusError)]
@@ -22,6 +26,8 @@ pub enum ApiError {
     Refused(String),
     /// The request failed.
     Failed(String),
+    /// The caller may not do this (polkit said no, or could not be asked).
+    AccessDenied(String),
 }
 
 impl From<CommandError> for ApiError {
@@ -74,32 +80,62 @@ pub fn state_name(s: State) -> &'static str {
 #[derive(Debug)]
 pub struct Manager {
     pub daemon: DaemonHandle,
+    pub auth: Authorizer,
 }
 
 #[zbus::interface(name = "org.ftvirt.Ftd1.Manager")]
 impl Manager {
     /// Protect a running domain with the configured peer; returns the state reached.
-    async fn enable(&self, domain: String) -> Result<String, ApiError> {
+    async fn enable(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         Ok(state_name(self.daemon.user(&domain, Event::Enable).await?).into())
     }
 
     /// Stop protecting a domain; the primary keeps running.
-    async fn disable(&self, domain: String) -> Result<String, ApiError> {
+    async fn disable(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         Ok(state_name(self.daemon.user(&domain, Event::Disable).await?).into())
     }
 
     /// Planned failover: the secondary takes over, this host's copy is destroyed.
-    async fn failover(&self, domain: String) -> Result<String, ApiError> {
+    async fn failover(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         Ok(state_name(self.daemon.user(&domain, Event::SwitchOver).await?).into())
     }
 
     /// One domain's protection status.
-    async fn status(&self, domain: String) -> Result<DomainStatus, ApiError> {
+    async fn status(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<DomainStatus, ApiError> {
+        self.auth.check(conn, &hdr, Action::Monitor).await?;
         Ok(self.daemon.status(&domain).await?.into())
     }
 
     /// Every domain ftd knows on this host.
-    async fn list(&self) -> Result<Vec<DomainStatus>, ApiError> {
+    async fn list(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<DomainStatus>, ApiError> {
+        self.auth.check(conn, &hdr, Action::Monitor).await?;
         Ok(self
             .daemon
             .list()
@@ -117,7 +153,14 @@ impl Manager {
     /// libvirt calls about the domain would wait for libvirtd, so `started` starts
     /// protecting (as `Enable`) after the reply; the outcome is logged and shown by
     /// `Status`. A stop needs nothing: the domain's task notices it by itself.
-    async fn notify(&self, domain: String, operation: String) -> Result<String, ApiError> {
+    async fn notify(
+        &self,
+        domain: String,
+        operation: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         match operation.as_str() {
             "started" => {
                 let daemon = self.daemon.clone();
