@@ -7,12 +7,14 @@
 //! - [`colo`]: the domain layout, the secondary's XML and the COLO QMP plans (pure).
 //! - [`runner`]: runs a plan against a domain, with waits and timeouts.
 //! - [`inspect`]: what the live primary's disk looks like to QEMU.
+//! - [`auth`]: who may call the D-Bus API ([`api`]): polkit, for the caller.
 //!
 //! The drivers (libvirt, QMP, peer link) and the D-Bus API land in later steps; they
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
 //! [`coordinator::Event`]s.
 
 pub mod api;
+pub mod auth;
 /// The protection annotation in a domain's `<metadata>` (crate `ftd-annotation`,
 /// shared with the libvirt hook).
 pub use ftd_annotation as annotation;

@@ -5,6 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use ftd::auth::Authorizer;
 use ftd::config::{BusKind, Config, LogLevel, LogOutput};
 use ftd::domain::HostCtx;
 use ftd::libvirt::Libvirt;
@@ -125,9 +126,16 @@ async fn run(cfg: Config) -> Result<()> {
         BusKind::Session => zbus::connection::Builder::session()?,
         BusKind::Address(a) => zbus::connection::Builder::address(a.as_str())?,
     };
+    let auth = Authorizer::new(cfg.authorization);
     let bus = builder
         .name(cfg.bus.name.as_str())?
-        .serve_at(api::OBJECT_PATH, api::Manager { daemon: handle })?
+        .serve_at(
+            api::OBJECT_PATH,
+            api::Manager {
+                daemon: handle,
+                auth: auth.clone(),
+            },
+        )?
         .serve_at(api::OBJECT_PATH, zbus::fdo::ObjectManager)?
         .build()
         .await
@@ -137,6 +145,7 @@ async fn run(cfg: Config) -> Result<()> {
                 cfg.bus.name, cfg.bus.connect
             )
         })?;
+    auth.announce(&bus).await;
     let publisher = tokio::spawn(api::publish(bus.clone(), changes));
     tracing::info!(host = %cfg.host.name, peer = %peer.name, bus = %cfg.bus.name, "ftd ready");
 

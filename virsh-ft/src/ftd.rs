@@ -2,7 +2,7 @@
 //! for a domain to reach a state with a progress display.
 
 use anyhow::{anyhow, bail, Result};
-use ftd_proxy::{state, DomainStatus, EnableOptions, FtdProxy, ERROR_PREFIX};
+use ftd_proxy::{state, DomainStatus, EnableOptions, FtdProxy, ERROR_ACCESS_DENIED, ERROR_PREFIX};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
@@ -76,47 +76,52 @@ impl Ftd {
         self.proxy.list().await.map_err(|e| self.error(e))
     }
 
-    /// A failed call, in words: ftd's own message for its errors, "cannot reach
-    /// ftd" when nobody owns the name or the bus went away.
     fn error(&self, e: zbus::Error) -> anyhow::Error {
-        let place = &self.place;
-        let unreachable = || {
-            anyhow!(
-                "cannot reach ftd ({place}): is ftd running? (systemctl status ftd)\n  cause: {e}"
-            )
-        };
-        match &e {
-            zbus::Error::MethodError(name, msg, _) => {
-                let name = name.as_str();
-                let msg = msg.as_deref().unwrap_or("");
-                match name {
-                    n if n.starts_with(ERROR_PREFIX) => anyhow!("{msg}"),
-                    "org.freedesktop.DBus.Error.ServiceUnknown"
-                    | "org.freedesktop.DBus.Error.NameHasNoOwner"
-                    | "org.freedesktop.DBus.Error.NoReply"
-                    | "org.freedesktop.DBus.Error.Disconnected" => unreachable(),
-                    "org.freedesktop.DBus.Error.AccessDenied" => {
-                        anyhow!("ftd ({place}) refused access: {msg}")
-                    }
-                    "org.freedesktop.DBus.Error.UnknownMethod"
-                    | "org.freedesktop.DBus.Error.UnknownInterface"
-                    | "org.freedesktop.DBus.Error.UnknownObject" => anyhow!(
-                        "the program owning {place} does not serve ftd's interface as this \
-                         virsh-ft knows it (an older or newer ftd?): {msg}"
-                    ),
-                    _ => anyhow!("ftd ({place}) answered {name}: {msg}"),
-                }
+        explain(&self.place, e)
+    }
+}
+
+/// A failed call to ftd (`place`, for messages), in words: ftd's own message for
+/// its errors, "permission denied" with ftd's reason when it refused the caller,
+/// "cannot reach ftd" when nobody owns the name or the bus went away.
+fn explain(place: &str, e: zbus::Error) -> anyhow::Error {
+    let unreachable = || {
+        anyhow!("cannot reach ftd ({place}): is ftd running? (systemctl status ftd)\n  cause: {e}")
+    };
+    match &e {
+        zbus::Error::MethodError(name, msg, _) => {
+            let name = name.as_str();
+            let msg = msg.as_deref().unwrap_or("");
+            match name {
+                ERROR_ACCESS_DENIED => anyhow!("permission denied: {msg}"),
+                n if n.starts_with(ERROR_PREFIX) => anyhow!("{msg}"),
+                "org.freedesktop.DBus.Error.ServiceUnknown"
+                | "org.freedesktop.DBus.Error.NameHasNoOwner"
+                | "org.freedesktop.DBus.Error.NoReply"
+                | "org.freedesktop.DBus.Error.Disconnected" => unreachable(),
+                // The bus itself refused: ftd's bus policy lets anyone call ftd.
+                "org.freedesktop.DBus.Error.AccessDenied" => anyhow!(
+                    "the bus refused the call to ftd ({place}): {msg}\n  is ftd's bus \
+                     policy installed (/usr/share/dbus-1/system.d/org.ftvirt.Ftd1.conf)?"
+                ),
+                "org.freedesktop.DBus.Error.UnknownMethod"
+                | "org.freedesktop.DBus.Error.UnknownInterface"
+                | "org.freedesktop.DBus.Error.UnknownObject" => anyhow!(
+                    "the program owning {place} does not serve ftd's interface as this \
+                     virsh-ft knows it (an older or newer ftd?): {msg}"
+                ),
+                _ => anyhow!("ftd ({place}) answered {name}: {msg}"),
             }
-            zbus::Error::FDO(fdo) => match **fdo {
-                zbus::fdo::Error::ServiceUnknown(_)
-                | zbus::fdo::Error::NameHasNoOwner(_)
-                | zbus::fdo::Error::NoReply(_)
-                | zbus::fdo::Error::Disconnected(_) => unreachable(),
-                _ => anyhow!("talking to ftd ({place}): {e}"),
-            },
-            zbus::Error::InputOutput(_) => unreachable(),
-            _ => anyhow!("talking to ftd ({place}): {e}"),
         }
+        zbus::Error::FDO(fdo) => match **fdo {
+            zbus::fdo::Error::ServiceUnknown(_)
+            | zbus::fdo::Error::NameHasNoOwner(_)
+            | zbus::fdo::Error::NoReply(_)
+            | zbus::fdo::Error::Disconnected(_) => unreachable(),
+            _ => anyhow!("talking to ftd ({place}): {e}"),
+        },
+        zbus::Error::InputOutput(_) => unreachable(),
+        _ => anyhow!("talking to ftd ({place}): {e}"),
     }
 }
 
@@ -277,4 +282,55 @@ pub fn check_local(connect: Option<&str>) -> Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn method_error(name: &str, msg: &str) -> zbus::Error {
+        let reply = zbus::Message::method_call("/", "M")
+            .unwrap()
+            .build(&())
+            .unwrap();
+        zbus::Error::MethodError(name.try_into().unwrap(), Some(msg.into()), reply)
+    }
+
+    #[test]
+    fn a_refusal_by_ftd_reads_permission_denied_with_ftds_reason() {
+        let why = "uid 1000 (bus name :1.7) is not authorized to manage fault tolerance \
+                   (enable, disable, fail over) (polkit action org.ftvirt.ftd1.manage); \
+                   nothing was changed. Ask the administrator for a polkit rule that grants \
+                   this action";
+        let e = explain(
+            "org.ftvirt.Ftd1 on the system bus",
+            method_error(ERROR_ACCESS_DENIED, why),
+        );
+        assert_eq!(e.to_string(), format!("permission denied: {why}"));
+    }
+
+    #[test]
+    fn ftds_other_errors_are_its_message_and_a_missing_ftd_is_unreachable() {
+        let place = "org.ftvirt.Ftd1 on the system bus";
+        let e = explain(
+            place,
+            method_error(
+                "org.ftvirt.Ftd1.Error.NoSuchDomain",
+                "domain \"x\" is not defined",
+            ),
+        );
+        assert_eq!(e.to_string(), "domain \"x\" is not defined");
+        let e = explain(
+            place,
+            method_error(
+                "org.freedesktop.DBus.Error.ServiceUnknown",
+                "not activatable",
+            ),
+        );
+        assert!(
+            e.to_string()
+                .starts_with("cannot reach ftd (org.ftvirt.Ftd1 on the system bus)"),
+            "{e}"
+        );
+    }
 }

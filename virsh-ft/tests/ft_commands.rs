@@ -297,3 +297,81 @@ fn lab_ft_commands_protect_fail_over_and_disable() {
     assert_ok(&env, "FTVIRT_BUS=... ft-status g");
     lab.shutdown().unwrap();
 }
+
+/// `virsh-ft ARGS...` run inside `host` as uid 65534 (setpriv drops to it before
+/// virsh-ft starts), on the host's system bus.
+fn virsh_ft_as_nobody(lab: &Lab, host: &str, args: &[&str]) -> Output {
+    let mut argv = vec![
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--",
+        VIRSH_FT,
+        "--bus",
+        "unix:path=/run/dbus/system_bus_socket",
+    ];
+    argv.extend(args);
+    let out = lab
+        .host(host)
+        .unwrap()
+        .command(&argv)
+        .unwrap()
+        .env_remove("FTVIRT_BUS")
+        .output()
+        .expect("running virsh-ft");
+    eprintln!(
+        "[{host}] (uid 65534) virsh-ft {} -> {:?}\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        indent(&out.stdout),
+        indent(&out.stderr)
+    );
+    out
+}
+
+/// A user polkit does not authorize (uid 65534, with the lab host's real polkitd
+/// and ftd's actions): ft-enable fails with "permission denied" and ftd's reason,
+/// naming the polkit action; reading is for anyone.
+#[test]
+fn lab_ft_commands_refuse_an_unprivileged_user_clearly() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    let yaml = {
+        let a = lab.host("a").unwrap();
+        format!(
+            "host:\n  name: a\n  address: {ip}\npeers:\n  - name: b\n    address: 10.200.0.99\n\
+             colo:\n  overlay-dir: {dir}/overlays\nbus:\n  connect: system\n  name: {BUS_NAME}\n\
+             state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n",
+            ip = a.rep_ip,
+            dir = a.dir.display(),
+        )
+    };
+    let h = lab.host_mut("a").unwrap();
+    h.start_dbus().expect("system bus");
+    h.start_polkit().expect("polkitd");
+    h.start_ftd(ftd_binary(), &yaml, BUS_NAME).expect("ftd");
+
+    for args in [
+        &["ft-enable", "g"][..],
+        &["ft-disable", "g"],
+        &["ft-failover", "g"],
+    ] {
+        let out = virsh_ft_as_nobody(&lab, "a", args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stdout(&out).is_empty(), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("error: permission denied: uid 65534 "),
+            "{args:?}: {err}"
+        );
+        assert!(
+            err.contains("polkit action org.ftvirt.ftd1.manage"),
+            "{err}"
+        );
+        assert!(err.contains("nothing was changed"), "{err}");
+    }
+    let list = virsh_ft_as_nobody(&lab, "a", &["ft-list", "--json"]);
+    assert_ok(&list, "ft-list as uid 65534");
+    assert_eq!(stdout(&list).trim(), "[]");
+    lab.shutdown().unwrap();
+}

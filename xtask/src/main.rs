@@ -8,9 +8,13 @@
 //! - `demo`: `setup`, then builds `ftd` and `ftvirt-demo` (release) and runs the
 //!   fault-tolerance demo, `target/release/ftvirt-demo` (extra arguments go to it).
 //! - `test`: `setup`, then the whole workspace's tests.
+//! - `install`: builds ftd, virsh-ft and the hook (release) and installs them with
+//!   the polkit actions, the bus policy, the activation file, the systemd unit and
+//!   an example configuration ([`install`]).
 
 mod artifacts;
 mod guest;
+mod install;
 mod qemu;
 mod setup;
 mod util;
@@ -33,7 +37,10 @@ fn usage() -> &'static str {
      commands:\n\
      \x20 setup   install packages, build the patched QEMU and the test guest (idempotent)\n\
      \x20 demo    setup, then the fault-tolerance demo: protect the guest, kill its host, fail back\n\
-     \x20 test    setup, then run every test of the workspace\n"
+     \x20 test    setup, then run every test of the workspace\n\
+     \x20 install [--prefix DIR] [--destdir DIR] [--no-build]\n\
+     \x20         build (release) and install ftd, virsh-ft, the libvirt hook, the polkit\n\
+     \x20         actions, the bus policy, activation file and systemd unit\n"
 }
 
 fn run() -> Result<()> {
@@ -88,6 +95,10 @@ fn run() -> Result<()> {
                 std::process::exit(1);
             }
             std::process::exit(st.code().unwrap_or(1));
+        }
+        "install" => {
+            let o = install::Options::parse(rest)?;
+            install::install(&o, &workspace_root(), &target_dir(), cargo())
         }
         "-h" | "--help" | "help" => {
             print!("{}", usage());

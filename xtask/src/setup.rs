@@ -38,6 +38,8 @@ pub const PACKAGES: &[&str] = &[
     // journald (systemd-journald, journalctl): ftd's structured log fields are tested
     // against a real one per lab host.
     "systemd",
+    // gdbus: the polkit tests call Enable(s, a{sv}), which dbus-send cannot write.
+    "libglib2.0-bin",
     // The lab: network namespaces, bridges, veths (ip), nsenter/unshare, socat.
     "iproute2",
     "util-linux",

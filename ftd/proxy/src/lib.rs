@@ -36,8 +36,12 @@ pub fn domain_path(domain: &str) -> OwnedObjectPath {
     }
     OwnedObjectPath::try_from(p).expect("escaped paths are valid")
 }
-/// Every error ftd returns is `<ERROR_PREFIX>.NoSuchDomain`, `.Refused` or `.Failed`.
+/// Every error ftd returns is `<ERROR_PREFIX>.NoSuchDomain`, `.Refused`,
+/// `.InvalidArgument`, `.Failed` or `.AccessDenied`.
 pub const ERROR_PREFIX: &str = "org.ftvirt.Ftd1.Error";
+/// The caller may not do this: polkit did not authorize it (or could not be asked).
+/// The message names the polkit action; nothing was done.
+pub const ERROR_ACCESS_DENIED: &str = "org.ftvirt.Ftd1.Error.AccessDenied";
 
 /// The state names of the API: [`DomainStatus::state`] and what `Enable`, `Disable`
 /// and `Failover` return. Stable strings; clients compare against these.
@@ -197,6 +201,7 @@ mod tests {
             Some(OBJECT_PATH)
         );
         assert!(INTERFACE.starts_with(BUS_NAME) && ERROR_PREFIX.starts_with(BUS_NAME));
+        assert!(ERROR_ACCESS_DENIED.starts_with(ERROR_PREFIX));
     }
 
     #[test]

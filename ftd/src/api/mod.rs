@@ -9,9 +9,13 @@
 //! Typed signatures; errors are `org.ftvirt.Ftd1.Error.*`. The committed
 //! introspection XML, `dbus/org.ftvirt.Ftd1.xml`, is checked against the live
 //! interface by a test.
+//!
+//! Each method first authorizes the caller (`crate::auth`): a refusal is
+//! `AccessDenied` and nothing is done.
 
 mod objects;
 
+use crate::auth::{Action, Authorizer};
 use crate::coordinator::{Event, State};
 use crate::daemon::{CommandError, DaemonHandle};
 use crate::domain::Status;
@@ -20,8 +24,10 @@ use ftd_proxy::EnableOptions;
 pub use ftd_proxy::{no_options, DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
 pub use objects::{publish, DomainObject};
 use std::collections::HashMap;
+use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 use zbus::zvariant::OwnedValue;
+use zbus::Connection;
 
 /// Errors as D-Bus callers see them.
 #[derive(Debug, zbus::DBusError)]
@@ -38,6 +44,8 @@ pub enum ApiError {
     InvalidArgument(String),
     /// The request failed.
     Failed(String),
+    /// The caller may not do this (polkit said no, or could not be asked).
+    AccessDenied(String),
 }
 
 impl From<CommandError> for ApiError {
@@ -76,6 +84,7 @@ pub fn state_name(s: State) -> &'static str {
 #[derive(Debug)]
 pub struct Manager {
     pub daemon: DaemonHandle,
+    pub auth: Authorizer,
 }
 
 #[zbus::interface(name = "org.ftvirt.Ftd1.Manager")]
@@ -88,29 +97,55 @@ impl Manager {
         &self,
         domain: String,
         options: HashMap<String, OwnedValue>,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
     ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         let opts = EnableOptions::from_dict(&options)
             .map_err(|e| ApiError::InvalidArgument(e.to_string()))?;
         Ok(state_name(self.daemon.enable(&domain, opts).await?).into())
     }
 
     /// Stop protecting a domain; the primary keeps running.
-    async fn disable(&self, domain: String) -> Result<String, ApiError> {
+    async fn disable(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         Ok(state_name(self.daemon.user(&domain, Event::Disable).await?).into())
     }
 
     /// Planned failover: the secondary takes over, this host's copy is destroyed.
-    async fn failover(&self, domain: String) -> Result<String, ApiError> {
+    async fn failover(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         Ok(state_name(self.daemon.user(&domain, Event::SwitchOver).await?).into())
     }
 
     /// One domain's protection status.
-    async fn status(&self, domain: String) -> Result<DomainStatus, ApiError> {
+    async fn status(
+        &self,
+        domain: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<DomainStatus, ApiError> {
+        self.auth.check(conn, &hdr, Action::Monitor).await?;
         Ok(self.daemon.status(&domain).await?.into())
     }
 
     /// Every domain ftd knows on this host.
-    async fn list(&self) -> Result<Vec<DomainStatus>, ApiError> {
+    async fn list(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<Vec<DomainStatus>, ApiError> {
+        self.auth.check(conn, &hdr, Action::Monitor).await?;
         Ok(self
             .daemon
             .list()
@@ -128,7 +163,14 @@ impl Manager {
     /// libvirt calls about the domain would wait for libvirtd, so `started` starts
     /// protecting (as `Enable` with the annotation's settings) after the reply; the
     /// outcome is logged and shown by `Status`.
-    async fn notify(&self, domain: String, operation: String) -> Result<String, ApiError> {
+    async fn notify(
+        &self,
+        domain: String,
+        operation: String,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &Connection,
+    ) -> Result<String, ApiError> {
+        self.auth.check(conn, &hdr, Action::Manage).await?;
         Ok(self.daemon.notify(&domain, &operation).await?.into())
     }
 

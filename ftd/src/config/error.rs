@@ -183,6 +183,7 @@ fn quoted(msg: &str) -> (String, Vec<String>) {
 pub(super) const SECTIONS: [(&str, &[&str]); 8] = [
     ("at the top level", &[
         "host", "peers", "defaults", "colo", "bus", "libvirt-uri", "state-dir", "run-dir", "log",
+        "authorization",
     ]),
     ("under host:", &["name", "address", "port"]),
     ("in each peer under peers:", &["name", "address", "port"]),

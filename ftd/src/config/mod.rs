@@ -83,6 +83,9 @@ pub struct Config {
     pub run_dir: PathBuf,
     #[serde(default)]
     pub log: Log,
+    /// Who may call the D-Bus API (see `crate::auth`).
+    #[serde(default)]
+    pub authorization: Authorization,
     /// The file (or other origin) this was read from, for messages.
     #[serde(skip)]
     origin: String,
@@ -272,6 +275,18 @@ pub struct Log {
     pub level: LogLevel,
 }
 
+/// How ftd decides who may call its D-Bus API (the `authorization:` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Authorization {
+    /// polkit decides for each caller; root is always allowed; nobody else is
+    /// when polkit cannot be asked.
+    #[default]
+    Polkit,
+    /// Every caller that can reach the bus may do everything: for development on
+    /// a private bus only.
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogOutput {
     /// journald when [`JOURNALD_SOCKET`] exists, stderr otherwise.
@@ -297,6 +312,13 @@ impl<'de> Deserialize<'de> for LogOutput {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         const ALL: [LogOutput; 3] = [LogOutput::Auto, LogOutput::Journald, LogOutput::Stderr];
         de::choice(d, &["auto", "journald", "stderr"]).map(|i| ALL[i])
+    }
+}
+
+impl<'de> Deserialize<'de> for Authorization {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const ALL: [Authorization; 2] = [Authorization::Polkit, Authorization::None];
+        de::choice(d, &["polkit", "none"]).map(|i| ALL[i])
     }
 }
 

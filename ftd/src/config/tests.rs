@@ -46,6 +46,7 @@ fn the_example_loads_and_shows_the_defaults() {
     assert_eq!(c.state_dir, minimal.state_dir);
     assert_eq!(c.run_dir, minimal.run_dir);
     assert_eq!(c.log, minimal.log);
+    assert_eq!(c.authorization, minimal.authorization);
 }
 
 /// The keys a section accepts, as serde lists them when it refuses an unknown one.
@@ -88,7 +89,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 33);
+    assert_eq!(count, 34);
 }
 
 #[test]
@@ -141,6 +142,15 @@ fn a_minimal_config_gets_every_default() {
             level: LogLevel::Info
         }
     );
+    assert_eq!(c.authorization, Authorization::Polkit);
+}
+
+#[test]
+fn authorization_is_polkit_or_none() {
+    let c = Config::from_str(&format!("{HOST}authorization: none\n"), ORIGIN).unwrap();
+    assert_eq!(c.authorization, Authorization::None);
+    let c = Config::from_str(&format!("{HOST}authorization: polkit\n"), ORIGIN).unwrap();
+    assert_eq!(c.authorization, Authorization::Polkit);
 }
 
 #[test]
@@ -356,6 +366,19 @@ fn mistakes_are_refused_with_position_and_fix() {
             "host:\n  name: hosta\n  address: 10.200.0.11\n  port: 9998\n".into(),
             "4:9: port 9998 is used twice, by host.port and colo.ports.migration: give each \
              its own port",
+        ),
+        // Authorization.
+        (
+            format!("{HOST}authorization: polkt\n"),
+            "4:16: unknown value \"polkt\" for authorization; did you mean \"polkit\"?",
+        ),
+        (
+            format!("{HOST}authorization: off\n"),
+            "4:16: unknown value \"off\" for authorization; use one of polkit, none",
+        ),
+        (
+            format!("{HOST}bus:\n  authorization: none\n"),
+            "5:3: unknown key \"authorization\" in bus; it belongs at the top level",
         ),
         // Bus, paths.
         (

@@ -10,10 +10,14 @@
 //! | `log`    | `/var/log/libvirt`  | libvirtd and per-domain QEMU logs              |
 //! | `cache`  | `/var/cache/libvirt`| capability cache                               |
 //! | `etc`    | `/etc/libvirt`      | own `qemu.conf`, persistent domains, own hooks |
-//! | `dbus`   | `/run/dbus`         | the host's own system bus socket (later: ftd)  |
+//! | `dbus`   | `/run/dbus`         | the host's own system bus socket ([`bus`])     |
 //! | `journal`| `/run/systemd/journal` | the host's own journald sockets (if started) |
 //! | `journal-log` | `/run/log/journal` | that journald's files (`journalctl -D`)     |
 //! | `images` | (not mounted)       | guest disks; same absolute path inside and out |
+//!
+//! A host's system bus ([`bus`]) has the standard system bus policy plus ftd's
+//! real one; a real polkitd can run on it ([`polkit`], which mounts its own
+//! actions and rules directories when it starts).
 //!
 //! The mount namespace is kept alive by a *holder* process (`sleep infinity`);
 //! everything else is started with `nsenter -t <holder> -m -u -n`. libvirtd is
@@ -23,6 +27,9 @@ use crate::caps_cache;
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::netns::NetNs;
+
+pub mod bus;
+pub mod polkit;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::os::unix::process::CommandExt;
@@ -63,23 +70,6 @@ auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 "#;
 
-/// The lab hosts' system bus: the standard socket path inside the host, root may
-/// own any name and call anything (polkit and ftd's own policy are tested apart).
-const DBUS_CONF: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=/run/dbus/system_bus_socket</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-"#;
-
 /// One simulated host.
 #[derive(Debug)]
 pub struct Host {
@@ -93,6 +83,7 @@ pub struct Host {
     ports: Vec<String>,
     holder: Option<Child>,
     ftd: Option<Child>,
+    polkit: Option<Child>,
 }
 
 impl Host {
@@ -113,6 +104,7 @@ impl Host {
             ports,
             holder: None,
             ftd: None,
+            polkit: None,
         }
     }
 
@@ -356,38 +348,6 @@ impl Host {
         Ok(t0.elapsed())
     }
 
-    /// The host's own D-Bus system bus, as seen from outside the host.
-    pub fn bus_address(&self) -> String {
-        format!(
-            "unix:path={}",
-            self.dir.join("dbus/system_bus_socket").display()
-        )
-    }
-
-    /// Start the host's own system bus (`/run/dbus/system_bus_socket` inside the
-    /// host). Its policy lets root own any name; ftd's real bus policy is tested
-    /// separately.
-    pub fn start_dbus(&self) -> Result<()> {
-        let conf = self.dir.join("dbus-system.conf");
-        write(&conf, DBUS_CONF)?;
-        self.start_daemon(
-            "dbus-daemon",
-            &[
-                "dbus-daemon",
-                "--fork",
-                "--nopidfile",
-                &format!("--config-file={}", conf.display()),
-            ],
-        )?;
-        let sock = self.dir.join("dbus/system_bus_socket");
-        cmd::wait_for(
-            &format!("the system bus of host {}", self.name),
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || Ok(sock.exists().then_some(())),
-        )
-    }
-
     /// Start the host's own systemd-journald (sockets in `/run/systemd/journal`,
     /// files in `/run/log/journal`, both private to the host); returns once its
     /// socket is there. Read what it stored with [`Host::journal`].
@@ -539,6 +499,9 @@ impl Host {
         }
         if let Some(mut f) = self.ftd.take() {
             let _ = f.wait();
+        }
+        if let Some(mut p) = self.polkit.take() {
+            let _ = p.wait();
         }
         Ok(n)
     }

@@ -1,0 +1,530 @@
+//! Who may call ftd, end to end on lab hosts with their real system bus (ftd's
+//! real bus policy), a real polkitd (ftd's real actions) and ftd.
+//!
+//! The unprivileged caller is uid 65534 (nobody): `dbus-send` started inside the
+//! host by `setpriv`, which drops to that uid before dbus-send connects to the
+//! bus. The test process itself calls as root.
+
+mod common;
+
+use common::*;
+use ftvirt_lab::{GuestSpec, Lab, LabConfig};
+use std::time::{Duration, Instant};
+
+const NOBODY: u32 = 65534;
+const MANAGE: &str = "org.ftvirt.ftd1.manage";
+const MONITOR: &str = "org.ftvirt.ftd1.monitor";
+const ACCESS_DENIED: &str = "org.ftvirt.Ftd1.Error.AccessDenied";
+const NO_SUCH_DOMAIN: &str = "org.ftvirt.Ftd1.Error.NoSuchDomain";
+
+/// A D-Bus error: (name, message).
+type BusError = (String, String);
+
+/// `dbus-send` to `dest` on host `host`'s system bus, as `uid` (0: as root).
+/// Ok(the printed reply) or Err(the D-Bus error).
+fn send_as(
+    lab: &Lab,
+    host: &str,
+    uid: u32,
+    dest: &str,
+    path: &str,
+    method: &str,
+    args: &[&str],
+) -> Result<String, BusError> {
+    if method.ends_with(".Enable") {
+        return gdbus_as(lab, host, uid, dest, path, method, args);
+    }
+    let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+    let mut argv = vec![
+        "setpriv",
+        &u,
+        &g,
+        "--clear-groups",
+        "--",
+        "dbus-send",
+        "--bus=unix:path=/run/dbus/system_bus_socket",
+        "--print-reply",
+    ];
+    let dest = format!("--dest={dest}");
+    argv.extend([dest.as_str(), path, method]);
+    argv.extend(args);
+    let out = lab
+        .host(host)
+        .unwrap()
+        .command(&argv)
+        .unwrap()
+        .output()
+        .expect("running dbus-send");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    // dbus-send prints "Error <name>: <message>".
+    match stderr
+        .strip_prefix("Error ")
+        .and_then(|e| e.split_once(": "))
+    {
+        Some((name, msg)) => Err((name.to_string(), msg.to_string())),
+        None => panic!("dbus-send failed without a D-Bus error: {stderr}"),
+    }
+}
+
+/// `Enable(s, a{sv})` needs a dictionary of variants, which dbus-send cannot
+/// write: the same call with `gdbus`, an empty options dictionary appended.
+fn gdbus_as(
+    lab: &Lab,
+    host: &str,
+    uid: u32,
+    dest: &str,
+    path: &str,
+    method: &str,
+    args: &[&str],
+) -> Result<String, BusError> {
+    let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+    let strings: Vec<String> = args
+        .iter()
+        .map(|a| format!("'{}'", a.strip_prefix("string:").unwrap_or(a)))
+        .collect();
+    let mut argv = vec![
+        "setpriv",
+        &u,
+        &g,
+        "--clear-groups",
+        "--",
+        "gdbus",
+        "call",
+        "--address=unix:path=/run/dbus/system_bus_socket",
+        "--dest",
+        dest,
+        "--object-path",
+        path,
+        "--method",
+        method,
+    ];
+    argv.extend(strings.iter().map(String::as_str));
+    argv.push("@a{sv} {}");
+    let out = lab
+        .host(host)
+        .unwrap()
+        .command(&argv)
+        .unwrap()
+        .output()
+        .expect("running gdbus");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    // gdbus prints "Error: GDBus.Error:<name>: <message>".
+    match stderr
+        .strip_prefix("Error: GDBus.Error:")
+        .and_then(|e| e.split_once(": "))
+    {
+        Some((name, msg)) => Err((
+            name.to_string(),
+            msg.lines().next().unwrap_or("").to_string(),
+        )),
+        None => panic!("gdbus failed without a D-Bus error: {stderr}"),
+    }
+}
+
+/// A call of ftd's manager on `host` as `uid`.
+fn call_as(
+    lab: &Lab,
+    host: &str,
+    uid: u32,
+    method: &str,
+    args: &[&str],
+) -> Result<String, BusError> {
+    let t = Instant::now();
+    let r = send_as(
+        lab,
+        host,
+        uid,
+        BUS_NAME,
+        "/org/ftvirt/Ftd1",
+        &format!("org.ftvirt.Ftd1.Manager.{method}"),
+        args,
+    );
+    eprintln!(
+        "[{host}] uid {uid}: {method}({}) -> {} in {:.0?}",
+        args.join(", "),
+        match &r {
+            Ok(_) => "ok".to_string(),
+            Err((n, m)) => format!("{n}: {m}"),
+        },
+        t.elapsed()
+    );
+    r
+}
+
+/// `e` is ftd's AccessDenied for `action`, about uid `uid`.
+fn assert_denied(e: &BusError, action: &str, uid: u32) {
+    assert_eq!(e.0, ACCESS_DENIED, "{e:?}");
+    assert!(e.1.contains(&format!("polkit action {action}")), "{e:?}");
+    assert!(e.1.contains(&format!("uid {uid} ")), "{e:?}");
+}
+
+/// ftd's configuration for a lone host `a` whose peer `b` is not in the lab
+/// (enough for ftd to start and answer; nothing is protected).
+fn lone_yaml(lab: &Lab) -> String {
+    let a = lab.host("a").unwrap();
+    format!(
+        "host:\n  name: a\n  address: {ip}\npeers:\n  - name: b\n    address: 10.200.0.99\n\
+         colo:\n  overlay-dir: {dir}/overlays\nbus:\n  connect: system\n  name: {BUS_NAME}\n\
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: debug\n",
+        ip = a.rep_ip,
+        dir = a.dir.display(),
+    )
+}
+
+fn start_lone_ftd(lab: &mut Lab, with_polkit: bool) {
+    let yaml = lone_yaml(lab);
+    let h = lab.host_mut("a").unwrap();
+    h.start_dbus().expect("system bus");
+    if with_polkit {
+        let t = h.start_polkit().expect("polkitd");
+        eprintln!("polkitd ready in {t:.1?}");
+    }
+    h.start_ftd(
+        std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+        &yaml,
+        BUS_NAME,
+    )
+    .expect("ftd");
+}
+
+fn ftd_log(lab: &Lab, host: &str) -> String {
+    std::fs::read_to_string(lab.host(host).unwrap().ftd_log()).unwrap_or_default()
+}
+
+/// The whole story on a protected pair: nobody may read but not change, before
+/// and during protection; root may change; nothing nobody asks for happens.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unprivileged_user_may_look_but_not_change() {
+    let t0 = Instant::now();
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    lab.boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    {
+        let h = lab.host_mut("a").unwrap();
+        h.start_dbus().expect("system bus");
+        h.start_polkit().expect("polkitd");
+    }
+    let yaml = {
+        let (a, b) = (lab.host("a").unwrap(), lab.host("b").unwrap());
+        ftd_yaml(a, b, 2000)
+    };
+    lab.host_mut("a")
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .expect("ftd on a");
+    start_ftd(&mut lab, "b", "a");
+    eprintln!(
+        "lab, guest, polkitd and both ftd up in {:.1?}",
+        t0.elapsed()
+    );
+
+    // Reading is for anyone (org.ftvirt.ftd1.monitor: yes).
+    let st = call_as(&lab, "a", NOBODY, "Status", &["string:g"]).expect("nobody may read Status");
+    assert!(st.contains("\"unprotected\""), "{st}");
+    // (ftd lists the domains it protects or protected: none yet.)
+    call_as(&lab, "a", NOBODY, "List", &[]).expect("nobody may List");
+
+    // Changing is not, and nothing changes.
+    let changes: [(&str, &[&str]); 4] = [
+        ("Enable", &["string:g"]),
+        ("Disable", &["string:g"]),
+        ("Failover", &["string:g"]),
+        ("Notify", &["string:g", "string:started"]),
+    ];
+    for (m, args) in changes {
+        let e = call_as(&lab, "a", NOBODY, m, args).unwrap_err();
+        assert_denied(&e, MANAGE, NOBODY);
+        assert!(e.1.contains("nothing was changed"), "{e:?}");
+    }
+    let sa = client(&lab, "a").await.status("g").await.unwrap();
+    assert_eq!(
+        (sa.state.as_str(), sa.wanted),
+        ("unprotected", false),
+        "{sa:?}"
+    );
+    let on_b = lab.host("b").unwrap().domains(true).unwrap();
+    assert!(on_b.is_empty(), "a secondary appeared on b: {on_b:?}");
+
+    // Root may: the test process calls as root.
+    let t = Instant::now();
+    let first = client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .expect("root may Enable");
+    assert_eq!(first, "preparing");
+    wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
+    eprintln!("protected by root's Enable in {:.1?}", t.elapsed());
+
+    // During protection nobody still may not disable or fail over.
+    for (m, args) in &changes[1..3] {
+        let e = call_as(&lab, "a", NOBODY, m, args).unwrap_err();
+        assert_denied(&e, MANAGE, NOBODY);
+    }
+    let sa = client(&lab, "a").await.status("g").await.unwrap();
+    let sb = client(&lab, "b").await.status("g").await.unwrap();
+    assert_eq!(
+        (sa.state.as_str(), sa.wanted),
+        ("protected", true),
+        "{sa:?}"
+    );
+    assert_eq!(sb.state, "secondary", "{sb:?}");
+    assert_eq!(
+        lab.host("a")
+            .unwrap()
+            .virsh(&["domstate", "g"])
+            .unwrap()
+            .trim(),
+        "running"
+    );
+    let st = call_as(&lab, "a", NOBODY, "Status", &["string:g"]).expect("nobody may read Status");
+    assert!(st.contains("\"protected\""), "{st}");
+    let list = call_as(&lab, "a", NOBODY, "List", &[]).expect("nobody may List");
+    assert!(list.contains("\"g\""), "{list}");
+
+    // The refusals are in ftd's log, with the caller and the action.
+    let log = ftd_log(&lab, "a");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("refused") && l.contains(MANAGE) && l.contains("uid 65534")),
+        "no refusal logged:\n{log}"
+    );
+
+    let t = Instant::now();
+    client(&lab, "a")
+        .await
+        .disable("g")
+        .await
+        .expect("root may Disable");
+    wait_state(&lab, "a", "g", "unprotected", Duration::from_secs(60)).await;
+    eprintln!("disabled by root in {:.1?}", t.elapsed());
+    lab.shutdown().unwrap();
+    eprintln!("whole test {:.1?}", t0.elapsed());
+}
+
+/// polkit really decides: its view of ftd's actions is the policy file, and a
+/// rule in the host's rules directory changes the answer for uid 65534 either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn polkit_rules_decide_for_an_unprivileged_user() {
+    let t0 = Instant::now();
+    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    start_lone_ftd(&mut lab, true);
+
+    // polkitd loaded ftd's actions from the host's own actions directory.
+    let pk = lab
+        .host("a")
+        .unwrap()
+        .exec(&["pkaction", "--verbose", "--action-id", MANAGE])
+        .expect("pkaction knows org.ftvirt.ftd1.manage");
+    for want in [
+        "implicit any:      auth_admin\n",
+        "implicit inactive: auth_admin\n",
+        "implicit active:   auth_admin_keep\n",
+    ] {
+        assert!(pk.contains(want), "{want:?} not in:\n{pk}");
+    }
+
+    // Without a rule: nobody has no session, so polkit wants an administrator.
+    for m in ["Enable", "Disable", "Failover"] {
+        let e = call_as(&lab, "a", NOBODY, m, &["string:nosuch"]).unwrap_err();
+        assert_denied(&e, MANAGE, NOBODY);
+        assert!(e.1.contains("administrator's authentication"), "{e:?}");
+    }
+
+    // A rule grants nobody org.ftvirt.ftd1.manage: the same calls now get past
+    // authorization to ftd's own answer (there is no such domain).
+    let h = lab.host("a").unwrap();
+    h.add_polkit_rule(
+        "10-ftvirt-test-manage",
+        "polkit.addRule(function(action, subject) {\n\
+         \x20   if (action.id == \"org.ftvirt.ftd1.manage\" && subject.user == \"nobody\")\n\
+         \x20       return polkit.Result.YES;\n\
+         });\n",
+    )
+    .expect("rule loaded");
+    for m in ["Enable", "Disable", "Failover"] {
+        let e = call_as(&lab, "a", NOBODY, m, &["string:nosuch"]).unwrap_err();
+        assert_eq!(
+            e.0, NO_SUCH_DOMAIN,
+            "{m} was not authorized by the rule: {e:?}"
+        );
+    }
+
+    // Reading goes through polkit too: a rule can take it away.
+    assert!(call_as(&lab, "a", NOBODY, "List", &[]).is_ok());
+    h.add_polkit_rule(
+        "10-ftvirt-test-monitor",
+        "polkit.addRule(function(action, subject) {\n\
+         \x20   if (action.id == \"org.ftvirt.ftd1.monitor\" && subject.user == \"nobody\")\n\
+         \x20       return polkit.Result.NO;\n\
+         });\n",
+    )
+    .expect("rule loaded");
+    for (m, args) in [("List", &[][..]), ("Status", &["string:nosuch"][..])] {
+        let e = call_as(&lab, "a", NOBODY, m, args).unwrap_err();
+        assert_denied(&e, MONITOR, NOBODY);
+        assert!(e.1.contains("Ask the administrator"), "{e:?}");
+    }
+    // Root is not asked about: still allowed.
+    client(&lab, "a").await.list().await.expect("root may List");
+    let e = client(&lab, "a")
+        .await
+        .enable("nosuch", ftd_proxy::no_options())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains(NO_SUCH_DOMAIN), "{e}");
+    lab.shutdown().unwrap();
+    eprintln!("whole test {:.1?}", t0.elapsed());
+}
+
+/// Fail closed: with polkitd not running, nobody's calls are refused with a
+/// message that says why (and so does ftd's log); root is still allowed; once
+/// polkitd runs, ftd asks it without being restarted.
+#[tokio::test(flavor = "multi_thread")]
+async fn without_polkit_changes_are_refused() {
+    let t0 = Instant::now();
+    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    start_lone_ftd(&mut lab, false);
+    assert!(
+        ftd_log(&lab, "a").contains("neither running nor activatable"),
+        "ftd did not warn at start-up:\n{}",
+        ftd_log(&lab, "a")
+    );
+
+    let unavailable = |e: &BusError| {
+        assert!(
+            e.1.contains("polkit (org.freedesktop.PolicyKit1) is not running"),
+            "{e:?}"
+        );
+        assert!(e.1.contains("Start polkit"), "{e:?}");
+    };
+    let e = call_as(&lab, "a", NOBODY, "Enable", &["string:nosuch"]).unwrap_err();
+    assert_denied(&e, MANAGE, NOBODY);
+    unavailable(&e);
+    assert!(e.1.contains("nothing was changed"), "{e:?}");
+    let e = call_as(&lab, "a", NOBODY, "List", &[]).unwrap_err();
+    assert_denied(&e, MONITOR, NOBODY);
+    unavailable(&e);
+    let log = ftd_log(&lab, "a");
+    assert!(
+        log.lines().any(|l| l.contains("ERROR")
+            && l.contains("polkit unavailable (fail closed)")
+            && l.contains(MANAGE)),
+        "the refusal is not logged as an error:\n{log}"
+    );
+    // Root needs no polkit.
+    let e = client(&lab, "a")
+        .await
+        .enable("nosuch", ftd_proxy::no_options())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains(NO_SUCH_DOMAIN), "{e}");
+
+    // polkitd starts: nobody may read again (no ftd restart).
+    lab.host_mut("a").unwrap().start_polkit().expect("polkitd");
+    call_as(&lab, "a", NOBODY, "List", &[]).expect("nobody may List once polkit runs");
+    let e = call_as(&lab, "a", NOBODY, "Enable", &["string:nosuch"]).unwrap_err();
+    assert_denied(&e, MANAGE, NOBODY);
+    assert!(!e.1.contains("not running"), "{e:?}");
+
+    // ... and stops: refused again.
+    lab.host_mut("a")
+        .unwrap()
+        .stop_polkit()
+        .expect("polkitd stopped");
+    let e = call_as(&lab, "a", NOBODY, "List", &[]).unwrap_err();
+    unavailable(&e);
+    lab.shutdown().unwrap();
+    eprintln!("whole test {:.1?}", t0.elapsed());
+}
+
+/// The bus policy (dbus/org.ftvirt.Ftd1.conf on the lab's system bus): only root
+/// may own ftd's name; anyone may send to ftd, standard interfaces included.
+#[tokio::test(flavor = "multi_thread")]
+async fn only_root_may_own_ftds_name() {
+    let t0 = Instant::now();
+    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    lab.host("a").unwrap().start_dbus().expect("system bus");
+    let request = |lab: &Lab, uid| {
+        send_as(
+            lab,
+            "a",
+            uid,
+            "org.freedesktop.DBus",
+            "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.RequestName",
+            &[&format!("string:{BUS_NAME}"), "uint32:0"],
+        )
+    };
+    let e = request(&lab, NOBODY).unwrap_err();
+    assert_eq!(e.0, "org.freedesktop.DBus.Error.AccessDenied", "{e:?}");
+    assert!(e.1.contains(BUS_NAME), "{e:?}");
+    // Root may (1: primary owner; dbus-send exits and the name is free again).
+    let ok = request(&lab, 0).expect("root may own the name");
+    assert!(ok.contains("uint32 1"), "{ok}");
+
+    let yaml = lone_yaml(&lab);
+    lab.host_mut("a")
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .expect("ftd");
+    // Taken: nobody cannot take it over either.
+    let e = request(&lab, NOBODY).unwrap_err();
+    assert_eq!(e.0, "org.freedesktop.DBus.Error.AccessDenied", "{e:?}");
+
+    // Anyone may send to ftd: the standard interfaces answer nobody.
+    let path = "/org/ftvirt/Ftd1";
+    let xml = send_as(
+        &lab,
+        "a",
+        NOBODY,
+        BUS_NAME,
+        path,
+        "org.freedesktop.DBus.Introspectable.Introspect",
+        &[],
+    )
+    .expect("nobody may introspect ftd");
+    assert!(xml.contains("org.ftvirt.Ftd1.Manager"), "{xml}");
+    send_as(
+        &lab,
+        "a",
+        NOBODY,
+        BUS_NAME,
+        path,
+        "org.freedesktop.DBus.Peer.Ping",
+        &[],
+    )
+    .expect("nobody may ping ftd");
+    send_as(
+        &lab,
+        "a",
+        NOBODY,
+        BUS_NAME,
+        path,
+        "org.freedesktop.DBus.Properties.GetAll",
+        &["string:org.ftvirt.Ftd1.Manager"],
+    )
+    .expect("nobody may read ftd's properties");
+    // ... and reaches ftd's own authorization (no polkit here: refused by ftd, not the bus).
+    let e = call_as(&lab, "a", NOBODY, "Enable", &["string:nosuch"]).unwrap_err();
+    assert_denied(&e, MANAGE, NOBODY);
+    lab.shutdown().unwrap();
+    eprintln!("whole test {:.1?}", t0.elapsed());
+}
