@@ -28,8 +28,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 pub const DOMAIN: &str = "benchft";
 const FIRST_REPLY_TIMEOUT: Duration = Duration::from_secs(60);
-/// Client traffic before the event, so that it is in full swing.
-const WARM_UP: Duration = Duration::from_millis(1000);
+/// Checkpoints the primary must make with the client connected before the event:
+/// a steady state, not the first seconds of a connection (see `warm_up`).
+const WARM_UP_CHECKPOINTS: u64 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
@@ -96,7 +97,7 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
     let mut conn = b.connect(g)?;
     let last = conn.last().context("LAST before the failover")?;
     let w = Writer::start(conn, 1, last).context("starting the client thread")?;
-    std::thread::sleep(WARM_UP);
+    warm_up(b, p)?;
     let (t0, t0_sys) = (Instant::now(), SystemTime::now());
     let mut run = Run::default();
     match kind {
@@ -109,7 +110,7 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
             b.lab
                 .kill_host(lost)
                 .with_context(|| format!("killing host {lost}"))?;
-            let first = wait_first_reply(&w, t0)?;
+            let first = wait_first_reply(&w, t0).inspect_err(|_| log_tail(b, survivor))?;
             run.total_ms = ms(first);
             b.wait(DOMAIN, &[(survivor, "degraded")], FIRST_REPLY_TIMEOUT)?;
             let from: &[&str] = if kind == Kind::PrimaryLoss {
@@ -172,8 +173,34 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
     Ok(run)
 }
 
+/// Wait until the primary made [`WARM_UP_CHECKPOINTS`] checkpoints with the
+/// client's connection open, so that the secondary holds the connection from a
+/// checkpoint and not only from replaying the primary's input.
+fn warm_up(b: &Bench, primary: &str) -> Result<()> {
+    let first = b.ftds.status(&b.lab, primary, DOMAIN)?.checkpoints;
+    let t0 = Instant::now();
+    while b.ftds.status(&b.lab, primary, DOMAIN)?.checkpoints < first + WARM_UP_CHECKPOINTS {
+        if t0.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("host {primary} made no checkpoint for 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 fn kept(s: &Stats) -> bool {
     s.broken.is_none() && s.refused.is_none()
+}
+
+/// After a failed run: the survivor's last ftd log lines for the domain.
+fn log_tail(b: &Bench, host: &str) {
+    let Ok(h) = b.lab.host(host) else { return };
+    let text = std::fs::read_to_string(h.ftd_log()).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(DOMAIN)).collect();
+    say(&format!("host {host}'s ftd log for {DOMAIN} ends:"));
+    for l in &lines[lines.len().saturating_sub(8)..] {
+        eprintln!("    {l}");
+    }
 }
 
 /// Time from `t0` to the first reply to a request sent at or after `t0`.
