@@ -124,6 +124,13 @@ fn run(opts: Opts) -> Result<i32> {
                 .to_string(),
         ),
         (
+            "load average at start".to_string(),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
+        ),
+        (
             "ftd".to_string(),
             "checkpoint 2000 ms, heartbeat 100 ms, detection 500 ms (the demo's)".to_string(),
         ),
