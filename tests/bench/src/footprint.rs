@@ -12,6 +12,10 @@ pub struct Footprint {
     /// Of which anonymous memory (heap, stacks: `RssAnon`) at that moment, MiB;
     /// the rest is mapped files (the binary and shared libraries, `RssFile`).
     pub anon_mib: f64,
+    /// Proportional set size at the end of the window (`Pss` of
+    /// `/proc/<pid>/smaps_rollup`): shared library pages divided among the
+    /// processes that map them, MiB.
+    pub pss_mib: f64,
     /// CPU time over wall time, percent of one core.
     pub cpu_pct: f64,
 }
@@ -45,6 +49,7 @@ pub fn measure(pids: &[u32], window: Duration) -> Vec<Option<Footprint>> {
             Some(Footprint {
                 rss_mib: r.0 as f64 / 1024.0,
                 anon_mib: r.1 as f64 / 1024.0,
+                pss_mib: pss_kib(p).unwrap_or(0) as f64 / 1024.0,
                 cpu_pct: used as f64 / tick / wall * 100.0,
             })
         })
@@ -68,6 +73,13 @@ fn rss_kib(pid: u32) -> Option<(u64, u64)> {
         status_kib(&s, "VmRSS")?,
         status_kib(&s, "RssAnon").unwrap_or(0),
     ))
+}
+
+fn pss_kib(pid: u32) -> Option<u64> {
+    status_kib(
+        &std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?,
+        "Pss",
+    )
 }
 
 fn cpu_ticks(pid: u32) -> Option<u64> {

@@ -53,13 +53,12 @@ pub fn run(b: &mut Bench) -> Result<()> {
     let result = (|| -> Result<()> {
         for run in 1..=b.opts.runs {
             say(&format!("overhead run {run}/{}: unprotected", b.opts.runs));
-            s.un.push(workloads(b, &g, iters, None)?);
+            let un = workloads(b, &g, iters, None)?;
             let t = b.protect(DOMAIN, "a", "b")?;
             say(&format!(
                 "protected in {} ms; the same workloads protected",
                 t.as_millis()
             ));
-            s.protect_ms.push(ms(t));
             let mut set = workloads(b, &g, iters, Some(&mut cp))?;
             let pids = [b.ftd_pid("a")?, b.ftd_pid("b")?];
             let t0 = SystemTime::now();
@@ -67,6 +66,9 @@ pub fn run(b: &mut Bench) -> Result<()> {
             let t1 = SystemTime::now();
             std::thread::sleep(EVENT_LAG);
             set.cps.push(cp.window(DOMAIN, t0, t1));
+            still_protected(b)?;
+            s.un.push(un);
+            s.protect_ms.push(ms(t));
             s.fp_primary.extend(fp[0]);
             s.fp_secondary.extend(fp[1]);
             s.pr.push(set);
@@ -78,6 +80,26 @@ pub fn run(b: &mut Bench) -> Result<()> {
     b.remove(DOMAIN);
     add_figures(b, &s);
     result
+}
+
+/// A run counts only if protection held throughout: a and b must still be
+/// `protected` and `secondary` (a false failover ends the phase, with its cause).
+fn still_protected(b: &Bench) -> Result<()> {
+    let (sa, sb) = (
+        b.ftds.status(&b.lab, "a", DOMAIN)?,
+        b.ftds.status(&b.lab, "b", DOMAIN)?,
+    );
+    if sa.state != "protected" || sb.state != "secondary" {
+        anyhow::bail!(
+            "protection broke during the protected workloads: a is {} ({}), b is {} ({}); \
+             see both hosts' ftd logs",
+            sa.state,
+            sa.last_failover,
+            sb.state,
+            sb.last_failover
+        );
+    }
+    Ok(())
 }
 
 /// ftd on both hosts with one unprotected domain running and nothing protected.
@@ -361,6 +383,14 @@ fn add_figures(b: &mut Bench, s: &Samples) {
         "  of which anonymous (heap, stacks), primary",
         "MiB",
         anon(&s.fp_primary),
+        None,
+    );
+    r.add(
+        f,
+        "ftd.pss_protecting_primary",
+        "  proportional (PSS: shared libraries split), primary",
+        "MiB",
+        s.fp_primary.iter().map(|f| f.pss_mib).collect(),
         None,
     );
     r.add(
