@@ -79,6 +79,9 @@ pub struct Bench {
     pub ftd_bin: PathBuf,
     pub opts: Opts,
     pub report: Report,
+    /// Primary-loss failover times, for the HA comparison (kept if a later
+    /// failover kind fails).
+    pub ft_primary_ms: Vec<f64>,
 }
 
 impl Bench {
@@ -89,6 +92,7 @@ impl Bench {
             ftd_bin,
             opts,
             report: Report::with_sections(&sections::ALL),
+            ft_primary_ms: Vec::new(),
         };
         b.start_ftd("a", "b")?;
         b.start_ftd("b", "a")?;

@@ -1,7 +1,6 @@
-//! Checkpoints as the primary's QEMU reports them. QEMU 7.2 exposes no checkpoint
-//! statistics in QMP while in COLO (`query-migrate` then says only
-//! `"status": "colo"`), but every COLO checkpoint stops the primary guest and
-//! resumes it: the `STOP` and `RESUME` monitor events, stamped by QEMU in
+//! Checkpoints as the primary's QEMU reports them. ftd counts them the same way
+//! (QEMU 7.2 has no checkpoint counter in QMP; `query-migrate` is not read here):
+//! every COLO checkpoint stops the primary guest and resumes it: the `STOP` and `RESUME` monitor events, stamped by QEMU in
 //! microseconds, give the number of checkpoints and the guest's pause in each.
 //! The events come through the host's libvirtd, by ftd's own watcher
 //! ([`ftd::qmp_events`]).

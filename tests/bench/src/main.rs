@@ -137,15 +137,14 @@ fn run(opts: Opts) -> Result<i32> {
     ];
     b.report.meta = meta;
     let mut failed = Vec::new();
-    let mut ft_primary = Vec::new();
     for phase in b.opts.phases.clone() {
         let t = Instant::now();
         say(&format!("=== phase {phase} ==="));
         let r = match phase.as_str() {
             "overhead" => phase::overhead::run(&mut b),
             "protect" => phase::protect::run(&mut b),
-            "failover" => phase::failover::run(&mut b).map(|v| ft_primary = v),
-            "ha" => phase::ha::run(&mut b, &ft_primary),
+            "failover" => phase::failover::run(&mut b),
+            "ha" => phase::ha::run(&mut b),
             _ => unreachable!("phases are checked when parsed"),
         };
         say(&format!(
@@ -209,7 +208,7 @@ const NOTES: &[&str] = &[
     "overhead: the same guest, each workload on a new TCP connection from the client namespace, unprotected then protected in the same run; ratios are per run, protected/unprotected throughput",
     "failover: one client connection writing every ~50 ms; detection and takeover split by the survivor's ftd log (microsecond timestamps)",
     "HA: unprotected guest; after the kill, the same 500 ms detection, then the survivor's libvirtd defines and starts the domain from the same disk image; first reply on a new connection",
-    "checkpoints: STOP/RESUME events of the primary's QEMU (QEMU 7.2 gives no checkpoint statistics in query-migrate during COLO)",
+    "checkpoints: STOP/RESUME events of the primary's QEMU (as ftd counts them), pause = RESUME - STOP",
     "protect: Enable until a's ftd logs Protected; migration: virsh migrate --live --copy-storage-all, client-driven, over the replication network",
     "ftd: VmRSS (largest in the window) and utime+stime over the window, both hosts' ftd",
 ];

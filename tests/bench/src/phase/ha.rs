@@ -20,7 +20,7 @@ const DOMAIN: &str = "benchha";
 const DETECTION: Duration = Duration::from_millis(500);
 const FIRST_REPLY_TIMEOUT: Duration = Duration::from_secs(180);
 
-pub fn run(b: &mut Bench, ft_primary_ms: &[f64]) -> Result<()> {
+pub fn run(b: &mut Bench) -> Result<()> {
     let g = b.boot("a", DOMAIN, 2, 512)?;
     let xml_path = b.lab.host("a")?.images().join(format!("{DOMAIN}.xml"));
     let xml = std::fs::read_to_string(&xml_path)
@@ -73,6 +73,7 @@ pub fn run(b: &mut Bench, ft_primary_ms: &[f64]) -> Result<()> {
         Ok(())
     })();
     b.remove(DOMAIN);
+    let ft = b.ft_primary_ms.clone();
     let r = &mut b.report;
     let s = sections::HA;
     r.add(
@@ -99,11 +100,7 @@ pub fn run(b: &mut Bench, ft_primary_ms: &[f64]) -> Result<()> {
         vec![ms(DETECTION)],
         None,
     );
-    let speedup: Vec<f64> = times
-        .iter()
-        .zip(ft_primary_ms)
-        .map(|(h, f)| h / f)
-        .collect();
+    let speedup: Vec<f64> = times.iter().zip(&ft).map(|(h, f)| h / f).collect();
     r.add(
         s,
         "ha.ft_speedup",
