@@ -11,6 +11,9 @@
 //! - `install`: builds ftd, virsh-ft and the hook (release) and installs them with
 //!   the polkit actions, the bus policy, the activation file, the systemd unit and
 //!   an example configuration ([`install`]).
+//! - `bench`: `setup`, then builds `ftd` and `ftvirt-bench` (release) and runs the
+//!   benchmark, writing its JSON to `target/bench/bench.json` (extra arguments go
+//!   to `ftvirt-bench`, e.g. `--runs 3`, `--quick`, `--only failover`).
 
 mod artifacts;
 mod guest;
@@ -38,6 +41,7 @@ fn usage() -> &'static str {
      \x20 setup   install packages, build the patched QEMU and the test guest (idempotent)\n\
      \x20 demo    setup, then the fault-tolerance demo: protect the guest, kill its host, fail back\n\
      \x20 test    setup, then run every test of the workspace\n\
+     \x20 bench   setup, then the benchmark: overhead, failover vs. HA, checkpoints, protect, ftd footprint\n\
      \x20 install [--prefix DIR] [--destdir DIR] [--no-build]\n\
      \x20         build (release) and install ftd, virsh-ft, the libvirt hook, the polkit\n\
      \x20         actions, the bus policy, activation file and systemd unit\n"
@@ -52,26 +56,12 @@ fn run() -> Result<()> {
     let rest = &args[1..];
     match cmd.as_str() {
         "setup" => setup_all().map(|_| ()),
-        "demo" => {
-            let t = setup_all()?;
-            util::step("demo", "building ftd and ftvirt-demo (release)");
-            util::run(cargo().args([
-                "build",
-                "--release",
-                "--quiet",
-                "-p",
-                "ftd",
-                "-p",
-                "ftvirt-demo",
-            ]))?;
-            let demo = target_dir().join("release/ftvirt-demo");
-            util::step("demo", &format!("running {}", demo.display()));
-            let st = Command::new(&demo)
-                .args(rest)
-                .status()
-                .with_context(|| format!("running {}", demo.display()))?;
-            eprintln!("xtask: set-up took {:.1}s", t.as_secs_f64());
-            std::process::exit(st.code().unwrap_or(1));
+        "demo" => run_lab_program("demo", "ftvirt-demo", rest),
+        "bench" => {
+            let json = target_dir().join("bench/bench.json");
+            let mut args = vec!["--json".to_string(), json.to_string_lossy().into_owned()];
+            args.extend_from_slice(rest);
+            run_lab_program("bench", "ftvirt-bench", &args)
         }
         "test" => {
             let t_setup = setup_all()?;
@@ -109,6 +99,22 @@ fn run() -> Result<()> {
             bail!("unknown command {other:?}")
         }
     }
+}
+
+/// `setup`, then build `ftd` and the lab program `package` (release) and run it with
+/// `args`; exits with its status.
+fn run_lab_program(step: &str, package: &str, args: &[String]) -> Result<()> {
+    let t = setup_all()?;
+    util::step(step, &format!("building ftd and {package} (release)"));
+    util::run(cargo().args(["build", "--release", "--quiet", "-p", "ftd", "-p", package]))?;
+    let bin = target_dir().join("release").join(package);
+    util::step(step, &format!("running {}", bin.display()));
+    let st = Command::new(&bin)
+        .args(args)
+        .status()
+        .with_context(|| format!("running {}", bin.display()))?;
+    eprintln!("xtask: set-up took {:.1}s", t.as_secs_f64());
+    std::process::exit(st.code().unwrap_or(1));
 }
 
 /// Everything a run needs, each step skipped when already done.

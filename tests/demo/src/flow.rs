@@ -129,7 +129,7 @@ impl Demo {
             info.nproc, self.boot_id
         ));
         // INFO was the first request on the connection.
-        self.writer = Some(Writer::start(conn, 1).context("starting the client thread")?);
+        self.writer = Some(Writer::start(conn, 1, 0).context("starting the client thread")?);
         std::thread::sleep(UNPROTECTED_RUN);
         self.check_client()?;
         if let Some(p) = self.report.current() {

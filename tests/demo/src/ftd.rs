@@ -32,7 +32,7 @@ pub fn binary() -> Result<PathBuf> {
             std::env::current_exe()
                 .context("finding this program's own path")?
                 .with_file_name("ftd"),
-            "next to ftvirt-demo",
+            "next to this program",
         ),
     };
     if !path.is_file() {
@@ -117,6 +117,13 @@ impl Ftds {
         })
     }
 
+    pub fn disable(&self, lab: &Lab, host: &str, domain: &str) -> Result<String> {
+        let addr = lab.host(host)?.bus_address();
+        self.block(host, "Disable", async move {
+            proxy(&addr).await?.disable(domain).await
+        })
+    }
+
     pub fn failover(&self, lab: &Lab, host: &str, domain: &str) -> Result<String> {
         let addr = lab.host(host)?.bus_address();
         self.block(host, "Failover", async move {
@@ -162,8 +169,8 @@ impl Ftds {
                     Ok(s) => format!("{s:?}"),
                     Err(e) => format!("{e:#}"),
                 };
-                eprintln!("[demo] host {host}: last status of {domain}: {last}");
-                eprintln!("[demo] host {host}: tail of its ftd log:");
+                eprintln!("[ftd] host {host}: last status of {domain}: {last}");
+                eprintln!("[ftd] host {host}: tail of its ftd log:");
                 for l in log_tail(lab, host, 25) {
                     eprintln!("    {l}");
                 }

@@ -13,9 +13,8 @@
 //! or `RESULT fail reason=...` and exit status 1 when any guarantee broke.
 
 mod flow;
-mod ftd;
-mod report;
-mod writer;
+
+use ftvirt_demo::{ftd, report, writer};
 
 use anyhow::Context;
 use ftvirt_lab::{Lab, LabConfig};

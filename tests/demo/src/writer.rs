@@ -136,10 +136,12 @@ pub struct Writer {
 
 impl Writer {
     /// Hand `conn` (on which `already_sent` requests were made) to a new thread
-    /// that starts writing at once.
-    pub fn start(conn: GuestConn, already_sent: u64) -> std::io::Result<Writer> {
+    /// that starts writing at once, from record `last_record + 1` (the guest's
+    /// `LAST`: records are numbered in order on its disk).
+    pub fn start(conn: GuestConn, already_sent: u64, last_record: u64) -> std::io::Result<Writer> {
         let stats = Arc::new(Mutex::new(Stats {
             sent: already_sent,
+            acked: last_record,
             ..Stats::default()
         }));
         let (tx, rx) = mpsc::channel();

@@ -131,6 +131,11 @@ impl Host {
         self.holder.as_ref().map(|c| c.id())
     }
 
+    /// PID of this host's ftd, while it runs.
+    pub fn ftd_pid(&self) -> Option<u32> {
+        self.ftd.as_ref().map(|c| c.id())
+    }
+
     /// Is the host powered on (holder alive)?
     pub fn is_up(&self) -> bool {
         self.holder_pid()
@@ -206,6 +211,9 @@ impl Host {
             write(&etc.join("qemu.conf"), QEMU_CONF)?;
             let mut conf = std::fs::read_to_string(etc.join("libvirtd.conf")).unwrap_or_default();
             conf.push_str(LIBVIRTD_CONF_EXTRA);
+            // Every host its own UUID, as real hosts have: libvirt refuses to migrate a
+            // domain to a host with the same UUID ("the same host").
+            conf.push_str(&format!("host_uuid = \"{}\"\n", host_uuid(&self.dir)));
             write(&etc.join("libvirtd.conf"), &conf)?;
             write(
                 &etc.join(".ftvirt-lab"),
@@ -526,6 +534,26 @@ impl Host {
     }
 }
 
+/// A version-4-shaped UUID derived from the host's directory (unique per lab and host).
+fn host_uuid(dir: &Path) -> String {
+    let fnv = |seed: u64| {
+        dir.to_string_lossy().bytes().fold(seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    let (hi, lo) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    let hi = (hi & !0xf000) | 0x4000;
+    let lo = (lo & !(0xc << 60)) | (0x8 << 60);
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        hi >> 32,
+        (hi >> 16) & 0xffff,
+        hi & 0xffff,
+        lo >> 48,
+        lo & 0xffff_ffff_ffff
+    )
+}
+
 fn mkdir(p: &Path) -> Result<()> {
     std::fs::create_dir_all(p).map_err(|e| LabError::io("creating directory", p, e))
 }
@@ -539,4 +567,22 @@ fn clear_dir(p: &Path) -> Result<()> {
         std::fs::remove_dir_all(p).map_err(|e| LabError::io("clearing", p, e))?;
     }
     mkdir(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::host_uuid;
+    use std::path::Path;
+
+    #[test]
+    fn host_uuids_differ_per_host_and_look_like_uuids() {
+        let a = host_uuid(Path::new("/var/tmp/ftvirt-lab/0a1b2c/a"));
+        let b = host_uuid(Path::new("/var/tmp/ftvirt-lab/0a1b2c/b"));
+        assert_ne!(a, b);
+        for u in [&a, &b] {
+            let parts: Vec<usize> = u.split('-').map(str::len).collect();
+            assert_eq!(parts, [8, 4, 4, 4, 12], "{u}");
+            assert_eq!(&u[14..15], "4", "{u}");
+        }
+    }
 }
