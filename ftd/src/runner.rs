@@ -58,6 +58,17 @@ pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, R
                 timeout,
             } => wait_job(lv, domain, job, *until, *timeout).await?,
             Op::WaitColoMode { mode, timeout } => wait_colo(lv, domain, mode, *timeout).await?,
+            Op::IoThread { id, add, tolerate } => {
+                rep.commands += 1;
+                match lv.iothread(domain, *id, *add).await {
+                    Ok(()) => {}
+                    Err(e) if *tolerate => {
+                        tracing::debug!(domain, error = %e, "tolerated");
+                        rep.tolerated.push(e.to_string());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
             Op::WaitConnected { chardevs, timeout } => {
                 wait_connected(lv, domain, chardevs, *timeout).await?
             }

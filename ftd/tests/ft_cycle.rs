@@ -126,7 +126,7 @@ async fn fail_over_reprotect_fail_back_and_disable() {
             r#"{"execute":"qom-list","arguments":{"path":"/objects"}}"#,
         ])
         .unwrap();
-    for id in ["comp0", "m0", "redire0", "redire1", "iothread-colo"] {
+    for id in ["comp0", "m0", "redire0", "redire1", "iothread900"] {
         assert!(
             !objects.contains(&format!("\"{id}\"")),
             "object {id} left on a: {objects}"

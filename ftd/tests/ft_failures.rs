@@ -15,7 +15,7 @@ fn assert_primary_clean(lab: &Lab, domain: &str) {
     let a = lab.host("a").unwrap();
     let q = |cmd: &str| a.virsh(&["qemu-monitor-command", domain, cmd]).unwrap();
     let objects = q(r#"{"execute":"qom-list","arguments":{"path":"/objects"}}"#);
-    for id in ["comp0", "m0", "redire0", "redire1", "iothread-colo"] {
+    for id in ["comp0", "m0", "redire0", "redire1", "iothread900"] {
         assert!(
             !objects.contains(&format!("\"{id}\"")),
             "object {id} left: {objects}"

@@ -18,7 +18,8 @@
 //!    quorum += replication0; chardev-add mirror0, compare1 (servers on A's
 //!    replication address, B's red0/red1 reconnect to them), compare0/compare0-0
 //!    and compare_out/compare_out0 (loopback pairs); object-add filter-mirror m0,
-//!    filter-redirector redire0/redire1, iothread, colo-compare comp0;
+//!    filter-redirector redire0/redire1, IOThread 900 (added through libvirt, which
+//!    must know it to reconnect after a restart), colo-compare comp0;
 //!    migrate-set-capabilities x-colo; migrate-set-parameters x-checkpoint-delay;
 //!    migrate tcp:<B>:<migration>; wait until query-colo-status says primary.
 //!    The guest resumes by itself when COLO starts.
@@ -29,7 +30,8 @@
 //!    chardev-remove red1, red0 (rew0 stays: connections opened under COLO keep
 //!    their sequence-number fix-ups)
 //! A  LeaveColo (B lost, or disable): x-blockdev-change quorum -= children.1;
-//!    blockdev-del replication0; object-del comp0, iothread, m0, redire0, redire1;
+//!    blockdev-del replication0; object-del comp0, m0, redire0, redire1; IOThread
+//!    900 removed through libvirt;
 //!    x-colo-lost-heartbeat; chardev-remove the six chardevs; cont
 //! A  Undo (a protection attempt failed anywhere): cont; cancel the sync job;
 //!    migrate_cancel; then every LeaveColo removal, each tolerated if absent
@@ -60,6 +62,11 @@ pub enum Op {
         chardevs: Vec<String>,
         timeout: Duration,
     },
+    /// Add (or remove) IOThread `id` through libvirt (`virDomainAddIOThread`), so
+    /// that libvirt knows it: an IOThread added behind libvirt's back makes a
+    /// restarted libvirtd fail to reconnect to the domain and kill it. With
+    /// `tolerate`, a failure is logged and the plan goes on.
+    IoThread { id: u32, add: bool, tolerate: bool },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,7 +129,9 @@ pub const PIVOT_JOB: &str = "ftvirt-pivot";
 pub const REPLICATION_NODE: &str = "ftvirt-replication";
 /// The NBD client under the replication node (named, so that it can be yanked).
 pub const NBD_NODE: &str = "ftvirt-nbd";
-const PRIMARY_OBJECTS: [&str; 5] = ["comp0", "iothread-colo", "m0", "redire0", "redire1"];
+/// colo-compare's IOThread, `iothread<COLO_IOTHREAD>` in QEMU (libvirt's naming).
+pub const COLO_IOTHREAD: u32 = 900;
+const PRIMARY_OBJECTS: [&str; 4] = ["comp0", "m0", "redire0", "redire1"];
 const PRIMARY_CHARDEVS: [&str; 6] = [
     "mirror0",
     "compare1",
@@ -251,11 +260,17 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
         json!({"qom-type": "filter-mirror", "id": "m0", "netdev": nd, "queue": "tx", "outdev": "mirror0", "vnet_hdr_support": true}),
         json!({"qom-type": "filter-redirector", "id": "redire0", "netdev": nd, "queue": "rx", "indev": "compare_out", "vnet_hdr_support": true}),
         json!({"qom-type": "filter-redirector", "id": "redire1", "netdev": nd, "queue": "rx", "outdev": "compare0", "vnet_hdr_support": true}),
-        json!({"qom-type": "iothread", "id": "iothread-colo"}),
         json!({"qom-type": "colo-compare", "id": "comp0", "primary_in": "compare0-0", "secondary_in": "compare1",
-               "outdev": "compare_out0", "iothread": "iothread-colo", "vnet_hdr_support": true,
+               "outdev": "compare_out0", "iothread": format!("iothread{COLO_IOTHREAD}"), "vnet_hdr_support": true,
                "compare_timeout": w.compare_timeout_ms}),
     ] {
+        if obj["qom-type"] == "colo-compare" {
+            v.push(Op::IoThread {
+                id: COLO_IOTHREAD,
+                add: true,
+                tolerate: false,
+            });
+        }
         v.push(q(exec("object-add", obj)));
     }
     v.extend([
@@ -308,6 +323,11 @@ pub fn leave_colo(w: &Wiring) -> Vec<Op> {
             .iter()
             .map(|id| tolerated(exec("object-del", json!({"id": id})))),
     );
+    v.push(Op::IoThread {
+        id: COLO_IOTHREAD,
+        add: false,
+        tolerate: true,
+    });
     v.push(tolerated(json!({"execute": "x-colo-lost-heartbeat"})));
     v.extend(
         PRIMARY_CHARDEVS
@@ -375,6 +395,8 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
             Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
             Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
             Op::WaitConnected { chardevs, .. } => format!("wait connected {}", chardevs.join(",")),
+            Op::IoThread { id, add: true, .. } => format!("libvirt add iothread {id}"),
+            Op::IoThread { id, add: false, .. } => format!("libvirt del iothread {id}"),
         })
         .collect()
 }

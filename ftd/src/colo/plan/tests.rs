@@ -84,7 +84,7 @@ fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
             "object-add",
             "object-add",
             "object-add",
-            "object-add",
+            "libvirt add iothread 900",
             "object-add",
             "migrate-set-capabilities",
             "migrate-set-parameters",
@@ -136,9 +136,31 @@ fn leave_colo_removes_everything_start_colo_added_and_tolerates_absence() {
     let w = wiring();
     let start = start_colo(&w);
     let leave = leave_colo(&w);
-    assert!(leave
+    assert!(leave.iter().all(|op| matches!(
+        op,
+        Op::Qmp { tolerate: true, .. } | Op::IoThread { tolerate: true, .. }
+    )));
+    // colo-compare's IOThread goes through libvirt both ways (a restarted
+    // libvirtd must find only IOThreads it knows).
+    assert!(start.iter().any(|op| matches!(
+        op,
+        Op::IoThread {
+            id: COLO_IOTHREAD,
+            add: true,
+            tolerate: false
+        }
+    )));
+    assert!(leave.iter().any(|op| matches!(
+        op,
+        Op::IoThread {
+            id: COLO_IOTHREAD,
+            add: false,
+            ..
+        }
+    )));
+    assert!(!start
         .iter()
-        .all(|op| matches!(op, Op::Qmp { tolerate: true, .. })));
+        .any(|op| matches!(op, Op::Qmp { cmd, .. } if cmd["arguments"]["qom-type"] == "iothread")));
     let removed: Vec<String> = leave
         .iter()
         .filter_map(|op| match op {
