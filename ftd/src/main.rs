@@ -1,5 +1,5 @@
-//! `ftd`: the ftvirt daemon. Reads its YAML configuration, connects to libvirt,
-//! opens the peer link, serves the D-Bus API and runs until SIGTERM/SIGINT.
+//! `ftd`: the ftvirt daemon. Reads its YAML configuration and TLS files, connects to
+//! libvirt, opens the peer link, serves the D-Bus API and runs until SIGTERM/SIGINT.
 //! Named tasks run under one `select!`; whichever ends first is logged with why,
 //! then the rest is cancelled.
 
@@ -9,7 +9,7 @@ use ftd::config::{BusKind, Config, LogLevel, LogOutput};
 use ftd::domain::HostCtx;
 use ftd::libvirt::Libvirt;
 use ftd::observe::Observer;
-use ftd::peer::{PeerConfig, PeerLink};
+use ftd::peer::{Credentials, PeerConfig, PeerLink};
 use ftd::{api, daemon};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -29,7 +29,10 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let cfg = match Config::load(&args.config) {
+    let (cfg, creds) = match Config::load(&args.config).and_then(|c| {
+        let creds = c.peer_credentials()?;
+        Ok((c, creds))
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ftd: {e}");
@@ -40,7 +43,7 @@ fn main() {
     // libvirt prints every error to stderr by default; ftd reports them itself.
     virt::error::clear_error_callback();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if let Err(e) = rt.block_on(run(cfg)) {
+    if let Err(e) = rt.block_on(run(cfg, creds)) {
         tracing::error!("{e:#}");
         eprintln!("ftd: {e:#}");
         std::process::exit(1);
@@ -85,7 +88,7 @@ fn init_logging(cfg: &Config) {
     }
 }
 
-async fn run(cfg: Config) -> Result<()> {
+async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let Some(peer) = cfg.peers.first() else {
         bail!(
             "{}: no peers: add the host that holds secondaries under peers:",
@@ -98,6 +101,7 @@ async fn run(cfg: Config) -> Result<()> {
         &peer.name,
         cfg.host.listen_addr(),
         peer.addr(),
+        creds,
     );
     pc.interval = cfg.defaults.heartbeat_interval;
     pc.detection = cfg.defaults.detection_time;
