@@ -2,6 +2,8 @@
 //! libvirt, opens the peer link, serves the D-Bus API and runs until SIGTERM/SIGINT.
 //! Named tasks run under one `select!`; whichever ends first is logged with why,
 //! then the rest is cancelled.
+//!
+//! `ftd make-certs` makes the peer link's certificates instead ([`ftd::certs`]).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -25,10 +27,48 @@ struct Args {
     /// Configuration file.
     #[arg(long, short, default_value = "/etc/ftvirt/ftd.yaml")]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make the peer link's TLS certificates: a CA (on the first run; reused after)
+    /// and, for each HOST, DIR/HOST/{ca.crt,host.crt,host.key} to copy to that
+    /// host's /etc/ftvirt/tls/. Keep DIR/ca.key off the hosts.
+    MakeCerts {
+        /// Where the CA is (or is made) and the hosts' directories are written.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity of what is made, in days.
+        #[arg(long, default_value_t = ftd::certs::DEFAULT_DAYS)]
+        days: u32,
+        /// Replace the certificates and keys of HOSTs that already have them.
+        #[arg(long)]
+        force: bool,
+        /// Host names, as under host: and peers: in ftd's configuration.
+        #[arg(required = true)]
+        hosts: Vec<String>,
+    },
 }
 
 fn main() {
     let args = Args::parse();
+    if let Some(Command::MakeCerts {
+        dir,
+        days,
+        force,
+        hosts,
+    }) = args.command
+    {
+        match make_certs(&dir, &hosts, days, force) {
+            Ok(()) => return,
+            Err(e) => {
+                eprintln!("ftd make-certs: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let (cfg, creds) = match Config::load(&args.config).and_then(|c| {
         let creds = c.peer_credentials()?;
         Ok((c, creds))
@@ -86,6 +126,30 @@ fn init_logging(cfg: &Config) {
     if let Some(e) = fallback {
         tracing::warn!(error = %e, socket = ftd::config::JOURNALD_SOCKET, "journald cannot be reached; logging to stderr");
     }
+}
+
+fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -> Result<()> {
+    let r = ftd::certs::make(dir, hosts, days, force)?;
+    let ca = dir.join("ca.crt");
+    if r.new_ca {
+        println!(
+            "made a new CA: {} and {} (keep ca.key safe and off the hosts: it makes new \
+             host certificates)",
+            ca.display(),
+            dir.join("ca.key").display()
+        );
+    } else {
+        println!("used the CA in {}", ca.display());
+    }
+    for m in &r.hosts {
+        println!(
+            "made {host}'s certificate (valid {days} days): copy {d}/ca.crt, host.crt and \
+             host.key to {host}:/etc/ftvirt/tls/ (host.key readable by root only)",
+            host = m.host,
+            d = m.dir.display()
+        );
+    }
+    Ok(())
 }
 
 async fn run(cfg: Config, creds: Credentials) -> Result<()> {
