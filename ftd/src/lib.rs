@@ -8,6 +8,7 @@
 //! - [`runner`]: runs a plan against a domain, with waits and timeouts.
 //! - [`inspect`]: what the live primary's disk looks like to QEMU.
 //! - [`auth`]: who may call the D-Bus API ([`api`]): polkit, for the caller.
+//! - [`certs`]: `ftd make-certs`, the certificates of the peer link's mutual TLS.
 //!
 //! The drivers (libvirt, QMP, peer link) and the D-Bus API land in later steps; they
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
@@ -18,6 +19,7 @@ pub mod auth;
 /// The protection annotation in a domain's `<metadata>` (crate `ftd-annotation`,
 /// shared with the libvirt hook).
 pub use ftd_annotation as annotation;
+pub mod certs;
 pub mod colo;
 pub mod config;
 pub mod coordinator;

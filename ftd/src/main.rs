@@ -1,7 +1,9 @@
-//! `ftd`: the ftvirt daemon. Reads its YAML configuration, connects to libvirt,
-//! opens the peer link, serves the D-Bus API and runs until SIGTERM/SIGINT.
+//! `ftd`: the ftvirt daemon. Reads its YAML configuration and TLS files, connects to
+//! libvirt, opens the peer link, serves the D-Bus API and runs until SIGTERM/SIGINT.
 //! Named tasks run under one `select!`; whichever ends first is logged with why,
 //! then the rest is cancelled.
+//!
+//! `ftd make-certs` makes the peer link's certificates instead ([`ftd::certs`]).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -10,7 +12,7 @@ use ftd::config::{BusKind, Config, LogLevel, LogOutput};
 use ftd::domain::HostCtx;
 use ftd::libvirt::Libvirt;
 use ftd::observe::Observer;
-use ftd::peer::{PeerConfig, PeerLink};
+use ftd::peer::{Credentials, PeerConfig, PeerLink};
 use ftd::{api, daemon};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -26,11 +28,52 @@ struct Args {
     /// Configuration file.
     #[arg(long, short, default_value = "/etc/ftvirt/ftd.yaml")]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Make the peer link's TLS certificates: a CA (on the first run; reused after)
+    /// and, for each HOST, DIR/HOST/{ca.crt,host.crt,host.key} to copy to that
+    /// host's /etc/ftvirt/tls/. Keep DIR/ca.key off the hosts.
+    MakeCerts {
+        /// Where the CA is (or is made) and the hosts' directories are written.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Validity of what is made, in days.
+        #[arg(long, default_value_t = ftd::certs::DEFAULT_DAYS)]
+        days: u32,
+        /// Replace the certificates and keys of HOSTs that already have them.
+        #[arg(long)]
+        force: bool,
+        /// Host names, as under host: and peers: in ftd's configuration.
+        #[arg(required = true)]
+        hosts: Vec<String>,
+    },
 }
 
 fn main() {
     let args = Args::parse();
-    let cfg = match Config::load(&args.config) {
+    if let Some(Command::MakeCerts {
+        dir,
+        days,
+        force,
+        hosts,
+    }) = args.command
+    {
+        match make_certs(&dir, &hosts, days, force) {
+            Ok(()) => return,
+            Err(e) => {
+                eprintln!("ftd make-certs: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let (cfg, creds) = match Config::load(&args.config).and_then(|c| {
+        let creds = c.peer_credentials()?;
+        Ok((c, creds))
+    }) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ftd: {e}");
@@ -41,7 +84,7 @@ fn main() {
     // libvirt prints every error to stderr by default; ftd reports them itself.
     virt::error::clear_error_callback();
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    if let Err(e) = rt.block_on(run(cfg)) {
+    if let Err(e) = rt.block_on(run(cfg, creds)) {
         tracing::error!("{e:#}");
         eprintln!("ftd: {e:#}");
         std::process::exit(1);
@@ -86,7 +129,31 @@ fn init_logging(cfg: &Config) {
     }
 }
 
-async fn run(cfg: Config) -> Result<()> {
+fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -> Result<()> {
+    let r = ftd::certs::make(dir, hosts, days, force)?;
+    let ca = dir.join("ca.crt");
+    if r.new_ca {
+        println!(
+            "made a new CA: {} and {} (keep ca.key safe and off the hosts: it makes new \
+             host certificates)",
+            ca.display(),
+            dir.join("ca.key").display()
+        );
+    } else {
+        println!("used the CA in {}", ca.display());
+    }
+    for m in &r.hosts {
+        println!(
+            "made {host}'s certificate (valid {days} days): copy {d}/ca.crt, host.crt and \
+             host.key to {host}:/etc/ftvirt/tls/ (host.key readable by root only)",
+            host = m.host,
+            d = m.dir.display()
+        );
+    }
+    Ok(())
+}
+
+async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let Some(peer) = cfg.peers.first() else {
         bail!(
             "{}: no peers: add the host that holds secondaries under peers:",
@@ -99,6 +166,7 @@ async fn run(cfg: Config) -> Result<()> {
         &peer.name,
         cfg.host.listen_addr(),
         peer.addr(),
+        creds,
     );
     pc.interval = cfg.defaults.heartbeat_interval;
     pc.detection = cfg.defaults.detection_time;

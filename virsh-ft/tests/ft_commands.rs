@@ -59,12 +59,13 @@ fn ftd_yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
          defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: 100\n  detection-time: 500\n\
          colo:\n  overlay-dir: {dir}/overlays\n\
          bus:\n  connect: system\n  name: {BUS_NAME}\n\
-         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n",
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
         me = me.name,
         ma = me.rep_ip,
         pe = peer.name,
         pa = peer.rep_ip,
         dir = me.dir.display(),
+        tls = me.ftd_tls_yaml(),
     )
 }
 

@@ -111,19 +111,27 @@ pub fn host_name<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     text(
         d,
         "a host name of letters, digits, '.', '-' and '_', starting with a letter or digit",
-        |s| {
-            let ok = (1..=253).contains(&s.len())
-                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-                && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'));
-            ok.then(|| s.to_owned())
-        },
+        |s| is_host_name(s).then(|| s.to_owned()),
     )
+}
+
+/// Letters, digits, `.`, `-`, `_`, starting with a letter or digit, 1 to 253 long.
+pub fn is_host_name(s: &str) -> bool {
+    (1..=253).contains(&s.len())
+        && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
 }
 
 pub fn abs_dir<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     text(d, "an absolute path (starting with /)", |s| {
         s.starts_with('/').then(|| PathBuf::from(s))
+    })
+}
+
+pub fn abs_file<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    text(d, "an absolute file path (starting with /)", |s| {
+        (s.starts_with('/') && !s.ends_with('/')).then(|| PathBuf::from(s))
     })
 }
 

@@ -180,13 +180,15 @@ fn quoted(msg: &str) -> (String, Vec<String>) {
 /// Every section and its keys, to say where a key written in the wrong place
 /// belongs. A test checks this against what serde accepts.
 #[rustfmt::skip]
-pub(super) const SECTIONS: [(&str, &[&str]); 8] = [
+pub(super) const SECTIONS: [(&str, &[&str]); 10] = [
     ("at the top level", &[
-        "host", "peers", "defaults", "colo", "bus", "libvirt-uri", "state-dir", "run-dir", "log",
-        "authorization",
+        "host", "peers", "peer-link", "defaults", "colo", "bus", "libvirt-uri", "state-dir",
+        "run-dir", "log", "authorization",
     ]),
     ("under host:", &["name", "address", "port"]),
     ("in each peer under peers:", &["name", "address", "port"]),
+    ("under peer-link:", &["tls"]),
+    ("under tls: in peer-link:", &["ca", "cert", "key"]),
     ("under defaults:", &[
         "checkpoint-interval", "heartbeat-interval", "detection-time", "auto-reprotect",
         "compare-timeout", "sync-timeout",

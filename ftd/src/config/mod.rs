@@ -36,8 +36,11 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use de::is_host_name;
 pub use error::{ConfigError, Position, UnknownPeer};
 
+use crate::peer::Credentials;
+use locate::{locate, Seg};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -65,6 +68,9 @@ pub struct Config {
     /// The other hosts that can hold a secondary (or a primary) for this one.
     #[serde(default)]
     pub peers: Vec<Peer>,
+    /// The peer link's security.
+    #[serde(default)]
+    pub peer_link: PeerLinkConfig,
     /// Settings of every protected domain.
     #[serde(default)]
     pub defaults: Timing,
@@ -89,6 +95,19 @@ pub struct Config {
     /// The file (or other origin) this was read from, for messages.
     #[serde(skip)]
     origin: String,
+    /// Its text, to place errors found later (the TLS files) at their key.
+    #[serde(skip)]
+    text: Text,
+}
+
+/// The configuration's text (shown by length only in `Debug`).
+#[derive(Clone, Default, PartialEq, Eq)]
+struct Text(std::sync::Arc<str>);
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Text({} bytes)", self.0.len())
+    }
 }
 
 /// This host: its name, as peers know it, and where its peer link listens.
@@ -255,6 +274,43 @@ impl Default for Bus {
     }
 }
 
+/// The peer link's settings beyond its addresses (the `peer-link:` section).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(default, deny_unknown_fields, expecting = "a mapping with tls:")]
+pub struct PeerLinkConfig {
+    pub tls: TlsFiles,
+}
+
+/// The mutual TLS of the peer link: required, there is no plain-TCP mode (see
+/// [`crate::peer`], "Authentication"). `ftd make-certs` makes the files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    expecting = "a mapping with ca:, cert: and key:"
+)]
+pub struct TlsFiles {
+    /// The CA that signed both hosts' certificates (PEM).
+    #[serde(deserialize_with = "de::abs_file")]
+    pub ca: PathBuf,
+    /// This host's certificate, naming host.name (PEM).
+    #[serde(deserialize_with = "de::abs_file")]
+    pub cert: PathBuf,
+    /// Its private key (PEM, readable by ftd only).
+    #[serde(deserialize_with = "de::abs_file")]
+    pub key: PathBuf,
+}
+
+impl Default for TlsFiles {
+    fn default() -> Self {
+        TlsFiles {
+            ca: PathBuf::from("/etc/ftvirt/tls/ca.crt"),
+            cert: PathBuf::from("/etc/ftvirt/tls/host.crt"),
+            key: PathBuf::from("/etc/ftvirt/tls/host.key"),
+        }
+    }
+}
+
 /// Which bus: written `system`, `session`, or a D-Bus address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BusKind {
@@ -407,8 +463,35 @@ impl Config {
         let mut config: Config =
             serde_yaml::from_str(text).map_err(|e| error::from_yaml(origin, &e))?;
         config.origin = origin.into();
+        config.text = Text(text.into());
         validate::check(&config).map_err(|p| p.into_error(text, origin))?;
         Ok(config)
+    }
+
+    /// Read and check the peer link's TLS files (`peer-link.tls`), as the peer will
+    /// check them: parsed, the key is the certificate's, the certificate is signed
+    /// by the CA, names this host and is valid now. An error names the key, its
+    /// place in the file, and the fix.
+    pub fn peer_credentials(&self) -> Result<Credentials, ConfigError> {
+        let t = &self.peer_link.tls;
+        let paths = crate::peer::tls::Paths {
+            ca: &t.ca,
+            cert: &t.cert,
+            key: &t.key,
+        };
+        Credentials::load(&self.host.name, paths).map_err(|e| {
+            let key = e.which().key();
+            let path = [Seg::Key("peer-link"), Seg::Key("tls"), Seg::Key(key)];
+            // Only where it is written: a default has no place in the file.
+            let at = locate(&self.text.0, &path)
+                .filter(|f| f.exact)
+                .map(|f| f.at);
+            ConfigError::Invalid {
+                origin: self.origin.clone(),
+                at,
+                message: format!("peer-link.tls.{key}: {e}"),
+            }
+        })
     }
 
     /// The file this configuration came from.

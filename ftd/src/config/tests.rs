@@ -1,3 +1,5 @@
+mod tls;
+
 use super::locate::{locate, Seg};
 use super::*;
 use serde::de::DeserializeOwned;
@@ -47,6 +49,7 @@ fn the_example_loads_and_shows_the_defaults() {
     assert_eq!(c.run_dir, minimal.run_dir);
     assert_eq!(c.log, minimal.log);
     assert_eq!(c.authorization, minimal.authorization);
+    assert_eq!(c.peer_link, minimal.peer_link);
 }
 
 /// The keys a section accepts, as serde lists them when it refuses an unknown one.
@@ -65,10 +68,15 @@ fn keys_of<T: DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
 #[test]
 fn the_example_shows_every_key() {
     let text = std::fs::read_to_string(example_path()).unwrap();
-    let sections: [(&[Seg], Vec<String>); 8] = [
+    let sections: [(&[Seg], Vec<String>); 10] = [
         (&[], keys_of::<Config>()),
         (&[Seg::Key("host")], keys_of::<Host>()),
         (&[Seg::Key("peers"), Seg::Index(0)], keys_of::<Peer>()),
+        (&[Seg::Key("peer-link")], keys_of::<PeerLinkConfig>()),
+        (
+            &[Seg::Key("peer-link"), Seg::Key("tls")],
+            keys_of::<TlsFiles>(),
+        ),
         (&[Seg::Key("defaults")], keys_of::<Timing>()),
         (&[Seg::Key("colo")], keys_of::<Colo>()),
         (
@@ -80,7 +88,7 @@ fn the_example_shows_every_key() {
     ];
     let mut count = 0;
     for (section, keys) in sections {
-        assert!(keys.len() >= 2, "{section:?}: {keys:?}");
+        assert!(!keys.is_empty(), "{section:?}: {keys:?}");
         for key in keys {
             let key: &'static str = Box::leak(key.into_boxed_str());
             let path: Vec<Seg> = section.iter().copied().chain([Seg::Key(key)]).collect();
@@ -89,7 +97,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 34);
+    assert_eq!(count, 39);
 }
 
 #[test]
@@ -437,6 +445,8 @@ fn the_table_of_sections_matches_the_types() {
         keys_of::<Config>(),
         keys_of::<Host>(),
         keys_of::<Peer>(),
+        keys_of::<PeerLinkConfig>(),
+        keys_of::<TlsFiles>(),
         keys_of::<Timing>(),
         keys_of::<Colo>(),
         keys_of::<ColoPorts>(),

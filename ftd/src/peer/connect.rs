@@ -1,16 +1,18 @@
 //! Getting a connection: the acceptor task (listener side) and the dialer task
-//! (dialer side). Both hand the link task only connections whose handshake
-//! succeeded ([`Established`]); everything before that (connect, `secure`, `Hello`)
-//! happens here, bounded by timeouts, so the link task never waits on a half-open
-//! socket.
+//! (dialer side). Both hand the link task only connections whose handshakes
+//! succeeded ([`Established`]); everything before that (connect, `secure`: the
+//! mutual-TLS handshake, then `Hello`) happens here, bounded by timeouts, so the
+//! link task never waits on a half-open socket, and a peer that fails TLS or `Hello`
+//! never reaches it: it is logged (with its address and why) and closed.
 //!
 //! The dialer dials, waits until the session it produced ends, then redials after a
 //! backoff (doubling from `backoff_min` to `backoff_max`; reset after a session that
 //! lasted longer than `backoff_max`, so a peer that accepts and drops at once is not
 //! hammered). The acceptor accepts forever and runs each handshake in its own task.
 
-use super::frame::{self, Io, Wire};
+use super::frame::{self, FrameError, Io, Wire};
 use super::handshake::{self, HandshakeError, Identity, PeerHello};
+use super::tls::Tls;
 use super::{PeerConfig, Role};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,17 +53,24 @@ pub enum ConnectError {
     },
     #[error("no Hello from {addr} within {after:?}; closed the connection")]
     HandshakeTimeout { addr: SocketAddr, after: Duration },
+    /// The TLS handshake failed, or the peer ended TLS during the `Hello` exchange
+    /// (with TLS 1.3 that is how a listener refuses the dialer's certificate).
+    #[error("TLS with {addr} failed: {reason}")]
+    Tls { addr: SocketAddr, reason: String },
 }
 
-/// Turn a TCP connection into the byte stream the codec runs over.
-///
-/// Authentication goes here: wrap `stream` in mutual TLS (listener:
-/// `TlsAcceptor::accept`, dialer: `TlsConnector::connect`) and return the TLS
-/// stream; check the peer certificate's name against `peer_host`.
-async fn secure(stream: TcpStream, _role: Role) -> std::io::Result<Box<dyn Io>> {
+/// Turn a TCP connection into the byte stream the codec runs over: mutual TLS,
+/// both sides' certificates checked against the CA and the expected host name
+/// (see `tls`). Errors are the reason in plain words.
+async fn secure(stream: TcpStream, role: Role, tls: &Tls) -> Result<Box<dyn Io>, String> {
     // Heartbeats and messages are small and latency matters more than throughput.
-    stream.set_nodelay(true)?;
-    Ok(Box::new(stream))
+    stream
+        .set_nodelay(true)
+        .map_err(|e| format!("cannot set TCP_NODELAY: {e}"))?;
+    Ok(match role {
+        Role::Listen => Box::new(tls.accept(stream).await?),
+        Role::Dial => Box::new(tls.connect(stream).await?),
+    })
 }
 
 /// Handshake within the configured bound.
@@ -70,21 +79,24 @@ async fn handshake(
     addr: SocketAddr,
     role: Role,
     cfg: &PeerConfig,
+    tls: &Tls,
     me: &Identity,
 ) -> Result<Established, ConnectError> {
     let run = async {
-        let io = secure(stream, role)
+        let io = secure(stream, role, tls)
             .await
-            .map_err(|source| ConnectError::Handshake {
-                addr,
-                source: HandshakeError::Frame(frame::FrameError::Io(source)),
-            })?;
+            .map_err(|reason| ConnectError::Tls { addr, reason })?;
         let mut wire = frame::wire(io);
         let peer = match role {
             Role::Dial => handshake::dial(&mut wire, me).await,
             Role::Listen => handshake::accept(&mut wire, me).await,
         }
-        .map_err(|source| ConnectError::Handshake { addr, source })?;
+        .map_err(|source| match source {
+            HandshakeError::Frame(FrameError::Tls { reason, .. }) => {
+                ConnectError::Tls { addr, reason }
+            }
+            source => ConnectError::Handshake { addr, source },
+        })?;
         Ok(Established {
             wire,
             peer,
@@ -104,6 +116,7 @@ async fn handshake(
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     cfg: Arc<PeerConfig>,
+    tls: Arc<Tls>,
     me: Identity,
     conns: mpsc::Sender<Established>,
     cancel: CancellationToken,
@@ -125,11 +138,12 @@ pub(crate) async fn accept_loop(
             }
         };
         debug!(%addr, "peer link: connection accepted");
-        let (cfg, me, conns, cancel) = (cfg.clone(), me.clone(), conns.clone(), cancel.clone());
+        let (cfg, tls, me) = (cfg.clone(), tls.clone(), me.clone());
+        let (conns, cancel) = (conns.clone(), cancel.clone());
         tokio::spawn(async move {
             let r = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = handshake(stream, addr, Role::Listen, &cfg, &me) => r,
+                r = handshake(stream, addr, Role::Listen, &cfg, &tls, &me) => r,
             };
             match r {
                 Ok(est) => {
@@ -144,6 +158,7 @@ pub(crate) async fn accept_loop(
 /// Dialer side: dial, hand the session over, wait for it to end, redial.
 pub(crate) async fn dial_loop(
     cfg: Arc<PeerConfig>,
+    tls: Arc<Tls>,
     me: Identity,
     conns: mpsc::Sender<Established>,
     cancel: CancellationToken,
@@ -153,7 +168,7 @@ pub(crate) async fn dial_loop(
     loop {
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = dial_once(&cfg, &me) => r,
+            r = dial_once(&cfg, &tls, &me) => r,
         };
         match attempt {
             Ok(mut est) => {
@@ -181,7 +196,11 @@ pub(crate) async fn dial_loop(
     }
 }
 
-async fn dial_once(cfg: &PeerConfig, me: &Identity) -> Result<Established, ConnectError> {
+async fn dial_once(
+    cfg: &PeerConfig,
+    tls: &Tls,
+    me: &Identity,
+) -> Result<Established, ConnectError> {
     let addr = cfg.peer_addr;
     let stream = timeout(cfg.connect_timeout, TcpStream::connect(addr))
         .await
@@ -190,7 +209,7 @@ async fn dial_once(cfg: &PeerConfig, me: &Identity) -> Result<Established, Conne
             after: cfg.connect_timeout,
         })?
         .map_err(|source| ConnectError::Connect { addr, source })?;
-    handshake(stream, addr, Role::Dial, cfg, me).await
+    handshake(stream, addr, Role::Dial, cfg, tls, me).await
 }
 
 /// Redial delays: `min`, doubling up to `max`.

@@ -3,9 +3,9 @@
 //! big-endian length, then that many bytes of `serde_json`), and the [`Wire`] that
 //! reads and writes them over any byte stream.
 //!
-//! The byte stream under the codec is a boxed [`Io`], not a `TcpStream`, so that an
-//! authenticating layer (mutual TLS) can be slid in between the socket and the codec
-//! without touching anything above; see the module docs of [`crate::peer`].
+//! The byte stream under the codec is a boxed [`Io`]: the mutual-TLS stream over the
+//! socket (see the module docs of [`crate::peer`]), so every frame is authenticated
+//! and a forged or replayed one fails in TLS before the codec sees it.
 
 use crate::colo::spec::SecondarySpec;
 use crate::coordinator::PeerMsg;
@@ -124,6 +124,11 @@ pub enum FrameError {
     /// A frame to send is bigger than [`MAX_FRAME`].
     #[error("a {what} of {len} bytes is over the peer link's {MAX_FRAME}-byte frame limit; send less per message")]
     TooBig { what: String, len: usize },
+    /// The TLS layer under the codec failed: a record that does not decrypt
+    /// (`forged`: corrupted, forged or replayed bytes, or no TLS at all), or an
+    /// alert from the peer.
+    #[error("{reason}")]
+    Tls { reason: String, forged: bool },
     /// A frame could not be serialized (a bug in its payload types).
     #[error("cannot encode a {what} for the peer link: {source}")]
     Encode {
@@ -135,6 +140,18 @@ pub enum FrameError {
 
 impl FrameError {
     fn from_io(e: std::io::Error) -> FrameError {
+        if let Some(f) = super::tls::fault(&e) {
+            return FrameError::Tls {
+                reason: f.reason,
+                forged: f.forged,
+            };
+        }
+        // rustls: the peer closed without TLS's close_notify. Frames carry their own
+        // length, so a truncated stream cannot pass for a complete frame: this is
+        // an ordinary close (a stopped ftd does not say goodbye).
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            return FrameError::Closed;
+        }
         let oversized = e
             .get_ref()
             .is_some_and(|inner| inner.is::<LengthDelimitedCodecError>());
@@ -147,11 +164,17 @@ impl FrameError {
 
     /// Did the peer send something this side cannot read?
     pub fn is_malformed(&self) -> bool {
-        matches!(self, FrameError::Malformed { .. } | FrameError::Oversized)
+        matches!(
+            self,
+            FrameError::Malformed { .. }
+                | FrameError::Oversized
+                | FrameError::Tls { forged: true, .. }
+        )
     }
 }
 
-/// A byte stream the codec can run over: a `TcpStream` today, a TLS stream later.
+/// A byte stream the codec can run over: the TLS stream (a plain `TcpStream` in
+/// tests of fake peers).
 pub trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 

@@ -11,6 +11,7 @@ use super::connect::{self, Established};
 use super::frame::{self, Frame, FrameError, Response, Wire};
 use super::handle::{Command, LinkEvent, PeerError, PeerHandle, PeerInfo, Session};
 use super::handshake::Identity;
+use super::tls::Tls;
 use super::{PeerConfig, Role, SpawnError};
 use bytes::Bytes;
 use futures::stream::FuturesUnordered;
@@ -85,6 +86,8 @@ impl PeerLink {
         cancel: CancellationToken,
     ) -> Result<(PeerHandle, mpsc::Receiver<LinkEvent>), SpawnError> {
         config.validate()?;
+        let tls = Tls::new(&config.tls, &config.peer_host).map_err(SpawnError::Config)?;
+        let tls = Arc::new(tls);
         let cfg = Arc::new(config);
         let me = Identity {
             host: cfg.host.clone(),
@@ -101,12 +104,13 @@ impl PeerLink {
                     source,
                 })?;
                 info!(%addr, peer = %cfg.peer_host, "peer link: listening");
-                let task = connect::accept_loop(listener, cfg.clone(), me, conn_tx, inner.clone());
+                let task =
+                    connect::accept_loop(listener, cfg.clone(), tls, me, conn_tx, inner.clone());
                 (tokio::spawn(task), Some(addr))
             }
             Role::Dial => {
                 info!(addr = %cfg.peer_addr, peer = %cfg.peer_host, "peer link: dialing");
-                let task = connect::dial_loop(cfg.clone(), me, conn_tx, inner.clone());
+                let task = connect::dial_loop(cfg.clone(), tls, me, conn_tx, inner.clone());
                 (tokio::spawn(task), None)
             }
         };

@@ -1,12 +1,13 @@
-//! The peer link: one TCP connection between this host's ftd and its peer's, which
-//! carries the coordinators' [`PeerMsg`](crate::coordinator::PeerMsg)s, request/response work
+//! The peer link: one mutual-TLS connection between this host's ftd and its peer's,
+//! which carries the coordinators' [`PeerMsg`](crate::coordinator::PeerMsg)s, request/response work
 //! ([`Request`] -> [`Response`]) and the heartbeats that tell each side whether the
 //! other is alive.
 //!
 //! - [`frame`]: what travels ([`Frame`]), JSON in length-delimited frames;
+//! - [`tls`]: this host's [`Credentials`] and the mutual TLS under the codec;
 //! - `handshake`: `Hello` both ways, version and host-name checks;
-//! - `connect`: who dials whom, reconnection with backoff (the acceptor and dialer
-//!   tasks);
+//! - `connect`: who dials whom, the TLS and `Hello` handshakes, reconnection with
+//!   backoff (the acceptor and dialer tasks);
 //! - `link`: the link task, the only owner of the connection: heartbeats, loss
 //!   detection, routing frames to and from the owner;
 //! - `handle`: [`PeerHandle`], [`LinkEvent`], [`PeerError`]: what the owner sees.
@@ -27,13 +28,16 @@
 //!
 //! ```text
 //! dialer                                      listener
+//!   == TLS 1.3 handshake, both certificates checked (see "Authentication") ==
+//!   (a failed check: a log line with the address and why, close; no Up)
 //!   -- Hello { version, host, boot } -->        checks version, host == expected
 //!   <-- Hello { version, host, boot } --        (or Refused { reason }, close)
 //!   checks version, host == expected
 //!   (or Refused { reason }, close)
 //! both: LinkEvent::Up { host, boot, restarted }
 //!   <-> Heartbeat { seq } every interval, Msg, Request { id }, Response { id }
-//! no frame at all for `detection`, EOF, a socket error or a malformed frame:
+//! no frame at all for `detection`, EOF, a socket error, a malformed frame or a
+//! TLS record that does not decrypt (corrupted, forged, replayed):
 //!   LinkEvent::Lost { reason }, close; the dialer redials
 //! ```
 //!
@@ -42,19 +46,45 @@
 //! two. A message or request given to [`PeerHandle`] goes out only on the session
 //! that was up when it was given (never to a peer that restarted in between).
 //!
-//! ## Authentication (not yet)
+//! ## Authentication: mutual TLS, required
 //!
-//! Nothing is authenticated yet: anyone who can reach the listening port and knows
-//! the host names can take the link over. Authentication goes *under the codec*, in
-//! `connect::secure`, which turns the accepted or dialed `TcpStream` into the byte
-//! stream the codec runs over ([`frame::Io`]): mutual TLS with `tokio-rustls`
-//! (`TlsAcceptor::accept` on the listener, `TlsConnector::connect` on the dialer,
-//! both with client-certificate verification against the cluster's CA), with the
-//! certificate's name checked against `peer_host`. Nothing above `secure` changes.
-//! A pre-shared key would instead add an HMAC challenge to `Hello` and a MAC per
-//! frame, i.e. a codec wrapper in [`frame`].
+//! The link runs over TLS 1.3 (rustls, ring provider) with a certificate on both
+//! sides, in `connect::secure`, which turns the accepted or dialed `TcpStream` into
+//! the byte stream the codec runs over ([`frame::Io`]); nothing above it knows.
+//! Both hosts' certificates come from one CA (the cluster's, `peer-link.tls.ca`);
+//! each names its host (subjectAltName DNS name = the host name in ftd's
+//! configuration) and allows TLS client and server authentication.
+//!
+//! - The dialer verifies the listener's certificate against the CA with the server
+//!   name = [`PeerConfig::peer_host`].
+//! - The listener requires a client certificate, verifies it against the CA, and
+//!   checks that it names [`PeerConfig::peer_host`].
+//! - A peer that fails (no TLS, no certificate, another CA, another name, expired)
+//!   is refused in the TLS handshake: the refusing side logs the address and the
+//!   reason in plain words (`tls::explain`: "is not signed by this host's CA
+//!   (unknown CA)", "names \"c\", expected \"a\""), the refused side logs the
+//!   alert it got; the link task never sees the connection, so there is no
+//!   [`LinkEvent::Up`] and no state changes.
+//! - Once up, TLS authenticates every record and numbers it: bytes altered,
+//!   injected or replayed on the path fail decryption and drop the connection
+//!   ([`LostReason::Malformed`]) before the codec sees them; no frame from them is
+//!   delivered. Malformed frames inside an authenticated session (garbage, a length
+//!   over [`MAX_FRAME`], an unknown frame) drop it the same way.
+//! - Session resumption is off: every connection verifies the certificate again.
+//!
+//! TLS is required, with no opt-out: the link carries requests such as
+//! `CreateSecondary` (a domain XML the peer's libvirt defines and starts) and
+//! takeover messages, so whoever can speak it can run VMs on, or split-brain, the
+//! host. A switch to turn TLS off would end up on in labs and then in production;
+//! making the certificates is one command (`ftd make-certs`, [`crate::certs`]), and
+//! the configuration's defaults point at where it tells you to copy them
+//! (`/etc/ftvirt/tls/{ca.crt,host.crt,host.key}`). [`Credentials::load`] checks
+//! the files at ftd's start exactly as the peer will (parsed, key matches, signed by
+//! the CA, names this host, not expired), so a mistake stops ftd with the file and
+//! the fix rather than failing every connection later.
 
 pub mod frame;
+pub mod tls;
 
 mod connect;
 mod handle;
@@ -67,6 +97,7 @@ mod tests;
 pub use frame::{Frame, NbdExport, Request, Response, MAX_FRAME, PROTOCOL_VERSION};
 pub use handle::{LinkEvent, PeerError, PeerHandle, PeerInfo};
 pub use link::{LostReason, PeerLink};
+pub use tls::{Credentials, CredentialsError};
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -104,8 +135,10 @@ pub struct PeerConfig {
     pub backoff_max: Duration,
     /// Bound on one TCP connect (default 1 s).
     pub connect_timeout: Duration,
-    /// Bound on the `Hello` exchange (default 1 s).
+    /// Bound on the TLS handshake and the `Hello` exchange (default 1 s).
     pub handshake_timeout: Duration,
+    /// This host's TLS credentials (for [`PeerConfig::host`]).
+    pub tls: Credentials,
 }
 
 impl PeerConfig {
@@ -115,6 +148,7 @@ impl PeerConfig {
         peer_host: impl Into<String>,
         listen: SocketAddr,
         peer_addr: SocketAddr,
+        tls: Credentials,
     ) -> PeerConfig {
         PeerConfig {
             host: host.into(),
@@ -128,6 +162,7 @@ impl PeerConfig {
             backoff_max: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(1),
+            tls,
         }
     }
 
@@ -148,6 +183,14 @@ impl PeerConfig {
         if self.host == self.peer_host {
             return bad(format!(
                 "host and peer_host are both {:?}: give each host its own name",
+                self.host
+            ));
+        }
+        if self.tls.host() != self.host {
+            return bad(format!(
+                "the TLS credentials are {:?}'s, not this host's ({:?}): give this host's \
+                 certificate",
+                self.tls.host(),
                 self.host
             ));
         }

@@ -1,19 +1,27 @@
-//! Peer link tests on 127.0.0.1 with ephemeral ports, in real time. Host "a" sorts
-//! first, so it dials; "b" listens. Helpers here; the tests by theme:
+//! Peer link tests on 127.0.0.1 with ephemeral ports, in real time, over real mutual
+//! TLS with certificates from one test CA ([`pki`]). Host "a" sorts first, so it
+//! dials; "b" listens. Helpers here; the tests by theme:
 //! - `wire`: frames, roles, configuration;
 //! - `handshake`: names and versions;
 //! - `traffic`: messages, requests, sending while down;
-//! - `recovery`: kills, restarts, silent paths, garbage (with `proxy`).
+//! - `recovery`: kills, restarts, silent paths, garbage (with `proxy`);
+//! - `tls`: peers without the right certificate, forged, replayed and malformed
+//!   bytes (with `logs::Capture`, which checks what the log says).
 
 mod handshake;
+mod logs;
 mod proxy;
 mod recovery;
+mod tls;
 mod traffic;
 mod wire;
 
 use super::frame::{self, Frame, Wire};
+use super::tls::Tls;
 use super::*;
+use crate::certs::Ca;
 use crate::coordinator::PeerMsg;
+use std::sync::OnceLock;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -37,6 +45,47 @@ fn logs() {
         .try_init();
 }
 
+/// The test cluster's CA, and another cluster's.
+struct Pki {
+    ca: Ca,
+    other: Ca,
+}
+
+fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| Pki {
+        ca: Ca::new(1).unwrap(),
+        other: Ca::new(1).unwrap(),
+    })
+}
+
+/// `host`'s credentials from the test CA (checked, as ftd loads them).
+fn creds(host: &str) -> Credentials {
+    let ca = &pki().ca;
+    let hc = ca.host(host, 1).unwrap();
+    let p = std::path::Path::new("test");
+    let paths = crate::peer::tls::Paths {
+        ca: p,
+        cert: p,
+        key: p,
+    };
+    Credentials::from_pem(
+        host,
+        paths,
+        ca.cert_pem().as_bytes(),
+        hc.cert_pem.as_bytes(),
+        hc.key_pem.as_bytes(),
+    )
+    .unwrap()
+}
+
+/// A peer calling itself `host` that trusts the test CA but presents a certificate
+/// from `issuer` naming `names`.
+fn forged(host: &str, issuer: &Ca, names: &[&str]) -> Credentials {
+    let hc = issuer.cert_for(host, names, 1).unwrap();
+    Credentials::unchecked(host, pki().ca.cert_pem(), &hc.cert_pem, &hc.key_pem)
+}
+
 fn unused() -> SocketAddr {
     "127.0.0.1:9".parse().unwrap()
 }
@@ -47,14 +96,14 @@ fn any_port() -> SocketAddr {
 
 /// "b", the listener.
 fn b_cfg(listen: SocketAddr) -> PeerConfig {
-    let mut c = PeerConfig::new("b", "a", listen, unused());
+    let mut c = PeerConfig::new("b", "a", listen, unused(), creds("b"));
     c.boot = random_u64();
     c
 }
 
 /// "a", the dialer.
 fn a_cfg(peer_addr: SocketAddr) -> PeerConfig {
-    let mut c = PeerConfig::new("a", "b", unused(), peer_addr);
+    let mut c = PeerConfig::new("a", "b", unused(), peer_addr, creds("a"));
     c.boot = random_u64();
     c
 }
@@ -137,9 +186,24 @@ async fn pair() -> (Side, Side) {
     (a, b)
 }
 
-/// A raw connection that speaks frames, for fake peers.
+/// A raw connection that speaks frames, for fake peers: TLS with a's credentials
+/// (so it gets past TLS to the `Hello` checks and the session).
 async fn raw(addr: SocketAddr) -> Wire {
-    frame::wire(Box::new(TcpStream::connect(addr).await.unwrap()))
+    raw_as(addr, &creds("a")).await
+}
+
+/// A raw TLS connection to listener "b" with `creds`.
+async fn raw_as(addr: SocketAddr, creds: &Credentials) -> Wire {
+    let tls = Tls::new(creds, "b").unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    frame::wire(Box::new(tls.connect(tcp).await.unwrap()))
+}
+
+/// The server side of a fake listener "b" (with `creds`) for dialer "a".
+async fn fake_accept(listener: &tokio::net::TcpListener, creds: &Credentials) -> Wire {
+    let (s, _) = listener.accept().await.unwrap();
+    let tls = Tls::new(creds, "a").unwrap();
+    frame::wire(Box::new(tls.accept(s).await.unwrap()))
 }
 
 fn hello(version: u32, host: &str) -> Frame {

@@ -53,12 +53,13 @@ pub fn yaml(me: &Host, peer: &Host) -> String {
          detection-time: {DETECTION_MS}\n\
          colo:\n  overlay-dir: {dir}/overlays\n\
          bus:\n  connect: system\n  name: {DEFAULT_BUS_NAME}\n\
-         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n",
+         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
         me = me.name,
         ma = me.rep_ip,
         pe = peer.name,
         pa = peer.rep_ip,
         dir = me.dir.display(),
+        tls = me.ftd_tls_yaml(),
     )
 }
 

@@ -19,6 +19,11 @@
 //! real one; a real polkitd can run on it ([`polkit`], which mounts its own
 //! actions and rules directories when it starts).
 //!
+//! ftd's peer-link TLS files are in `<lab dir>/tls/<host>/` (not mounted, same path
+//! inside and out): [`Host::start_ftd`] makes them with ftd's own `make-certs` from
+//! one lab CA (`<lab dir>/tls/ca.*`) the first time, and [`Host::ftd_tls_yaml`] is
+//! the configuration section that uses them.
+//!
 //! The mount namespace is kept alive by a *holder* process (`sleep infinity`);
 //! everything else is started with `nsenter -t <holder> -m -u -n`. libvirtd is
 //! reachable from outside through its socket in `run/`, never over the network.
@@ -398,8 +403,11 @@ impl Host {
     }
 
     /// Start this host's ftd (`binary`) with `config` (YAML), logging to
-    /// `log/ftd.log`; returns once it owns `bus_name` on the host's bus.
+    /// `log/ftd.log`; returns once it owns `bus_name` on the host's bus. Makes the
+    /// host's TLS files first if needed (`config` should include
+    /// [`Host::ftd_tls_yaml`]).
     pub fn start_ftd(&mut self, binary: &Path, config: &str, bus_name: &str) -> Result<()> {
+        self.ensure_tls(binary)?;
         let cfg = self.dir.join("ftd.yaml");
         write(&cfg, config)?;
         let log = self.log_dir().join("ftd.log");
@@ -451,6 +459,46 @@ impl Host {
             return Err(e);
         }
         self.ftd = Some(child);
+        Ok(())
+    }
+
+    /// This host's peer-link TLS files: `ca.crt`, `host.crt`, `host.key`.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.lab_tls_dir().join(&self.name)
+    }
+
+    /// The lab's CA and every host's TLS directory.
+    fn lab_tls_dir(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join("tls")
+    }
+
+    /// The `peer-link:` section of ftd's configuration for this host's TLS files.
+    pub fn ftd_tls_yaml(&self) -> String {
+        let d = self.tls_dir();
+        format!(
+            "peer-link:\n  tls:\n    ca: {ca}\n    cert: {cert}\n    key: {key}\n",
+            ca = d.join("ca.crt").display(),
+            cert = d.join("host.crt").display(),
+            key = d.join("host.key").display(),
+        )
+    }
+
+    /// Make this host's TLS files with `ftd make-certs` (the lab's CA is made by the
+    /// first call and reused by the others), unless they exist.
+    fn ensure_tls(&self, ftd: &Path) -> Result<()> {
+        if self.tls_dir().join("host.crt").exists() {
+            return Ok(());
+        }
+        let dir = self.lab_tls_dir();
+        cmd::run(
+            &ftd.to_string_lossy(),
+            [
+                "make-certs".as_ref(),
+                "--dir".as_ref(),
+                dir.as_os_str(),
+                self.name.as_ref(),
+            ],
+        )?;
         Ok(())
     }
 

@@ -43,8 +43,9 @@ async fn a_peer_with_the_wrong_name_or_version_is_refused() {
         assert!(matches!(read(&mut w).await, Err(frame::FrameError::Closed)));
     }
 
-    // A real link named "a0" (still sorts first, so it dials) that b does not expect.
-    let mut a0 = spawn(PeerConfig::new("a0", "b", unused(), addr));
+    // A real link named "a0" (still sorts first, so it dials) that b does not expect
+    // (refused in TLS already: its certificate names "a0").
+    let mut a0 = spawn(PeerConfig::new("a0", "b", unused(), addr, creds("a0")));
     a0.quiet(ms(500)).await;
     b.quiet(ms(10)).await;
     assert!(!a0.h.is_up() && !b.h.is_up());
@@ -52,8 +53,7 @@ async fn a_peer_with_the_wrong_name_or_version_is_refused() {
     // The dialer checks the listener's name too.
     let fake = tokio::net::TcpListener::bind(any_port()).await.unwrap();
     let mut a = spawn(a_cfg(fake.local_addr().unwrap()));
-    let (s, _) = fake.accept().await.unwrap();
-    let mut w = frame::wire(Box::new(s));
+    let mut w = fake_accept(&fake, &creds("b")).await;
     assert!(matches!(read(&mut w).await, Ok(Frame::Hello { .. })));
     frame::write(&mut w, &hello(PROTOCOL_VERSION, "c"))
         .await

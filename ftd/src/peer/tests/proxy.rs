@@ -1,6 +1,7 @@
 //! A TCP proxy between the two links that can cut the path without closing it (a
 //! power cut or a network partition as seen from the survivors: no FIN, no RST,
-//! just silence) and inject bytes into the dialer -> listener direction.
+//! just silence), inject bytes into the dialer -> listener direction, and record
+//! that direction (to replay it).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -11,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 type Injector = Arc<Mutex<Option<mpsc::Sender<Vec<u8>>>>>;
+type Recording = Arc<Mutex<Vec<u8>>>;
 
 #[derive(Debug)]
 pub struct Proxy {
@@ -19,6 +21,8 @@ pub struct Proxy {
     epoch: watch::Sender<u64>,
     /// Injects into the newest connection's dialer -> listener direction.
     inject: Injector,
+    /// What the dialer sent on the newest connection.
+    recorded: Arc<Mutex<Recording>>,
     cancel: CancellationToken,
 }
 
@@ -29,8 +33,10 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (epoch, _) = watch::channel(0u64);
         let inject: Injector = Arc::new(Mutex::new(None));
+        let recorded: Arc<Mutex<Recording>> = Arc::default();
         let cancel = CancellationToken::new();
         let (ep, inj, c) = (epoch.subscribe(), inject.clone(), cancel.clone());
+        let rec = recorded.clone();
         tokio::spawn(async move {
             loop {
                 let (client, _) = tokio::select! {
@@ -43,16 +49,28 @@ impl Proxy {
                 let mine = *ep.borrow();
                 let (itx, irx) = mpsc::channel(8);
                 *inj.lock().unwrap() = Some(itx);
+                let recording = Recording::default();
+                *rec.lock().unwrap() = recording.clone();
                 let (cr, cw) = client.into_split();
                 let (sr, sw) = server.into_split();
-                tokio::spawn(pump(cr, sw, Some(irx), ep.clone(), mine, c.clone()));
-                tokio::spawn(pump(sr, cw, None, ep.clone(), mine, c.clone()));
+                let up = pump(
+                    cr,
+                    sw,
+                    Some(irx),
+                    Some(recording),
+                    ep.clone(),
+                    mine,
+                    c.clone(),
+                );
+                tokio::spawn(up);
+                tokio::spawn(pump(sr, cw, None, None, ep.clone(), mine, c.clone()));
             }
         });
         Proxy {
             addr,
             epoch,
             inject,
+            recorded,
             cancel,
         }
     }
@@ -73,6 +91,13 @@ impl Proxy {
     }
 }
 
+impl Proxy {
+    /// Everything the dialer sent on the newest connection so far.
+    pub fn recorded(&self) -> Vec<u8> {
+        self.recorded.lock().unwrap().lock().unwrap().clone()
+    }
+}
+
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.cancel.cancel();
@@ -83,6 +108,7 @@ async fn pump(
     mut r: OwnedReadHalf,
     mut w: OwnedWriteHalf,
     mut inject: Option<mpsc::Receiver<Vec<u8>>>,
+    record: Option<Recording>,
     mut epoch: watch::Receiver<u64>,
     mine: u64,
     cancel: CancellationToken,
@@ -113,6 +139,9 @@ async fn pump(
                     return;
                 }
                 Ok(n) => {
+                    if let Some(r) = &record {
+                        r.lock().unwrap().extend_from_slice(&buf[..n]);
+                    }
                     if w.write_all(&buf[..n]).await.is_err() {
                         return;
                     }

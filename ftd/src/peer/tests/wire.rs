@@ -79,11 +79,17 @@ async fn bad_configuration_and_busy_address_fail_at_spawn() {
     let e = PeerLink::spawn(c, CancellationToken::new()).unwrap_err();
     assert!(e.to_string().contains("longer than the heartbeat"), "{e}");
     let e = PeerLink::spawn(
-        PeerConfig::new("a", "a", unused(), unused()),
+        PeerConfig::new("a", "a", unused(), unused(), creds("a")),
         CancellationToken::new(),
     )
     .unwrap_err();
     assert!(e.to_string().contains("its own name"), "{e}");
+    let e = PeerLink::spawn(
+        PeerConfig::new("a", "b", unused(), unused(), creds("c")),
+        CancellationToken::new(),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("\"c\"'s, not this host's"), "{e}");
 
     let b = spawn(b_cfg(any_port()));
     let e =
