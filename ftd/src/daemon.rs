@@ -182,7 +182,7 @@ impl WeakDaemonHandle {
         tokio::spawn(async move {
             match d.enable(&domain, EnableOptions::default()).await {
                 Ok(s) => {
-                    tracing::info!(%domain, state = crate::api::state_name(s), "{why}: protecting")
+                    tracing::info!(%domain, state = %crate::api::state_name(s), "{why}: protecting")
                 }
                 // Already being protected (the hook and the start-up scan can
                 // both ask): nothing to worry about.

@@ -20,7 +20,9 @@
 //!    and compare_out/compare_out0 (loopback pairs); object-add filter-mirror m0,
 //!    filter-redirector redire0/redire1, IOThread 900 (added through libvirt, which
 //!    must know it to reconnect after a restart), colo-compare comp0;
-//!    migrate-set-capabilities x-colo; migrate-set-parameters x-checkpoint-delay;
+//!    migrate-set-capabilities x-colo; migrate-set-parameters x-checkpoint-delay
+//!    (200 ms, so that the first checkpoint comes soon; the domain task sets the
+//!    configured interval once it completed);
 //!    migrate tcp:<B>:<migration>; wait until query-colo-status says primary.
 //!    The guest resumes by itself when COLO starts.
 //! ```
@@ -129,6 +131,24 @@ pub const PIVOT_JOB: &str = "ftvirt-pivot";
 pub const REPLICATION_NODE: &str = "ftvirt-replication";
 /// The NBD client under the replication node (named, so that it can be yanked).
 pub const NBD_NODE: &str = "ftvirt-nbd";
+/// The first checkpoint comes this soon after COLO starts (or at the configured
+/// interval if that is shorter): protection counts once a checkpoint completed, and
+/// waiting a whole interval for it would only delay that. The domain task then sets
+/// the configured interval ([`checkpoint_delay`]).
+pub const FIRST_CHECKPOINT_MS: u64 = 200;
+
+pub fn first_checkpoint_delay(checkpoint_ms: u64) -> u64 {
+    checkpoint_ms.min(FIRST_CHECKPOINT_MS)
+}
+
+/// A: the checkpoint interval from now on.
+pub fn checkpoint_delay(checkpoint_ms: u64) -> Value {
+    exec(
+        "migrate-set-parameters",
+        json!({"x-checkpoint-delay": checkpoint_ms}),
+    )
+}
+
 /// colo-compare's IOThread, `iothread<COLO_IOTHREAD>` in QEMU (libvirt's naming).
 pub const COLO_IOTHREAD: u32 = 900;
 const PRIMARY_OBJECTS: [&str; 4] = ["comp0", "m0", "redire0", "redire1"];
@@ -280,7 +300,7 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
         )),
         q(exec(
             "migrate-set-parameters",
-            json!({"x-checkpoint-delay": w.checkpoint_ms}),
+            json!({"x-checkpoint-delay": first_checkpoint_delay(w.checkpoint_ms)}),
         )),
         q(exec(
             "migrate",

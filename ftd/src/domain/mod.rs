@@ -169,6 +169,9 @@ struct Task {
     /// `query-colo-status` showed this side in COLO since the state last changed
     /// (before that, mode `none` only means COLO has not started yet).
     colo_seen: bool,
+    /// The configured checkpoint interval is set in QEMU (COLO starts with a
+    /// short one, see [`crate::colo::plan::FIRST_CHECKPOINT_MS`]).
+    interval_set: bool,
     /// The last state transition, not yet published.
     transition: Option<Transition>,
 }
@@ -205,6 +208,7 @@ pub fn spawn(
         publisher: Publisher::default(),
         in_checkpoint: false,
         colo_seen: false,
+        interval_set: false,
         transition: None,
     };
     tokio::spawn(task.run(rx, cancel));
@@ -218,7 +222,7 @@ impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<DomainCmd>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        tracing::info!(domain = %self.name, role = self.coord.state().role(), state = self.coord.state().name(), "domain task started");
+        tracing::info!(domain = %self.name, role = %self.coord.state().role(), state = %self.coord.state().name(), "domain task started");
         loop {
             self.start_next_step();
             self.publish();
@@ -260,7 +264,7 @@ impl Task {
                 });
                 if r.is_ok() {
                     let to = self.coord.reported_state();
-                    tracing::info!(domain = %self.name, role = to.role(), state = to.name(), "user request accepted");
+                    tracing::info!(domain = %self.name, role = %to.role(), state = %to.name(), "user request accepted");
                     if to != before {
                         self.transition = Some(Transition {
                             from: before,
@@ -269,6 +273,7 @@ impl Task {
                         });
                         self.colo_seen = false;
                         self.in_checkpoint = false;
+                        self.interval_set = false;
                     }
                 }
                 let _ = reply.send(r);
@@ -334,7 +339,7 @@ impl Task {
             Ok(acts) => {
                 let after = self.coord.reported_state();
                 if after != before {
-                    tracing::info!(domain = %self.name, role = after.role(), from = before.name(), state = after.name(), event = %label, "state changed");
+                    tracing::info!(domain = %self.name, role = %after.role(), from = %before.name(), state = %after.name(), event = %label, "state changed");
                     self.transition = Some(Transition {
                         from: before,
                         to: after,
@@ -342,6 +347,7 @@ impl Task {
                     });
                     self.colo_seen = false;
                     self.in_checkpoint = false;
+                    self.interval_set = false;
                 }
                 self.execute(acts);
             }
@@ -429,6 +435,17 @@ impl Task {
     async fn monitor(&mut self) {
         let st = self.coord.state();
         let lv = self.ctx.lv.clone();
+        // The first checkpoint came (fast, on purpose): from now on, the domain's
+        // interval. Retried on every tick until QEMU took it.
+        if self.coord.reported_state() == State::Protected && !self.interval_set {
+            let cmd = crate::colo::plan::checkpoint_delay(self.ctx.checkpoint_ms);
+            match lv.qmp(&self.name, &cmd, Duration::from_secs(2)).await {
+                Ok(_) => self.interval_set = true,
+                Err(e) => {
+                    tracing::warn!(domain = %self.name, error = %e, "checkpoint interval not set yet")
+                }
+            }
+        }
         if matches!(st, State::Protected | State::Secondary) && self.running.is_none() {
             let q = lv
                 .qmp(

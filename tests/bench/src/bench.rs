@@ -155,7 +155,7 @@ impl Bench {
             PROTECT_TIMEOUT,
         )?;
         Ok(self
-            .logged_change(host, domain, t0, "Protected")
+            .logged_change(host, domain, t0, "protected")
             .unwrap_or(polled))
     }
 

@@ -6,7 +6,7 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// `state changed domain=D from=F state=T`.
+/// `state changed domain=D role=R from=F state=T` (states by their API names).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub at: SystemTime,
@@ -153,20 +153,21 @@ mod tests {
     #[test]
     fn state_changes_and_steps_of_one_domain() {
         let text = "\x1b[2m2026-11-25T08:38:45.078772Z\x1b[0m \x1b[32m INFO\x1b[0m state changed \
-                    \x1b[3mdomain\x1b[0m\x1b[2m=\x1b[0mbench \x1b[3mfrom\x1b[0m\x1b[2m=\x1b[0mSecondary \
-                    \x1b[3mstate\x1b[0m\x1b[2m=\x1b[0mTakingOver \x1b[3mevent\x1b[0m\x1b[2m=\x1b[0mPeerLost\n\
-                    2026-11-25T08:38:45.100000Z  INFO state changed domain=other from=Secondary state=TakingOver\n\
+                    \x1b[3mdomain\x1b[0m\x1b[2m=\x1b[0mbench \x1b[3mrole\x1b[0m\x1b[2m=\x1b[0msecondary \
+                    \x1b[3mfrom\x1b[0m\x1b[2m=\x1b[0msecondary \
+                    \x1b[3mstate\x1b[0m\x1b[2m=\x1b[0mtaking-over \x1b[3mevent\x1b[0m\x1b[2m=\x1b[0mPeerLost\n\
+                    2026-11-25T08:38:45.100000Z  INFO state changed domain=other from=secondary state=taking-over\n\
                     garbage line\n\
                     2026-11-25T08:38:45.400000Z  INFO step done domain=bench step=TakeOver ms=321\n";
         let log = parse(text, "bench");
         assert_eq!(log.changes.len(), 1);
         assert_eq!(
             (log.changes[0].from.as_str(), log.changes[0].to.as_str()),
-            ("Secondary", "TakingOver")
+            ("secondary", "taking-over")
         );
         let t0 = parse_time("2026-11-25T08:38:45Z").unwrap();
-        assert!(log.first_change_from(t0, &["Secondary"]).is_some());
-        assert!(log.first_change_from(t0, &["Protected"]).is_none());
+        assert!(log.first_change_from(t0, &["secondary"]).is_some());
+        assert!(log.first_change_from(t0, &["protected"]).is_none());
         assert_eq!(log.step_after(t0, "TakeOver").unwrap().ms, 321);
         let later = parse_time("2026-11-25T08:38:46Z").unwrap();
         assert!(log.step_after(later, "TakeOver").is_none());

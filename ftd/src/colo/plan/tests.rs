@@ -121,10 +121,7 @@ fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
         }
     }
     assert_eq!(cmd(&p, 15)["arguments"]["compare_timeout"], json!(3000));
-    assert_eq!(
-        cmd(&p, 17)["arguments"],
-        json!({"x-checkpoint-delay": 2000})
-    );
+    assert_eq!(cmd(&p, 17)["arguments"], json!({"x-checkpoint-delay": 200}));
     assert_eq!(
         cmd(&p, 18)["arguments"],
         json!({"uri": "tcp:10.200.0.12:9998"})

@@ -114,9 +114,9 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
             run.total_ms = ms(first);
             b.wait(DOMAIN, &[(survivor, "degraded")], FIRST_REPLY_TIMEOUT)?;
             let from: &[&str] = if kind == Kind::PrimaryLoss {
-                &["Secondary"]
+                &["secondary"]
             } else {
-                &["Protected"]
+                &["protected"]
             };
             let log = DomainLog::read(&b.lab.host(survivor)?.ftd_log(), DOMAIN);
             let detect = log
@@ -159,7 +159,7 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
             run.tcp_kept = kept(&stats);
             let log = DomainLog::read(&b.lab.host(s)?.ftd_log(), DOMAIN);
             let handover = log
-                .first_change_from(t0_sys, &["Secondary"])
+                .first_change_from(t0_sys, &["secondary"])
                 .and_then(|c| c.at.duration_since(t0_sys).ok())
                 .context("the secondary's ftd log shows no take-over after Failover")?;
             run.detect_ms = ms(handover);
