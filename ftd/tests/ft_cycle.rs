@@ -76,16 +76,25 @@ async fn fail_over_reprotect_fail_back_and_disable() {
         mark.contains("peer=\"a\"") && mark.contains("checkpoint-interval=\"1500\""),
         "{mark}"
     );
-    let params = lab
-        .host("b")
-        .unwrap()
-        .virsh(&[
-            "qemu-monitor-command",
-            "g",
-            r#"{"execute":"query-migrate-parameters"}"#,
-        ])
-        .unwrap();
-    assert!(params.contains("\"x-checkpoint-delay\":1500"), "{params}");
+    // COLO starts with a 200 ms first checkpoint; ftd sets the domain's interval
+    // on its next monitor tick (500 ms) after that checkpoint.
+    let t = Instant::now();
+    loop {
+        let params = lab
+            .host("b")
+            .unwrap()
+            .virsh(&[
+                "qemu-monitor-command",
+                "g",
+                r#"{"execute":"query-migrate-parameters"}"#,
+            ])
+            .unwrap();
+        if params.contains("\"x-checkpoint-delay\":1500") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "{params}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_secondary_console_clean(&lab, "a", "g");
 
     // 3. Planned failover back to a; a then re-protects onto b.
