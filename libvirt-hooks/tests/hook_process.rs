@@ -342,3 +342,22 @@ async fn ftd_is_told_about_a_marked_domain() {
         ]
     );
 }
+
+/// libvirtd waits for its hook, so a hook that called back into libvirt would
+/// deadlock it: the binary does not link libvirt at all, and does not name virsh
+/// (it could only run it as a program).
+#[test]
+fn the_hook_cannot_call_back_into_libvirt() {
+    let out = Command::new("ldd").arg(HOOK).output().expect("running ldd");
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "ldd {HOOK}: {libs}");
+    assert!(!libs.contains("libvirt"), "the hook links libvirt:\n{libs}");
+    let bin = std::fs::read(HOOK).unwrap();
+    for word in [&b"virsh"[..], b"virConnectOpen"] {
+        assert!(
+            !bin.windows(word.len()).any(|w| w == word),
+            "the hook binary mentions {}",
+            String::from_utf8_lossy(word)
+        );
+    }
+}
