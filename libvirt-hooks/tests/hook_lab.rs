@@ -4,7 +4,8 @@
 //! by anyone: libvirtd runs the hook, the hook tells ftd, ftd protects it.
 
 use ftd_annotation::{from_domain_xml, to_metadata_child, Protection};
-use ftd_proxy::{DomainStatus, FtdProxy, BUS_NAME};
+use ftd_proxy::BUS_NAME;
+use ftvirt_lab::ftd;
 use ftvirt_lab::{GuestSpec, Host, Lab, LabConfig};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -44,23 +45,6 @@ fn ftd_binary() -> PathBuf {
     bin
 }
 
-/// ftd's configuration for `me`, paired with `peer` (as ftd/tests/common).
-fn ftd_yaml(me: &Host, peer: &Host) -> String {
-    format!(
-        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
-         defaults:\n  checkpoint-interval: 2000\n  heartbeat-interval: 100\n  detection-time: 500\n\
-         colo:\n  overlay-dir: {dir}/overlays\n\
-         bus:\n  connect: system\n  name: {BUS_NAME}\n\
-         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
-        me = me.name,
-        ma = me.rep_ip,
-        pe = peer.name,
-        pa = peer.rep_ip,
-        dir = me.dir.display(),
-        tls = me.ftd_tls_yaml(),
-    )
-}
-
 /// Install the hook as `/etc/libvirt/hooks/qemu.d/ftvirt` of `host`; libvirtd
 /// looks for hooks when it starts, so restart it.
 fn install_hook(host: &Host) {
@@ -72,46 +56,6 @@ fn install_hook(host: &Host) {
     host.restart_libvirtd().expect("restart libvirtd");
 }
 
-async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
-    let addr = lab.host(name).unwrap().bus_address();
-    let conn = zbus::connection::Builder::address(addr.as_str())
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    FtdProxy::new(&conn).await.unwrap()
-}
-
-fn ftd_log_tail(lab: &Lab, host: &str) -> String {
-    let log = std::fs::read_to_string(lab.host(host).unwrap().ftd_log()).unwrap_or_default();
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(25)..].join("\n")
-}
-
-async fn wait_state(
-    lab: &Lab,
-    host: &str,
-    domain: &str,
-    want: &str,
-    timeout: Duration,
-) -> DomainStatus {
-    let t0 = Instant::now();
-    loop {
-        let last = client(lab, host).await.status(domain).await;
-        if let Ok(s) = &last {
-            if s.state == want {
-                return s.clone();
-            }
-        }
-        assert!(
-            t0.elapsed() < timeout,
-            "host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}",
-            ftd_log_tail(lab, host)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn starting_a_marked_domain_protects_it() {
     let ftd = ftd_binary();
@@ -120,7 +64,7 @@ async fn starting_a_marked_domain_protects_it() {
         install_hook(lab.host(h).unwrap());
     }
     for (me, peer) in [("a", "b"), ("b", "a")] {
-        let yaml = ftd_yaml(lab.host(me).unwrap(), lab.host(peer).unwrap());
+        let yaml = ftd::yaml(lab.host(me).unwrap(), lab.host(peer).unwrap(), 2000);
         let h = lab.host_mut(me).unwrap();
         h.start_dbus().expect("system bus");
         h.start_ftd(&ftd, &yaml, BUS_NAME).expect("ftd");
@@ -130,7 +74,7 @@ async fn starting_a_marked_domain_protects_it() {
     let g = lab
         .boot_guest("a", &GuestSpec::standard("g", 0))
         .expect("boot");
-    let ftd_a = client(&lab, "a").await;
+    let ftd_a = ftd::client(&lab, "a").await.unwrap();
     let known = ftd_a.list().await.unwrap();
     assert!(known.iter().all(|s| s.domain != "g"), "{known:?}");
     match ftd_a.status("g").await {
@@ -162,9 +106,9 @@ async fn starting_a_marked_domain_protects_it() {
     let t0 = Instant::now();
     a.virsh(&["start", "g"]).unwrap();
     let start_ms = t0.elapsed().as_millis();
-    let sa = wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    let sa = ftd::wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
     let protect_ms = t0.elapsed().as_millis();
-    let sb = wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
+    let sb = ftd::wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
     eprintln!(
         "virsh start returned in {start_ms} ms (hook included); protected {protect_ms} ms after \
          the start; a: {sa:?}; b: {sb:?}"
@@ -175,7 +119,7 @@ async fn starting_a_marked_domain_protects_it() {
     assert!(
         log.contains("libvirt hook: started"),
         "{}",
-        ftd_log_tail(&lab, "a")
+        ftd::log_tail(&lab, "a", 25)
     );
 
     // The guest runs and works under protection.

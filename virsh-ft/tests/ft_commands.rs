@@ -1,7 +1,7 @@
 //! The ft-* commands against each lab host's own ftd, on the host's private system
 //! bus (`--bus`): protect, look, fail over, disable; and the errors a user meets.
 
-use ftvirt_lab::{GuestSpec, Host, Lab, LabConfig};
+use ftvirt_lab::{GuestSpec, Lab, LabConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -52,28 +52,11 @@ fn ftd_binary() -> &'static Path {
     })
 }
 
-/// ftd's configuration for `me`, paired with `peer` (as ftd's own tests write it).
-fn ftd_yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
-    format!(
-        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
-         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: 100\n  detection-time: 500\n\
-         colo:\n  overlay-dir: {dir}/overlays\n\
-         bus:\n  connect: system\n  name: {BUS_NAME}\n\
-         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
-        me = me.name,
-        ma = me.rep_ip,
-        pe = peer.name,
-        pa = peer.rep_ip,
-        dir = me.dir.display(),
-        tls = me.ftd_tls_yaml(),
-    )
-}
-
 /// Start the system bus and ftd on host `name` of the lab.
 fn start_ftd(lab: &mut Lab, name: &str, peer: &str) {
     let yaml = {
         let (me, p) = (lab.host(name).unwrap(), lab.host(peer).unwrap());
-        ftd_yaml(me, p, 2000)
+        ftvirt_lab::ftd::yaml(me, p, 2000)
     };
     let h = lab.host_mut(name).unwrap();
     h.start_dbus().expect("system bus");

@@ -2,27 +2,14 @@
 
 #![allow(dead_code)]
 
-use ftd::api::{DomainStatus, FtdProxy};
+use ftd::api::FtdProxy;
 use ftvirt_lab::{Host, Lab};
-use std::time::{Duration, Instant};
 
 pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
 
-/// ftd's configuration for `me`, paired with `peer`.
+/// ftd's configuration for `me`, paired with `peer` (the lab's standard one).
 pub fn ftd_yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
-    format!(
-        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
-         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: 100\n  detection-time: 500\n\
-         colo:\n  overlay-dir: {dir}/overlays\n\
-         bus:\n  connect: system\n  name: {BUS_NAME}\n\
-         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
-        me = me.name,
-        ma = me.rep_ip,
-        pe = peer.name,
-        pa = peer.rep_ip,
-        dir = me.dir.display(),
-        tls = me.ftd_tls_yaml(),
-    )
+    ftvirt_lab::ftd::yaml(me, peer, checkpoint_ms)
 }
 
 /// Start the system bus and ftd on host `name` of the lab.
@@ -48,47 +35,11 @@ pub fn start_ftd_with(lab: &mut Lab, name: &str, yaml: &str) {
 
 /// A client of host `name`'s ftd over its bus.
 pub async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
-    let addr = lab.host(name).unwrap().bus_address();
-    let conn = zbus::connection::Builder::address(addr.as_str())
-        .unwrap()
-        .build()
-        .await
-        .unwrap();
-    FtdProxy::new(&conn).await.unwrap()
+    ftvirt_lab::ftd::client(lab, name).await.unwrap()
 }
 
-/// Poll a host's status of `domain` until `want` (or fail with the log's tail).
-pub async fn wait_state(
-    lab: &Lab,
-    host: &str,
-    domain: &str,
-    want: &str,
-    timeout: Duration,
-) -> DomainStatus {
-    let t0 = Instant::now();
-    loop {
-        let last = client(lab, host).await.status(domain).await;
-        if let Ok(s) = &last {
-            if s.state == want {
-                return s.clone();
-            }
-        }
-        if t0.elapsed() > timeout {
-            let log =
-                std::fs::read_to_string(lab.host(host).unwrap().ftd_log()).unwrap_or_default();
-            let tail: Vec<&str> = log
-                .lines()
-                .rev()
-                .take(25)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            panic!("host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}", tail.join("\n"));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+#[allow(unused_imports)]
+pub use ftvirt_lab::ftd::wait_state;
 
 /// Fail if the secondary's serial console on `host` shows a guest kernel crash
 /// (a secondary that diverged from the primary dies this way under COLO).

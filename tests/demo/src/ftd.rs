@@ -21,8 +21,6 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Checkpoint interval, heartbeat interval and detection time of the demo (ms).
 pub const CHECKPOINT_MS: u64 = 2000;
-const HEARTBEAT_MS: u64 = 100;
-const DETECTION_MS: u64 = 500;
 
 /// The ftd binary: `$FTVIRT_FTD_BIN`, or `ftd` next to this program.
 pub fn binary() -> Result<PathBuf> {
@@ -45,22 +43,10 @@ pub fn binary() -> Result<PathBuf> {
     Ok(path)
 }
 
-/// ftd's configuration for host `me`, paired with `peer`.
+/// ftd's configuration for host `me`, paired with `peer`: the lab's standard one
+/// (heartbeat 100 ms, detection 500 ms) with the demo's checkpoint interval.
 pub fn yaml(me: &Host, peer: &Host) -> String {
-    format!(
-        "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
-         defaults:\n  checkpoint-interval: {CHECKPOINT_MS}\n  heartbeat-interval: {HEARTBEAT_MS}\n  \
-         detection-time: {DETECTION_MS}\n\
-         colo:\n  overlay-dir: {dir}/overlays\n\
-         bus:\n  connect: system\n  name: {DEFAULT_BUS_NAME}\n\
-         state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
-        me = me.name,
-        ma = me.rep_ip,
-        pe = peer.name,
-        pa = peer.rep_ip,
-        dir = me.dir.display(),
-        tls = me.ftd_tls_yaml(),
-    )
+    ftvirt_lab::ftd::yaml(me, peer, CHECKPOINT_MS)
 }
 
 /// Start host `name`'s system bus and its ftd (paired with `peer`).

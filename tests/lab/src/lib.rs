@@ -20,6 +20,7 @@ mod caps_cache;
 pub mod client;
 mod cmd;
 pub mod error;
+pub mod ftd;
 pub mod guest;
 pub mod host;
 pub mod netns;

@@ -8,18 +8,17 @@
 //! start-up, running domains that carry the annotation are protected; the libvirt
 //! hook's `started` notification does the same for a domain that starts later.
 
-use crate::annotation::{self, Protection, KEY, NAMESPACE};
-use crate::colo::layout::DomainLayout;
 use crate::coordinator::{Event, State};
 use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};
 use crate::libvirt::{DomState, LibvirtError};
 use crate::peer::{LinkEvent, Request, Response};
-use crate::protect::{self, Defaults};
 use crate::qmp_events::QmpEvent;
 use ftd_proxy::EnableOptions;
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+mod enable;
 
 /// Why a command could not be carried out (mapped to D-Bus errors by the API).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -327,113 +326,6 @@ impl Daemon {
                 let _ = reply.send(v);
             }
         }
-    }
-
-    /// `Enable`: choose and check the settings, configure the domain's task, ask
-    /// it to protect, and mark the domain once it accepted.
-    async fn enable(&mut self, domain: &str, opts: &EnableOptions) -> Result<State, CommandError> {
-        self.await_peer_link().await;
-        let h = self.domain(domain, true).await?;
-        let marked = match self.ctx.lv.metadata(domain, NAMESPACE).await {
-            Ok(Some(el)) => Some(annotation::parse_element(&el).map_err(|e| {
-                CommandError::Invalid(format!(
-                    "domain {domain}: its protection annotation cannot be used: {e}                      (fix it with `virsh metadata {domain} {NAMESPACE} --key {KEY} --edit`,                      or pass the settings to Enable)"
-                ))
-            })?),
-            Ok(None) => None,
-            Err(e) => return Err(CommandError::Failed(e.to_string())),
-        };
-        let chosen = protect::choose(opts, marked.as_ref(), &self.defaults())
-            .map_err(|e| CommandError::Invalid(format!("domain {domain}: {e}")))?;
-        self.check_replicable(domain).await?;
-        let st = h
-            .enable(chosen.settings)
-            .await
-            .map_err(CommandError::Refused)?;
-        if marked.as_ref() != Some(&chosen.annotation) {
-            self.mark(domain, Some(&chosen.annotation)).await;
-        }
-        Ok(st)
-    }
-
-    /// Refuse, before anything changes, a domain whose devices COLO cannot
-    /// replicate (the error names the device and what to do).
-    async fn check_replicable(&self, domain: &str) -> Result<(), CommandError> {
-        let running = matches!(
-            self.ctx.lv.state(domain).await,
-            Ok(DomState::Running | DomState::Paused)
-        );
-        let xml = self
-            .ctx
-            .lv
-            .xml(domain, !running)
-            .await
-            .map_err(|e| CommandError::Failed(e.to_string()))?;
-        let layout = DomainLayout::parse(&xml)
-            .map_err(|e| CommandError::Failed(format!("domain {domain}: {e}")))?;
-        layout
-            .check_replicable(&xml)
-            .map_err(|e| CommandError::Invalid(format!("cannot protect domain {domain}: {e}")))
-    }
-
-    fn defaults(&self) -> Defaults {
-        Defaults {
-            linked_peer: self.ctx.peer.peer_host().to_string(),
-            peers: self.ctx.peers.clone(),
-            checkpoint_ms: self.ctx.checkpoint_ms,
-            auto_reprotect: self.ctx.auto_reprotect,
-        }
-    }
-
-    /// Write (or with `None` remove) the domain's annotation, live and persistent.
-    /// Protection does not depend on it, so a failure is logged, not returned.
-    async fn mark(&self, domain: &str, p: Option<&Protection>) {
-        let el = p.map(annotation::to_element);
-        match self
-            .ctx
-            .lv
-            .set_metadata(domain, el.as_deref(), KEY, NAMESPACE)
-            .await
-        {
-            Ok(()) => {
-                tracing::info!(%domain, annotation = el.as_deref().unwrap_or("(removed)"), "domain marked")
-            }
-            Err(e) => {
-                tracing::warn!(%domain, error = %e, "could not update the protection annotation")
-            }
-        }
-    }
-
-    async fn unmark(&self, domain: &str) {
-        if let Ok(Some(_)) = self.ctx.lv.metadata(domain, NAMESPACE).await {
-            self.mark(domain, None).await;
-        }
-    }
-
-    /// At start-up: protect every running domain that carries the annotation
-    /// (in the background; the daemon serves requests meanwhile).
-    fn scan_marked(&self) {
-        let lv = self.ctx.lv.clone();
-        let me = self.me.clone();
-        tokio::spawn(async move {
-            let domains = match lv.list().await {
-                Ok(d) => d,
-                Err(e) => {
-                    tracing::warn!(error = %e, "start-up scan: cannot list domains");
-                    return;
-                }
-            };
-            for (name, st) in domains {
-                if !matches!(st, DomState::Running | DomState::Paused) {
-                    continue;
-                }
-                match lv.metadata(&name, NAMESPACE).await {
-                    Ok(Some(_)) => me.enable_later(name, "start-up: running and marked"),
-                    Ok(None) => {}
-                    Err(e) => tracing::warn!(domain = %name, error = %e, "start-up scan"),
-                }
-            }
-        });
     }
 
     /// Right after ftd starts, the peer link takes a moment to come up: give it
