@@ -20,6 +20,43 @@ const NO_SUCH_DOMAIN: &str = "org.ftvirt.Ftd1.Error.NoSuchDomain";
 /// A D-Bus error: (name, message).
 type BusError = (String, String);
 
+/// Run a D-Bus command-line tool (`argv`) inside host `host` as `uid` (0: as
+/// root). Ok(its output) or Err(the D-Bus error it printed after `error_prefix`,
+/// as `<name>: <message>`).
+fn run_as(
+    lab: &Lab,
+    host: &str,
+    uid: u32,
+    argv: &[&str],
+    error_prefix: &str,
+) -> Result<String, BusError> {
+    let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+    let mut full = vec!["setpriv", &u, &g, "--clear-groups", "--"];
+    full.extend(argv);
+    let out = lab
+        .host(host)
+        .unwrap()
+        .command(&full)
+        .unwrap()
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}", argv[0]));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
+    if out.status.success() {
+        return Ok(stdout);
+    }
+    match stderr
+        .strip_prefix(error_prefix)
+        .and_then(|e| e.split_once(": "))
+    {
+        Some((name, msg)) => Err((
+            name.to_string(),
+            msg.lines().next().unwrap_or("").to_string(),
+        )),
+        None => panic!("{} failed without a D-Bus error: {stderr}", argv[0]),
+    }
+}
+
 /// `dbus-send` to `dest` on host `host`'s system bus, as `uid` (0: as root).
 /// Ok(the printed reply) or Err(the D-Bus error).
 fn send_as(
@@ -34,40 +71,18 @@ fn send_as(
     if method.ends_with(".Enable") {
         return gdbus_as(lab, host, uid, dest, path, method, args);
     }
-    let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
+    let dest = format!("--dest={dest}");
     let mut argv = vec![
-        "setpriv",
-        &u,
-        &g,
-        "--clear-groups",
-        "--",
         "dbus-send",
         "--bus=unix:path=/run/dbus/system_bus_socket",
         "--print-reply",
+        &dest,
+        path,
+        method,
     ];
-    let dest = format!("--dest={dest}");
-    argv.extend([dest.as_str(), path, method]);
     argv.extend(args);
-    let out = lab
-        .host(host)
-        .unwrap()
-        .command(&argv)
-        .unwrap()
-        .output()
-        .expect("running dbus-send");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if out.status.success() {
-        return Ok(stdout);
-    }
     // dbus-send prints "Error <name>: <message>".
-    match stderr
-        .strip_prefix("Error ")
-        .and_then(|e| e.split_once(": "))
-    {
-        Some((name, msg)) => Err((name.to_string(), msg.to_string())),
-        None => panic!("dbus-send failed without a D-Bus error: {stderr}"),
-    }
+    run_as(lab, host, uid, &argv, "Error ")
 }
 
 /// `Enable(s, a{sv})` needs a dictionary of variants, which dbus-send cannot
@@ -81,17 +96,11 @@ fn gdbus_as(
     method: &str,
     args: &[&str],
 ) -> Result<String, BusError> {
-    let (u, g) = (format!("--reuid={uid}"), format!("--regid={uid}"));
     let strings: Vec<String> = args
         .iter()
         .map(|a| format!("'{}'", a.strip_prefix("string:").unwrap_or(a)))
         .collect();
     let mut argv = vec![
-        "setpriv",
-        &u,
-        &g,
-        "--clear-groups",
-        "--",
         "gdbus",
         "call",
         "--address=unix:path=/run/dbus/system_bus_socket",
@@ -104,29 +113,8 @@ fn gdbus_as(
     ];
     argv.extend(strings.iter().map(String::as_str));
     argv.push("@a{sv} {}");
-    let out = lab
-        .host(host)
-        .unwrap()
-        .command(&argv)
-        .unwrap()
-        .output()
-        .expect("running gdbus");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
-    if out.status.success() {
-        return Ok(stdout);
-    }
     // gdbus prints "Error: GDBus.Error:<name>: <message>".
-    match stderr
-        .strip_prefix("Error: GDBus.Error:")
-        .and_then(|e| e.split_once(": "))
-    {
-        Some((name, msg)) => Err((
-            name.to_string(),
-            msg.lines().next().unwrap_or("").to_string(),
-        )),
-        None => panic!("gdbus failed without a D-Bus error: {stderr}"),
-    }
+    run_as(lab, host, uid, &argv, "Error: GDBus.Error:")
 }
 
 /// A call of ftd's manager on `host` as `uid`.
