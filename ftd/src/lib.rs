@@ -7,6 +7,7 @@
 //! - [`colo`]: the domain layout, the secondary's XML and the COLO QMP plans (pure).
 //! - [`runner`]: runs a plan against a domain, with waits and timeouts.
 //! - [`inspect`]: what the live primary's disk looks like to QEMU.
+//! - [`sockets`]: dropping QEMU's connections to a lost peer host (`SOCK_DESTROY`).
 //! - [`auth`]: who may call the D-Bus API ([`api`]): polkit, for the caller.
 //! - [`certs`]: `ftd make-certs`, the certificates of the peer link's mutual TLS.
 //!
@@ -32,3 +33,4 @@ pub mod peer;
 pub mod protect;
 pub mod qmp_events;
 pub mod runner;
+pub mod sockets;

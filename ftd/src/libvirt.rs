@@ -67,6 +67,9 @@ pub enum DomState {
     Other(String),
 }
 
+/// A call that takes longer than this is logged (QEMU or libvirtd stuck).
+const SLOW_CALL: Duration = Duration::from_secs(1);
+
 /// Handle to this host's libvirtd.
 #[derive(Debug, Clone)]
 pub struct Libvirt {
@@ -138,7 +141,17 @@ impl Libvirt {
                 r => r,
             }
         });
-        match tokio::time::timeout(deadline, task).await {
+        let t0 = std::time::Instant::now();
+        let r = tokio::time::timeout(deadline, task).await;
+        if t0.elapsed() > SLOW_CALL {
+            tracing::warn!(
+                op,
+                domain,
+                ms = t0.elapsed().as_millis() as u64,
+                "slow libvirt call"
+            );
+        }
+        match r {
             Ok(Ok(r)) => r,
             Ok(Err(join)) => Err(LibvirtError::Op {
                 op,

@@ -109,3 +109,67 @@ async fn secondary_host_loss_leaves_the_primary_running() {
     assert_eq!(c.last().unwrap(), 30);
     lab.shutdown().unwrap();
 }
+
+/// A connection the client opens while the domain is already protected (born
+/// under COLO: the secondary's guest chose its own initial sequence number, which
+/// filter-rewriter maps) must survive the primary host's loss like an older one,
+/// with a client writing all the time, cycle after cycle (A -> B, re-protect onto
+/// A, B -> A): `FTVIRT_CYCLES` of them (2 by default).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_opened_while_protected_survives_primary_host_loss() {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    start_ftd(&mut lab, "b", "a");
+    client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .expect("enable");
+    wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
+    let cycles: usize = std::env::var("FTVIRT_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let (mut p, mut s) = ("a", "b");
+    for cycle in 1..=cycles {
+        let capture = capture_start(&lab, cycle);
+        let mut c = lab.connect(&g).unwrap();
+        let boot = c.info().unwrap().boot_id;
+        let first = c.last().unwrap() + 1;
+        let w = BusyWriter::start(c, first);
+        // Two checkpoints with the connection established and busy.
+        let cp0 = client(&lab, p).await.status("g").await.unwrap().checkpoints;
+        let t = Instant::now();
+        while client(&lab, p).await.status("g").await.unwrap().checkpoints < cp0 + 2 {
+            assert!(t.elapsed() < Duration::from_secs(30), "checkpoints stopped");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        lab.kill_host(p).unwrap();
+        let t_kill = Instant::now();
+        let answered = w.wait_reply_sent_after(t_kill, Duration::from_secs(30));
+        capture_stop(capture);
+        let (mut c, acked, err) = w.stop();
+        let ms = answered.map(|t| t.duration_since(t_kill).as_millis());
+        eprintln!("cycle {cycle}: {p} killed; first reply to a request sent after it: {ms:?} ms; {} writes acked", acked + 1 - first);
+        assert!(
+            answered.is_some(),
+            "cycle {cycle}: no reply on the connection opened while protected after {p}'s loss ({err:?})"
+        );
+        assert_eq!(c.info().unwrap().boot_id, boot, "the guest rebooted");
+        assert!(c.last().unwrap() >= acked, "acknowledged writes lost");
+        wait_state(&lab, s, "g", "degraded", Duration::from_secs(30)).await;
+        if cycle == cycles {
+            break;
+        }
+        lab.restart_host(p).unwrap();
+        start_ftd(&mut lab, p, s);
+        wait_state(&lab, s, "g", "protected", Duration::from_secs(180)).await;
+        wait_state(&lab, p, "g", "secondary", Duration::from_secs(30)).await;
+        std::mem::swap(&mut p, &mut s);
+    }
+    lab.shutdown().unwrap();
+}

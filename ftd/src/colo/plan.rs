@@ -28,10 +28,13 @@
 //! ```
 //! ## Fail over
 //! ```text
-//! B  TakeOver (A lost): nbd-server-stop; x-colo-lost-heartbeat; object-del f2, f1;
+//! B  TakeOver (A lost): first the domain's COLO sockets to A are destroyed
+//!    (`crate::sockets`: a dead host sends no RST and QEMU may be blocked reading
+//!    a checkpoint under its big lock); nbd-server-stop; x-colo-lost-heartbeat; object-del f2, f1;
 //!    chardev-remove red1, red0 (rew0 stays: connections opened under COLO keep
 //!    their sequence-number fix-ups)
-//! A  LeaveColo (B lost, or disable): x-blockdev-change quorum -= children.1;
+//! A  LeaveColo (B lost, or disable): with B lost, its sockets destroyed first (as
+//!    above: A may be blocked writing a checkpoint); x-blockdev-change quorum -= children.1;
 //!    blockdev-del replication0; object-del comp0, m0, redire0, redire1; IOThread
 //!    900 removed through libvirt;
 //!    x-colo-lost-heartbeat; chardev-remove the six chardevs; cont

@@ -218,6 +218,9 @@ pub fn spawn(
     }
 }
 
+/// The monitor tick's QMP probe: short, a stuck QEMU must not hold up the task.
+const MONITOR_QMP_DEADLINE: Duration = Duration::from_secs(1);
+
 impl Task {
     async fn run(mut self, mut rx: mpsc::Receiver<DomainCmd>, cancel: CancellationToken) {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -226,7 +229,10 @@ impl Task {
         loop {
             self.start_next_step();
             self.publish();
+            // Commands and events first: a slow monitor tick (QMP waiting on a
+            // stuck QEMU) must not hold back the event that resolves it.
             tokio::select! {
+                biased;
                 _ = cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
                     None => break,
@@ -451,9 +457,15 @@ impl Task {
                 .qmp(
                     &self.name,
                     &json!({"execute": "query-colo-status"}),
-                    Duration::from_secs(2),
+                    MONITOR_QMP_DEADLINE,
                 )
                 .await;
+            if let Err(crate::libvirt::LibvirtError::Timeout { .. }) = &q {
+                // QEMU is stuck (a checkpoint waiting on a lost peer, typically):
+                // libvirt would keep this task waiting too, and the event that
+                // unsticks QEMU is what this task must get to. Next tick.
+                return;
+            }
             if let Ok(v) = &q {
                 if v["mode"] != "none" {
                     self.colo_seen = true;

@@ -11,6 +11,7 @@ use crate::coordinator::{Event, Step};
 use crate::inspect;
 use crate::peer::{Request, Response};
 use crate::runner::{self, QMP_DEADLINE};
+use crate::sockets;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,11 +40,17 @@ pub(crate) async fn run(
             None => Err("no wiring: the disk sync did not run".into()),
         },
         Step::LeaveColo => match &wiring {
-            Some(w) => plan_run(&ctx, &name, &plan::leave_colo(w)).await,
+            Some(w) => {
+                cut_if_peer_lost(&ctx, &name, slot).await;
+                plan_run(&ctx, &name, &plan::leave_colo(w)).await
+            }
             None => qmp(&ctx, &name, "cont").await.or(Ok(())),
         },
         Step::Undo => match &wiring {
-            Some(w) => plan_run(&ctx, &name, &plan::undo(w)).await,
+            Some(w) => {
+                cut_if_peer_lost(&ctx, &name, slot).await;
+                plan_run(&ctx, &name, &plan::undo(w)).await
+            }
             None => qmp(&ctx, &name, "cont").await.or(Ok(())),
         },
         Step::StopPrimary => qmp(&ctx, &name, "stop").await,
@@ -52,7 +59,12 @@ pub(crate) async fn run(
             .await
             .map(|s| out.spec = Some(s)),
         Step::DestroySecondary => destroy_secondary(&name, &ctx).await,
-        Step::TakeOver => take_over(&name, &ctx, spec.as_ref()).await,
+        Step::TakeOver => {
+            // The old primary is gone, or stopped for a planned switch-over: its
+            // stream is of no use any more, and may be what QEMU waits on.
+            cut_peer(&ctx, &name, slot).await;
+            take_over(&name, &ctx, spec.as_ref()).await
+        }
     };
     match &r {
         Ok(()) => {
@@ -263,6 +275,29 @@ async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("removing {}: {e}", dir.display())),
+    }
+}
+
+/// Drop QEMU's connections to the peer host on the domain's COLO ports, so that
+/// nothing in QEMU waits on a host that will never answer (see [`sockets`]).
+async fn cut_peer(ctx: &HostCtx, name: &str, slot: u16) {
+    let p = Ports::slot(slot);
+    let ports = [p.migration, p.nbd, p.mirror, p.compare];
+    match sockets::cut(&ctx.peer_rep_addr, &ports).await {
+        Ok(n) => {
+            tracing::info!(domain = name, sockets = n, peer = %ctx.peer_rep_addr, "QEMU's connections to the peer dropped")
+        }
+        Err(e) => {
+            tracing::warn!(domain = name, error = %e, "QEMU's connections to the peer could not be dropped: QEMU may wait on them until TCP gives up")
+        }
+    }
+}
+
+/// Leaving COLO (or undoing an attempt) because the peer is gone, not for a
+/// planned stop with the peer there: cut its connections first.
+async fn cut_if_peer_lost(ctx: &HostCtx, name: &str, slot: u16) {
+    if !ctx.peer.is_up() {
+        cut_peer(ctx, name, slot).await;
     }
 }
 

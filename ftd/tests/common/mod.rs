@@ -4,6 +4,9 @@
 
 use ftd::api::FtdProxy;
 use ftvirt_lab::{Host, Lab};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
 
@@ -76,4 +79,117 @@ pub fn define_stopped(lab: &Lab, host: &str, name: &str) {
     let f = h.dir.join(format!("{name}.xml"));
     std::fs::write(&f, xml).unwrap();
     h.virsh(&["define", f.to_str().unwrap()]).unwrap();
+}
+
+/// A client thread that writes (`PUT n`) back to back on one connection and
+/// records when each reply came and when its request was sent.
+pub struct BusyWriter {
+    stop: Arc<AtomicBool>,
+    /// (sent, replied) of every acknowledged write.
+    done: Arc<Mutex<Vec<(Instant, Instant)>>>,
+    /// When the request now waiting for its reply was sent.
+    pending: Arc<Mutex<Option<Instant>>>,
+    thread: std::thread::JoinHandle<(ftvirt_lab::GuestConn, u64, Option<String>)>,
+}
+
+impl BusyWriter {
+    pub fn start(mut c: ftvirt_lab::GuestConn, first: u64) -> BusyWriter {
+        let stop = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let pending = Arc::new(Mutex::new(None));
+        let (st, dn, pd) = (stop.clone(), done.clone(), pending.clone());
+        c.set_timeout(Duration::from_secs(30));
+        let thread = std::thread::spawn(move || {
+            let mut n = first;
+            let mut err = None;
+            while !st.load(Ordering::Relaxed) {
+                let sent = Instant::now();
+                *pd.lock().unwrap() = Some(sent);
+                let r = c.put(n, "busy");
+                *pd.lock().unwrap() = None;
+                match r {
+                    Ok(()) => dn.lock().unwrap().push((sent, Instant::now())),
+                    Err(e) => {
+                        err = Some(e.to_string());
+                        break;
+                    }
+                }
+                n += 1;
+                std::thread::sleep(Duration::from_millis(30));
+            }
+            (c, n - 1, err)
+        });
+        BusyWriter {
+            stop,
+            done,
+            pending,
+            thread,
+        }
+    }
+
+    /// How long the request now in flight has waited for its reply.
+    pub fn waiting(&self) -> Duration {
+        self.pending
+            .lock()
+            .unwrap()
+            .map(|t| t.elapsed())
+            .unwrap_or_default()
+    }
+
+    /// When the first write sent after `t` was acknowledged, if within `timeout`.
+    pub fn wait_reply_sent_after(&self, t: Instant, timeout: Duration) -> Option<Instant> {
+        while t.elapsed() < timeout {
+            if let Some(&(_, r)) = self.done.lock().unwrap().iter().find(|(s, _)| *s > t) {
+                return Some(r);
+            }
+            if self.thread.is_finished() {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Stop; the connection, the last acknowledged write and the error if any.
+    pub fn stop(self) -> (ftvirt_lab::GuestConn, u64, Option<String>) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("writer thread")
+    }
+}
+
+/// With `FTVIRT_CAPTURE=DIR`, tcpdump on the client and on both hosts' bridges
+/// (a post-mortem aid; nothing is captured otherwise).
+pub fn capture_start(lab: &Lab, cycle: usize) -> Vec<std::process::Child> {
+    let Some(dir) = std::env::var_os("FTVIRT_CAPTURE") else {
+        return Vec::new();
+    };
+    let dir = std::path::PathBuf::from(dir);
+    let _ = std::fs::create_dir_all(&dir);
+    let mut v = Vec::new();
+    let mut spots = vec![(lab.client_ns().name.clone(), "eth0", "client")];
+    for h in lab.hosts() {
+        spots.push((h.ns.name.clone(), "br0", h.name.as_str()));
+    }
+    for (ns, dev, tag) in spots {
+        let out = dir.join(format!("{tag}-{cycle}.pcap"));
+        if let Ok(c) = std::process::Command::new("ip")
+            .args(["netns", "exec", &ns, "tcpdump", "-U", "-n", "-i", dev, "-w"])
+            .arg(&out)
+            .arg("tcp port 7000 or arp")
+            .spawn()
+        {
+            v.push(c);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    v
+}
+
+pub fn capture_stop(v: Vec<std::process::Child>) {
+    for mut c in v {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &c.id().to_string()])
+            .status();
+        let _ = c.wait();
+    }
 }
