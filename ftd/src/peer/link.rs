@@ -298,8 +298,14 @@ impl Link {
         let silent = sleep_until(Instant::now() + detection);
         tokio::pin!(silent);
         let mut answers = FuturesUnordered::new();
+        // Stalls forgiven since the last frame (bounded: an overloaded host must
+        // still detect a dead peer).
+        let mut graces = 0u32;
         loop {
+            // Biased: a frame already in the socket counts before the silence
+            // timer, which may have expired only because this process did not run.
             tokio::select! {
+                biased;
                 _ = self.cancel.cancelled() => return End::Shutdown,
                 _ = self.events.closed() => return End::Shutdown,
                 r = frame::read(wire) => {
@@ -308,6 +314,7 @@ impl Link {
                         Err(e) => return End::Lost(e.into()),
                     };
                     silent.as_mut().reset(Instant::now() + detection);
+                    graces = 0;
                     match f {
                         Frame::Heartbeat { seq } => trace!(seq, "peer link: heartbeat"),
                         Frame::Msg { domain, msg } => {
@@ -328,7 +335,19 @@ impl Link {
                         }
                     }
                 }
-                _ = &mut silent => return End::Lost(LostReason::Silent(detection)),
+                _ = &mut silent => {
+                    let late = silent.deadline().elapsed();
+                    if late > self.cfg.interval && graces < MAX_GRACES {
+                        graces += 1;
+                        // The timer fired this late: ftd itself (or the whole
+                        // machine) was not running, so the silence says nothing
+                        // about the peer yet. Give its heartbeats a moment.
+                        warn!(late_ms = late.as_millis() as u64, "peer link: ftd was stalled; not counting that time against the peer");
+                        silent.as_mut().reset(Instant::now() + stall_grace(self.cfg.interval));
+                        continue;
+                    }
+                    return End::Lost(LostReason::Silent(detection));
+                }
                 _ = heartbeat.tick() => {
                     seq += 1;
                     // The caller gave up on these (timeout): forget them.
@@ -409,4 +428,13 @@ impl Link {
             Err(_) => Some(End::Lost(LostReason::Stalled(bound))),
         }
     }
+}
+
+/// How many stalls of ftd itself are forgiven in a row before silence counts.
+const MAX_GRACES: u32 = 3;
+
+/// After a stall of ftd itself: how long the peer gets to be heard from again
+/// (two heartbeat periods).
+fn stall_grace(interval: Duration) -> Duration {
+    interval * 2
 }

@@ -238,3 +238,38 @@ async fn garbage_or_an_unknown_frame_from_a_fake_peer_is_dropped() {
     a.up().await;
     b.up().await;
 }
+
+/// The whole process (here: the test runtime's only thread, running both ends)
+/// does not run for three detection times, as when a loaded machine starves
+/// ftd: neither end was silent while the other was running, so neither is lost.
+/// Without the stall grace both ends declared each other lost at the same
+/// instant (the benchmark's false failover on both sides).
+#[tokio::test]
+async fn a_stall_of_ftd_itself_is_not_a_lost_peer() {
+    logs();
+    let (mut a, mut b) = pair().await;
+    std::thread::sleep(ms(1500));
+    a.quiet(ms(1000)).await;
+    b.quiet(ms(10)).await;
+    assert!(a.h.is_up() && b.h.is_up());
+    a.h.send("vm1", PeerMsg::HostSecondary).unwrap();
+    assert_eq!(b.msg().await, ("vm1".into(), PeerMsg::HostSecondary));
+}
+
+/// A path cut while ftd was stalled is still a lost peer, soon after the stall:
+/// the grace is a couple of heartbeat periods, not a new detection time.
+#[tokio::test]
+async fn a_path_cut_during_a_stall_is_still_lost() {
+    logs();
+    let b = spawn(b_cfg(any_port()));
+    let proxy = Proxy::start(b.h.local_addr().unwrap()).await;
+    let mut a = spawn(a_cfg(proxy.addr));
+    a.up().await;
+    proxy.cut();
+    std::thread::sleep(ms(1500));
+    let t = Instant::now();
+    let reason = a.lost().await;
+    println!("lost {:?} after the stall: {reason}", t.elapsed());
+    assert!(matches!(reason, LostReason::Silent(_)), "{reason}");
+    assert!(t.elapsed() < ms(800), "{:?}", t.elapsed());
+}
