@@ -103,6 +103,10 @@ pub struct Wait {
     /// Give up waiting after this many seconds (ftd carries on)
     #[arg(long, value_name = "SECS", default_value_t = 300)]
     pub timeout: u64,
+    /// Never ask for a password: without it, on a terminal, polkit may ask
+    /// (through an authentication agent) when ftd's policy says auth_admin
+    #[arg(long)]
+    pub no_ask_password: bool,
 }
 
 #[derive(Debug, Clone, Copy, Args)]
@@ -201,6 +205,7 @@ mod tests {
             "--no-wait",
             "--timeout",
             "5",
+            "--no-ask-password",
             "g",
         ])
         .unwrap();
@@ -210,7 +215,8 @@ mod tests {
             Cmd::Failover {
                 wait: Wait {
                     no_wait: true,
-                    timeout: 5
+                    timeout: 5,
+                    no_ask_password: true
                 },
                 ..
             }

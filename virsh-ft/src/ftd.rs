@@ -2,11 +2,30 @@
 //! for a domain to reach a state with a progress display.
 
 use anyhow::{anyhow, bail, Result};
+use enumflags2::BitFlags;
 use ftd_proxy::{state, DomainStatus, EnableOptions, FtdProxy, ERROR_ACCESS_DENIED, ERROR_PREFIX};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
-use zbus::proxy::CacheProperties;
+use zbus::proxy::{CacheProperties, MethodFlags};
+
+/// May polkit ask the user (a password, through their authentication agent)?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ask {
+    Allowed,
+    Never,
+}
+
+impl Ask {
+    /// As systemctl: ask on a terminal unless told not to.
+    pub fn from_flag(no_ask_password: bool) -> Ask {
+        if !no_ask_password && std::io::stdin().is_terminal() {
+            Ask::Allowed
+        } else {
+            Ask::Never
+        }
+    }
+}
 
 /// How often a waiting command asks ftd for the domain's status.
 const POLL: Duration = Duration::from_millis(200);
@@ -53,19 +72,38 @@ impl Ftd {
         Ok(Ftd { proxy, place })
     }
 
-    pub async fn enable(&self, domain: &str, opts: &EnableOptions) -> Result<String> {
-        self.proxy
-            .enable(domain, opts.to_dict())
-            .await
-            .map_err(|e| self.error(e))
+    pub async fn enable(&self, domain: &str, opts: &EnableOptions, ask: Ask) -> Result<String> {
+        self.change("Enable", &(domain, opts.to_dict()), ask).await
     }
 
-    pub async fn disable(&self, domain: &str) -> Result<String> {
-        self.proxy.disable(domain).await.map_err(|e| self.error(e))
+    pub async fn disable(&self, domain: &str, ask: Ask) -> Result<String> {
+        self.change("Disable", &(domain,), ask).await
     }
 
-    pub async fn failover(&self, domain: &str) -> Result<String> {
-        self.proxy.failover(domain).await.map_err(|e| self.error(e))
+    pub async fn failover(&self, domain: &str, ask: Ask) -> Result<String> {
+        self.change("Failover", &(domain,), ask).await
+    }
+
+    /// A method that changes something: polkit may ask the user for a password
+    /// (through their authentication agent) when `ask` allows it, as systemctl.
+    async fn change<B>(&self, method: &str, body: &B, ask: Ask) -> Result<String>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        let flags = match ask {
+            Ask::Allowed => MethodFlags::AllowInteractiveAuth.into(),
+            Ask::Never => BitFlags::empty(),
+        };
+        let r: zbus::Result<Option<String>> = self
+            .proxy
+            .inner()
+            .call_with_flags(method, flags, body)
+            .await;
+        match r {
+            Ok(Some(s)) => Ok(s),
+            Ok(None) => Err(anyhow!("ftd sent no reply to {method}")),
+            Err(e) => Err(self.error(e)),
+        }
     }
 
     pub async fn status(&self, domain: &str) -> Result<DomainStatus> {
@@ -294,6 +332,15 @@ mod tests {
             .build(&())
             .unwrap();
         zbus::Error::MethodError(name.try_into().unwrap(), Some(msg.into()), reply)
+    }
+
+    #[test]
+    fn no_ask_password_never_asks_and_without_a_terminal_nobody_is_asked() {
+        assert_eq!(Ask::from_flag(true), Ask::Never);
+        // Tests run with stdin not a terminal (nextest, CI).
+        if !std::io::stdin().is_terminal() {
+            assert_eq!(Ask::from_flag(false), Ask::Never);
+        }
     }
 
     #[test]

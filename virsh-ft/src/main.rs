@@ -16,7 +16,7 @@ mod table;
 use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Cmd, Format, Wait};
-use ftd::{Ftd, Goal};
+use ftd::{Ask, Ftd, Goal};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::process::ExitCode;
@@ -72,7 +72,9 @@ async fn run(cli: Cli) -> Result<()> {
                 checkpoint_interval_ms: *interval,
                 auto_reprotect: *auto_reprotect,
             };
-            let first = ftd.enable(domain, &opts).await?;
+            let first = ftd
+                .enable(domain, &opts, Ask::from_flag(wait.no_ask_password))
+                .await?;
             finish(&ftd, domain, &first, ftd::ENABLE, *wait, |st| {
                 format!("Domain '{domain}' is protected (peer {})", st.peer)
             })
@@ -80,7 +82,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Disable { domain, wait } => {
             let ftd = connect(&cli).await?;
-            let first = ftd.disable(domain).await?;
+            let first = ftd
+                .disable(domain, Ask::from_flag(wait.no_ask_password))
+                .await?;
             finish(&ftd, domain, &first, ftd::DISABLE, *wait, |_| {
                 format!("Domain '{domain}' is no longer protected")
             })
@@ -88,7 +92,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Failover { domain, wait } => {
             let ftd = connect(&cli).await?;
-            let first = ftd.failover(domain).await?;
+            let first = ftd
+                .failover(domain, Ask::from_flag(wait.no_ask_password))
+                .await?;
             finish(&ftd, domain, &first, ftd::FAILOVER, *wait, |st| {
                 format!("Domain '{domain}' failed over to {}", st.peer)
             })
