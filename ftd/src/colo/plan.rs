@@ -32,7 +32,8 @@
 //!    (`crate::sockets`: a dead host sends no RST and QEMU may be blocked reading
 //!    a checkpoint under its big lock); nbd-server-stop; x-colo-lost-heartbeat; object-del f2, f1;
 //!    chardev-remove red1, red0 (rew0 stays: connections opened under COLO keep
-//!    their sequence-number fix-ups)
+//!    their sequence-number fix-ups); announce-self (switches learn the MAC's
+//!    new port)
 //! A  LeaveColo (B lost, or disable): with B lost, its sockets destroyed first (as
 //!    above: A may be blocked writing a checkpoint); x-blockdev-change quorum -= children.1;
 //!    blockdev-del replication0; object-del comp0, m0, redire0, redire1; IOThread
@@ -407,6 +408,12 @@ pub fn take_over() -> Vec<Op> {
         tolerated(exec("object-del", json!({"id": "f1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red0"}))),
+        // Tell the LAN's switches where the guest's MAC is now (RARP from the
+        // guest's NICs): a dead host's switch port may well stay up.
+        tolerated(exec(
+            "announce-self",
+            json!({"initial": 50, "max": 550, "rounds": 5, "step": 100}),
+        )),
     ]
 }
 
