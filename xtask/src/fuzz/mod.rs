@@ -32,7 +32,8 @@ pub const DEFAULT_SECONDS: u64 = 60;
 pub const QUICK_SECONDS: u64 = 10;
 
 /// One fuzz target and the repository's real inputs it starts from (besides its
-/// committed `seeds/<name>`).
+/// committed `seeds/<name>`); its libFuzzer dictionary (the words of its format) is
+/// `dict/<name>.dict`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
     pub name: &'static str,
@@ -257,6 +258,7 @@ fn run_one(t: &Target, o: &Options, p: &Paths, cargo: &impl Fn() -> Command) -> 
         PHASE,
         &format!("{}: fuzzing for {} s (log {})", t.name, o.seconds, log.display()),
     );
+    let dict = p.fuzz_dir().join("dict").join(format!("{}.dict", t.name));
     let started = SystemTime::now();
     let t0 = Instant::now();
     let out = std::fs::File::create(&log)?;
@@ -272,6 +274,7 @@ fn run_one(t: &Target, o: &Options, p: &Paths, cargo: &impl Fn() -> Command) -> 
             "-timeout=10".into(),
             "-rss_limit_mb=2048".into(),
             "-max_len=16384".into(),
+            format!("-dict={}", dict.display()),
         ])
         .stdout(out.try_clone()?)
         .stderr(out)
