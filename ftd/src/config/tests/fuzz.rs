@@ -14,7 +14,10 @@ fn an_error_at_the_end_of_a_file_without_a_final_newline_points_inside_it() {
     );
     // With the newline, the end is the start of the (empty) next line.
     let e = err("# f# fttd.yd\n");
-    assert!(e.starts_with("/etc/ftvirt/ftd.yaml:2:1: missing key"), "{e}");
+    assert!(
+        e.starts_with("/etc/ftvirt/ftd.yaml:2:1: missing key"),
+        "{e}"
+    );
 }
 
 #[test]
