@@ -48,7 +48,10 @@ fn keeps_promises(c: &Config) {
 
 fn explained(e: &ConfigError, text: &str) {
     let msg = e.to_string();
-    assert!(!msg.contains("ftvirt-locate"), "internal marker leaked: {msg}");
+    assert!(
+        !msg.contains("ftvirt-locate"),
+        "internal marker leaked: {msg}"
+    );
     if let ConfigError::Invalid { at: Some(at), .. } = e {
         // Lines as YAML counts them: \r\n, \r, \n, NEL, LS and PS end a line.
         let lines: Vec<usize> = text

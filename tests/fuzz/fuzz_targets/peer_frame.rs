@@ -47,6 +47,9 @@ fn round_trips(f: &frame::Frame) {
     let mut codec = frame::codec();
     let mut wire = BytesMut::new();
     codec.encode(bytes.clone(), &mut wire).unwrap();
-    assert_eq!(codec.decode(&mut wire).unwrap().as_deref(), Some(&bytes[..]));
+    assert_eq!(
+        codec.decode(&mut wire).unwrap().as_deref(),
+        Some(&bytes[..])
+    );
     assert!(wire.is_empty());
 }

@@ -23,7 +23,9 @@ fuzz_target!(|data: &[u8]| {
         Ok(v) => {
             let again = json!({ "return": v }).to_string();
             assert_eq!(
-                parse_qmp_reply("guest", "query-status", &again).as_ref().ok(),
+                parse_qmp_reply("guest", "query-status", &again)
+                    .as_ref()
+                    .ok(),
                 Some(&v),
                 "{again}"
             );
@@ -38,5 +40,8 @@ fuzz_target!(|data: &[u8]| {
     let ev = QmpEvent::decode("guest".into(), "COLO_EXIT".into(), -1, u32::MAX, text);
     assert_eq!(ev.details, parsed.unwrap_or(Value::Null));
     // What the domain task reads of it (`domain::qmp_event`).
-    let _ = (ev.details["reason"].as_str(), ev.details["mode"].to_string());
+    let _ = (
+        ev.details["reason"].as_str(),
+        ev.details["mode"].to_string(),
+    );
 });

@@ -221,7 +221,10 @@ fn ensure_cargo_fuzz(cargo: &impl Fn() -> Command) -> Result<()> {
     if there {
         return Ok(());
     }
-    util::step(PHASE, "installing cargo-fuzz (cargo install cargo-fuzz --locked)");
+    util::step(
+        PHASE,
+        "installing cargo-fuzz (cargo install cargo-fuzz --locked)",
+    );
     util::run(cargo().args(["install", "cargo-fuzz", "--locked"]))
         .context("installing cargo-fuzz failed: check network access to crates.io")
 }
@@ -256,7 +259,12 @@ fn run_one(t: &Target, o: &Options, p: &Paths, cargo: &impl Fn() -> Command) -> 
     std::fs::create_dir_all(log.parent().expect("a log directory"))?;
     util::step(
         PHASE,
-        &format!("{}: fuzzing for {} s (log {})", t.name, o.seconds, log.display()),
+        &format!(
+            "{}: fuzzing for {} s (log {})",
+            t.name,
+            o.seconds,
+            log.display()
+        ),
     );
     let dict = p.fuzz_dir().join("dict").join(format!("{}.dict", t.name));
     let started = SystemTime::now();

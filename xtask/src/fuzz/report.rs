@@ -54,7 +54,8 @@ fn leading_number(s: &str) -> Option<u64> {
 }
 
 fn after(line: &str, key: &str) -> Option<u64> {
-    line.find(key).and_then(|i| leading_number(&line[i + key.len()..]))
+    line.find(key)
+        .and_then(|i| leading_number(&line[i + key.len()..]))
 }
 
 /// One row per target, then the crash inputs and how to reproduce each.
@@ -161,7 +162,10 @@ mod tests {
             ),
         ];
         let t = table(&all);
-        assert!(t.contains("config            60          600        10"), "{t}");
+        assert!(
+            t.contains("config            60          600        10"),
+            "{t}"
+        );
         assert!(t.contains("reproduce: cargo fuzz run qmp"), "{t}");
         assert_eq!(
             summary(&all),
