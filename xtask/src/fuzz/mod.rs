@@ -229,7 +229,7 @@ fn ensure_cargo_fuzz(cargo: &impl Fn() -> Command) -> Result<()> {
         .context("installing cargo-fuzz failed: check network access to crates.io")
 }
 
-/// `cargo fuzz <sub> --fuzz-dir tests/fuzz --sanitizer S --target-dir <target>/fuzz/build`.
+/// `cargo fuzz <sub> --fuzz-dir tests/fuzz --sanitizer S --target-dir <target>/fuzz/build-S`.
 fn fuzz_cmd(cargo: &impl Fn() -> Command, p: &Paths, o: &Options, sub: &str) -> Command {
     let mut c = cargo();
     c.current_dir(&p.root)
@@ -237,7 +237,8 @@ fn fuzz_cmd(cargo: &impl Fn() -> Command, p: &Paths, o: &Options, sub: &str) -> 
         .args(["fuzz", sub, "--fuzz-dir", FUZZ_DIR])
         .args(["--sanitizer", &o.sanitizer])
         .arg("--target-dir")
-        .arg(p.work().join("build"));
+        // One build per sanitizer: switching does not rebuild the other's.
+        .arg(p.work().join(format!("build-{}", o.sanitizer)));
     c
 }
 
@@ -352,3 +353,6 @@ fn newest_artifact(dir: &Path, since: SystemTime) -> Result<Option<PathBuf>> {
     }
     Ok(found.map(|(_, p)| p))
 }
+
+#[cfg(test)]
+mod tests;
