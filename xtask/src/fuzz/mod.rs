@@ -237,9 +237,13 @@ fn fuzz_cmd(cargo: &impl Fn() -> Command, p: &Paths, o: &Options, sub: &str) -> 
         .args(["fuzz", sub, "--fuzz-dir", FUZZ_DIR])
         .args(["--sanitizer", &o.sanitizer])
         .arg("--target-dir")
-        // One build per sanitizer: switching does not rebuild the other's.
-        .arg(p.work().join(format!("build-{}", o.sanitizer)));
+        .arg(build_dir(p, o));
     c
+}
+
+/// One build per sanitizer: switching does not rebuild the other's.
+fn build_dir(p: &Paths, o: &Options) -> PathBuf {
+    p.work().join(format!("build-{}", o.sanitizer))
 }
 
 fn run_one(t: &Target, o: &Options, p: &Paths, cargo: &impl Fn() -> Command) -> Result<Outcome> {
@@ -303,8 +307,10 @@ fn run_one(t: &Target, o: &Options, p: &Paths, cargo: &impl Fn() -> Command) -> 
         Crash {
             kind,
             reproduce: format!(
-                "RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir {FUZZ_DIR} -O --sanitizer {} {} {}",
+                "RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir {FUZZ_DIR} -O --sanitizer {} \
+                 --target-dir {} {} {}",
                 o.sanitizer,
+                build_dir(p, o).display(),
                 t.name,
                 rel.display()
             ),
