@@ -489,4 +489,15 @@ mod tests {
             .to_string()
             .contains("unreadable reply to stop"));
     }
+
+    /// Found by the fuzz target `qmp` (tests/fuzz): serde_json's default float
+    /// parsing is not correctly rounded, so a number QEMU wrote read as a neighbour
+    /// of the nearest double and did not read back as itself once written out.
+    #[test]
+    fn numbers_read_as_the_nearest_double_and_read_back_unchanged() {
+        let v = parse_qmp_reply("d", "x", r#"{"return": 13333166666651666666666}"#).unwrap();
+        assert_eq!(v, json!(1.3333166666651668e22));
+        let again = parse_qmp_reply("d", "x", &json!({ "return": v }).to_string()).unwrap();
+        assert_eq!(again, v);
+    }
 }

@@ -71,13 +71,33 @@ unsafe extern "C" fn on_event(
     } else {
         text(unsafe { sys::virDomainGetName(dom) })
     };
-    let details = serde_json::from_str(&text(details)).unwrap_or(serde_json::Value::Null);
-    let _ = tx.send(QmpEvent {
-        domain: name,
-        event: text(event),
-        at: Duration::from_secs(seconds.max(0) as u64) + Duration::from_micros(micros as u64),
-        details,
-    });
+    let _ = tx.send(QmpEvent::decode(
+        name,
+        text(event),
+        seconds,
+        micros,
+        &text(details),
+    ));
+}
+
+impl QmpEvent {
+    /// The event as libvirt hands it over: QEMU's time stamp (seconds, which a
+    /// broken clock can make negative, and microseconds) and `data` as JSON text.
+    /// Details that are not JSON become `null` (the event itself still counts).
+    pub fn decode(
+        domain: String,
+        event: String,
+        seconds: i64,
+        micros: u32,
+        details: &str,
+    ) -> QmpEvent {
+        QmpEvent {
+            domain,
+            event,
+            at: Duration::from_secs(seconds.max(0) as u64) + Duration::from_micros(micros.into()),
+            details: serde_json::from_str(details).unwrap_or(serde_json::Value::Null),
+        }
+    }
 }
 
 unsafe extern "C" fn free_tx(opaque: *mut c_void) {

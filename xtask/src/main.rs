@@ -16,6 +16,7 @@
 //!   to `ftvirt-bench`, e.g. `--runs 3`, `--quick`, `--only failover`).
 
 mod artifacts;
+mod fuzz;
 mod guest;
 mod install;
 mod qemu;
@@ -42,6 +43,8 @@ fn usage() -> &'static str {
      \x20 demo    setup, then the fault-tolerance demo: protect the guest, kill its host, fail back\n\
      \x20 test    setup, then run every test of the workspace\n\
      \x20 bench   setup, then the benchmark: overhead, failover vs. HA, checkpoints, protect, ftd footprint\n\
+     \x20 fuzz    [--seconds N | --quick] [--only TARGET,...] [--sanitizer address|none]\n\
+     \x20         run the fuzz targets (annotation, config, qmp, peer_frame), 60 s each\n\
      \x20 install [--prefix DIR] [--destdir DIR] [--no-build]\n\
      \x20         build (release) and install ftd, virsh-ft, the libvirt hook, the polkit\n\
      \x20         actions, the bus policy, activation file and systemd unit\n"
@@ -85,6 +88,20 @@ fn run() -> Result<()> {
                 std::process::exit(1);
             }
             std::process::exit(st.code().unwrap_or(1));
+        }
+        "fuzz" => {
+            let o = fuzz::Options::parse(rest)?;
+            let paths = fuzz::Paths {
+                root: workspace_root(),
+                target_dir: target_dir(),
+            };
+            let outcomes = fuzz::run(&o, &paths, cargo)?;
+            print!("{}", fuzz::report::table(&outcomes));
+            println!("{}", fuzz::report::summary(&outcomes));
+            if outcomes.iter().any(|o| o.crash.is_some()) {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         "install" => {
             let o = install::Options::parse(rest)?;

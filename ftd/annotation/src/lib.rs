@@ -373,6 +373,9 @@ fn describe(n: Node) -> String {
     }
 }
 
+/// An attribute value as XML reads it back unchanged: the markup characters, and
+/// the white space a parser turns into spaces when written as is (attribute value
+/// normalization), as character references.
 fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
@@ -382,6 +385,9 @@ fn escape(s: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
             c => out.push(c),
         }
     }

@@ -349,3 +349,19 @@ fn distance_is_levenshtein() {
     assert_eq!(distance("", "abc"), 3);
     assert_eq!(distance("kitten", "sitting"), 3);
 }
+
+/// Found by the fuzz target `annotation` (tests/fuzz): a peer holding a line break
+/// (`&#10;`) was written back raw, and XML reads a raw line break in an attribute as
+/// a space, so the annotation ftd wrote did not read back as what it had read.
+#[test]
+fn white_space_in_a_value_reads_back_unchanged() {
+    let found = "<protection peer=\"hma#in!>ke:x xmlns:app='https:/xample.org/appec\t&#10;\
+                 pr/ihma#in!>ke:x xmlns:app='https:/xam:protet/4a[es\"/>";
+    let p = parse_element(found).unwrap();
+    assert!(p.peer.contains(" \npr/"), "{:?}", p.peer);
+    assert_eq!(parse_element(&to_element(&p)), Ok(p.clone()));
+    assert_eq!(parse_element(&to_metadata_child(&p)), Ok(p));
+    let p = Protection::new("a\tb\r\nc");
+    assert_eq!(to_element(&p), "<protection peer=\"a&#9;b&#13;&#10;c\"/>");
+    assert_eq!(parse_element(&to_element(&p)), Ok(p));
+}

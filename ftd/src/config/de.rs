@@ -169,6 +169,9 @@ pub fn choice<'de, D: Deserializer<'de>>(
     d.deserialize_str(Choice(names))
 }
 
+/// `system`, `session`, or an address that zbus, which ftd connects with, reads (a
+/// transport it knows, with its keys: `unix:path=...`, `tcp:host=...,port=...`), so
+/// that a mistake stops ftd here, at its line, not when it connects.
 pub fn bus_kind<'de, D: Deserializer<'de>>(d: D) -> Result<BusKind, D::Error> {
     text(
         d,
@@ -176,11 +179,8 @@ pub fn bus_kind<'de, D: Deserializer<'de>>(d: D) -> Result<BusKind, D::Error> {
         |s| match s {
             "system" => Some(BusKind::System),
             "session" => Some(BusKind::Session),
-            _ => s
-                .split_once(':')
-                .is_some_and(|(transport, _)| {
-                    !transport.is_empty() && transport.chars().all(|c| c.is_ascii_alphanumeric())
-                })
+            _ => zbus::Address::try_from(s)
+                .is_ok()
                 .then(|| BusKind::Address(s.to_owned())),
         },
     )

@@ -38,6 +38,35 @@ pub struct Position {
     pub column: usize,
 }
 
+impl Position {
+    /// This position, or the end of `text` if it lies beyond. libyaml ends a text
+    /// that has no final line break on a line of its own, one past the last; an
+    /// error there ("missing key host" in a file of one comment) is at the end of
+    /// the last line. Lines end as YAML says: `\n`, `\r\n`, `\r`, NEL, LS, PS.
+    pub fn within(self, text: &str) -> Position {
+        let mut end = Position { line: 1, column: 1 };
+        let mut chars = text.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                continue;
+            }
+            if matches!(c, '\n' | '\r' | '\u{85}' | '\u{2028}' | '\u{2029}') {
+                end = Position {
+                    line: end.line + 1,
+                    column: 1,
+                };
+            } else {
+                end.column += 1;
+            }
+        }
+        if (self.line, self.column) > (end.line, end.column) {
+            end
+        } else {
+            self
+        }
+    }
+}
+
 fn place(at: &Option<Position>) -> String {
     at.map(|p| format!(":{}:{}", p.line, p.column))
         .unwrap_or_default()
@@ -67,10 +96,13 @@ impl fmt::Display for KnownPeers<'_> {
 }
 
 /// serde_yaml's error, with its position, in our words.
-pub(super) fn from_yaml(origin: &str, err: &serde_yaml::Error) -> ConfigError {
-    let at = err.location().map(|l| Position {
-        line: l.line(),
-        column: l.column(),
+pub(super) fn from_yaml(origin: &str, text: &str, err: &serde_yaml::Error) -> ConfigError {
+    let at = err.location().map(|l| {
+        Position {
+            line: l.line(),
+            column: l.column(),
+        }
+        .within(text)
     });
     let text = strip_mark(&err.to_string());
     let (path, msg) = split_path(&text);

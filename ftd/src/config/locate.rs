@@ -39,7 +39,8 @@ pub fn locate(text: &str, path: &[Seg]) -> Option<Found> {
         at: Position {
             line: loc.line(),
             column: loc.column(),
-        },
+        }
+        .within(text),
         exact: err.to_string().contains(HERE),
     })
 }

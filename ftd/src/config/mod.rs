@@ -461,7 +461,7 @@ impl Config {
             });
         }
         let mut config: Config =
-            serde_yaml::from_str(text).map_err(|e| error::from_yaml(origin, &e))?;
+            serde_yaml::from_str(text).map_err(|e| error::from_yaml(origin, text, &e))?;
         config.origin = origin.into();
         config.text = Text(text.into());
         validate::check(&config).map_err(|p| p.into_error(text, origin))?;

@@ -1,3 +1,4 @@
+mod fuzz;
 mod tls;
 
 use super::locate::{locate, Seg};

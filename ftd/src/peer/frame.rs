@@ -183,10 +183,16 @@ pub type Wire = Framed<Box<dyn Io>, LengthDelimitedCodec>;
 
 /// Frame a byte stream with the peer link's codec.
 pub fn wire(io: Box<dyn Io>) -> Wire {
-    let codec = LengthDelimitedCodec::builder()
+    Framed::new(io, codec())
+}
+
+/// The length-delimited codec under [`Wire`]: a 4-byte big-endian length, at most
+/// [`MAX_FRAME`]. Public so that the fuzz targets (`tests/fuzz`) split bytes into
+/// frames exactly as the link does.
+pub fn codec() -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder()
         .max_frame_length(MAX_FRAME)
-        .new_codec();
-    Framed::new(io, codec)
+        .new_codec()
 }
 
 /// Serialize a frame, checking it fits.
