@@ -46,7 +46,8 @@ pub(crate) async fn run(
             Some(w) => plan_run(&ctx, &name, &plan::undo(w)).await,
             None => qmp(&ctx, &name, "cont").await.or(Ok(())),
         },
-        Step::StopPrimary => qmp(&ctx, &name, "stop").await,
+        Step::StopPrimary | Step::Freeze => qmp(&ctx, &name, "stop").await,
+        Step::Thaw => qmp(&ctx, &name, "cont").await,
         Step::DestroyPrimary => ctx.lv.destroy(&name).await.map_err(|e| e.to_string()),
         Step::CreateSecondary => create_secondary(&name, &ctx)
             .await
