@@ -7,10 +7,10 @@
 //! 1. Quorate and the peer is not a member: `Proceed`. A primary proceeds at once
 //!    (its peer is a secondary, which never serves without `Proceed` of its own); a
 //!    secondary only [`Params::stop_wait`] after the peer left its membership, the
-//!    time by which the peer, without quorum, has certainly paused its guest.
+//!    time by which the peer, without quorum, has certainly cut its guest off.
 //! 2. Not quorate (or corosync unreachable) and the peer is not a member: `Stop`
-//!    at once (the guest is paused, which can be undone), then `Lost` if quorum has
-//!    not come after [`Params::give_up`].
+//!    at once (the guest is cut off the network, which can be undone), then `Lost`
+//!    if quorum has not come after [`Params::give_up`].
 //! 3. The peer stayed a member of the very ring it was in when the request was made,
 //!    for [`Params::settle`] (the time corosync needs to drop a silent node):
 //!    `PeerAlive`. Only its ftd is unreachable.
@@ -114,11 +114,11 @@ impl Timing {
 
 impl Params {
     /// The waits for corosync's `timing` and the configured `margin` (time for a
-    /// node's ftd to pause its guest once corosync told it it lost quorum):
+    /// node's ftd to cut its guest off once corosync told it it lost quorum):
     /// - `stop_wait` = qdevice sync + margin: the loser is without quorum at most
     ///   the qdevice sync time after the membership change that both sides see at
     ///   the same moment (they run the same token timers from the same last token),
-    ///   and pauses its guest within the margin;
+    ///   and cuts its guest off within the margin;
     /// - `settle` = membership + qdevice sync + margin;
     /// - `give_up` = membership + 2 x qdevice timeout + margin: the witness gives its
     ///   vote to the surviving side at the latest 1.2 x the qdevice timeout after

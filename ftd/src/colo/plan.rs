@@ -395,7 +395,11 @@ pub fn secondary_export(ports: &Ports, bind: &str) -> Vec<Op> {
     ]
 }
 
-/// B: the primary is gone; become the primary.
+/// B: the primary is gone; become the primary. Last, the guest's NIC announces
+/// itself (RARP from its MAC, QEMU's `announce-self`): the LAN's switches learn at
+/// once that the guest is now behind this host. Otherwise, when the old primary's
+/// port stayed up (a cut replication link, a planned switch-over), clients' frames
+/// keep going there until the guest happens to send something.
 pub fn take_over() -> Vec<Op> {
     vec![
         tolerated(json!({"execute": "nbd-server-stop"})),
@@ -404,6 +408,10 @@ pub fn take_over() -> Vec<Op> {
         tolerated(exec("object-del", json!({"id": "f1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red0"}))),
+        tolerated(exec(
+            "announce-self",
+            json!({"initial": 50, "max": 550, "rounds": 5, "step": 100}),
+        )),
     ]
 }
 

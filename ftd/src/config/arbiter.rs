@@ -15,8 +15,8 @@ use std::time::Duration;
 )]
 pub struct ArbiterConfig {
     pub kind: ArbiterKind,
-    /// Time a host's ftd gets to pause its guest once corosync told it that it lost
-    /// quorum; a surviving secondary waits for it (on top of corosync's own bound)
+    /// Time a host's ftd gets to cut its guest off once corosync told it that it
+    /// lost quorum; a surviving secondary waits for it (on top of corosync's own bound)
     /// before it takes over.
     #[serde(deserialize_with = "de::millis")]
     pub fence_margin: Duration,

@@ -8,8 +8,9 @@
 //!
 //! ```text
 //! Protected --PeerLost--> Arbitrating
-//!   --Verdict(Stop)--> (Freeze: the guest is paused; COLO already holds its output)
-//!   --Verdict(Proceed)--> Degraded (LeaveColo: runs alone, resumed)
+//!   --Verdict(Stop)--> (Freeze: the guest is cut off the network at the host;
+//!                       COLO was already holding its output)
+//!   --Verdict(Proceed)--> Degraded (LeaveColo, and Thaw if frozen: runs alone)
 //!   --Verdict(Lost)--> Fenced (DestroyPrimary: this copy is gone)
 //!   --Verdict(PeerAlive)--> Protected (the peer host never left: only its ftd is mute)
 //!   --Peer(SecondaryFailed)--> Degraded (the secondary gave up, see below)
@@ -25,9 +26,9 @@
 //! Why each rule keeps exactly one copy serving:
 //! - A side acts alone only on `Proceed`, which needs quorum without the peer; the
 //!   cluster engine gives quorum to one partition only. A secondary's `Proceed` comes
-//!   only once the peer, without quorum, has certainly paused its guest (the arbiter
+//!   only once the peer, without quorum, has certainly frozen its guest (the arbiter
 //!   waits for that; see `crate::arbiter`).
-//! - A paused (frozen) primary is never resumed on the link's return alone: the peer
+//! - A frozen primary is never reconnected on the link's return alone: the peer
 //!   may have taken over meanwhile. It resumes on `Proceed`, or when the peer says it
 //!   gave its secondary up (`SecondaryFailed`), and is fenced when the peer turns out
 //!   to run the domain (`HostSecondary`) or when it stays without quorum (`Lost`).
@@ -62,7 +63,17 @@ impl Coordinator {
         self.go(next, vec![Action::Arbitrate])
     }
 
-    /// Pause the guest unless it already is.
+    /// Run alone from `Arbitrating`: leave COLO, and reconnect a frozen guest.
+    fn run_alone(&mut self, why: &str) -> Outcome {
+        self.set_last_failover(why);
+        let mut acts = vec![Action::Run(Step::LeaveColo)];
+        if self.frozen {
+            acts.push(Action::Run(Step::Thaw));
+        }
+        self.go(State::Degraded, acts)
+    }
+
+    /// Cut the guest off unless it already is.
     fn freeze(&mut self) -> Outcome {
         if self.frozen {
             return self.stay();
@@ -83,8 +94,7 @@ impl Coordinator {
             (S::Arbitrating, E::PeerUp | E::PeerLost) => self.stay(),
             (S::Arbitrating, E::Verdict(Verdict::Stop)) => self.freeze(),
             (S::Arbitrating, E::Verdict(Verdict::Proceed)) => {
-                self.set_last_failover("secondary host lost; this host kept quorum (arbiter)");
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+                self.run_alone("secondary host lost; this host kept quorum (arbiter)")
             }
             (S::Arbitrating, E::Verdict(Verdict::Lost)) => {
                 self.set_last_failover(
@@ -104,8 +114,7 @@ impl Coordinator {
                 )
             }
             (S::Arbitrating, E::Peer(PeerMsg::SecondaryFailed(e))) => {
-                self.set_last_failover(&format!("secondary failed: {e}"));
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+                self.run_alone(&format!("secondary failed: {e}"))
             }
             (S::Arbitrating, E::Peer(PeerMsg::HostSecondary)) => {
                 self.set_last_failover("fenced: the peer took the domain over");
@@ -147,7 +156,7 @@ impl Coordinator {
                 )
             }
             (S::SecondaryArbitrating, E::PeerLost) => self.stay(),
-            // The secondary emits nothing to clients: there is nothing to pause.
+            // The secondary emits nothing to clients: there is nothing to cut off.
             (S::SecondaryArbitrating, E::Verdict(Verdict::Stop)) => self.stay(),
             (S::SecondaryArbitrating, E::Verdict(Verdict::Proceed)) => {
                 self.set_last_failover("primary host lost; this host kept quorum (arbiter)");

@@ -157,10 +157,11 @@ pub enum Step {
     DestroySecondary,
     /// Secondary: fail over (`x-colo-lost-heartbeat`, remove proxy and NBD export).
     TakeOver,
-    /// Primary, the arbiter said this host lost quorum: pause the guest (it emits
-    /// nothing more; reversible, unlike the fence that may follow).
+    /// Primary, the arbiter said this host lost quorum: cut the guest off the
+    /// network at the host (its NICs' host devices down), so that nothing it emits
+    /// reaches anyone; reversible, unlike the fence that may follow.
     Freeze,
-    /// Primary: resume a guest paused by [`Step::Freeze`].
+    /// Primary: reconnect a guest cut off by [`Step::Freeze`].
     Thaw,
 }
 

@@ -4,6 +4,7 @@
 //! run one at a time (their outcome comes back as an event), and a monitor polls
 //! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
 
+mod fence;
 mod steps;
 
 use crate::arbiter::{ArbiterHandle, Role};

@@ -65,7 +65,10 @@ fn secondary_waits_until_the_peer_has_certainly_stopped() {
     let mut j = Judge::new(Role::Secondary, t0);
     let t1 = t0 + ms(1900);
     let l = j.look(&view(13, true, &[ME], Some(t1)), t1);
-    assert_eq!(l.verdict, None, "the primary may not have paused yet");
+    assert_eq!(
+        l.verdict, None,
+        "the primary may not have cut its guest off yet"
+    );
     assert_eq!(l.again_at, Some(t1 + ms(2500)));
     assert_eq!(
         j.look(&view(13, true, &[ME], Some(t1)), t1 + ms(2499))

@@ -228,7 +228,8 @@ fn take_over_only_insists_on_the_failover_itself() {
             "object-del",
             "object-del",
             "chardev-remove",
-            "chardev-remove"
+            "chardev-remove",
+            "announce-self"
         ]
     );
     for (i, op) in t.iter().enumerate() {

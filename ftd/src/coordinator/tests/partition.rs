@@ -84,13 +84,13 @@ fn primary_cut_off_is_fenced_and_rejoins_as_secondary() {
         (p.a.state(), p.b.state()),
         (State::Arbitrating, State::SecondaryArbitrating)
     );
-    // a is without quorum: it pauses its guest (COLO already held its output).
+    // a is without quorum: its guest is cut off (COLO already held its output).
     assert_eq!(
         p.a.on(Event::Verdict(Verdict::Stop)).unwrap(),
         [Action::Run(Step::Freeze)]
     );
     assert_eq!(p.a.on(Event::Verdict(Verdict::Stop)).unwrap(), [], "once");
-    // The link coming back alone does not resume a paused primary.
+    // The link coming back alone does not reconnect a frozen primary.
     assert_eq!(p.a.on(Event::PeerUp).unwrap(), []);
     assert_eq!(p.a.state(), State::Arbitrating);
     p.a.on(Event::PeerLost).unwrap();
@@ -148,7 +148,7 @@ fn secondary_cut_off_never_takes_over() {
 fn a_link_back_before_the_verdict_keeps_one_copy() {
     // The secondary hears the primary again before any verdict: it gives its copy
     // up (a late verdict can no longer make it take over) and says so; the
-    // primary, paused or not, runs on alone and protects again.
+    // primary, frozen or not, runs on alone and protects again.
     let mut p = pair_with_arbiter();
     p.feed(true, Event::PeerLost);
     p.feed(false, Event::PeerLost);
@@ -174,7 +174,7 @@ fn a_link_back_before_the_verdict_keeps_one_copy() {
 }
 
 #[test]
-fn a_paused_primary_whose_peer_took_over_rejoins_as_secondary() {
+fn a_frozen_primary_whose_peer_took_over_rejoins_as_secondary() {
     // The heal comes after b took over but before a's verdict is final: b's
     // re-protection tells a that b runs the domain; a's copy goes.
     let mut p = pair_with_arbiter();
@@ -206,7 +206,8 @@ fn a_peer_that_stayed_in_the_cluster_is_not_a_host_loss() {
         (State::Protected, State::Secondary)
     );
     assert_eq!(p.a.last_failover(), None);
-    // COLO broke meanwhile: the primary pauses, and resumes if the peer is alive.
+    // COLO broke meanwhile: the primary is cut off, and reconnected if the peer
+    // is alive.
     let mut a = with_arbiter(State::Protected);
     a.on(Event::PeerLost).unwrap();
     assert_eq!(
