@@ -147,6 +147,8 @@ pub const ENABLE: Goal = Goal {
         state::SECONDARY_PREPARING,
         state::SECONDARY,
         state::TAKING_OVER,
+        state::SECONDARY_ARBITRATING,
+        state::FENCED,
     ],
 };
 
@@ -159,6 +161,8 @@ pub const DISABLE: Goal = Goal {
         state::SECONDARY_PREPARING,
         state::SECONDARY,
         state::TAKING_OVER,
+        state::SECONDARY_ARBITRATING,
+        state::FENCED,
     ],
 };
 
