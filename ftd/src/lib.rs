@@ -10,12 +10,14 @@
 //! - [`sockets`]: dropping QEMU's connections to a lost peer host (`SOCK_DESTROY`).
 //! - [`auth`]: who may call the D-Bus API ([`api`]): polkit, for the caller.
 //! - [`certs`]: `ftd make-certs`, the certificates of the peer link's mutual TLS.
+//! - [`arbiter`]: which host keeps a domain when the pair is split (corosync's quorum).
 //!
 //! The drivers (libvirt, QMP, peer link) and the D-Bus API land in later steps; they
 //! only execute the coordinator's [`coordinator::Action`]s and feed it
 //! [`coordinator::Event`]s.
 
 pub mod api;
+pub mod arbiter;
 pub mod auth;
 /// The protection annotation in a domain's `<metadata>` (crate `ftd-annotation`,
 /// shared with the libvirt hook).

@@ -7,8 +7,9 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
+use ftd::arbiter::{corosync, ArbiterError, ArbiterHandle};
 use ftd::auth::Authorizer;
-use ftd::config::{BusKind, Config, LogLevel, LogOutput};
+use ftd::config::{ArbiterKind, BusKind, Config, LogLevel, LogOutput};
 use ftd::domain::HostCtx;
 use ftd::libvirt::Libvirt;
 use ftd::observe::Observer;
@@ -153,6 +154,38 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
     Ok(())
 }
 
+/// The partition arbiter of `arbiter:`. A corosync that answers but cannot
+/// arbitrate this pair stops ftd with the fix named; one that does not answer yet is
+/// waited for (it may start after ftd), and until then a lost peer fences this
+/// host's copies rather than risking two running ones.
+fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<ArbiterHandle>> {
+    match cfg.arbiter.kind {
+        ArbiterKind::None => {
+            tracing::warn!(
+                "no arbiter configured (arbiter: in {}): if only the link between the hosts \
+                 fails, both may run the domain; see examples/ftd.yaml",
+                cfg.origin()
+            );
+            Ok(None)
+        }
+        ArbiterKind::Corosync => {
+            let target = corosync::Target {
+                peer: peer.name.clone(),
+                peer_addr: peer.address.to_string(),
+                margin: cfg.arbiter.fence_margin,
+            };
+            match corosync::probe(&target) {
+                Ok(t) => tracing::info!(me = t.me, peer = t.peer, "arbiter: corosync checked"),
+                Err(e @ ArbiterError::Config(_)) => bail!("{}: arbiter: {e}", cfg.origin()),
+                Err(e) => tracing::warn!(error = %e, "arbiter: corosync not reachable yet"),
+            }
+            Ok(Some(
+                ArbiterHandle::corosync(target).context("starting the arbiter's thread")?,
+            ))
+        }
+    }
+}
+
 async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let Some(peer) = cfg.peers.first() else {
         bail!(
@@ -172,6 +205,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     pc.detection = cfg.defaults.detection_time;
     let (peer_handle, links) =
         PeerLink::spawn(pc, cancel.child_token()).context("starting the peer link")?;
+    let arbiter = start_arbiter(&cfg, peer)?;
     let (observer, changes) = Observer::channel();
     let ctx = HostCtx {
         host: cfg.host.name.clone(),
@@ -186,6 +220,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         peer: peer_handle,
         peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
         observer,
+        arbiter,
     };
     let (_watcher, qmp) = ftd::qmp_events::watch(&cfg.libvirt_uri);
     let (handle, daemon_task) = daemon::spawn(ctx, links, qmp, cancel.child_token());

@@ -185,6 +185,8 @@ pub const ENABLE: Goal = Goal {
         state::SECONDARY_PREPARING,
         state::SECONDARY,
         state::TAKING_OVER,
+        state::SECONDARY_ARBITRATING,
+        state::FENCED,
     ],
 };
 
@@ -197,6 +199,8 @@ pub const DISABLE: Goal = Goal {
         state::SECONDARY_PREPARING,
         state::SECONDARY,
         state::TAKING_OVER,
+        state::SECONDARY_ARBITRATING,
+        state::FENCED,
     ],
 };
 

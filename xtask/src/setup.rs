@@ -44,6 +44,21 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
     "socat",
+    // The partition arbiter (ftd's `arbiter: {kind: corosync}`): corosync 3 on the
+    // pair, a quorum device on each, its qnetd on the lab's witness host; the C
+    // libraries' development files for the `rust-corosync` bindings (the crate links
+    // libcpg, libcfg, libcmap, libquorum and libvotequorum). nftables cuts single
+    // paths of the lab's switch (A<->B while both reach the witness).
+    "corosync",
+    "corosync-qdevice",
+    "corosync-qnetd",
+    "libcorosync-common-dev",
+    "libcpg-dev",
+    "libcfg-dev",
+    "libcmap-dev",
+    "libquorum-dev",
+    "libvotequorum-dev",
+    "nftables",
     // The test guest: Debian kernel + busybox initramfs.
     "busybox-static",
     "linux-image-amd64",

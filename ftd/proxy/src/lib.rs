@@ -74,6 +74,15 @@ pub mod state {
     pub const TAKING_OVER: &str = "taking-over";
     /// Defined here but shut off.
     pub const STOPPED: &str = "stopped";
+    /// Primary: the peer is unreachable; the arbiter decides which host keeps the
+    /// domain (the guest's output is held meanwhile).
+    pub const ARBITRATING: &str = "arbitrating";
+    /// Secondary: the primary is unreachable; the arbiter decides whether this host
+    /// takes over.
+    pub const SECONDARY_ARBITRATING: &str = "secondary-arbitrating";
+    /// This host lost a partition: its copy was stopped; the peer keeps the domain
+    /// and makes this host its secondary again when the link is back.
+    pub const FENCED: &str = "fenced";
 }
 
 /// One domain's protection, as `Status` and `List` return it.

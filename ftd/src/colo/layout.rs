@@ -41,6 +41,8 @@ pub struct Nic {
     /// libvirt's alias (`net0`); QEMU's netdev id is `host` + alias.
     pub alias: Option<String>,
     pub pci: Option<PciAddr>,
+    /// The host-side device of a running domain's NIC (`<target dev='vnet0'/>`).
+    pub host_dev: Option<String>,
 }
 
 impl Nic {
@@ -342,6 +344,9 @@ fn parse_nic(n: Node) -> Nic {
             .and_then(|a| a.attribute("name"))
             .map(String::from),
         pci: pci(n),
+        host_dev: find(n, &["target"])
+            .and_then(|t| t.attribute("dev"))
+            .map(String::from),
     }
 }
 

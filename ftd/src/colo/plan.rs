@@ -399,7 +399,11 @@ pub fn secondary_export(ports: &Ports, bind: &str) -> Vec<Op> {
     ]
 }
 
-/// B: the primary is gone; become the primary.
+/// B: the primary is gone; become the primary. Last, the guest's NIC announces
+/// itself (RARP from its MAC, QEMU's `announce-self`): the LAN's switches learn at
+/// once that the guest is now behind this host. Otherwise, when the old primary's
+/// port stayed up (a cut replication link, a planned switch-over), clients' frames
+/// keep going there until the guest happens to send something.
 pub fn take_over() -> Vec<Op> {
     vec![
         tolerated(json!({"execute": "nbd-server-stop"})),

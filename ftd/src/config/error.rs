@@ -212,10 +212,10 @@ fn quoted(msg: &str) -> (String, Vec<String>) {
 /// Every section and its keys, to say where a key written in the wrong place
 /// belongs. A test checks this against what serde accepts.
 #[rustfmt::skip]
-pub(super) const SECTIONS: [(&str, &[&str]); 10] = [
+pub(super) const SECTIONS: [(&str, &[&str]); 11] = [
     ("at the top level", &[
         "host", "peers", "peer-link", "defaults", "colo", "bus", "libvirt-uri", "state-dir",
-        "run-dir", "log", "authorization",
+        "run-dir", "log", "authorization", "arbiter",
     ]),
     ("under host:", &["name", "address", "port"]),
     ("in each peer under peers:", &["name", "address", "port"]),
@@ -229,6 +229,7 @@ pub(super) const SECTIONS: [(&str, &[&str]); 10] = [
     ("under ports: in colo:", &["migration", "nbd", "mirror", "compare", "compare-in", "compare-out"]),
     ("under bus:", &["connect", "name"]),
     ("under log:", &["output", "level"]),
+    ("under arbiter:", &["kind", "fence-margin"]),
 ];
 
 /// The known name closest to `got`, if it is close enough to be a typo.

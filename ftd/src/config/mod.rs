@@ -28,6 +28,7 @@
 //!    real parser, whatever the style (block or flow, quoting, anchors), without a
 //!    hand-written YAML scanner or a second YAML library.
 
+mod arbiter;
 mod de;
 mod error;
 mod locate;
@@ -36,6 +37,7 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use arbiter::{ArbiterConfig, ArbiterKind};
 pub use de::is_host_name;
 pub use error::{ConfigError, Position, UnknownPeer};
 
@@ -92,6 +94,9 @@ pub struct Config {
     /// Who may call the D-Bus API (see `crate::auth`).
     #[serde(default)]
     pub authorization: Authorization,
+    /// Who decides which host keeps a domain when the pair is split.
+    #[serde(default)]
+    pub arbiter: ArbiterConfig,
     /// The file (or other origin) this was read from, for messages.
     #[serde(skip)]
     origin: String,

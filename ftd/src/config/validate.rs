@@ -51,6 +51,8 @@ const HEARTBEAT_INTERVAL_MS: (u64, u64) = (10, 10_000);
 const DETECTION_TIME_MS: (u64, u64) = (30, 60_000);
 const COMPARE_TIMEOUT_MS: (u64, u64) = (10, 60_000);
 const SYNC_TIMEOUT_S: (u64, u64) = (10, 86_400);
+/// Allowed values of `arbiter.fence-margin` (ms).
+const FENCE_MARGIN_MS: (u64, u64) = (100, 60_000);
 
 fn range(
     key: &'static str,
@@ -98,6 +100,16 @@ pub fn check(c: &Config) -> Result<(), Problem> {
         Unit::Ms,
     )?;
     range("sync-timeout", t.sync_timeout, SYNC_TIMEOUT_S, Unit::S)?;
+    let m = c.arbiter.fence_margin.as_millis() as u64;
+    if !(FENCE_MARGIN_MS.0..=FENCE_MARGIN_MS.1).contains(&m) {
+        return Err(Problem::at(
+            vec![Key("arbiter"), Key("fence-margin")],
+            format!(
+                "fence-margin {m} is out of range: use {} to {} ms",
+                FENCE_MARGIN_MS.0, FENCE_MARGIN_MS.1
+            ),
+        ));
+    }
     if t.detection_time < 3 * t.heartbeat_interval {
         let (d, h) = (
             t.detection_time.as_millis(),

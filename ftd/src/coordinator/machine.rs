@@ -15,12 +15,16 @@ use super::types::{Action, Event, EventKind, PeerMsg, State, Step};
 pub struct Settings {
     /// Re-protect automatically when a peer is back after a failover.
     pub auto_reprotect: bool,
+    /// A partition arbiter is configured: a lost peer is arbitrated (see
+    /// `arbitration.rs`) instead of being taken for dead.
+    pub arbiter: bool,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             auto_reprotect: true,
+            arbiter: false,
         }
     }
 }
@@ -45,6 +49,8 @@ pub struct Coordinator {
     wanted: bool,
     pub(super) peer_up: bool,
     planned: bool,
+    /// The guest was paused by [`Step::Freeze`] while arbitrating.
+    pub(super) frozen: bool,
     checkpoints: u64,
     /// Checkpoints since the current COLO session started (0 until the first).
     session_checkpoints: u64,
@@ -60,7 +66,12 @@ const ON_SECONDARY: &str = "this host holds the secondary; manage protection on 
 fn is_cleanup(s: Step) -> bool {
     matches!(
         s,
-        Step::LeaveColo | Step::Undo | Step::DestroySecondary | Step::DestroyPrimary
+        Step::LeaveColo
+            | Step::Undo
+            | Step::DestroySecondary
+            | Step::DestroyPrimary
+            | Step::Freeze
+            | Step::Thaw
     )
 }
 
@@ -74,6 +85,7 @@ impl Coordinator {
             wanted: false,
             peer_up: false,
             planned: false,
+            frozen: false,
             checkpoints: 0,
             session_checkpoints: 0,
             last_error: None,
@@ -136,7 +148,7 @@ impl Coordinator {
         out
     }
 
-    fn invalid(&self, ev: &Event, why: &'static str) -> Outcome {
+    pub(super) fn invalid(&self, ev: &Event, why: &'static str) -> Outcome {
         Err(InvalidTransition {
             state: self.state,
             event: ev.kind(),
@@ -144,16 +156,27 @@ impl Coordinator {
         })
     }
 
-    fn go(&mut self, s: State, actions: Vec<Action>) -> Outcome {
+    pub(super) fn go(&mut self, s: State, actions: Vec<Action>) -> Outcome {
         if matches!(s, State::Starting | State::SecondaryPreparing) {
             self.session_checkpoints = 0;
+        }
+        if s != State::Arbitrating {
+            self.frozen = false;
         }
         self.state = s;
         Ok(actions)
     }
 
-    fn stay(&self) -> Outcome {
+    pub(super) fn stay(&self) -> Outcome {
         Ok(Vec::new())
+    }
+
+    pub(super) fn set_last_failover(&mut self, why: &str) {
+        self.last_failover = Some(why.to_string());
+    }
+
+    pub(super) fn set_last_error(&mut self, why: &str) {
+        self.last_error = Some(why.to_string());
     }
 
     fn fail(&mut self, why: String, actions: Vec<Action>) -> Outcome {
@@ -162,7 +185,7 @@ impl Coordinator {
     }
 
     /// Start (again) to protect, if the peer can be reached.
-    fn protect(&mut self) -> Outcome {
+    pub(super) fn protect(&mut self) -> Outcome {
         if self.peer_up {
             self.last_error = None;
             self.go(State::Preparing, vec![Action::Send(PeerMsg::HostSecondary)])
@@ -175,7 +198,7 @@ impl Coordinator {
         }
     }
 
-    fn maybe_reprotect(&mut self) -> Outcome {
+    pub(super) fn maybe_reprotect(&mut self) -> Outcome {
         if self.wanted && self.settings.auto_reprotect && self.peer_up {
             self.protect()
         } else {
@@ -203,6 +226,8 @@ impl Coordinator {
                     | S::SecondaryPreparing
                     | S::Secondary
                     | S::TakingOver
+                    | S::Arbitrating
+                    | S::SecondaryArbitrating
             ) {
                 self.checkpoints += 1;
                 self.session_checkpoints += 1;
@@ -229,6 +254,7 @@ impl Coordinator {
                         | S::Degraded
                         | S::Standby
                         | S::Unprotected
+                        | S::Fenced
                 ) {
                     self.stay()
                 } else {
@@ -344,6 +370,7 @@ impl Coordinator {
                 self.go(S::SwitchingOver, vec![Action::Run(Step::StopPrimary)])
             }
             (S::Protected, E::PeerUp) => self.stay(),
+            (S::Protected, E::PeerLost) if self.settings.arbiter => self.arbitrate(),
             (S::Protected, E::PeerLost) => {
                 self.last_failover = Some("secondary host lost (no heartbeat)".into());
                 self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
@@ -423,6 +450,9 @@ impl Coordinator {
                 self.go(S::Standby, Vec::new())
             }
             (S::SwitchingOver, E::PeerUp) => self.stay(),
+            // The peer may already have taken over (TakeOver was sent): the guest
+            // stays paused here until the peer is heard from again.
+            (S::SwitchingOver, E::PeerLost) if self.settings.arbiter => self.stay(),
             (S::SwitchingOver, E::PeerLost) => {
                 // Without an arbiter the safest guess is that the peer is dead: run on.
                 self.planned = false;
@@ -559,6 +589,7 @@ impl Coordinator {
             }
 
             // ---------------------------------------------------------------- Secondary
+            (S::Secondary, E::PeerLost) if self.settings.arbiter => self.arbitrate(),
             (S::Secondary, E::PeerLost) => {
                 self.last_failover = Some("primary host lost (no heartbeat)".into());
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
@@ -600,6 +631,11 @@ impl Coordinator {
             (S::TakingOver, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message during a takeover")
             }
+
+            // ---------------------------------------------------------------- partitions
+            (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, ev) => self.partitioned(ev),
+            // A verdict for an arbitration this state has left behind.
+            (_, E::Verdict(_)) => self.stay(),
 
             // ---------------------------------------------------------------- COLO exits elsewhere
             (

@@ -28,7 +28,12 @@
 //!   Degraded (this host is now the primary, alone; re-protects when it can)
 //! Secondary --ReleaseSecondary--> Standby (runs DestroySecondary)
 //! ```
+//!
+//! With a partition arbiter configured, `PeerLost` in `Protected` or `Secondary`
+//! asks the arbiter instead (`Arbitrating`, `SecondaryArbitrating`, `Fenced`): see
+//! `arbitration.rs`.
 
+mod arbitration;
 mod machine;
 mod types;
 
@@ -36,4 +41,4 @@ mod types;
 mod tests;
 
 pub use machine::{Coordinator, InvalidTransition, Settings};
-pub use types::{Action, Event, EventKind, PeerMsg, State, Step};
+pub use types::{Action, Event, EventKind, PeerMsg, State, Step, Verdict};

@@ -1,11 +1,15 @@
 //! The coordinator's specification as tables and scenarios.
 //!
-//! `every_state_x_event` pins the next state (or rejection) of all 14 states x 35
-//! events (every event kind, every peer message, every step's done/failed). The
-//! context is: protection wanted, peer reachable, auto re-protect on.
+//! `every_state_x_event` pins the next state (or rejection) of all 17 states x 43
+//! events (every event kind, every peer message, every step's done/failed, every
+//! verdict). The context is: protection wanted, peer reachable, auto re-protect on,
+//! no arbiter; `with_an_arbiter_only_a_lost_peer_changes` lists what an arbiter
+//! changes.
 //! The scenarios run two coordinators against each other through a message pump.
 
 use super::*;
+
+mod partition;
 
 fn code(s: State) -> char {
     match s {
@@ -23,10 +27,13 @@ fn code(s: State) -> char {
         State::Secondary => 'C',
         State::TakingOver => 'K',
         State::Stopped => 'O',
+        State::Arbitrating => 'A',
+        State::SecondaryArbitrating => 'Z',
+        State::Fenced => 'N',
     }
 }
 
-const STEPS: [Step; 9] = [
+const STEPS: [Step; 11] = [
     Step::Sync,
     Step::StartColo,
     Step::LeaveColo,
@@ -36,6 +43,8 @@ const STEPS: [Step; 9] = [
     Step::CreateSecondary,
     Step::DestroySecondary,
     Step::TakeOver,
+    Step::Freeze,
+    Step::Thaw,
 ];
 
 fn events() -> Vec<Event> {
@@ -66,35 +75,85 @@ fn events() -> Vec<Event> {
         Event::DomainStarted,
         Event::DomainStopped,
     ]);
+    v.extend(Verdict::ALL.map(Event::Verdict));
     v
 }
 
 /// Columns: Enable Disable SwitchOver PeerUp PeerLost | peer messages HostSecondary
 /// SecondaryReady SecondaryFailed PrimaryProtected ReleaseSecondary TakeOver TookOver
-/// StandingBy | StepDone x 9 | StepFailed x 9 (Sync StartColo LeaveColo Undo
-/// StopPrimary DestroyPrimary CreateSecondary DestroySecondary TakeOver) | Checkpoint
-/// ColoExited DomainStarted DomainStopped. `-` = rejected.
-const TABLE: [(State, &str); 14] = [
-    (State::Unprotected, "PU-PU-------P UUUUUUUUU UUUUUUUUU -U-O"),
-    (State::Preparing, "-X-PF-YF----P --PP-P-P- --PP-P-P- -P-O"),
-    (State::Syncing, "-X-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-O"),
-    (State::Starting, "-X-TF--F----T -RTT-T-T- -FTT-T-T- TF-O"),
-    (State::Protected, "-XWRD--D----R --RR-R-R- --RR-R-R- RD-O"),
-    (State::Degraded, "PU-PD-DD----P DDDDDDDDD DDDDDDDDD -D-O"),
+/// StandingBy | StepDone x 11 | StepFailed x 11 (Sync StartColo LeaveColo Undo
+/// StopPrimary DestroyPrimary CreateSecondary DestroySecondary TakeOver Freeze Thaw) |
+/// Checkpoint ColoExited DomainStarted DomainStopped | Verdict Stop Proceed Lost
+/// PeerAlive. `-` = rejected. No arbiter configured (see `with_an_arbiter_only_a_lost_peer_changes`).
+const TABLE: [(State, &str); 17] = [
+    (
+        State::Unprotected,
+        "PU-PU -------P UUUUUUUUUUU UUUUUUUUUUU -U-O UUUU",
+    ),
+    (
+        State::Preparing,
+        "-X-PF -YF----P --PP-P-P-PP --PP-P-P-PP -P-O PPPP",
+    ),
+    (
+        State::Syncing,
+        "-X-YF --F----Y T-YY-Y-Y-YY F-YY-Y-Y-YY -Y-O YYYY",
+    ),
+    (
+        State::Starting,
+        "-X-TF --F----T -RTT-T-T-TT -FTT-T-T-TT TF-O TTTT",
+    ),
+    (
+        State::Protected,
+        "-XWRD --D----R --RR-R-R-RR --RR-R-R-RR RD-O RRRR",
+    ),
+    (
+        State::Degraded,
+        "PU-PD -DD----P DDDDDDDDDDD DDDDDDDDDDD -D-O DDDD",
+    ),
     (
         State::SwitchingOver,
-        "--WWD--D---W- --WWWS-W- --WWRS-W- WW-W",
+        "--WWD --D---W- --WWWS-W-WW --WWRS-W-WW WW-W WWWW",
     ),
-    (State::Disabling, "-X-XX-XX----X XXUUXXXXX XXUUXXXXX XX-O"),
-    (State::Failed, "PU-PF-FF----P FFFFFFFFF FFFFFFFFF -F-O"),
-    (State::Standby, "-S-SSQ-S-S--S SSSSSSSSS SSSSSSSSS -SPS"),
+    (
+        State::Disabling,
+        "-X-XX -XX----X XXUUXXXXXXX XXUUXXXXXXX XX-O XXXX",
+    ),
+    (
+        State::Failed,
+        "PU-PF -FF----P FFFFFFFFFFF FFFFFFFFFFF -F-O FFFF",
+    ),
+    (
+        State::Standby,
+        "-S-SS Q-S-S--S SSSSSSSSSSS SSSSSSSSSSS -SPS SSSS",
+    ),
     (
         State::SecondaryPreparing,
-        "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQS",
+        "---QS Q--CS--- --QQ-QQQ-QQ --QQ-QSQ-QQ QSQS QQQQ",
     ),
-    (State::Secondary, "---CK----SK-- --CC-C-C- --CC-C-C- CKCS"),
-    (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKO"),
-    (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPO"),
+    (
+        State::Secondary,
+        "---CK ----SK-- --CC-C-C-CC --CC-C-C-CC CKCS CCCC",
+    ),
+    (
+        State::TakingOver,
+        "---KK ----K--K --KK-K-KPKK --KK-K-KFKK KKKO KKKK",
+    ),
+    (
+        State::Stopped,
+        "OO-OO Q-O-O--O OOOOOOOOOOO OOOOOOOOOOO -OPO OOOO",
+    ),
+    (
+        State::Arbitrating,
+        "---AA Q-D----A --AA-A-A-AA --AA-A-A-AA AA-O ADNR",
+    ),
+    (
+        State::SecondaryArbitrating,
+        "---SZ Q-Z-S--Z --ZZ-Z-Z-ZZ --ZZ-Z-Z-ZZ ZZZS ZKNC",
+    ),
+    (
+        State::Fenced,
+        "-N-NN Q-N-N--N NNNNNNNNNNN NNNNNNNNNNN -NPN NNNN",
+    ),
 ];
 
 fn in_state(s: State) -> Coordinator {
@@ -107,7 +166,7 @@ fn in_state(s: State) -> Coordinator {
 #[test]
 fn every_state_x_event() {
     let evs = events();
-    assert_eq!(evs.len(), 35);
+    assert_eq!(evs.len(), 43);
     let mut wrong = Vec::new();
     for (state, row) in TABLE {
         let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
@@ -250,6 +309,7 @@ fn without_auto_reprotect_a_returning_peer_changes_nothing() {
         State::Protected,
         Settings {
             auto_reprotect: false,
+            arbiter: false,
         },
     );
     c.set_wanted(true);
@@ -301,6 +361,7 @@ impl Pair {
                 match a {
                     Action::Run(st) => queue.push((to_a, Event::StepDone(st))),
                     Action::Send(m) => queue.push((!to_a, Event::Peer(m))),
+                    Action::Arbitrate => {}
                 }
             }
         }

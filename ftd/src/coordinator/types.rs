@@ -34,10 +34,20 @@ pub enum State {
     TakingOver,
     /// The domain is shut off on this host (by its guest or by the user).
     Stopped,
+    /// Primary: the peer is unreachable; the arbiter decides which host keeps the
+    /// domain. COLO stays in place (it holds the guest's output) and the guest is
+    /// paused as soon as the arbiter says this host lost quorum.
+    Arbitrating,
+    /// Secondary: the primary is unreachable; the arbiter decides whether this host
+    /// takes over. It never does without the arbiter's word.
+    SecondaryArbitrating,
+    /// This host lost a partition: its copy was stopped (fenced) because the peer
+    /// keeps the domain; the peer makes it its secondary again when the link is back.
+    Fenced,
 }
 
 impl State {
-    pub const ALL: [State; 14] = [
+    pub const ALL: [State; 17] = [
         State::Unprotected,
         State::Preparing,
         State::Syncing,
@@ -52,6 +62,9 @@ impl State {
         State::Secondary,
         State::TakingOver,
         State::Stopped,
+        State::Arbitrating,
+        State::SecondaryArbitrating,
+        State::Fenced,
     ];
 
     /// Is the guest running on this host as the primary (the copy clients see)?
@@ -67,6 +80,7 @@ impl State {
                 | State::SwitchingOver
                 | State::Disabling
                 | State::Failed
+                | State::Arbitrating
         )
     }
 
@@ -89,6 +103,9 @@ impl State {
             State::Secondary => state::SECONDARY,
             State::TakingOver => state::TAKING_OVER,
             State::Stopped => state::STOPPED,
+            State::Arbitrating => state::ARBITRATING,
+            State::SecondaryArbitrating => state::SECONDARY_ARBITRATING,
+            State::Fenced => state::FENCED,
         }
     }
 
@@ -108,7 +125,10 @@ impl State {
     pub fn holds_secondary(self) -> bool {
         matches!(
             self,
-            State::SecondaryPreparing | State::Secondary | State::TakingOver
+            State::SecondaryPreparing
+                | State::Secondary
+                | State::TakingOver
+                | State::SecondaryArbitrating
         )
     }
 }
@@ -137,6 +157,12 @@ pub enum Step {
     DestroySecondary,
     /// Secondary: fail over (`x-colo-lost-heartbeat`, remove proxy and NBD export).
     TakeOver,
+    /// Primary, the arbiter said this host lost quorum: cut the guest off the
+    /// network at the host (its NICs' host devices down), so that nothing it emits
+    /// reaches anyone; reversible, unlike the fence that may follow.
+    Freeze,
+    /// Primary: reconnect a guest cut off by [`Step::Freeze`].
+    Thaw,
 }
 
 /// Messages between the two hosts' coordinators (carried by the peer link).
@@ -159,6 +185,34 @@ pub enum PeerMsg {
     /// A host that just gave the domain up (planned switch-over) is ready to host
     /// the secondary.
     StandingBy,
+}
+
+/// The arbiter's answer about a lost peer (`crate::arbiter` decides it from the
+/// cluster engine's membership and quorum).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Verdict {
+    /// This host is without quorum and the peer is not in its membership (or the
+    /// cluster engine cannot be reached): stop serving now. Not final: the vote may
+    /// still come to this side.
+    Stop,
+    /// This host has quorum and the peer left the membership (a secondary gets this
+    /// only once the peer has certainly stopped): carry on alone.
+    Proceed,
+    /// Still without quorum after the decision time: the peer's side keeps the
+    /// domain; fence this copy.
+    Lost,
+    /// The peer host stayed in this host's membership all along: only its ftd is
+    /// unreachable; not a host loss, no failover.
+    PeerAlive,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Stop,
+        Verdict::Proceed,
+        Verdict::Lost,
+        Verdict::PeerAlive,
+    ];
 }
 
 /// What happens to a protected domain.
@@ -188,6 +242,8 @@ pub enum Event {
     DomainStarted,
     /// libvirt: the domain stopped on this host (shutdown, destroy, crash).
     DomainStopped,
+    /// The arbiter's answer to [`Action::Arbitrate`].
+    Verdict(Verdict),
 }
 
 /// [`Event`] without its data, for tables and messages.
@@ -205,6 +261,7 @@ pub enum EventKind {
     ColoExited,
     DomainStarted,
     DomainStopped,
+    Verdict,
 }
 
 impl Event {
@@ -222,6 +279,7 @@ impl Event {
             Event::ColoExited(_) => EventKind::ColoExited,
             Event::DomainStarted => EventKind::DomainStarted,
             Event::DomainStopped => EventKind::DomainStopped,
+            Event::Verdict(_) => EventKind::Verdict,
         }
     }
 }
@@ -233,4 +291,7 @@ pub enum Action {
     Run(Step),
     /// Send a message to the peer's coordinator.
     Send(PeerMsg),
+    /// The peer is lost: ask the arbiter which side keeps the domain; its answers
+    /// come back as [`Event::Verdict`] while the state waits for them.
+    Arbitrate,
 }

@@ -4,11 +4,13 @@
 //! run one at a time (their outcome comes back as an event), and a monitor polls
 //! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
 
+mod fence;
 mod steps;
 
+use crate::arbiter::{ArbiterHandle, Role};
 use crate::colo::plan::Wiring;
 use crate::colo::spec::SecondarySpec;
-use crate::coordinator::{Action, Coordinator, Event, Settings, State, Step};
+use crate::coordinator::{Action, Coordinator, Event, Settings, State, Step, Verdict};
 use crate::libvirt::{DomState, Libvirt};
 use crate::observe::{Observer, Publisher, Transition};
 use crate::peer::PeerHandle;
@@ -41,6 +43,9 @@ pub struct HostCtx {
     pub peers: Vec<String>,
     /// Where status changes go (the D-Bus objects and signals).
     pub observer: Observer,
+    /// Who decides which host keeps a domain when the peer is lost (`None`: the
+    /// peer is taken for dead, unsafe against partitions).
+    pub arbiter: Option<ArbiterHandle>,
 }
 
 /// A domain's own protection settings (from `Enable`'s options or its annotation;
@@ -174,6 +179,8 @@ struct Task {
     interval_set: bool,
     /// The last state transition, not yet published.
     transition: Option<Transition>,
+    /// The arbiter's verdicts on the lost peer, while the coordinator waits for them.
+    arbitration: Option<mpsc::Receiver<Verdict>>,
 }
 
 /// Start the task for `name`, found in `initial` state on this host.
@@ -189,6 +196,7 @@ pub fn spawn(
         initial,
         Settings {
             auto_reprotect: ctx.auto_reprotect,
+            arbiter: ctx.arbiter.is_some(),
         },
     );
     if ctx.peer.is_up() {
@@ -210,6 +218,7 @@ pub fn spawn(
         colo_seen: false,
         interval_set: false,
         transition: None,
+        arbitration: None,
     };
     tokio::spawn(task.run(rx, cancel));
     DomainHandle {
@@ -244,7 +253,18 @@ impl Task {
                     if let Some(s) = out.spec { self.adopt_settings(&s); self.spec = Some(s); }
                     self.apply(out.event);
                 }
+                v = async { self.arbitration.as_mut().expect("guarded").recv().await }, if self.arbitration.is_some() => match v {
+                    Some(v) => self.apply(Event::Verdict(v)),
+                    None => self.arbitration = None,
+                },
                 _ = tick.tick() => self.monitor().await,
+            }
+            // A verdict only matters while the coordinator waits for one.
+            if !matches!(
+                self.coord.state(),
+                State::Arbitrating | State::SecondaryArbitrating
+            ) {
+                self.arbitration = None;
             }
         }
         tracing::info!(domain = %self.name, "domain task stopped");
@@ -312,6 +332,7 @@ impl Task {
         self.ctx.auto_reprotect = s.auto_reprotect;
         self.coord.set_settings(Settings {
             auto_reprotect: s.auto_reprotect,
+            arbiter: self.ctx.arbiter.is_some(),
         });
         tracing::info!(domain = %self.name, checkpoint_ms = s.checkpoint_ms, auto_reprotect = s.auto_reprotect, "settings");
     }
@@ -370,6 +391,19 @@ impl Task {
                     }
                 }
                 Action::Run(step) => self.queue.push_back(step),
+                Action::Arbitrate => match &self.ctx.arbiter {
+                    Some(a) => {
+                        let role = if self.coord.state().holds_secondary() {
+                            Role::Secondary
+                        } else {
+                            Role::Primary
+                        };
+                        self.arbitration = Some(a.arbitrate(&self.name, role));
+                    }
+                    None => {
+                        tracing::error!(domain = %self.name, "the coordinator asked for an arbiter, but none is configured")
+                    }
+                },
             }
         }
     }

@@ -54,6 +54,8 @@ pub(crate) async fn run(
             None => qmp(&ctx, &name, "cont").await.or(Ok(())),
         },
         Step::StopPrimary => qmp(&ctx, &name, "stop").await,
+        Step::Freeze => super::fence::set_links(&name, &ctx, false).await,
+        Step::Thaw => super::fence::set_links(&name, &ctx, true).await,
         Step::DestroyPrimary => ctx.lv.destroy(&name).await.map_err(|e| e.to_string()),
         Step::CreateSecondary => create_secondary(&name, &ctx)
             .await

@@ -13,6 +13,7 @@
 //! | `dbus`   | `/run/dbus`         | the host's own system bus socket ([`bus`])     |
 //! | `journal`| `/run/systemd/journal` | the host's own journald sockets (if started) |
 //! | `journal-log` | `/run/log/journal` | that journald's files (`journalctl -D`)     |
+//! | `corosync/corosync.pid` | `/run/corosync.pid` | corosync's lock file ([`cluster`]) |
 //! | `images` | (not mounted)       | guest disks; same absolute path inside and out |
 //!
 //! A host's system bus ([`bus`]) has the standard system bus policy plus ftd's
@@ -34,6 +35,7 @@ use crate::error::{LabError, Result};
 use crate::netns::NetNs;
 
 pub mod bus;
+pub mod cluster;
 pub mod polkit;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -75,6 +77,9 @@ auth_unix_rw = "none"
 log_outputs = "3:file:/var/log/libvirt/libvirtd.log"
 "#;
 
+/// corosync's fixed pid file (see [`cluster`]).
+const COROSYNC_PID: &str = "/run/corosync.pid";
+
 /// One simulated host.
 #[derive(Debug)]
 pub struct Host {
@@ -86,9 +91,14 @@ pub struct Host {
     /// The switch namespace and this host's ports on it (for kill/restart).
     switch: NetNs,
     ports: Vec<String>,
+    /// Runs virtlogd and libvirtd (false for the witness, a host that only runs
+    /// the arbiter's witness daemon).
+    libvirt: bool,
     holder: Option<Child>,
     ftd: Option<Child>,
     polkit: Option<Child>,
+    /// Foreground daemons started with [`Host::spawn_logged`] (corosync, ...).
+    daemons: Vec<Child>,
 }
 
 impl Host {
@@ -99,6 +109,7 @@ impl Host {
         rep_ip: Ipv4Addr,
         switch: NetNs,
         ports: Vec<String>,
+        libvirt: bool,
     ) -> Host {
         Host {
             name: name.to_string(),
@@ -107,9 +118,11 @@ impl Host {
             rep_ip,
             switch,
             ports,
+            libvirt,
             holder: None,
             ftd: None,
             polkit: None,
+            daemons: Vec::new(),
         }
     }
 
@@ -158,6 +171,9 @@ impl Host {
         }
         caps_cache::seed(&self.dir.join("cache"));
         self.start_holder()?;
+        if !self.libvirt {
+            return Ok(t0.elapsed());
+        }
         self.start_daemon(
             "virtlogd",
             &[
@@ -201,6 +217,17 @@ impl Host {
             mkdir(Path::new(target))?;
         }
         mkdir(&self.images())?;
+        // corosync's pid (lock) file is fixed at /run/corosync.pid: each host gets
+        // its own, bind-mounted over it (the mount point must exist outside).
+        mkdir(&self.dir.join("corosync"))?;
+        for f in [
+            self.dir.join("corosync/corosync.pid"),
+            PathBuf::from(COROSYNC_PID),
+        ] {
+            if !f.exists() {
+                write(&f, "")?;
+            }
+        }
         // A reboot empties /run.
         let run = self.dir.join("run");
         clear_dir(&run)?;
@@ -237,6 +264,10 @@ impl Host {
                 target
             ));
         }
+        script.push_str(&format!(
+            "mount --bind '{}' '{COROSYNC_PID}'\n",
+            self.dir.join("corosync/corosync.pid").display()
+        ));
         script.push_str(&format!(
             "hostname '{}'\necho FTVIRT-HOST-READY\nexec sleep infinity\n",
             self.name
@@ -559,6 +590,9 @@ impl Host {
         if let Some(mut p) = self.polkit.take() {
             let _ = p.wait();
         }
+        for mut d in self.daemons.drain(..) {
+            let _ = d.wait();
+        }
         Ok(n)
     }
 
@@ -572,7 +606,7 @@ impl Host {
 
     /// Destroy every running domain through libvirt (used on tear-down).
     pub fn destroy_all(&self) -> Result<()> {
-        if !self.is_up() {
+        if !self.is_up() || !self.libvirt {
             return Ok(());
         }
         for d in self.domains(false)? {

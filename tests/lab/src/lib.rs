@@ -6,7 +6,12 @@
 //! - a *client* namespace (`10.201.0.2` on the LAN) standing for the outside world;
 //! - N [`Host`]s, each a network + mount + UTS namespace with its own virtlogd and
 //!   libvirtd (private `/run/libvirt`, `/var/lib/libvirt`, `/etc/libvirt`, ...), a
-//!   bridge `br0` on the LAN for guest taps, and `10.200.0.(11+i)` on `rep`.
+//!   bridge `br0` on the LAN for guest taps, and `10.200.0.(11+i)` on `rep`;
+//! - optionally ([`LabConfig::witness`]) a *witness* host `w` at `10.200.0.10` on
+//!   `rep` only, without libvirtd, for the partition arbiter's witness ([`cluster`]).
+//!
+//! Single paths can be cut while everything runs ([`Lab::set_rep_link`],
+//! [`Lab::cut_path`]).
 //!
 //! Nothing leaves the lab's namespaces except through libvirt's Unix sockets. The
 //! lab waits for readiness (sockets answering, the guest's READY line), never for a
@@ -18,12 +23,14 @@ pub mod accel;
 pub mod artifacts;
 mod caps_cache;
 pub mod client;
+pub mod cluster;
 mod cmd;
 pub mod error;
 pub mod ftd;
 pub mod guest;
 pub mod host;
 pub mod netns;
+mod partition;
 pub mod reaper;
 
 pub use accel::{Accel, AccelChoice};
@@ -40,6 +47,9 @@ use std::time::{Duration, Instant};
 
 /// The client's address on the LAN.
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 201, 0, 2);
+/// The witness host's name and address on the replication network.
+pub const WITNESS: &str = "w";
+pub const WITNESS_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 10);
 
 /// How to build a lab.
 #[derive(Debug, Clone)]
@@ -49,6 +59,8 @@ pub struct LabConfig {
     /// Keep the lab directory (logs, disks) after tear-down, for a post-mortem.
     /// Default: the `FTVIRT_LAB_KEEP` environment variable is set.
     pub keep_dir: bool,
+    /// Add the witness host [`WITNESS`] (no libvirtd; see [`cluster`]).
+    pub witness: bool,
 }
 
 impl LabConfig {
@@ -56,7 +68,14 @@ impl LabConfig {
         LabConfig {
             hosts: names.iter().map(|s| s.to_string()).collect(),
             keep_dir: std::env::var_os("FTVIRT_LAB_KEEP").is_some(),
+            witness: false,
         }
+    }
+
+    /// The same, with the witness host.
+    pub fn with_witness(mut self) -> LabConfig {
+        self.witness = true;
+        self
     }
 }
 
@@ -73,6 +92,7 @@ pub struct Lab {
     switch: NetNs,
     client: NetNs,
     hosts: Vec<Host>,
+    witness: Option<Host>,
     inodes: Vec<u64>,
     reaper: Option<reaper::Reaper>,
 }
@@ -108,6 +128,7 @@ impl Lab {
                 name: format!("{prefix}cli"),
             },
             hosts: Vec::new(),
+            witness: None,
             inodes: Vec::new(),
             reaper: Some(reaper),
         };
@@ -116,6 +137,7 @@ impl Lab {
             let handles: Vec<_> = lab
                 .hosts
                 .iter_mut()
+                .chain(lab.witness.as_mut())
                 .map(|h| s.spawn(move || h.boot()))
                 .collect();
             handles
@@ -156,9 +178,40 @@ impl Lab {
                 ip,
                 self.switch.clone(),
                 vec![lan, rep],
+                true,
+            ));
+        }
+        if cfg.witness {
+            let ns = NetNs::create(&format!("{prefix}{WITNESS}"))?;
+            self.inodes.push(ns.inode()?);
+            let rep = format!("{WITNESS}-rep");
+            ns.veth("rep0", &self.switch, &rep)?;
+            self.switch.attach(&rep, "rep")?;
+            ns.addr("rep0", &format!("{WITNESS_IP}/24"))?;
+            self.witness = Some(Host::new(
+                WITNESS,
+                ns,
+                self.dir.join(WITNESS),
+                WITNESS_IP,
+                self.switch.clone(),
+                vec![rep],
+                false,
             ));
         }
         Ok(())
+    }
+
+    /// The witness host, if the lab has one.
+    pub fn witness(&self) -> Option<&Host> {
+        self.witness.as_ref()
+    }
+
+    /// A host or the witness, by name.
+    fn any_host(&self, name: &str) -> Result<&Host> {
+        match &self.witness {
+            Some(w) if w.name == name => Ok(w),
+            _ => self.host(name),
+        }
     }
 
     pub fn hosts(&self) -> &[Host] {
@@ -261,6 +314,11 @@ fn validate(cfg: &LabConfig) -> Result<()> {
         if !ok || matches!(h.as_str(), "sw" | "cli") {
             return Err(LabError::Usage(format!(
                 "host name {h:?}: use 1 to 8 lowercase letters or digits, not `sw` or `cli`"
+            )));
+        }
+        if cfg.witness && h == WITNESS {
+            return Err(LabError::Usage(format!(
+                "host name {h:?} is the witness's: give the host another name"
             )));
         }
         if cfg.hosts[..i].contains(h) {

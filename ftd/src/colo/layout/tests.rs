@@ -35,6 +35,7 @@ fn reads_the_live_xml_of_a_lab_guest() {
     assert_eq!(n.source.as_deref(), Some("br0"));
     assert_eq!(n.netdev_id().as_deref(), Some("hostnet0"));
     assert_eq!(n.pci.as_ref().map(|p| p.slot), Some(2));
+    assert_eq!(n.host_dev.as_deref(), Some("vnet0"));
     l.check_replicable(LIVE).unwrap();
 }
 
