@@ -74,6 +74,9 @@ pub mod state {
     pub const TAKING_OVER: &str = "taking-over";
     /// Defined here but shut off.
     pub const STOPPED: &str = "stopped";
+    /// ftd (re)started and reads the running domain's COLO state before deciding
+    /// (the guest runs on untouched).
+    pub const REATTACHING: &str = "reattaching";
 }
 
 /// One domain's protection, as `Status` and `List` return it.

@@ -8,7 +8,7 @@
 //! `Degraded`, `Standby`, `Unprotected`) is ignored. A progress step finishing
 //! anywhere else is an [`InvalidTransition`]: nothing could have started it.
 
-use super::types::{Action, Event, EventKind, PeerMsg, State, Step};
+use super::types::{Action, Event, EventKind, Found, PeerMsg, State, Step};
 
 /// Per-domain settings the coordinator needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,12 +50,20 @@ pub struct Coordinator {
     session_checkpoints: u64,
     last_error: Option<String>,
     last_failover: Option<String>,
+    /// Re-attached to a running COLO copy, and the peer has not confirmed yet
+    /// that it holds the other half (`CheckPair` goes out on every `PeerUp`).
+    unconfirmed: bool,
 }
 
 type Outcome = Result<Vec<Action>, InvalidTransition>;
 
 const NOT_HERE: &str = "the domain does not run as primary on this host; use the host that runs it";
 const ON_SECONDARY: &str = "this host holds the secondary; manage protection on the primary's host";
+const REATTACHING: &str =
+    "ftd is reading the running domain's COLO state after its restart; try again in a moment";
+/// `last_error` while the peer's ftd is gone but its host answers.
+pub const PEER_DAEMON_LOST: &str = "the peer's ftd is not running (its host answers): COLO goes \
+     on without it and its restart re-attaches; the loss of the peer's host is still detected";
 
 fn is_cleanup(s: Step) -> bool {
     matches!(
@@ -78,6 +86,17 @@ impl Coordinator {
             session_checkpoints: 0,
             last_error: None,
             last_failover: None,
+            unconfirmed: false,
+        }
+    }
+
+    /// What to do first for a coordinator created in `state`: a domain found
+    /// running at start-up ([`State::Reattaching`]) is inspected before anything.
+    pub fn start(&self) -> Vec<Action> {
+        if self.state == State::Reattaching {
+            vec![Action::Run(Step::Inspect)]
+        } else {
+            Vec::new()
         }
     }
 
@@ -114,6 +133,10 @@ impl Coordinator {
     /// Why the last failover happened.
     pub fn last_failover(&self) -> Option<&str> {
         self.last_failover.as_deref()
+    }
+    /// Re-attached, and the peer has not confirmed the pair yet.
+    pub fn unconfirmed(&self) -> bool {
+        self.unconfirmed
     }
     /// Mark protection as requested (e.g. from the domain's XML annotation).
     /// New settings, used from the next decision on.
@@ -189,8 +212,31 @@ impl Coordinator {
 
         // Facts every state records.
         match &ev {
-            E::PeerUp => self.peer_up = true,
-            E::PeerLost => self.peer_up = false,
+            E::PeerUp | E::PeerLost => {
+                self.peer_up = matches!(ev, E::PeerUp);
+                if self.last_error.as_deref() == Some(PEER_DAEMON_LOST) {
+                    self.last_error = None;
+                }
+            }
+            E::PeerDaemonLost => self.peer_up = false,
+            _ => {}
+        }
+        // The pair check after a re-attach, answered in every state.
+        match ev {
+            E::Peer(PeerMsg::CheckPair { primary }) => return self.check_pair(primary),
+            E::Peer(PeerMsg::PairConfirmed) => {
+                if matches!(self.state, S::Protected | S::Secondary) {
+                    self.unconfirmed = false;
+                }
+                return self.stay();
+            }
+            E::Peer(PeerMsg::PairDenied { runs, why }) => {
+                return if matches!(self.state, S::Protected | S::Secondary) {
+                    self.pair_denied(runs, why)
+                } else {
+                    self.stay()
+                };
+            }
             _ => {}
         }
         if let E::Checkpoint = ev {
@@ -290,7 +336,12 @@ impl Coordinator {
                     format!("protection failed on the peer: {e}"),
                     vec![Action::Run(Step::Undo)],
                 ),
-            (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
+            // Standing by while it should prepare the secondary: the request was
+            // lost (its ftd was restarting): ask again.
+            (S::Preparing, E::Peer(PeerMsg::StandingBy)) => {
+                Ok(vec![Action::Send(PeerMsg::HostSecondary)])
+            }
+            (S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
             (S::Preparing | S::Syncing | S::Starting, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message from the peer while protecting")
             }
@@ -343,7 +394,7 @@ impl Coordinator {
                 self.planned = true;
                 self.go(S::SwitchingOver, vec![Action::Run(Step::StopPrimary)])
             }
-            (S::Protected, E::PeerUp) => self.stay(),
+            (S::Protected, E::PeerUp) => Ok(self.check_if_unconfirmed(true)),
             (S::Protected, E::PeerLost) => {
                 self.last_failover = Some("secondary host lost (no heartbeat)".into());
                 self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
@@ -533,7 +584,8 @@ impl Coordinator {
                     Some("the primary was lost before the secondary was in sync".into());
                 self.go(S::Standby, vec![Action::Run(Step::DestroySecondary)])
             }
-            (S::SecondaryPreparing | S::Secondary, E::PeerUp) => self.stay(),
+            (S::SecondaryPreparing, E::PeerUp) => self.stay(),
+            (S::Secondary, E::PeerUp) => Ok(self.check_if_unconfirmed(false)),
             (S::SecondaryPreparing, E::ColoExited(r)) => {
                 let e = format!("COLO exited on the secondary before protection was reached ({r})");
                 self.go(
@@ -601,6 +653,40 @@ impl Coordinator {
                 self.invalid(&ev, "unexpected message during a takeover")
             }
 
+            // ---------------------------------------------------------------- Reattaching
+            // Nothing is decided before QEMU was read: a request waits for that
+            // (Enable is remembered), a peer message is dropped (the pair check
+            // after `Found` reconciles both sides).
+            (S::Reattaching, E::Enable) => {
+                self.wanted = true;
+                self.stay()
+            }
+            (S::Reattaching, ev @ (E::Disable | E::SwitchOver)) => self.invalid(&ev, REATTACHING),
+            (
+                S::Reattaching,
+                E::PeerUp
+                | E::PeerLost
+                | E::PeerDaemonLost
+                | E::Peer(_)
+                | E::ColoExited(_)
+                | E::DomainStarted,
+            ) => self.stay(),
+            (S::Reattaching, E::DomainStopped) => self.go(S::Stopped, Vec::new()),
+            (S::Reattaching, E::Found(f)) => self.found(f),
+            (_, ev @ E::Found(_)) => self.invalid(&ev, "nothing is being re-attached"),
+
+            // ---------------------------------------------------------------- the peer's ftd
+            // A running COLO pair goes on without the peer's ftd (QEMU needs no
+            // ftd to checkpoint); its restart re-attaches.
+            (S::Protected | S::Secondary, E::PeerDaemonLost) => {
+                self.last_error = Some(PEER_DAEMON_LOST.into());
+                self.stay()
+            }
+            // Whatever else the peer's ftd was in the middle of (a protection
+            // attempt, a switch-over, preparing the secondary, ...) cannot finish
+            // without it: there its loss counts as the peer's.
+            (_, E::PeerDaemonLost) => self.step(E::PeerLost),
+
             // ---------------------------------------------------------------- COLO exits elsewhere
             (
                 S::Unprotected
@@ -664,6 +750,146 @@ impl Coordinator {
                 self.invalid(&ev, "no such step was started in this state")
             }
             (S::Stopped, ev @ E::SwitchOver) => self.invalid(&ev, "the domain is shut off"),
+        }
+    }
+
+    /// `Found`: what QEMU said of the domain found running at start-up.
+    fn found(&mut self, f: Found) -> Outcome {
+        use State as S;
+        match f {
+            Found::ColoPrimary => {
+                self.wanted = true;
+                self.unconfirmed = true;
+                let acts = self.check_if_unconfirmed(true);
+                self.go(S::Protected, acts)
+            }
+            Found::ColoSecondary => {
+                self.unconfirmed = true;
+                let acts = self.check_if_unconfirmed(false);
+                self.go(S::Secondary, acts)
+            }
+            Found::Plain => {
+                self.state = S::Unprotected;
+                if self.wanted {
+                    self.protect()
+                } else {
+                    self.stay()
+                }
+            }
+            Found::Leftovers(why) => {
+                self.state = if self.wanted {
+                    S::Degraded
+                } else {
+                    S::Unprotected
+                };
+                // Undo: the attempt may have stopped anywhere (a sync job, a
+                // migration, COLO's objects), and Undo removes all of it.
+                let mut acts = vec![Action::Run(Step::Undo)];
+                acts.extend(self.maybe_reprotect()?);
+                self.last_error = Some(format!(
+                    "after ftd's restart: {why}; removed what was left of COLO"
+                ));
+                Ok(acts)
+            }
+            Found::StaleSecondary(why) => {
+                self.last_error = Some(format!(
+                    "after ftd's restart: {why}; destroyed the secondary copy"
+                ));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::StandingBy),
+                    ],
+                )
+            }
+            Found::Unreadable(why) => {
+                // Not knowing what runs here, touching it could break a running
+                // COLO pair: nothing is done until someone looks.
+                self.wanted = false;
+                self.fail(
+                    format!(
+                        "after ftd's restart, QEMU's state could not be read ({why}); \
+                         nothing was changed: check the domain, then Enable it or restart ftd"
+                    ),
+                    Vec::new(),
+                )
+            }
+        }
+    }
+
+    /// The pair check to send on `PeerUp` while re-attached and unconfirmed.
+    fn check_if_unconfirmed(&self, primary: bool) -> Vec<Action> {
+        if self.unconfirmed && self.peer_up {
+            vec![Action::Send(PeerMsg::CheckPair { primary })]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The peer re-attached to its half of a COLO pair (`primary`: it holds the
+    /// primary): confirm if this host holds the other half, deny otherwise.
+    fn check_pair(&mut self, primary: bool) -> Outcome {
+        use State as S;
+        let other_half = if primary { S::Secondary } else { S::Protected };
+        if self.state == other_half {
+            self.unconfirmed = false;
+            return Ok(vec![Action::Send(PeerMsg::PairConfirmed)]);
+        }
+        if self.state == S::Reattaching {
+            // It answers the check this host sends once it knows what it holds.
+            return self.stay();
+        }
+        Ok(vec![Action::Send(PeerMsg::PairDenied {
+            runs: self.state.runs_primary_here() || self.state == S::TakingOver,
+            why: format!("the peer's copy is {}", self.state.name()),
+        })])
+    }
+
+    /// The peer does not hold the other half of the pair this host re-attached
+    /// to: leave it safely.
+    fn pair_denied(&mut self, runs: bool, why: String) -> Outcome {
+        use State as S;
+        self.unconfirmed = false;
+        match (self.state, runs) {
+            // Two primaries: the peer's is the one its ftd kept running.
+            (S::Protected, true) => {
+                self.last_error = Some(format!(
+                    "the peer runs the domain ({why}): this host's copy was stale and is destroyed"
+                ));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroyPrimary),
+                        Action::Send(PeerMsg::StandingBy),
+                    ],
+                )
+            }
+            (S::Protected, false) => {
+                self.last_failover = Some(format!(
+                    "the peer holds no secondary any more ({why}): left COLO"
+                ));
+                self.state = S::Degraded;
+                let mut acts = vec![
+                    Action::Run(Step::LeaveColo),
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                ];
+                acts.extend(self.maybe_reprotect()?);
+                Ok(acts)
+            }
+            _ => {
+                self.last_error = Some(format!(
+                    "the peer does not run the primary in COLO ({why}): the secondary copy \
+                     is useless and destroyed"
+                ));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::StandingBy),
+                    ],
+                )
+            }
         }
     }
 

@@ -36,4 +36,4 @@ mod types;
 mod tests;
 
 pub use machine::{Coordinator, InvalidTransition, Settings};
-pub use types::{Action, Event, EventKind, PeerMsg, State, Step};
+pub use types::{Action, Event, EventKind, Found, PeerMsg, State, Step};

@@ -34,10 +34,14 @@ pub enum State {
     TakingOver,
     /// The domain is shut off on this host (by its guest or by the user).
     Stopped,
+    /// ftd (re)started and found the domain running here and marked (or holding
+    /// a secondary copy): it reads QEMU's state before deciding anything, and
+    /// neither pauses nor changes the guest meanwhile ([`Found`] says what it saw).
+    Reattaching,
 }
 
 impl State {
-    pub const ALL: [State; 14] = [
+    pub const ALL: [State; 15] = [
         State::Unprotected,
         State::Preparing,
         State::Syncing,
@@ -52,6 +56,7 @@ impl State {
         State::Secondary,
         State::TakingOver,
         State::Stopped,
+        State::Reattaching,
     ];
 
     /// Is the guest running on this host as the primary (the copy clients see)?
@@ -89,6 +94,7 @@ impl State {
             State::Secondary => state::SECONDARY,
             State::TakingOver => state::TAKING_OVER,
             State::Stopped => state::STOPPED,
+            State::Reattaching => state::REATTACHING,
         }
     }
 
@@ -137,6 +143,10 @@ pub enum Step {
     DestroySecondary,
     /// Secondary: fail over (`x-colo-lost-heartbeat`, remove proxy and NBD export).
     TakeOver,
+    /// Re-attach: read QEMU's state of a domain found running at start-up
+    /// (COLO mode, the objects the plans add). Answered by [`Event::Found`], not
+    /// by `StepDone`; changes nothing in QEMU.
+    Inspect,
 }
 
 /// Messages between the two hosts' coordinators (carried by the peer link).
@@ -159,6 +169,16 @@ pub enum PeerMsg {
     /// A host that just gave the domain up (planned switch-over) is ready to host
     /// the secondary.
     StandingBy,
+    /// A host whose ftd restarted and re-attached to a running COLO copy of the
+    /// domain: "I hold the primary (`primary`) or the secondary; confirm that you
+    /// hold the other half". Answered by `PairConfirmed` or `PairDenied`.
+    CheckPair { primary: bool },
+    /// Answer to `CheckPair`: this host holds the other half; COLO goes on.
+    PairConfirmed,
+    /// Answer to `CheckPair`: this host does not hold the other half. `runs` says
+    /// whether it runs the domain as the primary (then the asker's copy must go),
+    /// `why` what it holds instead.
+    PairDenied { runs: bool, why: String },
 }
 
 /// What happens to a protected domain.
@@ -172,8 +192,14 @@ pub enum Event {
     SwitchOver,
     /// Peer link: heartbeats from the peer resumed.
     PeerUp,
-    /// Peer link: no heartbeat within the detection time.
+    /// Peer link: the peer's host is gone: no heartbeat within the detection
+    /// time and its host does not answer either (host-loss handling).
     PeerLost,
+    /// Peer link: the session with the peer's ftd ended, but the peer's host
+    /// answers (its kernel refuses or accepts connections): its ftd died or hangs,
+    /// while its QEMU may well run on. COLO goes on; a later `PeerLost` says the
+    /// host stopped answering too.
+    PeerDaemonLost,
     /// A message from the peer's coordinator.
     Peer(PeerMsg),
     /// A step finished.
@@ -188,6 +214,27 @@ pub enum Event {
     DomainStarted,
     /// libvirt: the domain stopped on this host (shutdown, destroy, crash).
     DomainStopped,
+    /// Re-attach: what [`Step::Inspect`] found in QEMU.
+    Found(Found),
+}
+
+/// What ftd found in QEMU for a domain running here when it (re)started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// This host's copy is the COLO primary (`query-colo-status`: primary).
+    ColoPrimary,
+    /// This host's copy is the COLO secondary.
+    ColoSecondary,
+    /// The domain runs here with no trace of COLO: nothing to re-attach to.
+    Plain,
+    /// The domain runs here out of COLO, with some of the primary's COLO
+    /// objects left (the reason names them): they must be removed.
+    Leftovers(String),
+    /// A secondary copy that is not in COLO (it still waits for the primary's
+    /// state, or COLO ended): it can never become a usable copy.
+    StaleSecondary(String),
+    /// QEMU could not be asked (the reason says why).
+    Unreadable(String),
 }
 
 /// [`Event`] without its data, for tables and messages.
@@ -205,6 +252,8 @@ pub enum EventKind {
     ColoExited,
     DomainStarted,
     DomainStopped,
+    PeerDaemonLost,
+    Found,
 }
 
 impl Event {
@@ -222,6 +271,8 @@ impl Event {
             Event::ColoExited(_) => EventKind::ColoExited,
             Event::DomainStarted => EventKind::DomainStarted,
             Event::DomainStopped => EventKind::DomainStopped,
+            Event::PeerDaemonLost => EventKind::PeerDaemonLost,
+            Event::Found(_) => EventKind::Found,
         }
     }
 }

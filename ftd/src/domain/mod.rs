@@ -4,7 +4,10 @@
 //! run one at a time (their outcome comes back as an event), and a monitor polls
 //! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
 
+mod reattach;
 mod steps;
+
+pub(crate) use reattach::secondary_dir;
 
 use crate::colo::plan::Wiring;
 use crate::colo::spec::SecondarySpec;
@@ -147,6 +150,9 @@ pub(crate) struct StepOut {
     event: Event,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
+    /// Re-attach: the newest quorum generation the plans left in QEMU (the next
+    /// protection attempt must use a new one).
+    gen: Option<u32>,
 }
 
 type StepFuture = Pin<Box<dyn Future<Output = StepOut> + Send>>;
@@ -176,10 +182,13 @@ struct Task {
     transition: Option<Transition>,
 }
 
-/// Start the task for `name`, found in `initial` state on this host.
+/// Start the task for `name`, found in `initial` state on this host. `marked`:
+/// the domain carries the protection annotation, with these settings (protection
+/// is wanted).
 pub fn spawn(
     name: &str,
     initial: State,
+    marked: Option<DomainSettings>,
     slot: u16,
     ctx: HostCtx,
     cancel: CancellationToken,
@@ -191,10 +200,12 @@ pub fn spawn(
             auto_reprotect: ctx.auto_reprotect,
         },
     );
+    coord.set_wanted(marked.is_some());
     if ctx.peer.is_up() {
         let _ = coord.on(Event::PeerUp);
     }
-    let task = Task {
+    let start = coord.start();
+    let mut task = Task {
         name: name.to_string(),
         ctx,
         slot,
@@ -211,6 +222,10 @@ pub fn spawn(
         interval_set: false,
         transition: None,
     };
+    if let Some(s) = marked {
+        task.configure(s);
+    }
+    task.execute(start);
     tokio::spawn(task.run(rx, cancel));
     DomainHandle {
         name: name.to_string(),
@@ -235,6 +250,7 @@ impl Task {
                 out = async { self.running.as_mut().expect("guarded").await }, if self.running.is_some() => {
                     self.running = None;
                     if let Some(w) = out.wiring { self.wiring = Some(w); }
+                    if let Some(g) = out.gen { self.gen = self.gen.max(g); }
                     if let Some(s) = out.spec { self.adopt_settings(&s); self.spec = Some(s); }
                     self.apply(out.event);
                 }
@@ -335,8 +351,30 @@ impl Task {
     fn apply(&mut self, ev: Event) {
         let before = self.coord.reported_state();
         let label = format!("{ev:?}");
+        let daemon_lost = ev == Event::PeerDaemonLost;
+        let found = matches!(ev, Event::Found(_));
+        // A found state is checked with the peer, which must be known up first.
+        if matches!(ev, Event::Found(_)) && self.ctx.peer.is_up() && !self.coord.peer_up() {
+            self.apply(Event::PeerUp);
+        }
         match self.coord.on(ev) {
             Ok(acts) => {
+                if daemon_lost && matches!(self.coord.state(), State::Protected | State::Secondary)
+                {
+                    tracing::warn!(domain = %self.name, role = %self.coord.state().role(), state = %self.coord.reported_state().name(),
+                        "the peer's ftd is gone but its host answers: COLO keeps running; its restart re-attaches");
+                }
+                if found {
+                    let to = self.coord.reported_state();
+                    match self.coord.last_error().or(self.coord.last_failover()) {
+                        Some(why) => {
+                            tracing::warn!(domain = %self.name, role = %to.role(), state = %to.name(), found = %label, %why, "re-attach: not re-attached as it ran")
+                        }
+                        None => {
+                            tracing::info!(domain = %self.name, role = %to.role(), state = %to.name(), found = %label, "re-attach: decided")
+                        }
+                    }
+                }
                 let after = self.coord.reported_state();
                 if after != before {
                     tracing::info!(domain = %self.name, role = %after.role(), from = %before.name(), state = %after.name(), event = %label, "state changed");

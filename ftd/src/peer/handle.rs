@@ -26,8 +26,14 @@ pub enum LinkEvent {
         boot: u64,
         restarted: bool,
     },
-    /// The session ended; the link reconnects by itself.
+    /// The session ended and the peer's host does not answer either (or, after
+    /// `DaemonLost`, stopped answering): host-loss handling. The link reconnects
+    /// by itself.
     Lost { reason: LostReason },
+    /// The session ended, but the peer's host answers (its kernel accepts or
+    /// refuses connections): its ftd is gone or hangs. The link keeps knocking;
+    /// `Lost` follows if the host stops answering, `Up` when the ftd is back.
+    DaemonLost { reason: LostReason },
     /// A message for this host's coordinator of `domain`.
     Msg { domain: String, msg: PeerMsg },
     /// The peer asks for work; answer through `reply` (dropping it answers with an
