@@ -28,6 +28,23 @@
 //!   Degraded (this host is now the primary, alone; re-protects when it can)
 //! Secondary --ReleaseSecondary--> Standby (runs DestroySecondary)
 //! ```
+//!
+//! When only the peer's *ftd* is gone (its host answers, see [`crate::peer`]),
+//! `PeerDaemonLost` leaves a running pair alone (`Protected`, `Secondary`: QEMU
+//! checkpoints without ftd); a later `PeerLost` is the host's loss as above.
+//!
+//! A restarted ftd re-attaches (nothing is run in QEMU but reading it):
+//!
+//! ```text
+//! Reattaching --Found(ColoPrimary)--> Protected    --CheckPair--> peer: PairConfirmed
+//! Reattaching --Found(ColoSecondary)--> Secondary  --CheckPair--> peer: PairConfirmed
+//! Reattaching --Found(Plain)--> Unprotected, protected if wanted
+//! Reattaching --Found(Leftovers)--> Degraded (runs Undo), re-protects
+//! Reattaching --Found(StaleSecondary)--> Standby (runs DestroySecondary)
+//! Protected --PairDenied(peer runs it)--> Standby (runs DestroyPrimary)
+//! Protected --PairDenied(no secondary)--> Degraded (runs LeaveColo), re-protects
+//! Secondary --PairDenied--> Standby (runs DestroySecondary)
+//! ```
 
 mod machine;
 mod types;

@@ -147,8 +147,14 @@ impl Daemon {
                 }
                 let secondary = crate::domain::secondary_dir(&ctx, &name).exists();
                 match lv.metadata(&name, NAMESPACE).await {
-                    Ok(Some(_)) => me.adopt(name),
-                    Ok(None) if secondary => me.adopt(name),
+                    Ok(Some(_)) => {
+                        tracing::info!(domain = %name, "start-up: running and marked: re-attach or protect");
+                        me.adopt(name)
+                    }
+                    Ok(None) if secondary => {
+                        tracing::info!(domain = %name, "start-up: running with a secondary's overlays here: re-attach");
+                        me.adopt(name)
+                    }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(domain = %name, error = %e, "start-up scan"),
                 }

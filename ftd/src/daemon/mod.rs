@@ -5,8 +5,13 @@
 //! `Enable` chooses the domain's settings ([`crate::protect`]: options, then the
 //! domain's annotation, then the configuration), and on success marks the domain
 //! with the annotation through libvirt's metadata API; `Disable` removes it. At
-//! start-up, running domains that carry the annotation are protected; the libvirt
-//! hook's `started` notification does the same for a domain that starts later.
+//! start-up, running domains that carry the annotation (or whose secondary's
+//! overlays this host keeps) are taken up in [`State::Reattaching`]: their task
+//! reads QEMU and re-attaches to a running COLO pair, or protects a plain domain;
+//! the libvirt hook's `started` notification protects a domain that starts later.
+//!
+//! The peer link's `Lost` (the peer's host is gone) and `DaemonLost` (only its ftd
+//! is: its host answers) reach every domain as `PeerLost` and `PeerDaemonLost`.
 
 use crate::coordinator::{Event, State};
 use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};

@@ -25,6 +25,7 @@ pub mod guest;
 pub mod host;
 pub mod netns;
 pub mod reaper;
+pub mod writer;
 
 pub use accel::{Accel, AccelChoice};
 pub use artifacts::{Artifacts, QemuChoice};
