@@ -8,7 +8,7 @@
 //! `Degraded`, `Standby`, `Unprotected`) is ignored. A progress step finishing
 //! anywhere else is an [`InvalidTransition`]: nothing could have started it.
 
-use super::types::{Action, Event, EventKind, Found, PeerMsg, State, Step};
+use super::types::{Action, Event, EventKind, PeerMsg, State, Step};
 
 /// Per-domain settings the coordinator needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,22 +40,22 @@ pub struct InvalidTransition {
 /// One protected domain's coordinator on one host.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
-    state: State,
+    pub(super) state: State,
     settings: Settings,
-    wanted: bool,
+    pub(super) wanted: bool,
     pub(super) peer_up: bool,
     planned: bool,
     checkpoints: u64,
     /// Checkpoints since the current COLO session started (0 until the first).
     session_checkpoints: u64,
-    last_error: Option<String>,
-    last_failover: Option<String>,
+    pub(super) last_error: Option<String>,
+    pub(super) last_failover: Option<String>,
     /// Re-attached to a running COLO copy, and the peer has not confirmed yet
     /// that it holds the other half (`CheckPair` goes out on every `PeerUp`).
-    unconfirmed: bool,
+    pub(super) unconfirmed: bool,
 }
 
-type Outcome = Result<Vec<Action>, InvalidTransition>;
+pub(super) type Outcome = Result<Vec<Action>, InvalidTransition>;
 
 const NOT_HERE: &str = "the domain does not run as primary on this host; use the host that runs it";
 const ON_SECONDARY: &str = "this host holds the secondary; manage protection on the primary's host";
@@ -167,7 +167,7 @@ impl Coordinator {
         })
     }
 
-    fn go(&mut self, s: State, actions: Vec<Action>) -> Outcome {
+    pub(super) fn go(&mut self, s: State, actions: Vec<Action>) -> Outcome {
         if matches!(s, State::Starting | State::SecondaryPreparing) {
             self.session_checkpoints = 0;
         }
@@ -175,17 +175,17 @@ impl Coordinator {
         Ok(actions)
     }
 
-    fn stay(&self) -> Outcome {
+    pub(super) fn stay(&self) -> Outcome {
         Ok(Vec::new())
     }
 
-    fn fail(&mut self, why: String, actions: Vec<Action>) -> Outcome {
+    pub(super) fn fail(&mut self, why: String, actions: Vec<Action>) -> Outcome {
         self.last_error = Some(why);
         self.go(State::Failed, actions)
     }
 
     /// Start (again) to protect, if the peer can be reached.
-    fn protect(&mut self) -> Outcome {
+    pub(super) fn protect(&mut self) -> Outcome {
         if self.peer_up {
             self.last_error = None;
             self.go(State::Preparing, vec![Action::Send(PeerMsg::HostSecondary)])
@@ -198,7 +198,7 @@ impl Coordinator {
         }
     }
 
-    fn maybe_reprotect(&mut self) -> Outcome {
+    pub(super) fn maybe_reprotect(&mut self) -> Outcome {
         if self.wanted && self.settings.auto_reprotect && self.peer_up {
             self.protect()
         } else {
@@ -750,146 +750,6 @@ impl Coordinator {
                 self.invalid(&ev, "no such step was started in this state")
             }
             (S::Stopped, ev @ E::SwitchOver) => self.invalid(&ev, "the domain is shut off"),
-        }
-    }
-
-    /// `Found`: what QEMU said of the domain found running at start-up.
-    fn found(&mut self, f: Found) -> Outcome {
-        use State as S;
-        match f {
-            Found::ColoPrimary => {
-                self.wanted = true;
-                self.unconfirmed = true;
-                let acts = self.check_if_unconfirmed(true);
-                self.go(S::Protected, acts)
-            }
-            Found::ColoSecondary => {
-                self.unconfirmed = true;
-                let acts = self.check_if_unconfirmed(false);
-                self.go(S::Secondary, acts)
-            }
-            Found::Plain => {
-                self.state = S::Unprotected;
-                if self.wanted {
-                    self.protect()
-                } else {
-                    self.stay()
-                }
-            }
-            Found::Leftovers(why) => {
-                self.state = if self.wanted {
-                    S::Degraded
-                } else {
-                    S::Unprotected
-                };
-                // Undo: the attempt may have stopped anywhere (a sync job, a
-                // migration, COLO's objects), and Undo removes all of it.
-                let mut acts = vec![Action::Run(Step::Undo)];
-                acts.extend(self.maybe_reprotect()?);
-                self.last_error = Some(format!(
-                    "after ftd's restart: {why}; removed what was left of COLO"
-                ));
-                Ok(acts)
-            }
-            Found::StaleSecondary(why) => {
-                self.last_error = Some(format!(
-                    "after ftd's restart: {why}; destroyed the secondary copy"
-                ));
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroySecondary),
-                        Action::Send(PeerMsg::StandingBy),
-                    ],
-                )
-            }
-            Found::Unreadable(why) => {
-                // Not knowing what runs here, touching it could break a running
-                // COLO pair: nothing is done until someone looks.
-                self.wanted = false;
-                self.fail(
-                    format!(
-                        "after ftd's restart, QEMU's state could not be read ({why}); \
-                         nothing was changed: check the domain, then Enable it or restart ftd"
-                    ),
-                    Vec::new(),
-                )
-            }
-        }
-    }
-
-    /// The pair check to send on `PeerUp` while re-attached and unconfirmed.
-    fn check_if_unconfirmed(&self, primary: bool) -> Vec<Action> {
-        if self.unconfirmed && self.peer_up {
-            vec![Action::Send(PeerMsg::CheckPair { primary })]
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// The peer re-attached to its half of a COLO pair (`primary`: it holds the
-    /// primary): confirm if this host holds the other half, deny otherwise.
-    fn check_pair(&mut self, primary: bool) -> Outcome {
-        use State as S;
-        let other_half = if primary { S::Secondary } else { S::Protected };
-        if self.state == other_half {
-            self.unconfirmed = false;
-            return Ok(vec![Action::Send(PeerMsg::PairConfirmed)]);
-        }
-        if self.state == S::Reattaching {
-            // It answers the check this host sends once it knows what it holds.
-            return self.stay();
-        }
-        Ok(vec![Action::Send(PeerMsg::PairDenied {
-            runs: self.state.runs_primary_here() || self.state == S::TakingOver,
-            why: format!("the peer's copy is {}", self.state.name()),
-        })])
-    }
-
-    /// The peer does not hold the other half of the pair this host re-attached
-    /// to: leave it safely.
-    fn pair_denied(&mut self, runs: bool, why: String) -> Outcome {
-        use State as S;
-        self.unconfirmed = false;
-        match (self.state, runs) {
-            // Two primaries: the peer's is the one its ftd kept running.
-            (S::Protected, true) => {
-                self.last_error = Some(format!(
-                    "the peer runs the domain ({why}): this host's copy was stale and is destroyed"
-                ));
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroyPrimary),
-                        Action::Send(PeerMsg::StandingBy),
-                    ],
-                )
-            }
-            (S::Protected, false) => {
-                self.last_failover = Some(format!(
-                    "the peer holds no secondary any more ({why}): left COLO"
-                ));
-                self.state = S::Degraded;
-                let mut acts = vec![
-                    Action::Run(Step::LeaveColo),
-                    Action::Send(PeerMsg::ReleaseSecondary),
-                ];
-                acts.extend(self.maybe_reprotect()?);
-                Ok(acts)
-            }
-            _ => {
-                self.last_error = Some(format!(
-                    "the peer does not run the primary in COLO ({why}): the secondary copy \
-                     is useless and destroyed"
-                ));
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroySecondary),
-                        Action::Send(PeerMsg::StandingBy),
-                    ],
-                )
-            }
         }
     }
 

@@ -47,6 +47,7 @@
 //! ```
 
 mod machine;
+mod reattach;
 mod types;
 
 #[cfg(test)]
