@@ -302,3 +302,50 @@ async fn a_host_killed_after_its_ftd_still_fails_over() {
     assert_client_fine(&w.stop());
     lab.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secondary_whose_ftd_was_down_when_the_primary_died_takes_over_on_restart() {
+    let (mut lab, w, boot) = protected_lab().await;
+    lab.host_mut("b").unwrap().kill_ftd();
+    notices_peer_ftd_gone(&lab, "a", "protected").await;
+    let acked = w.stats().acked;
+
+    // a's host dies while nobody watches on b; b's QEMU waits in COLO.
+    lab.kill_host("a").unwrap();
+    let t_kill = Instant::now();
+    assert_eq!(colo_mode(&lab, "b"), "secondary");
+    let yaml = {
+        let (me, p) = (lab.host("b").unwrap(), lab.host("a").unwrap());
+        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
+    };
+    let t = Instant::now();
+    lab.host_mut("b")
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .unwrap();
+    // b's ftd re-attaches to its secondary, finds a's host silent since it
+    // started, and takes over.
+    let sb = wait_state(&lab, "b", "g", "degraded", LONG).await;
+    eprintln!(
+        "b's ftd restarted after a's host died: degraded {:?} after its start: {sb:?}",
+        t.elapsed()
+    );
+    assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
+    let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
+    assert!(log.contains("Found(ColoSecondary)"), "{log}");
+    let t0 = Instant::now();
+    while w.stats().first_reply_sent_after(t_kill).is_none() {
+        assert!(t0.elapsed() < LONG, "no reply after the takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
+    eprintln!("first reply {:?} after a's host was killed", first - t_kill);
+    assert_eq!(boot_id(&w), boot, "the guest rebooted");
+    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    assert_client_fine(&w.stop());
+    lab.shutdown().unwrap();
+}

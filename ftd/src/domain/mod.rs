@@ -354,7 +354,7 @@ impl Task {
         let daemon_lost = ev == Event::PeerDaemonLost;
         let found = matches!(ev, Event::Found(_));
         // A found state is checked with the peer, which must be known up first.
-        if matches!(ev, Event::Found(_)) && self.ctx.peer.is_up() && !self.coord.peer_up() {
+        if found && self.ctx.peer.is_up() && !self.coord.peer_up() {
             self.apply(Event::PeerUp);
         }
         match self.coord.on(ev) {
@@ -390,6 +390,11 @@ impl Task {
                 self.execute(acts);
             }
             Err(e) => tracing::warn!(domain = %self.name, error = %e, "event ignored"),
+        }
+        // The other half's host was found gone before this task knew what it
+        // holds (ftd started after it died): handle that loss now.
+        if found && self.ctx.peer.host_lost() {
+            self.apply(Event::PeerLost);
         }
     }
 

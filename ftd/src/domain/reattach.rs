@@ -236,9 +236,10 @@ async fn wiring(ctx: &HostCtx, name: &str, slot: u16, gen: u32, nodes: &Value) -
 
 /// Right after ftd starts, the peer link takes a moment to come up; what is
 /// decided next (protect, or check the pair with the peer) goes better with it.
+/// No use waiting once the peer's host was found gone.
 async fn await_peer_link(ctx: &HostCtx, bound: Duration) {
     let t0 = Instant::now();
-    while !ctx.peer.is_up() && t0.elapsed() < bound {
+    while !ctx.peer.is_up() && !ctx.peer.host_lost() && t0.elapsed() < bound {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

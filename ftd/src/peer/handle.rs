@@ -126,12 +126,19 @@ pub struct PeerHandle {
     pub(crate) state: watch::Receiver<Option<Session>>,
     pub(crate) next_id: Arc<AtomicU64>,
     pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) host_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PeerHandle {
     /// Is a session up (handshake done, not lost yet)?
     pub fn is_up(&self) -> bool {
         self.state.borrow().is_some()
+    }
+
+    /// Was the peer's host reported lost ([`LinkEvent::Lost`]), with no session
+    /// since? (For a task that starts after the event was sent.)
+    pub fn host_lost(&self) -> bool {
+        self.host_lost.load(Ordering::Relaxed) && !self.is_up()
     }
 
     /// The peer of the current session.

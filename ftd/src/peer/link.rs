@@ -21,7 +21,10 @@
 //! A host that lives gives [`LinkEvent::DaemonLost`], and the link then keeps
 //! knocking every `interval`: when the host has not answered for `detection`,
 //! [`LinkEvent::Lost`] follows ([`LostReason::HostSilent`]). A host that does not
-//! answer gives `Lost` at once.
+//! answer gives `Lost` at once. From its start until the first session, the link
+//! watches the peer's host the same way: `Lost` ([`LostReason::Unreached`]) if it
+//! never answers (a restarted ftd must know, for a COLO pair it re-attaches to,
+//! that the other half's host is gone).
 
 use super::connect::{self, Established};
 use super::frame::{self, Frame, FrameError, Response, Wire};
@@ -35,7 +38,7 @@ use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -76,6 +79,10 @@ pub enum LostReason {
     /// After its ftd was lost, the peer's host stopped answering too.
     #[error("the peer's ftd was gone, and now its host has not answered for {0:?} either (it is down or cut off)")]
     HostSilent(Duration),
+    /// No session came up since this ftd started, and the peer's host has not
+    /// answered for this long.
+    #[error("no session with the peer since this ftd started, and its host has not answered for {0:?} (it is down or cut off)")]
+    Unreached(Duration),
 }
 
 impl From<FrameError> for LostReason {
@@ -138,12 +145,14 @@ impl PeerLink {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let (state_tx, state_rx) = watch::channel(None);
+        let host_lost = Arc::new(AtomicBool::new(false));
         let handle = PeerHandle {
             peer_host: cfg.peer_host.as_str().into(),
             cmds: cmd_tx,
             state: state_rx,
             next_id: Arc::new(AtomicU64::new(1)),
             local_addr,
+            host_lost: host_lost.clone(),
         };
         let link = Link {
             cfg,
@@ -155,7 +164,10 @@ impl PeerLink {
             state: state_tx,
             gen: 0,
             last_boot: None,
-            heard: None,
+            // Until a session comes up, the peer's host is watched as after
+            // DaemonLost: a host that never answers is reported lost.
+            heard: Some(Instant::now()),
+            host_lost,
         };
         tokio::spawn(link.run());
         Ok((handle, ev_rx))
@@ -184,6 +196,8 @@ struct Link {
     last_boot: Option<u64>,
     /// When the peer's host last answered a knock (or closed the connection).
     heard: Option<Instant>,
+    /// Shared with the handles: `Lost` was reported and no session came up since.
+    host_lost: Arc<AtomicBool>,
 }
 
 /// How a session ended.
@@ -200,8 +214,9 @@ type Pending = HashMap<u64, (String, oneshot::Sender<Result<Response, PeerError>
 
 impl Link {
     async fn run(mut self) {
-        // Knocking at the host of a peer whose ftd is gone (after DaemonLost).
-        let mut watch: Option<BoxFuture<'static, bool>> = None;
+        // Knocking at the host of a peer whose ftd is gone (after DaemonLost, and
+        // from the start until the first session).
+        let mut watch: Option<BoxFuture<'static, bool>> = Some(self.knock_later());
         'outer: loop {
             let first = tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -217,8 +232,14 @@ impl Link {
                         watch = Some(self.knock_later());
                     } else {
                         watch = None;
-                        let reason = LostReason::HostSilent(self.cfg.detection);
+                        self.heard = None;
+                        let reason = if self.gen == 0 {
+                            LostReason::Unreached(self.cfg.detection)
+                        } else {
+                            LostReason::HostSilent(self.cfg.detection)
+                        };
                         warn!(peer = %self.cfg.peer_host, "peer link: {reason}");
+                        self.host_lost.store(true, Ordering::Relaxed);
                         if !self.emit(LinkEvent::Lost { reason }).await {
                             break;
                         }
@@ -283,6 +304,7 @@ impl Link {
         let restarted = self.last_boot.is_some_and(|b| b != peer.boot);
         self.last_boot = Some(peer.boot);
         info!(peer = %peer.host, %addr, boot = peer.boot, restarted, "peer link: up");
+        self.host_lost.store(false, Ordering::Relaxed);
         self.state.send_replace(Some(Session {
             gen,
             peer: PeerInfo {
@@ -329,6 +351,7 @@ impl Link {
                 } else {
                     warn!(peer = %self.cfg.peer_host, "peer link: lost: {reason}; the peer's host does not answer");
                     self.heard = None;
+                    self.host_lost.store(true, Ordering::Relaxed);
                     LinkEvent::Lost { reason: lost }
                 };
                 if self.emit(ev).await {

@@ -47,7 +47,8 @@
 //!
 //! Events alternate strictly `Up`, then `Lost` or `DaemonLost` (maybe followed by
 //! `Lost`), then `Up`, ...: every session that came up is reported lost before the
-//! next one comes up, and its messages arrive between the two. A message or request given to [`PeerHandle`] goes out only on the session
+//! next one comes up, and its messages arrive between the two. Before the first
+//! `Up`, a `Lost` says the peer's host has not answered since the link started. A message or request given to [`PeerHandle`] goes out only on the session
 //! that was up when it was given (never to a peer that restarted in between).
 //!
 //! ## Authentication: mutual TLS, required

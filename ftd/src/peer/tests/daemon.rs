@@ -54,7 +54,7 @@ impl Side {
         }
     }
 
-    async fn host_lost(&mut self) -> LostReason {
+    async fn lost_host(&mut self) -> LostReason {
         match self.next().await {
             LinkEvent::Lost { reason } => reason,
             other => panic!("expected Lost, got {other:?}"),
@@ -97,7 +97,7 @@ async fn the_host_of_a_lost_ftd_that_stops_answering_is_lost_after_detection() {
 
     let t = Instant::now();
     gate.deafen().await;
-    let reason = a.host_lost().await;
+    let reason = a.lost_host().await;
     let took = t.elapsed();
     println!("host stopped answering: Lost after {took:?} ({reason})");
     assert_eq!(reason, LostReason::HostSilent(detection));
@@ -122,7 +122,7 @@ async fn a_silent_peer_whose_host_does_not_answer_is_lost_at_the_usual_deadline(
     tokio::time::sleep(ms(300)).await;
     let t = Instant::now();
     proxy.cut();
-    let reason = a.host_lost().await;
+    let reason = a.lost_host().await;
     let took = t.elapsed();
     println!("path cut, host silent: Lost after {took:?} ({reason})");
     assert_eq!(reason, LostReason::Silent(detection));
@@ -144,4 +144,33 @@ async fn a_silent_peer_whose_host_answers_is_daemon_lost() {
     let reason = a.daemon_lost().await;
     println!("ftd silent, host up: DaemonLost after {:?}", t.elapsed());
     assert!(matches!(reason, LostReason::Silent(_)), "{reason}");
+}
+
+#[tokio::test]
+async fn a_peer_host_that_never_answers_after_the_start_is_lost_then_up_when_it_comes() {
+    logs();
+    let mut gate = Gate::new();
+    gate.deafen().await;
+    // b's address, free until b starts.
+    let addr = std::net::TcpListener::bind(any_port())
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut cfg = a_cfg(addr);
+    cfg.probe_addr = gate.addr;
+    let detection = cfg.detection;
+    let t = Instant::now();
+    let mut a = spawn(cfg);
+    assert!(!a.h.host_lost());
+    let reason = a.lost_host().await;
+    let took = t.elapsed();
+    println!("peer host silent since the start: Lost after {took:?} ({reason})");
+    assert_eq!(reason, LostReason::Unreached(detection));
+    assert!(took >= detection && took < detection + ms(400), "{took:?}");
+    assert!(a.h.host_lost());
+    a.quiet(ms(300)).await;
+    let mut b = spawn(b_cfg(addr));
+    a.up().await;
+    b.up().await;
+    assert!(!a.h.host_lost());
 }
