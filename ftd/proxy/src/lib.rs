@@ -83,6 +83,9 @@ pub mod state {
     /// This host lost a partition: its copy was stopped; the peer keeps the domain
     /// and makes this host its secondary again when the link is back.
     pub const FENCED: &str = "fenced";
+    /// ftd (re)started and reads the running domain's COLO state before deciding
+    /// (the guest runs on untouched).
+    pub const REATTACHING: &str = "reattaching";
 }
 
 /// One domain's protection, as `Status` and `List` return it.

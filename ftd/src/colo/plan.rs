@@ -155,7 +155,8 @@ pub fn checkpoint_delay(checkpoint_ms: u64) -> Value {
 
 /// colo-compare's IOThread, `iothread<COLO_IOTHREAD>` in QEMU (libvirt's naming).
 pub const COLO_IOTHREAD: u32 = 900;
-const PRIMARY_OBJECTS: [&str; 4] = ["comp0", "m0", "redire0", "redire1"];
+/// The QOM objects the primary's COLO adds.
+pub const PRIMARY_OBJECTS: [&str; 4] = ["comp0", "m0", "redire0", "redire1"];
 const PRIMARY_CHARDEVS: [&str; 6] = [
     "mirror0",
     "compare1",

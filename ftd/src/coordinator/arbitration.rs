@@ -225,6 +225,13 @@ impl Coordinator {
                 }
             }
 
+            // The peer's host answers but its ftd is gone: the arbiter still
+            // decides (its membership shows the peer alive: `PeerAlive`).
+            (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, E::PeerDaemonLost) => {
+                self.stay()
+            }
+            (_, ev @ E::Found(_)) => self.invalid(&ev, "nothing is being re-attached"),
+
             // Checkpoints and steps were decided before the transition table.
             (_, ev @ (E::StepDone(_) | E::StepFailed(..) | E::Checkpoint)) => {
                 self.invalid(&ev, "no such step was started in this state")

@@ -44,9 +44,9 @@ pub struct InvalidTransition {
 /// One protected domain's coordinator on one host.
 #[derive(Debug, Clone)]
 pub struct Coordinator {
-    state: State,
+    pub(super) state: State,
     settings: Settings,
-    wanted: bool,
+    pub(super) wanted: bool,
     pub(super) peer_up: bool,
     planned: bool,
     /// The guest was paused by [`Step::Freeze`] while arbitrating.
@@ -54,14 +54,22 @@ pub struct Coordinator {
     checkpoints: u64,
     /// Checkpoints since the current COLO session started (0 until the first).
     session_checkpoints: u64,
-    last_error: Option<String>,
-    last_failover: Option<String>,
+    pub(super) last_error: Option<String>,
+    pub(super) last_failover: Option<String>,
+    /// Re-attached to a running COLO copy, and the peer has not confirmed yet
+    /// that it holds the other half (`CheckPair` goes out on every `PeerUp`).
+    pub(super) unconfirmed: bool,
 }
 
-type Outcome = Result<Vec<Action>, InvalidTransition>;
+pub(super) type Outcome = Result<Vec<Action>, InvalidTransition>;
 
 const NOT_HERE: &str = "the domain does not run as primary on this host; use the host that runs it";
 const ON_SECONDARY: &str = "this host holds the secondary; manage protection on the primary's host";
+const REATTACHING: &str =
+    "ftd is reading the running domain's COLO state after its restart; try again in a moment";
+/// `last_error` while the peer's ftd is gone but its host answers.
+pub const PEER_DAEMON_LOST: &str = "the peer's ftd is not running (its host answers): COLO goes \
+     on without it and its restart re-attaches; the loss of the peer's host is still detected";
 
 fn is_cleanup(s: Step) -> bool {
     matches!(
@@ -90,6 +98,17 @@ impl Coordinator {
             session_checkpoints: 0,
             last_error: None,
             last_failover: None,
+            unconfirmed: false,
+        }
+    }
+
+    /// What to do first for a coordinator created in `state`: a domain found
+    /// running at start-up ([`State::Reattaching`]) is inspected before anything.
+    pub fn start(&self) -> Vec<Action> {
+        if self.state == State::Reattaching {
+            vec![Action::Run(Step::Inspect)]
+        } else {
+            Vec::new()
         }
     }
 
@@ -126,6 +145,10 @@ impl Coordinator {
     /// Why the last failover happened.
     pub fn last_failover(&self) -> Option<&str> {
         self.last_failover.as_deref()
+    }
+    /// Re-attached, and the peer has not confirmed the pair yet.
+    pub fn unconfirmed(&self) -> bool {
+        self.unconfirmed
     }
     /// Mark protection as requested (e.g. from the domain's XML annotation).
     /// New settings, used from the next decision on.
@@ -179,7 +202,7 @@ impl Coordinator {
         self.last_error = Some(why.to_string());
     }
 
-    fn fail(&mut self, why: String, actions: Vec<Action>) -> Outcome {
+    pub(super) fn fail(&mut self, why: String, actions: Vec<Action>) -> Outcome {
         self.last_error = Some(why);
         self.go(State::Failed, actions)
     }
@@ -212,8 +235,31 @@ impl Coordinator {
 
         // Facts every state records.
         match &ev {
-            E::PeerUp => self.peer_up = true,
-            E::PeerLost => self.peer_up = false,
+            E::PeerUp | E::PeerLost => {
+                self.peer_up = matches!(ev, E::PeerUp);
+                if self.last_error.as_deref() == Some(PEER_DAEMON_LOST) {
+                    self.last_error = None;
+                }
+            }
+            E::PeerDaemonLost => self.peer_up = false,
+            _ => {}
+        }
+        // The pair check after a re-attach, answered in every state.
+        match ev {
+            E::Peer(PeerMsg::CheckPair { primary }) => return self.check_pair(primary),
+            E::Peer(PeerMsg::PairConfirmed) => {
+                if matches!(self.state, S::Protected | S::Secondary) {
+                    self.unconfirmed = false;
+                }
+                return self.stay();
+            }
+            E::Peer(PeerMsg::PairDenied { runs, why }) => {
+                return if matches!(self.state, S::Protected | S::Secondary) {
+                    self.pair_denied(runs, why)
+                } else {
+                    self.stay()
+                };
+            }
             _ => {}
         }
         if let E::Checkpoint = ev {
@@ -316,7 +362,12 @@ impl Coordinator {
                     format!("protection failed on the peer: {e}"),
                     vec![Action::Run(Step::Undo)],
                 ),
-            (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
+            // Standing by while it should prepare the secondary: the request was
+            // lost (its ftd was restarting): ask again.
+            (S::Preparing, E::Peer(PeerMsg::StandingBy)) => {
+                Ok(vec![Action::Send(PeerMsg::HostSecondary)])
+            }
+            (S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
             (S::Preparing | S::Syncing | S::Starting, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message from the peer while protecting")
             }
@@ -369,7 +420,7 @@ impl Coordinator {
                 self.planned = true;
                 self.go(S::SwitchingOver, vec![Action::Run(Step::StopPrimary)])
             }
-            (S::Protected, E::PeerUp) => self.stay(),
+            (S::Protected, E::PeerUp) => Ok(self.check_if_unconfirmed(true)),
             (S::Protected, E::PeerLost) if self.settings.arbiter => self.arbitrate(),
             (S::Protected, E::PeerLost) => {
                 self.last_failover = Some("secondary host lost (no heartbeat)".into());
@@ -563,7 +614,8 @@ impl Coordinator {
                     Some("the primary was lost before the secondary was in sync".into());
                 self.go(S::Standby, vec![Action::Run(Step::DestroySecondary)])
             }
-            (S::SecondaryPreparing | S::Secondary, E::PeerUp) => self.stay(),
+            (S::SecondaryPreparing, E::PeerUp) => self.stay(),
+            (S::Secondary, E::PeerUp) => Ok(self.check_if_unconfirmed(false)),
             (S::SecondaryPreparing, E::ColoExited(r)) => {
                 let e = format!("COLO exited on the secondary before protection was reached ({r})");
                 self.go(
@@ -636,6 +688,40 @@ impl Coordinator {
             (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, ev) => self.partitioned(ev),
             // A verdict for an arbitration this state has left behind.
             (_, E::Verdict(_)) => self.stay(),
+
+            // ---------------------------------------------------------------- Reattaching
+            // Nothing is decided before QEMU was read: a request waits for that
+            // (Enable is remembered), a peer message is dropped (the pair check
+            // after `Found` reconciles both sides).
+            (S::Reattaching, E::Enable) => {
+                self.wanted = true;
+                self.stay()
+            }
+            (S::Reattaching, ev @ (E::Disable | E::SwitchOver)) => self.invalid(&ev, REATTACHING),
+            (
+                S::Reattaching,
+                E::PeerUp
+                | E::PeerLost
+                | E::PeerDaemonLost
+                | E::Peer(_)
+                | E::ColoExited(_)
+                | E::DomainStarted,
+            ) => self.stay(),
+            (S::Reattaching, E::DomainStopped) => self.go(S::Stopped, Vec::new()),
+            (S::Reattaching, E::Found(f)) => self.found(f),
+            (_, ev @ E::Found(_)) => self.invalid(&ev, "nothing is being re-attached"),
+
+            // ---------------------------------------------------------------- the peer's ftd
+            // A running COLO pair goes on without the peer's ftd (QEMU needs no
+            // ftd to checkpoint); its restart re-attaches.
+            (S::Protected | S::Secondary, E::PeerDaemonLost) => {
+                self.last_error = Some(PEER_DAEMON_LOST.into());
+                self.stay()
+            }
+            // Whatever else the peer's ftd was in the middle of (a protection
+            // attempt, a switch-over, preparing the secondary, ...) cannot finish
+            // without it: there its loss counts as the peer's.
+            (_, E::PeerDaemonLost) => self.step(E::PeerLost),
 
             // ---------------------------------------------------------------- COLO exits elsewhere
             (

@@ -32,13 +32,31 @@
 //! With a partition arbiter configured, `PeerLost` in `Protected` or `Secondary`
 //! asks the arbiter instead (`Arbitrating`, `SecondaryArbitrating`, `Fenced`): see
 //! `arbitration.rs`.
+//!
+//! When only the peer's *ftd* is gone (its host answers, see [`crate::peer`]),
+//! `PeerDaemonLost` leaves a running pair alone (`Protected`, `Secondary`: QEMU
+//! checkpoints without ftd); a later `PeerLost` is the host's loss as above.
+//!
+//! A restarted ftd re-attaches (nothing is run in QEMU but reading it):
+//!
+//! ```text
+//! Reattaching --Found(ColoPrimary)--> Protected    --CheckPair--> peer: PairConfirmed
+//! Reattaching --Found(ColoSecondary)--> Secondary  --CheckPair--> peer: PairConfirmed
+//! Reattaching --Found(Plain)--> Unprotected, protected if wanted
+//! Reattaching --Found(Leftovers)--> Degraded (runs Undo), re-protects
+//! Reattaching --Found(StaleSecondary)--> Standby (runs DestroySecondary)
+//! Protected --PairDenied(peer runs it)--> Standby (runs DestroyPrimary)
+//! Protected --PairDenied(no secondary)--> Degraded (runs LeaveColo), re-protects
+//! Secondary --PairDenied--> Standby (runs DestroySecondary)
+//! ```
 
 mod arbitration;
 mod machine;
+mod reattach;
 mod types;
 
 #[cfg(test)]
 mod tests;
 
 pub use machine::{Coordinator, InvalidTransition, Settings};
-pub use types::{Action, Event, EventKind, PeerMsg, State, Step, Verdict};
+pub use types::{Action, Event, EventKind, Found, PeerMsg, State, Step, Verdict};

@@ -1,15 +1,16 @@
 //! The coordinator's specification as tables and scenarios.
 //!
-//! `every_state_x_event` pins the next state (or rejection) of all 17 states x 43
+//! `every_state_x_event` pins the next state (or rejection) of all 18 states x 57
 //! events (every event kind, every peer message, every step's done/failed, every
-//! verdict). The context is: protection wanted, peer reachable, auto re-protect on,
-//! no arbiter; `with_an_arbiter_only_a_lost_peer_changes` lists what an arbiter
-//! changes.
+//! re-attach finding, every verdict). The context is: protection wanted, peer
+//! reachable, auto re-protect on, not re-attached, no arbiter;
+//! `with_an_arbiter_only_a_lost_peer_changes` lists what an arbiter changes.
 //! The scenarios run two coordinators against each other through a message pump.
 
 use super::*;
 
 mod partition;
+mod reattach;
 
 fn code(s: State) -> char {
     match s {
@@ -30,10 +31,11 @@ fn code(s: State) -> char {
         State::Arbitrating => 'A',
         State::SecondaryArbitrating => 'Z',
         State::Fenced => 'N',
+        State::Reattaching => 'E',
     }
 }
 
-const STEPS: [Step; 11] = [
+const STEPS: [Step; 12] = [
     Step::Sync,
     Step::StartColo,
     Step::LeaveColo,
@@ -45,6 +47,7 @@ const STEPS: [Step; 11] = [
     Step::TakeOver,
     Step::Freeze,
     Step::Thaw,
+    Step::Inspect,
 ];
 
 fn events() -> Vec<Event> {
@@ -54,6 +57,7 @@ fn events() -> Vec<Event> {
         Event::SwitchOver,
         Event::PeerUp,
         Event::PeerLost,
+        Event::PeerDaemonLost,
     ];
     for m in [
         PeerMsg::HostSecondary,
@@ -64,6 +68,17 @@ fn events() -> Vec<Event> {
         PeerMsg::TakeOver,
         PeerMsg::TookOver,
         PeerMsg::StandingBy,
+        PeerMsg::CheckPair { primary: true },
+        PeerMsg::CheckPair { primary: false },
+        PeerMsg::PairConfirmed,
+        PeerMsg::PairDenied {
+            runs: true,
+            why: "the peer's copy is degraded".into(),
+        },
+        PeerMsg::PairDenied {
+            runs: false,
+            why: "the peer's copy is standby".into(),
+        },
     ] {
         v.push(Event::Peer(m));
     }
@@ -75,84 +90,104 @@ fn events() -> Vec<Event> {
         Event::DomainStarted,
         Event::DomainStopped,
     ]);
+    v.extend(
+        [
+            Found::ColoPrimary,
+            Found::ColoSecondary,
+            Found::Plain,
+            Found::Leftovers("object comp0".into()),
+            Found::StaleSecondary("inmigrate".into()),
+            Found::Unreadable("no monitor".into()),
+        ]
+        .into_iter()
+        .map(Event::Found),
+    );
     v.extend(Verdict::ALL.map(Event::Verdict));
     v
 }
 
-/// Columns: Enable Disable SwitchOver PeerUp PeerLost | peer messages HostSecondary
-/// SecondaryReady SecondaryFailed PrimaryProtected ReleaseSecondary TakeOver TookOver
-/// StandingBy | StepDone x 11 | StepFailed x 11 (Sync StartColo LeaveColo Undo
-/// StopPrimary DestroyPrimary CreateSecondary DestroySecondary TakeOver Freeze Thaw) |
-/// Checkpoint ColoExited DomainStarted DomainStopped | Verdict Stop Proceed Lost
-/// PeerAlive. `-` = rejected. No arbiter configured (see `with_an_arbiter_only_a_lost_peer_changes`).
-const TABLE: [(State, &str); 17] = [
+/// Columns: Enable Disable SwitchOver PeerUp PeerLost PeerDaemonLost | peer
+/// messages HostSecondary SecondaryReady SecondaryFailed PrimaryProtected
+/// ReleaseSecondary TakeOver TookOver StandingBy CheckPair(primary)
+/// CheckPair(secondary) PairConfirmed PairDenied(runs) PairDenied(not) |
+/// StepDone x 12 | StepFailed x 12 (Sync StartColo LeaveColo Undo StopPrimary
+/// DestroyPrimary CreateSecondary DestroySecondary TakeOver Freeze Thaw Inspect) |
+/// Checkpoint ColoExited DomainStarted DomainStopped | Found ColoPrimary
+/// ColoSecondary Plain Leftovers StaleSecondary Unreadable | Verdict Stop Proceed
+/// Lost PeerAlive. `-` = rejected. No arbiter configured (see
+/// `with_an_arbiter_only_a_lost_peer_changes`).
+const TABLE: [(State, &str); 18] = [
     (
         State::Unprotected,
-        "PU-PU -------P UUUUUUUUUUU UUUUUUUUUUU -U-O UUUU",
+        "PU-PUU -------PUUUUU UUUUUUUUUUUU UUUUUUUUUUUU -U-O ------ UUUU",
     ),
     (
         State::Preparing,
-        "-X-PF -YF----P --PP-P-P-PP --PP-P-P-PP -P-O PPPP",
+        "-X-PFF -YF----PPPPPP --PP-P-P-PP- --PP-P-P-PP- -P-O ------ PPPP",
     ),
     (
         State::Syncing,
-        "-X-YF --F----Y T-YY-Y-Y-YY F-YY-Y-Y-YY -Y-O YYYY",
+        "-X-YFF --F----YYYYYY T-YY-Y-Y-YY- F-YY-Y-Y-YY- -Y-O ------ YYYY",
     ),
     (
         State::Starting,
-        "-X-TF --F----T -RTT-T-T-TT -FTT-T-T-TT TF-O TTTT",
+        "-X-TFF --F----TTTTTT -RTT-T-T-TT- -FTT-T-T-TT- TF-O ------ TTTT",
     ),
     (
         State::Protected,
-        "-XWRD --D----R --RR-R-R-RR --RR-R-R-RR RD-O RRRR",
+        "-XWRDR --D----RRRRSP --RR-R-R-RR- --RR-R-R-RR- RD-O ------ RRRR",
     ),
     (
         State::Degraded,
-        "PU-PD -DD----P DDDDDDDDDDD DDDDDDDDDDD -D-O DDDD",
+        "PU-PDD -DD----PDDDDD DDDDDDDDDDDD DDDDDDDDDDDD -D-O ------ DDDD",
     ),
     (
         State::SwitchingOver,
-        "--WWD --D---W- --WWWS-W-WW --WWRS-W-WW WW-W WWWW",
+        "--WWDD --D---W-WWWWW --WWWS-W-WW- --WWRS-W-WW- WW-W ------ WWWW",
     ),
     (
         State::Disabling,
-        "-X-XX -XX----X XXUUXXXXXXX XXUUXXXXXXX XX-O XXXX",
+        "-X-XXX -XX----XXXXXX XXUUXXXXXXXX XXUUXXXXXXXX XX-O ------ XXXX",
     ),
     (
         State::Failed,
-        "PU-PF -FF----P FFFFFFFFFFF FFFFFFFFFFF -F-O FFFF",
+        "PU-PFF -FF----PFFFFF FFFFFFFFFFFF FFFFFFFFFFFF -F-O ------ FFFF",
     ),
     (
         State::Standby,
-        "-S-SS Q-S-S--S SSSSSSSSSSS SSSSSSSSSSS -SPS SSSS",
+        "-S-SSS Q-S-S--SSSSSS SSSSSSSSSSSS SSSSSSSSSSSS -SPS ------ SSSS",
     ),
     (
         State::SecondaryPreparing,
-        "---QS Q--CS--- --QQ-QQQ-QQ --QQ-QSQ-QQ QSQS QQQQ",
+        "---QSS Q--CS---QQQQQ --QQ-QQQ-QQ- --QQ-QSQ-QQ- QSQS ------ QQQQ",
     ),
     (
         State::Secondary,
-        "---CK ----SK-- --CC-C-C-CC --CC-C-C-CC CKCS CCCC",
+        "---CKC ----SK--CCCSS --CC-C-C-CC- --CC-C-C-CC- CKCS ------ CCCC",
     ),
     (
         State::TakingOver,
-        "---KK ----K--K --KK-K-KPKK --KK-K-KFKK KKKO KKKK",
+        "---KKK ----K--KKKKKK --KK-K-KPKK- --KK-K-KFKK- KKKO ------ KKKK",
     ),
     (
         State::Stopped,
-        "OO-OO Q-O-O--O OOOOOOOOOOO OOOOOOOOOOO -OPO OOOO",
+        "OO-OOO Q-O-O--OOOOOO OOOOOOOOOOOO OOOOOOOOOOOO -OPO ------ OOOO",
     ),
     (
         State::Arbitrating,
-        "---AA Q-D----A --AA-A-A-AA --AA-A-A-AA AA-O ADNR",
+        "---AAA Q-D----AAAAAA --AA-A-A-AA- --AA-A-A-AA- AA-O ------ ADNR",
     ),
     (
         State::SecondaryArbitrating,
-        "---SZ Q-Z-S--Z --ZZ-Z-Z-ZZ --ZZ-Z-Z-ZZ ZZZS ZKNC",
+        "---SZZ Q-Z-S--ZZZZZZ --ZZ-Z-Z-ZZ- --ZZ-Z-Z-ZZ- ZZZS ------ ZKNC",
     ),
     (
         State::Fenced,
-        "-N-NN Q-N-N--N NNNNNNNNNNN NNNNNNNNNNN -NPN NNNN",
+        "-N-NNN Q-N-N--NNNNNN NNNNNNNNNNNN NNNNNNNNNNNN -NPN ------ NNNN",
+    ),
+    (
+        State::Reattaching,
+        "E--EEE EEEEEEEEEEEEE --EE-E-E-EE- --EE-E-E-EE- -EEO RCPPSF EEEE",
     ),
 ];
 
@@ -166,7 +201,7 @@ fn in_state(s: State) -> Coordinator {
 #[test]
 fn every_state_x_event() {
     let evs = events();
-    assert_eq!(evs.len(), 43);
+    assert_eq!(evs.len(), 57);
     let mut wrong = Vec::new();
     for (state, row) in TABLE {
         let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();

@@ -44,10 +44,14 @@ pub enum State {
     /// This host lost a partition: its copy was stopped (fenced) because the peer
     /// keeps the domain; the peer makes it its secondary again when the link is back.
     Fenced,
+    /// ftd (re)started and found the domain running here and marked (or holding
+    /// a secondary copy): it reads QEMU's state before deciding anything, and
+    /// neither pauses nor changes the guest meanwhile ([`Found`] says what it saw).
+    Reattaching,
 }
 
 impl State {
-    pub const ALL: [State; 17] = [
+    pub const ALL: [State; 18] = [
         State::Unprotected,
         State::Preparing,
         State::Syncing,
@@ -65,6 +69,7 @@ impl State {
         State::Arbitrating,
         State::SecondaryArbitrating,
         State::Fenced,
+        State::Reattaching,
     ];
 
     /// Is the guest running on this host as the primary (the copy clients see)?
@@ -106,6 +111,7 @@ impl State {
             State::Arbitrating => state::ARBITRATING,
             State::SecondaryArbitrating => state::SECONDARY_ARBITRATING,
             State::Fenced => state::FENCED,
+            State::Reattaching => state::REATTACHING,
         }
     }
 
@@ -163,6 +169,10 @@ pub enum Step {
     Freeze,
     /// Primary: reconnect a guest cut off by [`Step::Freeze`].
     Thaw,
+    /// Re-attach: read QEMU's state of a domain found running at start-up
+    /// (COLO mode, the objects the plans add). Answered by [`Event::Found`], not
+    /// by `StepDone`; changes nothing in QEMU.
+    Inspect,
 }
 
 /// Messages between the two hosts' coordinators (carried by the peer link).
@@ -185,6 +195,16 @@ pub enum PeerMsg {
     /// A host that just gave the domain up (planned switch-over) is ready to host
     /// the secondary.
     StandingBy,
+    /// A host whose ftd restarted and re-attached to a running COLO copy of the
+    /// domain: "I hold the primary (`primary`) or the secondary; confirm that you
+    /// hold the other half". Answered by `PairConfirmed` or `PairDenied`.
+    CheckPair { primary: bool },
+    /// Answer to `CheckPair`: this host holds the other half; COLO goes on.
+    PairConfirmed,
+    /// Answer to `CheckPair`: this host does not hold the other half. `runs` says
+    /// whether it runs the domain as the primary (then the asker's copy must go),
+    /// `why` what it holds instead.
+    PairDenied { runs: bool, why: String },
 }
 
 /// The arbiter's answer about a lost peer (`crate::arbiter` decides it from the
@@ -226,8 +246,14 @@ pub enum Event {
     SwitchOver,
     /// Peer link: heartbeats from the peer resumed.
     PeerUp,
-    /// Peer link: no heartbeat within the detection time.
+    /// Peer link: the peer's host is gone: no heartbeat within the detection
+    /// time and its host does not answer either (host-loss handling).
     PeerLost,
+    /// Peer link: the session with the peer's ftd ended, but the peer's host
+    /// answers (its kernel refuses or accepts connections): its ftd died or hangs,
+    /// while its QEMU may well run on. COLO goes on; a later `PeerLost` says the
+    /// host stopped answering too.
+    PeerDaemonLost,
     /// A message from the peer's coordinator.
     Peer(PeerMsg),
     /// A step finished.
@@ -244,6 +270,27 @@ pub enum Event {
     DomainStopped,
     /// The arbiter's answer to [`Action::Arbitrate`].
     Verdict(Verdict),
+    /// Re-attach: what [`Step::Inspect`] found in QEMU.
+    Found(Found),
+}
+
+/// What ftd found in QEMU for a domain running here when it (re)started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// This host's copy is the COLO primary (`query-colo-status`: primary).
+    ColoPrimary,
+    /// This host's copy is the COLO secondary.
+    ColoSecondary,
+    /// The domain runs here with no trace of COLO: nothing to re-attach to.
+    Plain,
+    /// The domain runs here out of COLO, with some of the primary's COLO
+    /// objects left (the reason names them): they must be removed.
+    Leftovers(String),
+    /// A secondary copy that is not in COLO (it still waits for the primary's
+    /// state, or COLO ended): it can never become a usable copy.
+    StaleSecondary(String),
+    /// QEMU could not be asked (the reason says why).
+    Unreadable(String),
 }
 
 /// [`Event`] without its data, for tables and messages.
@@ -262,6 +309,8 @@ pub enum EventKind {
     DomainStarted,
     DomainStopped,
     Verdict,
+    PeerDaemonLost,
+    Found,
 }
 
 impl Event {
@@ -280,6 +329,8 @@ impl Event {
             Event::DomainStarted => EventKind::DomainStarted,
             Event::DomainStopped => EventKind::DomainStopped,
             Event::Verdict(_) => EventKind::Verdict,
+            Event::PeerDaemonLost => EventKind::PeerDaemonLost,
+            Event::Found(_) => EventKind::Found,
         }
     }
 }

@@ -7,6 +7,7 @@ use super::{CommandError, Daemon};
 use crate::annotation::{self, Protection, KEY, NAMESPACE};
 use crate::colo::layout::DomainLayout;
 use crate::coordinator::State;
+use crate::domain::DomainSettings;
 use crate::libvirt::DomState;
 use crate::protect::{self, Defaults};
 use ftd_proxy::EnableOptions;
@@ -63,7 +64,7 @@ impl Daemon {
             .map_err(|e| CommandError::Invalid(format!("cannot protect domain {domain}: {e}")))
     }
 
-    fn defaults(&self) -> Defaults {
+    pub(super) fn defaults(&self) -> Defaults {
         Defaults {
             linked_peer: self.ctx.peer.peer_host().to_string(),
             peers: self.ctx.peers.clone(),
@@ -97,9 +98,39 @@ impl Daemon {
         }
     }
 
-    /// At start-up: protect every running domain that carries the annotation
-    /// (in the background; the daemon serves requests meanwhile).
-    pub(super) fn scan_marked(&self) {
+    /// Is a running domain possibly half of a COLO pair (marked, or this host
+    /// keeps a secondary's overlays for it)? With the mark's settings, if it
+    /// carries a usable one.
+    pub(super) async fn reattach_candidate(&self, domain: &str) -> (bool, Option<DomainSettings>) {
+        let secondary = tokio::fs::metadata(crate::domain::secondary_dir(&self.ctx, domain))
+            .await
+            .is_ok();
+        let el = match self.ctx.lv.metadata(domain, NAMESPACE).await {
+            Ok(Some(el)) => el,
+            Ok(None) => return (secondary, None),
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "cannot read the protection annotation");
+                return (secondary, None);
+            }
+        };
+        let settings = annotation::parse_element(&el)
+            .map_err(|e| e.to_string())
+            .and_then(|p| protect::choose(&EnableOptions::default(), Some(&p), &self.defaults()));
+        match settings {
+            Ok(c) => (true, Some(c.settings)),
+            Err(e) => {
+                tracing::warn!(%domain, error = %e, "the protection annotation cannot be used; Enable the domain with its settings");
+                (true, None)
+            }
+        }
+    }
+
+    /// At start-up: take up every running domain that is marked or holds a
+    /// secondary here; each task reads QEMU and re-attaches to a running COLO
+    /// pair, or protects the domain (in the background; the daemon serves
+    /// requests meanwhile).
+    pub(super) fn scan(&self) {
+        let ctx = self.ctx.clone();
         let lv = self.ctx.lv.clone();
         let me = self.me.clone();
         tokio::spawn(async move {
@@ -114,8 +145,16 @@ impl Daemon {
                 if !matches!(st, DomState::Running | DomState::Paused) {
                     continue;
                 }
+                let secondary = crate::domain::secondary_dir(&ctx, &name).exists();
                 match lv.metadata(&name, NAMESPACE).await {
-                    Ok(Some(_)) => me.enable_later(name, "start-up: running and marked"),
+                    Ok(Some(_)) => {
+                        tracing::info!(domain = %name, "start-up: running and marked: re-attach or protect");
+                        me.adopt(name)
+                    }
+                    Ok(None) if secondary => {
+                        tracing::info!(domain = %name, "start-up: running with a secondary's overlays here: re-attach");
+                        me.adopt(name)
+                    }
                     Ok(None) => {}
                     Err(e) => tracing::warn!(domain = %name, error = %e, "start-up scan"),
                 }

@@ -5,8 +5,13 @@
 //! `Enable` chooses the domain's settings ([`crate::protect`]: options, then the
 //! domain's annotation, then the configuration), and on success marks the domain
 //! with the annotation through libvirt's metadata API; `Disable` removes it. At
-//! start-up, running domains that carry the annotation are protected; the libvirt
-//! hook's `started` notification does the same for a domain that starts later.
+//! start-up, running domains that carry the annotation (or whose secondary's
+//! overlays this host keeps) are taken up in [`State::Reattaching`]: their task
+//! reads QEMU and re-attaches to a running COLO pair, or protects a plain domain;
+//! the libvirt hook's `started` notification protects a domain that starts later.
+//!
+//! The peer link's `Lost` (the peer's host is gone) and `DaemonLost` (only its ftd
+//! is: its host answers) reach every domain as `PeerLost` and `PeerDaemonLost`.
 
 use crate::coordinator::{Event, State};
 use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};
@@ -65,6 +70,11 @@ pub enum DaemonCmd {
     },
     List {
         reply: oneshot::Sender<Vec<Status>>,
+    },
+    /// Start-up scan: take up a running domain that may be half of a COLO pair
+    /// (its task reads QEMU's state and re-attaches, or protects it).
+    Adopt {
+        domain: String,
     },
 }
 
@@ -174,6 +184,14 @@ impl WeakDaemonHandle {
         self.0.upgrade().map(|tx| DaemonHandle { tx })
     }
 
+    /// Take up `domain` (start-up scan).
+    fn adopt(&self, domain: String) {
+        let Some(d) = self.upgrade() else { return };
+        tokio::spawn(async move {
+            let _ = d.tx.send(DaemonCmd::Adopt { domain }).await;
+        });
+    }
+
     /// Protect `domain` with its annotation's settings, in the background; the
     /// outcome goes to the log (and to the domain's status).
     fn enable_later(&self, domain: String, why: &'static str) {
@@ -201,7 +219,7 @@ impl Daemon {
         mut links: mpsc::Receiver<LinkEvent>,
         mut qmp: mpsc::UnboundedReceiver<QmpEvent>,
     ) {
-        self.scan_marked();
+        self.scan();
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -223,12 +241,24 @@ impl Daemon {
     }
 
     /// The domain's task, started on first use from what libvirt says of it here.
+    /// A running domain that is marked, or for which this host keeps a
+    /// secondary's overlays, may be half of a running COLO pair (ftd restarted):
+    /// its task starts by reading QEMU ([`State::Reattaching`]).
     async fn domain(&mut self, name: &str, must_exist: bool) -> Result<DomainHandle, CommandError> {
         if let Some(h) = self.domains.get(name) {
             return Ok(h.clone());
         }
+        let mut marked = None;
         let initial = match self.ctx.lv.state(name).await {
-            Ok(DomState::Running | DomState::Paused) => State::Unprotected,
+            Ok(DomState::Running | DomState::Paused) => {
+                let (candidate, settings) = self.reattach_candidate(name).await;
+                marked = settings;
+                if candidate {
+                    State::Reattaching
+                } else {
+                    State::Unprotected
+                }
+            }
             Ok(_) => State::Stopped,
             Err(LibvirtError::NoDomain(_)) if must_exist => {
                 return Err(CommandError::NoSuchDomain(name.into()))
@@ -240,6 +270,7 @@ impl Daemon {
         let h = domain::spawn(
             name,
             initial,
+            marked,
             slot,
             self.ctx.clone(),
             self.cancel.child_token(),
@@ -250,6 +281,11 @@ impl Daemon {
 
     async fn command(&mut self, c: DaemonCmd) {
         match c {
+            DaemonCmd::Adopt { domain } => {
+                if let Err(e) = self.domain(&domain, false).await {
+                    tracing::warn!(%domain, error = %e, "start-up scan: domain not taken up");
+                }
+            }
             DaemonCmd::Enable {
                 domain,
                 opts,
@@ -349,6 +385,14 @@ impl Daemon {
                 tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer lost");
                 for h in self.domains.values() {
                     h.send(DomainCmd::Event(Event::PeerLost)).await;
+                }
+            }
+            // Kept apart from `Lost` on purpose: the peer host lives, only its
+            // ftd is gone; no host-loss handling (see the coordinator).
+            LinkEvent::DaemonLost { reason } => {
+                tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer's ftd lost (its host answers)");
+                for h in self.domains.values() {
+                    h.send(DomainCmd::Event(Event::PeerDaemonLost)).await;
                 }
             }
             LinkEvent::Msg { domain, msg } => match self.domain(&domain, false).await {

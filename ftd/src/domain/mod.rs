@@ -5,7 +5,10 @@
 //! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
 
 mod fence;
+mod reattach;
 mod steps;
+
+pub(crate) use reattach::secondary_dir;
 
 use crate::arbiter::{ArbiterHandle, Role};
 use crate::colo::plan::Wiring;
@@ -152,6 +155,9 @@ pub(crate) struct StepOut {
     event: Event,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
+    /// Re-attach: the newest quorum generation the plans left in QEMU (the next
+    /// protection attempt must use a new one).
+    gen: Option<u32>,
 }
 
 type StepFuture = Pin<Box<dyn Future<Output = StepOut> + Send>>;
@@ -183,10 +189,13 @@ struct Task {
     arbitration: Option<mpsc::Receiver<Verdict>>,
 }
 
-/// Start the task for `name`, found in `initial` state on this host.
+/// Start the task for `name`, found in `initial` state on this host. `marked`:
+/// the domain carries the protection annotation, with these settings (protection
+/// is wanted).
 pub fn spawn(
     name: &str,
     initial: State,
+    marked: Option<DomainSettings>,
     slot: u16,
     ctx: HostCtx,
     cancel: CancellationToken,
@@ -199,10 +208,12 @@ pub fn spawn(
             arbiter: ctx.arbiter.is_some(),
         },
     );
+    coord.set_wanted(marked.is_some());
     if ctx.peer.is_up() {
         let _ = coord.on(Event::PeerUp);
     }
-    let task = Task {
+    let start = coord.start();
+    let mut task = Task {
         name: name.to_string(),
         ctx,
         slot,
@@ -220,6 +231,10 @@ pub fn spawn(
         transition: None,
         arbitration: None,
     };
+    if let Some(s) = marked {
+        task.configure(s);
+    }
+    task.execute(start);
     tokio::spawn(task.run(rx, cancel));
     DomainHandle {
         name: name.to_string(),
@@ -250,6 +265,7 @@ impl Task {
                 out = async { self.running.as_mut().expect("guarded").await }, if self.running.is_some() => {
                     self.running = None;
                     if let Some(w) = out.wiring { self.wiring = Some(w); }
+                    if let Some(g) = out.gen { self.gen = self.gen.max(g); }
                     if let Some(s) = out.spec { self.adopt_settings(&s); self.spec = Some(s); }
                     self.apply(out.event);
                 }
@@ -362,8 +378,30 @@ impl Task {
     fn apply(&mut self, ev: Event) {
         let before = self.coord.reported_state();
         let label = format!("{ev:?}");
+        let daemon_lost = ev == Event::PeerDaemonLost;
+        let found = matches!(ev, Event::Found(_));
+        // A found state is checked with the peer, which must be known up first.
+        if found && self.ctx.peer.is_up() && !self.coord.peer_up() {
+            self.apply(Event::PeerUp);
+        }
         match self.coord.on(ev) {
             Ok(acts) => {
+                if daemon_lost && matches!(self.coord.state(), State::Protected | State::Secondary)
+                {
+                    tracing::warn!(domain = %self.name, role = %self.coord.state().role(), state = %self.coord.reported_state().name(),
+                        "the peer's ftd is gone but its host answers: COLO keeps running; its restart re-attaches");
+                }
+                if found {
+                    let to = self.coord.reported_state();
+                    match self.coord.last_error().or(self.coord.last_failover()) {
+                        Some(why) => {
+                            tracing::warn!(domain = %self.name, role = %to.role(), state = %to.name(), found = %label, %why, "re-attach: not re-attached as it ran")
+                        }
+                        None => {
+                            tracing::info!(domain = %self.name, role = %to.role(), state = %to.name(), found = %label, "re-attach: decided")
+                        }
+                    }
+                }
                 let after = self.coord.reported_state();
                 if after != before {
                     tracing::info!(domain = %self.name, role = %after.role(), from = %before.name(), state = %after.name(), event = %label, "state changed");
@@ -379,6 +417,11 @@ impl Task {
                 self.execute(acts);
             }
             Err(e) => tracing::warn!(domain = %self.name, error = %e, "event ignored"),
+        }
+        // The other half's host was found gone before this task knew what it
+        // holds (ftd started after it died): handle that loss now.
+        if found && self.ctx.peer.host_lost() {
+            self.apply(Event::PeerLost);
         }
     }
 

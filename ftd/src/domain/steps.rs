@@ -30,6 +30,7 @@ pub(crate) async fn run(
         event: Event::StepDone(step),
         wiring: None,
         spec: None,
+        gen: None,
     };
     let r: Result<(), String> = match step {
         Step::Sync => sync(&name, &ctx, slot, gen)
@@ -67,6 +68,8 @@ pub(crate) async fn run(
             cut_peer(&ctx, &name, slot).await;
             take_over(&name, &ctx, spec.as_ref()).await
         }
+        // Answered by what it found, not by StepDone.
+        Step::Inspect => return super::reattach::inspect(&name, &ctx, slot).await,
     };
     match &r {
         Ok(()) => {
@@ -266,6 +269,7 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     )
     .await
     .map_err(|e| format!("NBD export: {e}"))?;
+    super::reattach::save_spec(ctx, name, &spec).await;
     Ok(spec)
 }
 
@@ -318,6 +322,9 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
         }
         mark_survivor(name, ctx, spec).await;
     }
+    // This host runs the domain now: a restarted ftd must not take it for a
+    // secondary (its overlays stay: the survivor's disk is among them).
+    let _ = tokio::fs::remove_file(super::reattach::spec_path(ctx, name)).await;
     Ok(())
 }
 

@@ -26,8 +26,14 @@ pub enum LinkEvent {
         boot: u64,
         restarted: bool,
     },
-    /// The session ended; the link reconnects by itself.
+    /// The session ended and the peer's host does not answer either (or, after
+    /// `DaemonLost`, stopped answering): host-loss handling. The link reconnects
+    /// by itself.
     Lost { reason: LostReason },
+    /// The session ended, but the peer's host answers (its kernel accepts or
+    /// refuses connections): its ftd is gone or hangs. The link keeps knocking;
+    /// `Lost` follows if the host stops answering, `Up` when the ftd is back.
+    DaemonLost { reason: LostReason },
     /// A message for this host's coordinator of `domain`.
     Msg { domain: String, msg: PeerMsg },
     /// The peer asks for work; answer through `reply` (dropping it answers with an
@@ -120,12 +126,19 @@ pub struct PeerHandle {
     pub(crate) state: watch::Receiver<Option<Session>>,
     pub(crate) next_id: Arc<AtomicU64>,
     pub(crate) local_addr: Option<SocketAddr>,
+    pub(crate) host_lost: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PeerHandle {
     /// Is a session up (handshake done, not lost yet)?
     pub fn is_up(&self) -> bool {
         self.state.borrow().is_some()
+    }
+
+    /// Was the peer's host reported lost ([`LinkEvent::Lost`]), with no session
+    /// since? (For a task that starts after the event was sent.)
+    pub fn host_lost(&self) -> bool {
+        self.host_lost.load(Ordering::Relaxed) && !self.is_up()
     }
 
     /// The peer of the current session.

@@ -6,18 +6,39 @@
 //! Loss detection: every frame received pushes the deadline to now + `detection`;
 //! when it passes, the session is lost. Writes are bounded by `detection` too, so a
 //! peer that stops reading (its socket buffer full) cannot stall this task.
+//!
+//! Host or ftd? When a session ends, the link tells the peer's host's death from
+//! its ftd's by whether the host still answers ([`super::probe`]):
+//! - the peer closed the connection (EOF) or connected again: its host spoke, so
+//!   it lives;
+//! - silence: while heartbeats are overdue (from half the detection time on) the
+//!   link knocks every `interval`; an answer before the deadline means the host
+//!   lives (its ftd hangs or died without a FIN), none means it is gone, decided
+//!   at the same deadline as before;
+//! - anything else (socket error, garbage, a stalled write): one knocking round,
+//!   bounded by `detection`, decides.
+//!
+//! A host that lives gives [`LinkEvent::DaemonLost`], and the link then keeps
+//! knocking every `interval`: when the host has not answered for `detection`,
+//! [`LinkEvent::Lost`] follows ([`LostReason::HostSilent`]). A host that does not
+//! answer gives `Lost` at once. From its start until the first session, the link
+//! watches the peer's host the same way: `Lost` ([`LostReason::Unreached`]) if it
+//! never answers (a restarted ftd must know, for a COLO pair it re-attaches to,
+//! that the other half's host is gone).
 
 use super::connect::{self, Established};
 use super::frame::{self, Frame, FrameError, Response, Wire};
 use super::handle::{Command, LinkEvent, PeerError, PeerHandle, PeerInfo, Session};
 use super::handshake::Identity;
+use super::probe;
 use super::tls::Tls;
 use super::{PeerConfig, Role, SpawnError};
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -55,6 +76,13 @@ pub enum LostReason {
     /// The peer connected again (listener side).
     #[error("the peer connected again; the new connection replaces this one")]
     Replaced,
+    /// After its ftd was lost, the peer's host stopped answering too.
+    #[error("the peer's ftd was gone, and now its host has not answered for {0:?} either (it is down or cut off)")]
+    HostSilent(Duration),
+    /// No session came up since this ftd started, and the peer's host has not
+    /// answered for this long.
+    #[error("no session with the peer since this ftd started, and its host has not answered for {0:?} (it is down or cut off)")]
+    Unreached(Duration),
 }
 
 impl From<FrameError> for LostReason {
@@ -117,12 +145,14 @@ impl PeerLink {
         let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
         let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
         let (state_tx, state_rx) = watch::channel(None);
+        let host_lost = Arc::new(AtomicBool::new(false));
         let handle = PeerHandle {
             peer_host: cfg.peer_host.as_str().into(),
             cmds: cmd_tx,
             state: state_rx,
             next_id: Arc::new(AtomicU64::new(1)),
             local_addr,
+            host_lost: host_lost.clone(),
         };
         let link = Link {
             cfg,
@@ -134,6 +164,10 @@ impl PeerLink {
             state: state_tx,
             gen: 0,
             last_boot: None,
+            // Until a session comes up, the peer's host is watched as after
+            // DaemonLost: a host that never answers is reported lost.
+            heard: Some(Instant::now()),
+            host_lost,
         };
         tokio::spawn(link.run());
         Ok((handle, ev_rx))
@@ -160,6 +194,10 @@ struct Link {
     state: watch::Sender<Option<Session>>,
     gen: u64,
     last_boot: Option<u64>,
+    /// When the peer's host last answered a knock (or closed the connection).
+    heard: Option<Instant>,
+    /// Shared with the handles: `Lost` was reported and no session came up since.
+    host_lost: Arc<AtomicBool>,
 }
 
 /// How a session ended.
@@ -176,6 +214,9 @@ type Pending = HashMap<u64, (String, oneshot::Sender<Result<Response, PeerError>
 
 impl Link {
     async fn run(mut self) {
+        // Knocking at the host of a peer whose ftd is gone (after DaemonLost, and
+        // from the start until the first session).
+        let mut watch: Option<BoxFuture<'static, bool>> = Some(self.knock_later());
         'outer: loop {
             let first = tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -185,7 +226,28 @@ impl Link {
                     self.refuse(cmd, "the link is down");
                     continue;
                 }
+                alive = async { watch.as_mut().expect("guarded").await }, if watch.is_some() => {
+                    if alive {
+                        self.heard = Some(Instant::now());
+                        watch = Some(self.knock_later());
+                    } else {
+                        watch = None;
+                        self.heard = None;
+                        let reason = if self.gen == 0 {
+                            LostReason::Unreached(self.cfg.detection)
+                        } else {
+                            LostReason::HostSilent(self.cfg.detection)
+                        };
+                        warn!(peer = %self.cfg.peer_host, "peer link: {reason}");
+                        self.host_lost.store(true, Ordering::Relaxed);
+                        if !self.emit(LinkEvent::Lost { reason }).await {
+                            break;
+                        }
+                    }
+                    continue;
+                }
             };
+            watch = None;
             let mut next = Some(first);
             while let Some(est) = next.take() {
                 match self.session(est).await {
@@ -193,6 +255,9 @@ impl Link {
                     End::Replaced(est) => next = Some(*est),
                     End::Shutdown => break 'outer,
                 }
+            }
+            if self.heard.is_some() {
+                watch = Some(self.knock_later());
             }
         }
         // Stop the acceptor or dialer and wait for it, so the listening address is
@@ -239,6 +304,7 @@ impl Link {
         let restarted = self.last_boot.is_some_and(|b| b != peer.boot);
         self.last_boot = Some(peer.boot);
         info!(peer = %peer.host, %addr, boot = peer.boot, restarted, "peer link: up");
+        self.host_lost.store(false, Ordering::Relaxed);
         self.state.send_replace(Some(Session {
             gen,
             peer: PeerInfo {
@@ -275,12 +341,20 @@ impl Link {
         match end {
             End::Shutdown => End::Shutdown,
             end => {
-                warn!(peer = %self.cfg.peer_host, "peer link: lost: {reason}");
                 let lost = match &end {
                     End::Lost(r) => r.clone(),
                     _ => LostReason::Replaced,
                 };
-                if self.emit(LinkEvent::Lost { reason: lost }).await {
+                let ev = if self.host_lives(&lost).await {
+                    warn!(peer = %self.cfg.peer_host, "peer link: lost: {reason}; the peer's host answers: its ftd is gone");
+                    LinkEvent::DaemonLost { reason: lost }
+                } else {
+                    warn!(peer = %self.cfg.peer_host, "peer link: lost: {reason}; the peer's host does not answer");
+                    self.heard = None;
+                    self.host_lost.store(true, Ordering::Relaxed);
+                    LinkEvent::Lost { reason: lost }
+                };
+                if self.emit(ev).await {
                     end
                 } else {
                     End::Shutdown
@@ -289,14 +363,57 @@ impl Link {
         }
     }
 
+    /// Does the peer's host live, now that the session ended for `why`? (See
+    /// the module's "Host or ftd?".)
+    async fn host_lives(&mut self, why: &LostReason) -> bool {
+        let now = Instant::now();
+        let lives = match why {
+            LostReason::Closed | LostReason::Replaced => true,
+            LostReason::Silent(_) => self
+                .heard
+                .is_some_and(|h| now.duration_since(h) < self.cfg.detection),
+            _ => {
+                let deadline = now + self.cfg.detection;
+                tokio::select! {
+                    _ = self.cancel.cancelled() => false,
+                    a = probe::answers_before(self.cfg.probe_addr, self.cfg.interval, deadline) => a,
+                }
+            }
+        };
+        if lives && !matches!(why, LostReason::Silent(_)) {
+            self.heard = Some(Instant::now());
+        }
+        lives
+    }
+
+    /// The next knock of the watch: after `interval`, knocking until the host
+    /// answers or has been silent for `detection` since it last did.
+    fn knock_later(&self) -> BoxFuture<'static, bool> {
+        let addr = self.cfg.probe_addr;
+        let every = self.cfg.interval;
+        let deadline = self.heard.unwrap_or_else(Instant::now) + self.cfg.detection;
+        Box::pin(async move {
+            tokio::time::sleep(every).await;
+            probe::answers_before(addr, every, deadline).await
+        })
+    }
+
     /// The session loop.
     async fn drive(&mut self, wire: &mut Wire, gen: u64, pending: &mut Pending) -> End {
         let detection = self.cfg.detection;
         let mut heartbeat = interval(self.cfg.interval);
         heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut seq = 0u64;
+        self.heard = None;
         let silent = sleep_until(Instant::now() + detection);
         tokio::pin!(silent);
+        // From half the detection time without a frame on, knock at the peer's
+        // host (once it answered, until the next frame, no more).
+        let knock_from = detection / 2;
+        let knock_at = sleep_until(Instant::now() + knock_from);
+        tokio::pin!(knock_at);
+        let mut knocking: Option<BoxFuture<'static, bool>> = None;
+        let mut knocked = false;
         let mut answers = FuturesUnordered::new();
         // Stalls forgiven since the last frame (bounded: an overloaded host must
         // still detect a dead peer).
@@ -313,7 +430,10 @@ impl Link {
                         Ok(f) => f,
                         Err(e) => return End::Lost(e.into()),
                     };
-                    silent.as_mut().reset(Instant::now() + detection);
+                    let now = Instant::now();
+                    silent.as_mut().reset(now + detection);
+                    knock_at.as_mut().reset(now + knock_from);
+                    (knocking, knocked) = (None, false);
                     graces = 0;
                     match f {
                         Frame::Heartbeat { seq } => trace!(seq, "peer link: heartbeat"),
@@ -347,6 +467,18 @@ impl Link {
                         continue;
                     }
                     return End::Lost(LostReason::Silent(detection));
+                }
+                _ = &mut knock_at, if !knocked => {
+                    knocked = true;
+                    let deadline = silent.deadline();
+                    knocking = Some(Box::pin(probe::answers_before(self.cfg.probe_addr, self.cfg.interval, deadline)));
+                }
+                alive = async { knocking.as_mut().expect("guarded").await }, if knocking.is_some() => {
+                    knocking = None;
+                    if alive {
+                        debug!(peer = %self.cfg.peer_host, "peer link: no frame for a while, but the peer's host answers");
+                        self.heard = Some(Instant::now());
+                    }
                 }
                 _ = heartbeat.tick() => {
                     seq += 1;

@@ -37,13 +37,18 @@
 //! both: LinkEvent::Up { host, boot, restarted }
 //!   <-> Heartbeat { seq } every interval, Msg, Request { id }, Response { id }
 //! no frame at all for `detection`, EOF, a socket error, a malformed frame or a
-//! TLS record that does not decrypt (corrupted, forged, replayed):
-//!   LinkEvent::Lost { reason }, close; the dialer redials
+//! TLS record that does not decrypt (corrupted, forged, replayed): close; the
+//! dialer redials; and
+//!   LinkEvent::DaemonLost { reason } if the peer's host still answers (its ftd
+//!     is gone: see `link`, "Host or ftd?"), then, should the host stop
+//!     answering for `detection`, LinkEvent::Lost { HostSilent }
+//!   LinkEvent::Lost { reason } otherwise (the host is down or cut off)
 //! ```
 //!
-//! Events alternate strictly `Up`, `Lost`, `Up`, ...: every session that came up is
-//! reported lost before the next one comes up, and its messages arrive between the
-//! two. A message or request given to [`PeerHandle`] goes out only on the session
+//! Events alternate strictly `Up`, then `Lost` or `DaemonLost` (maybe followed by
+//! `Lost`), then `Up`, ...: every session that came up is reported lost before the
+//! next one comes up, and its messages arrive between the two. Before the first
+//! `Up`, a `Lost` says the peer's host has not answered since the link started. A message or request given to [`PeerHandle`] goes out only on the session
 //! that was up when it was given (never to a peer that restarted in between).
 //!
 //! ## Authentication: mutual TLS, required
@@ -90,6 +95,7 @@ mod connect;
 mod handle;
 mod handshake;
 mod link;
+mod probe;
 
 #[cfg(test)]
 mod tests;
@@ -139,6 +145,10 @@ pub struct PeerConfig {
     pub handshake_timeout: Duration,
     /// This host's TLS credentials (for [`PeerConfig::host`]).
     pub tls: Credentials,
+    /// Where to knock to tell whether the peer's host lives when its ftd does
+    /// not talk (default: [`PeerConfig::peer_addr`]; any answer, accept or
+    /// refuse, means it lives).
+    pub probe_addr: SocketAddr,
 }
 
 impl PeerConfig {
@@ -163,6 +173,7 @@ impl PeerConfig {
             connect_timeout: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(1),
             tls,
+            probe_addr: peer_addr,
         }
     }
 

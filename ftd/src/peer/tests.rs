@@ -5,9 +5,11 @@
 //! - `handshake`: names and versions;
 //! - `traffic`: messages, requests, sending while down;
 //! - `recovery`: kills, restarts, silent paths, garbage (with `proxy`);
+//! - `daemon`: the peer's ftd lost while its host answers, and the host after;
 //! - `tls`: peers without the right certificate, forged, replayed and malformed
 //!   bytes (with `logs::Capture`, which checks what the log says).
 
+mod daemon;
 mod handshake;
 mod logs;
 mod proxy;
@@ -147,10 +149,11 @@ impl Side {
         }
     }
 
+    /// The session ended (host lost, or only its ftd: both end it).
     async fn lost(&mut self) -> LostReason {
         match self.next().await {
-            LinkEvent::Lost { reason } => reason,
-            other => panic!("expected Lost, got {other:?}"),
+            LinkEvent::Lost { reason } | LinkEvent::DaemonLost { reason } => reason,
+            other => panic!("expected Lost or DaemonLost, got {other:?}"),
         }
     }
 

@@ -32,6 +32,7 @@ pub mod host;
 pub mod netns;
 mod partition;
 pub mod reaper;
+pub mod writer;
 
 pub use accel::{Accel, AccelChoice};
 pub use artifacts::{Artifacts, QemuChoice};

@@ -41,6 +41,13 @@ fn with_an_arbiter_only_a_lost_peer_changes() {
                 EventKind::PeerLost,
                 Some(State::SwitchingOver)
             ),
+            // A daemon loss in the middle of a switch-over counts as the peer's
+            // loss (re-attach), so the arbiter changes it the same way.
+            (
+                State::SwitchingOver,
+                EventKind::PeerDaemonLost,
+                Some(State::SwitchingOver)
+            ),
             (
                 State::Secondary,
                 EventKind::PeerLost,

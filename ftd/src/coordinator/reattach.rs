@@ -1,0 +1,150 @@
+//! Re-attaching after ftd restarted: what the coordinator makes of what QEMU
+//! showed ([`Found`]), and the pair check with the peer that follows
+//! (`CheckPair`, answered by `PairConfirmed` or `PairDenied`). Only a side that
+//! re-attached asks; every state answers, from what it holds; whoever asked
+//! yields when the answer says the pair is not what it found.
+
+use super::machine::{Coordinator, Outcome};
+use super::types::{Action, Found, PeerMsg, State, Step};
+
+impl Coordinator {
+    /// `Found`: what QEMU said of the domain found running at start-up.
+    pub(super) fn found(&mut self, f: Found) -> Outcome {
+        use State as S;
+        match f {
+            Found::ColoPrimary => {
+                self.wanted = true;
+                self.unconfirmed = true;
+                let acts = self.check_if_unconfirmed(true);
+                self.go(S::Protected, acts)
+            }
+            Found::ColoSecondary => {
+                self.unconfirmed = true;
+                let acts = self.check_if_unconfirmed(false);
+                self.go(S::Secondary, acts)
+            }
+            Found::Plain => {
+                self.state = S::Unprotected;
+                if self.wanted {
+                    self.protect()
+                } else {
+                    self.stay()
+                }
+            }
+            Found::Leftovers(why) => {
+                self.state = if self.wanted {
+                    S::Degraded
+                } else {
+                    S::Unprotected
+                };
+                // Undo: the attempt may have stopped anywhere (a sync job, a
+                // migration, COLO's objects), and Undo removes all of it.
+                let mut acts = vec![Action::Run(Step::Undo)];
+                acts.extend(self.maybe_reprotect()?);
+                self.last_error = Some(format!(
+                    "after ftd's restart: {why}; removed what was left of COLO"
+                ));
+                Ok(acts)
+            }
+            Found::StaleSecondary(why) => {
+                self.last_error = Some(format!(
+                    "after ftd's restart: {why}; destroyed the secondary copy"
+                ));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::StandingBy),
+                    ],
+                )
+            }
+            Found::Unreadable(why) => {
+                // Not knowing what runs here, touching it could break a running
+                // COLO pair: nothing is done until someone looks.
+                self.wanted = false;
+                self.fail(
+                    format!(
+                        "after ftd's restart, QEMU's state could not be read ({why}); \
+                         nothing was changed: check the domain, then Enable it or restart ftd"
+                    ),
+                    Vec::new(),
+                )
+            }
+        }
+    }
+
+    /// The pair check to send on `PeerUp` while re-attached and unconfirmed.
+    pub(super) fn check_if_unconfirmed(&self, primary: bool) -> Vec<Action> {
+        if self.unconfirmed && self.peer_up {
+            vec![Action::Send(PeerMsg::CheckPair { primary })]
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// The peer re-attached to its half of a COLO pair (`primary`: it holds the
+    /// primary): confirm if this host holds the other half, deny otherwise.
+    pub(super) fn check_pair(&mut self, primary: bool) -> Outcome {
+        use State as S;
+        let other_half = if primary { S::Secondary } else { S::Protected };
+        if self.state == other_half {
+            self.unconfirmed = false;
+            return Ok(vec![Action::Send(PeerMsg::PairConfirmed)]);
+        }
+        if self.state == S::Reattaching {
+            // It answers the check this host sends once it knows what it holds.
+            return self.stay();
+        }
+        Ok(vec![Action::Send(PeerMsg::PairDenied {
+            runs: self.state.runs_primary_here() || self.state == S::TakingOver,
+            why: format!("the peer's copy is {}", self.state.name()),
+        })])
+    }
+
+    /// The peer does not hold the other half of the pair this host re-attached
+    /// to: leave it safely.
+    pub(super) fn pair_denied(&mut self, runs: bool, why: String) -> Outcome {
+        use State as S;
+        self.unconfirmed = false;
+        match (self.state, runs) {
+            // Two primaries: the peer's is the one its ftd kept running.
+            (S::Protected, true) => {
+                self.last_error = Some(format!(
+                    "the peer runs the domain ({why}): this host's copy was stale and is destroyed"
+                ));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroyPrimary),
+                        Action::Send(PeerMsg::StandingBy),
+                    ],
+                )
+            }
+            (S::Protected, false) => {
+                self.last_failover = Some(format!(
+                    "the peer holds no secondary any more ({why}): left COLO"
+                ));
+                self.state = S::Degraded;
+                let mut acts = vec![
+                    Action::Run(Step::LeaveColo),
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                ];
+                acts.extend(self.maybe_reprotect()?);
+                Ok(acts)
+            }
+            _ => {
+                self.last_error = Some(format!(
+                    "the peer does not run the primary in COLO ({why}): the secondary copy \
+                     is useless and destroyed"
+                ));
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::StandingBy),
+                    ],
+                )
+            }
+        }
+    }
+}

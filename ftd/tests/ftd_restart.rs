@@ -1,0 +1,351 @@
+//! Scenario 3 of the fault matrix: ftd killed (SIGKILL) on the primary's host, then
+//! on the secondary's, while a protected 2-vCPU guest serves a client that keeps
+//! making numbered durable writes on one connection. The peer's ftd sees the ftd,
+//! not the host, go: COLO keeps running (no takeover, checkpoints go on), and the
+//! restarted ftd re-attaches to the running pair from libvirt and QMP without
+//! running a step, pausing or restarting the guest. Then protection is shown to
+//! work: the primary's host dies and the secondary takes over. And the negative
+//! case: a host whose ftd is already gone dies too: its peer still fails over.
+
+mod common;
+
+use common::*;
+use ftvirt_lab::writer::{Outcome, Stats, Writer};
+use ftvirt_lab::{Lab, LabConfig};
+use std::time::{Duration, Instant};
+
+const LONG: Duration = Duration::from_secs(120);
+const CHECKPOINT: Duration = Duration::from_millis(2000);
+/// The guest-visible interruption allowed across an ftd restart: one checkpoint
+/// interval (colo-compare may hold a reply until the next checkpoint) plus room
+/// for this 2-core TCG machine.
+const GAP_BOUND: Duration = Duration::from_millis(2000 + 1500);
+
+/// `query-colo-status`'s mode of the domain on `host`, asked through its libvirtd.
+fn colo_mode(lab: &Lab, host: &str) -> String {
+    let out = lab
+        .host(host)
+        .unwrap()
+        .virsh(&[
+            "qemu-monitor-command",
+            "g",
+            r#"{"execute":"query-colo-status"}"#,
+        ])
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["return"]["mode"].as_str().unwrap_or("?").to_string()
+}
+
+async fn status(lab: &Lab, host: &str) -> ftd_proxy::DomainStatus {
+    client(lab, host).await.status("g").await.unwrap()
+}
+
+/// Wait until `host` has counted at least `n` checkpoints.
+async fn checkpoints_reach(lab: &Lab, host: &str, n: u64) -> u64 {
+    let t0 = Instant::now();
+    loop {
+        let c = status(lab, host).await.checkpoints;
+        if c >= n {
+            return c;
+        }
+        assert!(
+            t0.elapsed() < CHECKPOINT * 10,
+            "{host}: {c} checkpoints, never {n}; ftd log:\n{}",
+            ftvirt_lab::ftd::log_tail(lab, host, 25)
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Wait until `host`'s ftd says its peer's ftd is gone (and nothing else changed).
+async fn notices_peer_ftd_gone(lab: &Lab, host: &str, state: &str) -> ftd_proxy::DomainStatus {
+    let t0 = Instant::now();
+    loop {
+        let s = status(lab, host).await;
+        assert_eq!(s.state, state, "{host} changed state: {s:?}");
+        if s.last_error.contains("peer's ftd is not running") {
+            assert!(!s.peer_up, "{s:?}");
+            return s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "{host} never noticed: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// What `host`'s ftd logged since `from` bytes into its log.
+fn log_since(lab: &Lab, host: &str, from: u64) -> String {
+    let log = std::fs::read(lab.host(host).unwrap().ftd_log()).unwrap();
+    String::from_utf8_lossy(&log[from as usize..]).into_owned()
+}
+
+fn log_len(lab: &Lab, host: &str) -> u64 {
+    std::fs::metadata(lab.host(host).unwrap().ftd_log())
+        .map(|m| m.len())
+        .unwrap_or(0)
+}
+
+/// The guest's boot id, asked on the writer's connection.
+fn boot_id(w: &Writer) -> String {
+    match w.request("INFO").unwrap() {
+        Outcome::Ok(r) => ftvirt_lab::client::field(&r, "boot_id").unwrap(),
+        other => panic!("INFO: {other:?}"),
+    }
+}
+
+fn last_record(w: &Writer) -> u64 {
+    match w.request("LAST").unwrap() {
+        Outcome::Ok(r) => r.trim_start_matches("LAST ").trim().parse().unwrap(),
+        other => panic!("LAST: {other:?}"),
+    }
+}
+
+fn assert_client_fine(s: &Stats) {
+    assert_eq!(s.broken, None, "the client's connection broke");
+    assert_eq!(s.refused, None, "a write was refused");
+}
+
+/// A lab with the guest on a, protected onto b, and the writer running.
+async fn protected_lab() -> (Lab, Writer, String) {
+    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &ftvirt_lab::GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    start_ftd(&mut lab, "b", "a");
+    let mut c = lab.connect(&g).unwrap();
+    c.set_timeout(Duration::from_secs(30));
+    let boot = c.info().unwrap().boot_id;
+    let last = c.last().unwrap();
+    let w = Writer::start(c, 2, last).unwrap();
+    client(&lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .unwrap();
+    wait_state(&lab, "a", "g", "protected", LONG).await;
+    wait_state(&lab, "b", "g", "secondary", LONG).await;
+    checkpoints_reach(&lab, "a", 2).await;
+    (lab, w, boot)
+}
+
+/// Kill ftd on `victim` (holding the `victim_state` half), check its peer keeps
+/// COLO running and counting checkpoints, restart it, and wait until it has
+/// re-attached. Returns the time from the restart to `protected`/`secondary`.
+async fn kill_and_restart_ftd(lab: &mut Lab, victim: &str, peer: &str) -> Duration {
+    let (victim_state, peer_state) = if victim == "a" {
+        ("protected", "secondary")
+    } else {
+        ("secondary", "protected")
+    };
+    let peer_log = log_len(lab, peer);
+    let before = status(lab, peer).await.checkpoints;
+    lab.host_mut(victim).unwrap().kill_ftd();
+    let t = Instant::now();
+    notices_peer_ftd_gone(lab, peer, peer_state).await;
+    eprintln!("{peer} noticed {victim}'s ftd gone after {:?}", t.elapsed());
+    // COLO goes on without the victim's ftd: the peer keeps counting
+    // checkpoints (two intervals and more), and nobody took over.
+    let n = checkpoints_reach(lab, peer, before + 2).await;
+    eprintln!(
+        "{peer}: {} checkpoints while {victim}'s ftd was dead ({:?})",
+        n - before,
+        t.elapsed()
+    );
+    assert_eq!(status(lab, peer).await.state, peer_state);
+    assert_eq!(colo_mode(lab, "a"), "primary");
+    assert_eq!(colo_mode(lab, "b"), "secondary");
+    let since = log_since(lab, peer, peer_log);
+    assert!(
+        !since.contains("step started"),
+        "{peer} ran a step:\n{since}"
+    );
+
+    let victim_log = log_len(lab, victim);
+    let yaml = {
+        let (me, p) = (lab.host(victim).unwrap(), lab.host(peer).unwrap());
+        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
+    };
+    let t = Instant::now();
+    lab.host_mut(victim)
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .unwrap();
+    let s = wait_state(lab, victim, "g", victim_state, LONG).await;
+    let took = t.elapsed();
+    eprintln!("{victim}'s ftd restarted: {victim_state} again after {took:?}: {s:?}");
+    assert!(s.wanted || victim == "b", "{s:?}");
+    // Both sides agree again, the peer's note is gone.
+    let t0 = Instant::now();
+    loop {
+        let (v, p) = (status(lab, victim).await, status(lab, peer).await);
+        if v.peer_up && p.peer_up && p.last_error.is_empty() && v.last_error.is_empty() {
+            assert_eq!(
+                (v.state.as_str(), p.state.as_str()),
+                (victim_state, peer_state)
+            );
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{v:?} / {p:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Re-attaching ran no step but the read-only inspection: nothing was set
+    // up again, nothing paused.
+    let since = log_since(lab, victim, victim_log);
+    assert!(since.contains("re-attach: decided"), "{since}");
+    let steps: Vec<&str> = since
+        .lines()
+        .filter(|l| l.contains("step started"))
+        .collect();
+    assert!(
+        steps.len() == 1 && steps[0].contains("Inspect"),
+        "{victim} ran a step:\n{since}"
+    );
+    // The re-attached side counts checkpoints again.
+    checkpoints_reach(lab, victim, 2).await;
+    took
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ftd_killed_on_either_host_re_attaches_and_protection_still_works() {
+    let (mut lab, w, boot) = protected_lab().await;
+    // Both sides count checkpoints (from their QEMU's STOP/RESUME): side by side.
+    let (a0, b0) = (
+        status(&lab, "a").await.checkpoints,
+        status(&lab, "b").await.checkpoints,
+    );
+    let t = Instant::now();
+    let a1 = checkpoints_reach(&lab, "a", a0 + 3).await;
+    let b1 = status(&lab, "b").await.checkpoints;
+    eprintln!(
+        "in {:?}: a counted {} checkpoints, b {}",
+        t.elapsed(),
+        a1 - a0,
+        b1 - b0
+    );
+
+    let t = Instant::now();
+    let a_ms = kill_and_restart_ftd(&mut lab, "a", "b").await;
+    let gap_a = w.stats().longest_gap(t, Instant::now());
+    let t = Instant::now();
+    let b_ms = kill_and_restart_ftd(&mut lab, "b", "a").await;
+    let gap_b = w.stats().longest_gap(t, Instant::now());
+    assert_client_fine(&w.stats());
+    assert_eq!(boot_id(&w), boot, "the guest rebooted");
+    let acked = w.stats().acked;
+    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    eprintln!(
+        "re-attach: a (primary) {a_ms:?}, b (secondary) {b_ms:?}; longest reply gap \
+         {gap_a:?} / {gap_b:?}; {acked} writes acknowledged"
+    );
+    assert!(
+        gap_a < GAP_BOUND && gap_b < GAP_BOUND,
+        "{gap_a:?} {gap_b:?}"
+    );
+    assert_secondary_console_clean(&lab, "b", "g");
+
+    // Protection works after both restarts: a dies, b takes over.
+    checkpoints_reach(&lab, "a", 3).await;
+    let acked = w.stats().acked;
+    lab.kill_host("a").unwrap();
+    let t_kill = Instant::now();
+    let sb = wait_state(&lab, "b", "g", "degraded", LONG).await;
+    assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
+    let t0 = Instant::now();
+    while w.stats().first_reply_sent_after(t_kill).is_none() {
+        assert!(t0.elapsed() < LONG, "no reply after the takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
+    eprintln!(
+        "a's host killed: b took over, first reply {:?} after the kill",
+        first - t_kill
+    );
+    assert_eq!(boot_id(&w), boot, "the guest rebooted");
+    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    let s = w.stop();
+    assert_client_fine(&s);
+    lab.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_killed_after_its_ftd_still_fails_over() {
+    let (mut lab, w, boot) = protected_lab().await;
+    lab.host_mut("a").unwrap().kill_ftd();
+    notices_peer_ftd_gone(&lab, "b", "secondary").await;
+    let acked = w.stats().acked;
+
+    // Now the host goes too: b's knocks go unanswered, b takes over.
+    lab.kill_host("a").unwrap();
+    let t_kill = Instant::now();
+    let sb = wait_state(&lab, "b", "g", "degraded", LONG).await;
+    eprintln!(
+        "b degraded {:?} after a's host was killed: {sb:?}",
+        t_kill.elapsed()
+    );
+    assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
+    let t0 = Instant::now();
+    while w.stats().first_reply_sent_after(t_kill).is_none() {
+        assert!(t0.elapsed() < LONG, "no reply after the takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
+    eprintln!("first reply {:?} after the host kill", first - t_kill);
+    assert_eq!(boot_id(&w), boot, "the guest rebooted");
+    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    assert_client_fine(&w.stop());
+    lab.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_secondary_whose_ftd_was_down_when_the_primary_died_takes_over_on_restart() {
+    let (mut lab, w, boot) = protected_lab().await;
+    lab.host_mut("b").unwrap().kill_ftd();
+    notices_peer_ftd_gone(&lab, "a", "protected").await;
+    let acked = w.stats().acked;
+
+    // a's host dies while nobody watches on b; b's QEMU waits in COLO.
+    lab.kill_host("a").unwrap();
+    let t_kill = Instant::now();
+    assert_eq!(colo_mode(&lab, "b"), "secondary");
+    let yaml = {
+        let (me, p) = (lab.host("b").unwrap(), lab.host("a").unwrap());
+        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
+    };
+    let t = Instant::now();
+    lab.host_mut("b")
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .unwrap();
+    // b's ftd re-attaches to its secondary, finds a's host silent since it
+    // started, and takes over.
+    let sb = wait_state(&lab, "b", "g", "degraded", LONG).await;
+    eprintln!(
+        "b's ftd restarted after a's host died: degraded {:?} after its start: {sb:?}",
+        t.elapsed()
+    );
+    assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
+    let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
+    assert!(log.contains("Found(ColoSecondary)"), "{log}");
+    let t0 = Instant::now();
+    while w.stats().first_reply_sent_after(t_kill).is_none() {
+        assert!(t0.elapsed() < LONG, "no reply after the takeover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
+    eprintln!("first reply {:?} after a's host was killed", first - t_kill);
+    assert_eq!(boot_id(&w), boot, "the guest rebooted");
+    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    assert_client_fine(&w.stop());
+    lab.shutdown().unwrap();
+}
