@@ -290,7 +290,13 @@ impl Coordinator {
                     format!("protection failed on the peer: {e}"),
                     vec![Action::Run(Step::Undo)],
                 ),
-            (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
+            // The peer is (again) ready to host the secondary: it may have missed
+            // the first request while its own copy of the domain was going away
+            // (its QEMU died and the secondary here took over before it noticed).
+            (S::Preparing, E::Peer(PeerMsg::StandingBy)) => {
+                Ok(vec![Action::Send(PeerMsg::HostSecondary)])
+            }
+            (S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
             (S::Preparing | S::Syncing | S::Starting, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message from the peer while protecting")
             }
@@ -572,6 +578,12 @@ impl Coordinator {
                 self.last_failover = Some(format!("COLO exited on the secondary ({r})"));
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
             }
+            // The primary's copy stopped on its host (its QEMU died) while its
+            // ftd lives: this copy is the domain now.
+            (S::Secondary, E::Peer(PeerMsg::StandingBy)) => {
+                self.last_failover = Some("the primary's copy stopped on its host".into());
+                self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
+            }
             (S::Secondary, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message while secondary")
             }
@@ -625,18 +637,23 @@ impl Coordinator {
                 | S::Failed,
                 E::DomainStopped,
             ) => {
-                let release = matches!(
-                    self.state,
-                    S::Preparing | S::Syncing | S::Starting | S::Protected | S::Disabling
-                );
-                self.go(
-                    S::Stopped,
-                    if release {
+                // Protected, the secondary is a full copy: it takes over (this host
+                // stands by to host the next secondary). Before that, the secondary
+                // is incomplete: release it.
+                let acts = match self.state {
+                    S::Protected => {
+                        self.last_failover = Some(
+                            "this host's copy stopped; the secondary on the peer takes over"
+                                .into(),
+                        );
+                        vec![Action::Send(PeerMsg::StandingBy)]
+                    }
+                    S::Preparing | S::Syncing | S::Starting | S::Disabling => {
                         vec![Action::Send(PeerMsg::ReleaseSecondary)]
-                    } else {
-                        Vec::new()
-                    },
-                )
+                    }
+                    _ => Vec::new(),
+                };
+                self.go(S::Stopped, acts)
             }
             (S::SwitchingOver | S::Standby | S::Stopped | S::TakingOver, E::DomainStopped) => {
                 if self.state == S::TakingOver {

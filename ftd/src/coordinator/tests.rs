@@ -92,7 +92,7 @@ const TABLE: [(State, &str); 14] = [
         State::SecondaryPreparing,
         "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQS",
     ),
-    (State::Secondary, "---CK----SK-- --CC-C-C- --CC-C-C- CKCS"),
+    (State::Secondary, "---CK----SK-K --CC-C-C- --CC-C-C- CKCS"),
     (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKO"),
     (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPO"),
 ];
@@ -403,4 +403,44 @@ fn protected_is_reported_after_the_first_checkpoint_of_the_session() {
     // A new session starts from zero again.
     c.on(Event::PeerLost).unwrap();
     assert_eq!(c.reported_state(), State::Degraded);
+}
+
+#[test]
+fn a_dead_primary_copy_hands_over_to_the_secondary_and_hosts_the_next_one() {
+    // A's QEMU dies; A's ftd notices first: B takes over, then protects onto A.
+    let mut p = Pair::new();
+    p.feed(true, Event::Enable);
+    p.feed(true, Event::DomainStopped);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Secondary, State::Protected),
+        "log:\n{}",
+        p.log.join("\n")
+    );
+    assert_eq!(p.b.last_failover(), Some("the primary's copy stopped on its host"));
+    assert!(p
+        .log
+        .iter()
+        .all(|l| !l.contains("ReleaseSecondary")), "the full copy is kept");
+}
+
+#[test]
+fn a_request_to_host_the_secondary_missed_while_the_old_copy_died_is_repeated() {
+    // B took over on its own (COLO exited) and asked A to host the secondary
+    // while A still thought itself protected: A refused. Once A notices its copy
+    // stopped, it stands by, and B asks again.
+    let mut a = in_state(State::Protected);
+    assert!(a.on(Event::Peer(PeerMsg::HostSecondary)).is_err());
+    let mut b = in_state(State::Preparing);
+    let acts = a.on(Event::DomainStopped).unwrap();
+    assert_eq!(acts, [Action::Send(PeerMsg::StandingBy)]);
+    assert_eq!(a.state(), State::Stopped);
+    assert_eq!(
+        b.on(Event::Peer(PeerMsg::StandingBy)).unwrap(),
+        [Action::Send(PeerMsg::HostSecondary)]
+    );
+    assert_eq!(
+        a.on(Event::Peer(PeerMsg::HostSecondary)).unwrap(),
+        [Action::Run(Step::CreateSecondary)]
+    );
 }
