@@ -574,6 +574,11 @@ impl Coordinator {
                 self.last_failover = Some("planned switch-over".into());
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
             }
+            // COLO ended here while the primary's ftd still answers: it knows
+            // why, and says so within a moment (its copy died: StandingBy, take
+            // over; it left COLO: ReleaseSecondary). Taking over now, with the
+            // primary's copy perhaps still running, would run two copies.
+            (S::Secondary, E::ColoExited(_)) if self.peer_up => self.stay(),
             (S::Secondary, E::ColoExited(r)) => {
                 self.last_failover = Some(format!("COLO exited on the secondary ({r})"));
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])

@@ -26,9 +26,10 @@
 //! ```text
 //! Standby --HostSecondary--> SecondaryPreparing --StepDone(CreateSecondary)-->
 //!   (sends SecondaryReady) --PrimaryProtected--> Secondary
-//! Secondary --PeerLost | TakeOver | ColoExited | StandingBy--> TakingOver --StepDone(TakeOver)-->
+//! Secondary --PeerLost | TakeOver | StandingBy | ColoExited (peer lost)--> TakingOver --StepDone(TakeOver)-->
 //!   Degraded (this host is now the primary, alone; re-protects when it can)
 //! Secondary --ReleaseSecondary--> Standby (runs DestroySecondary)
+//! Secondary --ColoExited (peer up)--> Secondary: the primary's ftd says what follows
 //! ```
 
 mod machine;

@@ -92,7 +92,7 @@ const TABLE: [(State, &str); 14] = [
         State::SecondaryPreparing,
         "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQS",
     ),
-    (State::Secondary, "---CK----SK-K --CC-C-C- --CC-C-C- CKCS"),
+    (State::Secondary, "---CK----SK-K --CC-C-C- --CC-C-C- CCCS"),
     (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKO"),
     (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPO"),
 ];
@@ -443,4 +443,29 @@ fn a_request_to_host_the_secondary_missed_while_the_old_copy_died_is_repeated() 
         a.on(Event::Peer(PeerMsg::HostSecondary)).unwrap(),
         [Action::Run(Step::CreateSecondary)]
     );
+}
+
+#[test]
+fn a_secondary_whose_colo_ends_waits_for_the_primary_while_it_answers() {
+    // The primary left COLO (its disk, its network, a bug): it releases the
+    // secondary. Taking over first would run two copies.
+    let mut b = in_state(State::Secondary);
+    assert_eq!(b.on(Event::ColoExited("error".into())).unwrap(), []);
+    assert_eq!(b.state(), State::Secondary);
+    assert_eq!(
+        b.on(Event::Peer(PeerMsg::ReleaseSecondary)).unwrap(),
+        [Action::Run(Step::DestroySecondary)]
+    );
+    // The primary's host is gone as well: take over.
+    let mut b = in_state(State::Secondary);
+    b.on(Event::ColoExited("error".into())).unwrap();
+    assert_eq!(b.on(Event::PeerLost).unwrap(), [Action::Run(Step::TakeOver)]);
+    // No peer to ask: take over at once.
+    let mut b = in_state(State::Secondary);
+    b.peer_up = false;
+    assert_eq!(
+        b.on(Event::ColoExited("error".into())).unwrap(),
+        [Action::Run(Step::TakeOver)]
+    );
+    assert!(b.last_failover().unwrap().contains("COLO exited on the secondary"));
 }
