@@ -356,6 +356,7 @@ impl Coordinator {
             }
             (S::Protected, E::Peer(PeerMsg::SecondaryFailed(e))) => {
                 self.last_failover = Some(format!("secondary failed: {e}"));
+                self.last_error = Some(format!("the secondary failed: {e}"));
                 self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
             }
             (S::Protected, E::ColoExited(r)) => {
@@ -388,10 +389,13 @@ impl Coordinator {
             (S::Degraded | S::Failed, E::PeerUp) => self.maybe_reprotect(),
             (S::Degraded | S::Failed, E::PeerLost) => self.stay(),
             (S::Degraded | S::Failed, E::Peer(PeerMsg::StandingBy)) => self.maybe_reprotect(),
-            (
-                S::Degraded | S::Failed,
-                E::Peer(PeerMsg::SecondaryFailed(_) | PeerMsg::SecondaryReady),
-            ) => self.stay(),
+            // The secondary's own account of its failure, after this side already
+            // left COLO (its QEMU went first): keep the cause.
+            (S::Degraded | S::Failed, E::Peer(PeerMsg::SecondaryFailed(e))) => {
+                self.last_error = Some(format!("the secondary failed: {e}"));
+                self.stay()
+            }
+            (S::Degraded | S::Failed, E::Peer(PeerMsg::SecondaryReady)) => self.stay(),
             (S::Degraded | S::Failed, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message from the peer")
             }
@@ -618,6 +622,53 @@ impl Coordinator {
                 self.invalid(&ev, "unexpected message during a takeover")
             }
 
+            // ---------------------------------------------------------------- disk replication
+            // The secondary's copy missed a write (the primary saw its NBD write
+            // fail): it is no copy to fail over to. Release it first (its COLO
+            // ends when this side leaves), then run alone.
+            (S::Protected, E::DiskFailed(e)) => {
+                self.last_failover = Some(format!("replication to the secondary failed: {e}"));
+                self.last_error = Some(e);
+                self.go(
+                    S::Degraded,
+                    vec![
+                        Action::Send(PeerMsg::ReleaseSecondary),
+                        Action::Run(Step::LeaveColo),
+                    ],
+                )
+            }
+            (S::Starting, E::DiskFailed(e)) => self.fail(
+                format!("replication to the secondary failed: {e}"),
+                vec![
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                    Action::Run(Step::Undo),
+                ],
+            ),
+            // This host cannot keep the secondary's copy: drop it, tell the primary.
+            (S::SecondaryPreparing | S::Secondary, E::DiskFailed(e)) => {
+                self.last_error = Some(e.clone());
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::SecondaryFailed(e)),
+                    ],
+                )
+            }
+            (
+                S::Unprotected
+                | S::Preparing
+                | S::Syncing
+                | S::Degraded
+                | S::SwitchingOver
+                | S::Disabling
+                | S::Failed
+                | S::Standby
+                | S::TakingOver
+                | S::Stopped,
+                E::DiskFailed(_),
+            ) => self.stay(),
+
             // ---------------------------------------------------------------- COLO exits elsewhere
             (
                 S::Unprotected
@@ -648,8 +699,7 @@ impl Coordinator {
                 let acts = match self.state {
                     S::Protected => {
                         self.last_failover = Some(
-                            "this host's copy stopped; the secondary on the peer takes over"
-                                .into(),
+                            "this host's copy stopped; the secondary on the peer takes over".into(),
                         );
                         vec![Action::Send(PeerMsg::StandingBy)]
                     }

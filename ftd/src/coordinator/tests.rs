@@ -1,6 +1,6 @@
 //! The coordinator's specification as tables and scenarios.
 //!
-//! `every_state_x_event` pins the next state (or rejection) of all 14 states x 35
+//! `every_state_x_event` pins the next state (or rejection) of all 14 states x 36
 //! events (every event kind, every peer message, every step's done/failed). The
 //! context is: protection wanted, peer reachable, auto re-protect on.
 //! The scenarios run two coordinators against each other through a message pump.
@@ -65,6 +65,7 @@ fn events() -> Vec<Event> {
         Event::ColoExited("error".into()),
         Event::DomainStarted,
         Event::DomainStopped,
+        Event::DiskFailed("no space".into()),
     ]);
     v
 }
@@ -73,28 +74,31 @@ fn events() -> Vec<Event> {
 /// SecondaryReady SecondaryFailed PrimaryProtected ReleaseSecondary TakeOver TookOver
 /// StandingBy | StepDone x 9 | StepFailed x 9 (Sync StartColo LeaveColo Undo
 /// StopPrimary DestroyPrimary CreateSecondary DestroySecondary TakeOver) | Checkpoint
-/// ColoExited DomainStarted DomainStopped. `-` = rejected.
+/// ColoExited DomainStarted DomainStopped DiskFailed. `-` = rejected.
 const TABLE: [(State, &str); 14] = [
-    (State::Unprotected, "PU-PU-------P UUUUUUUUU UUUUUUUUU -U-O"),
-    (State::Preparing, "-X-PF-YF----P --PP-P-P- --PP-P-P- -P-O"),
-    (State::Syncing, "-X-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-O"),
-    (State::Starting, "-X-TF--F----T -RTT-T-T- -FTT-T-T- TF-O"),
-    (State::Protected, "-XWRD--D----R --RR-R-R- --RR-R-R- RD-O"),
-    (State::Degraded, "PU-PD-DD----P DDDDDDDDD DDDDDDDDD -D-O"),
+    (
+        State::Unprotected,
+        "PU-PU-------P UUUUUUUUU UUUUUUUUU -U-OU",
+    ),
+    (State::Preparing, "-X-PF-YF----P --PP-P-P- --PP-P-P- -P-OP"),
+    (State::Syncing, "-X-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-OY"),
+    (State::Starting, "-X-TF--F----T -RTT-T-T- -FTT-T-T- TF-OF"),
+    (State::Protected, "-XWRD--D----R --RR-R-R- --RR-R-R- RD-OD"),
+    (State::Degraded, "PU-PD-DD----P DDDDDDDDD DDDDDDDDD -D-OD"),
     (
         State::SwitchingOver,
-        "--WWD--D---W- --WWWS-W- --WWRS-W- WW-W",
+        "--WWD--D---W- --WWWS-W- --WWRS-W- WW-WW",
     ),
-    (State::Disabling, "-X-XX-XX----X XXUUXXXXX XXUUXXXXX XX-O"),
-    (State::Failed, "PU-PF-FF----P FFFFFFFFF FFFFFFFFF -F-O"),
-    (State::Standby, "-S-SSQ-S-S--S SSSSSSSSS SSSSSSSSS -SPS"),
+    (State::Disabling, "-X-XX-XX----X XXUUXXXXX XXUUXXXXX XX-OX"),
+    (State::Failed, "PU-PF-FF----P FFFFFFFFF FFFFFFFFF -F-OF"),
+    (State::Standby, "-S-SSQ-S-S--S SSSSSSSSS SSSSSSSSS -SPSS"),
     (
         State::SecondaryPreparing,
-        "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQS",
+        "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQSS",
     ),
-    (State::Secondary, "---CK----SK-K --CC-C-C- --CC-C-C- CCCS"),
-    (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKO"),
-    (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPO"),
+    (State::Secondary, "---CK----SK-K --CC-C-C- --CC-C-C- CCCSS"),
+    (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKOK"),
+    (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPOO"),
 ];
 
 fn in_state(s: State) -> Coordinator {
@@ -107,7 +111,7 @@ fn in_state(s: State) -> Coordinator {
 #[test]
 fn every_state_x_event() {
     let evs = events();
-    assert_eq!(evs.len(), 35);
+    assert_eq!(evs.len(), 36);
     let mut wrong = Vec::new();
     for (state, row) in TABLE {
         let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
@@ -417,11 +421,14 @@ fn a_dead_primary_copy_hands_over_to_the_secondary_and_hosts_the_next_one() {
         "log:\n{}",
         p.log.join("\n")
     );
-    assert_eq!(p.b.last_failover(), Some("the primary's copy stopped on its host"));
-    assert!(p
-        .log
-        .iter()
-        .all(|l| !l.contains("ReleaseSecondary")), "the full copy is kept");
+    assert_eq!(
+        p.b.last_failover(),
+        Some("the primary's copy stopped on its host")
+    );
+    assert!(
+        p.log.iter().all(|l| !l.contains("ReleaseSecondary")),
+        "the full copy is kept"
+    );
 }
 
 #[test]
@@ -459,7 +466,10 @@ fn a_secondary_whose_colo_ends_waits_for_the_primary_while_it_answers() {
     // The primary's host is gone as well: take over.
     let mut b = in_state(State::Secondary);
     b.on(Event::ColoExited("error".into())).unwrap();
-    assert_eq!(b.on(Event::PeerLost).unwrap(), [Action::Run(Step::TakeOver)]);
+    assert_eq!(
+        b.on(Event::PeerLost).unwrap(),
+        [Action::Run(Step::TakeOver)]
+    );
     // No peer to ask: take over at once.
     let mut b = in_state(State::Secondary);
     b.peer_up = false;
@@ -467,5 +477,50 @@ fn a_secondary_whose_colo_ends_waits_for_the_primary_while_it_answers() {
         b.on(Event::ColoExited("error".into())).unwrap(),
         [Action::Run(Step::TakeOver)]
     );
-    assert!(b.last_failover().unwrap().contains("COLO exited on the secondary"));
+    assert!(b
+        .last_failover()
+        .unwrap()
+        .contains("COLO exited on the secondary"));
+}
+
+#[test]
+fn a_full_secondary_disk_ends_colo_with_the_cause_on_both_sides() {
+    // The secondary's host cannot store its copy: it drops it and says why.
+    let mut b = in_state(State::Secondary);
+    let why = "host b: no space left in /srv/overlays (colo.overlay-dir): free space there";
+    let acts = b.on(Event::DiskFailed(why.into())).unwrap();
+    assert_eq!(b.state(), State::Standby);
+    assert_eq!(
+        acts,
+        [
+            Action::Run(Step::DestroySecondary),
+            Action::Send(PeerMsg::SecondaryFailed(why.into()))
+        ]
+    );
+    assert_eq!(b.last_error(), Some(why));
+    // The primary runs on alone, with the cause in its status.
+    let mut a = in_state(State::Protected);
+    assert_eq!(
+        a.on(Event::Peer(PeerMsg::SecondaryFailed(why.into())))
+            .unwrap(),
+        [Action::Run(Step::LeaveColo)]
+    );
+    assert_eq!(a.state(), State::Degraded);
+    assert!(a.last_error().unwrap().contains(why));
+    // The primary sees the secondary's copy miss a write: release it, then leave.
+    let mut a = in_state(State::Protected);
+    let acts = a
+        .on(Event::DiskFailed("the peer's copy: No space left".into()))
+        .unwrap();
+    assert_eq!(
+        acts,
+        [
+            Action::Send(PeerMsg::ReleaseSecondary),
+            Action::Run(Step::LeaveColo)
+        ]
+    );
+    assert!(a
+        .last_failover()
+        .unwrap()
+        .contains("replication to the secondary failed"));
 }

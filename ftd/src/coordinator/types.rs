@@ -188,6 +188,10 @@ pub enum Event {
     DomainStarted,
     /// libvirt: the domain stopped on this host (shutdown, destroy, crash).
     DomainStopped,
+    /// QMP: a write of the replicated disk failed on this side (on the primary:
+    /// into the secondary's copy over NBD; on the secondary: into its own images,
+    /// e.g. a full overlay file system). The message says what and what to do.
+    DiskFailed(String),
 }
 
 /// [`Event`] without its data, for tables and messages.
@@ -205,6 +209,7 @@ pub enum EventKind {
     ColoExited,
     DomainStarted,
     DomainStopped,
+    DiskFailed,
 }
 
 impl Event {
@@ -222,6 +227,7 @@ impl Event {
             Event::ColoExited(_) => EventKind::ColoExited,
             Event::DomainStarted => EventKind::DomainStarted,
             Event::DomainStopped => EventKind::DomainStopped,
+            Event::DiskFailed(_) => EventKind::DiskFailed,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! run one at a time (their outcome comes back as an event), and a monitor polls
 //! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
 
+mod disk;
 mod steps;
 
 use crate::colo::plan::Wiring;
@@ -425,6 +426,15 @@ impl Task {
             }
             "QUORUM_REPORT_BAD" | "QUORUM_FAILURE" | "BLOCK_IO_ERROR" => {
                 tracing::warn!(domain = %self.name, event = %ev.event, details = %ev.details, "disk replication reports a problem");
+                let here = disk::Here {
+                    host: &self.ctx.host,
+                    peer: self.ctx.peer.peer_host(),
+                    overlay_dir: &self.ctx.overlay_dir,
+                };
+                if let Some(why) = disk::failure(st, &ev.event, &ev.details, here) {
+                    tracing::error!(domain = %self.name, reason = %why, "the replicated disk failed");
+                    self.apply(Event::DiskFailed(why));
+                }
             }
             _ => tracing::debug!(domain = %self.name, event = %ev.event, "QMP event"),
         }
