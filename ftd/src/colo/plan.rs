@@ -11,7 +11,8 @@
 //! A  Sync, part 1 (pivot): the running disk moves under a quorum without a
 //!    restart: blockdev-add <base> (a fresh local image) and quorum <quorum>
 //!    over it; blockdev-mirror <device root> -> <quorum>, sync full; wait ready;
-//!    block-job-complete (the device now writes through the quorum)
+//!    block-job-complete (the device now writes through the quorum); blockdev-del
+//!    the previous protection's quorum and base, if the disk was under them
 //! A  Sync, part 2: drive-mirror <quorum> -> nbd://<B>:<nbd>/parent0, full; wait ready
 //! A  StartColo: stop; block-job-cancel the sync (B is now identical);
 //!    blockdev-add replication0 (mode primary, NBD to B); x-blockdev-change
@@ -201,7 +202,7 @@ fn socket(id: &str, host: &str, port: u16, server: bool) -> Value {
 
 /// A: move the running disk under a fresh quorum, without a restart.
 pub fn pivot(w: &Wiring) -> Vec<Op> {
-    vec![
+    let mut v = vec![
         q(exec(
             "blockdev-add",
             json!({"driver": "qcow2", "node-name": w.base(), "cache": {"direct": true},
@@ -227,7 +228,34 @@ pub fn pivot(w: &Wiring) -> Vec<Op> {
             until: JobState::Gone,
             timeout: Duration::from_secs(30),
         },
-    ]
+    ];
+    // An earlier protection's quorum and base image (the disk was under them
+    // until now): nothing uses them any more; they would hold the old image
+    // open for the life of the QEMU.
+    if let Some(old) = w.device_node.strip_prefix("ftvirt-quorum") {
+        v.push(tolerated(exec(
+            "blockdev-del",
+            json!({"node-name": w.device_node}),
+        )));
+        v.push(tolerated(exec(
+            "blockdev-del",
+            json!({"node-name": format!("ftvirt-base{old}")}),
+        )));
+    }
+    v
+}
+
+/// The generation of a new protection attempt: `gen`, or above the one the disk
+/// is under now (a QEMU that ftd protected before, in an earlier life of ftd),
+/// so that node names never collide.
+pub fn next_gen(device_node: &str, gen: u32) -> u32 {
+    match device_node
+        .strip_prefix("ftvirt-quorum")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        Some(now) if now >= gen => now + 1,
+        _ => gen,
+    }
 }
 
 /// A: copy the whole disk into the secondary's NBD export and keep it in sync.

@@ -121,6 +121,7 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
     let (node, size) = inspect::disk_node(&ctx.lv, name, disk)
         .await
         .map_err(|e| e.to_string())?;
+    let gen = plan::next_gen(&node, gen);
     let dir = disk
         .source
         .parent()
@@ -129,7 +130,7 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
     let base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
     qemu_img_create(&base_image, size).await?;
     let w = Wiring {
-        device_node: node,
+        device_node: node.clone(),
         gen,
         base_image: base_image.clone(),
         netdev: l.nics[0].netdev_id().unwrap_or_else(|| "hostnet0".into()),
@@ -155,8 +156,49 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         },
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
+    remove_old_base(ctx, name, &node, &dir).await;
     plan_run(ctx, name, &plan::sync(&w)).await?;
     Ok(w)
+}
+
+/// After a pivot away from an earlier protection's quorum (`old_node`): that
+/// protection's base image, which nothing uses once QEMU dropped its node (the
+/// pivot plan did). Kept if the node is still there.
+async fn remove_old_base(ctx: &HostCtx, name: &str, old_node: &str, dir: &Path) {
+    let Some(old) = old_node.strip_prefix("ftvirt-quorum") else {
+        return;
+    };
+    let node = format!("ftvirt-base{old}");
+    let nodes = ctx
+        .lv
+        .qmp(
+            name,
+            &json!({"execute": "query-named-block-nodes"}),
+            QMP_DEADLINE,
+        )
+        .await;
+    let still_there = match &nodes {
+        Ok(v) => v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["node-name"] == node.as_str()),
+        Err(_) => true,
+    };
+    let file = dir.join(format!("{name}.ftvirt{old}.qcow2"));
+    if still_there {
+        tracing::warn!(domain = name, %node, file = %file.display(), "the earlier protection's base image is still in use; kept");
+        return;
+    }
+    match tokio::fs::remove_file(&file).await {
+        Ok(()) => {
+            tracing::info!(domain = name, file = %file.display(), "removed the earlier protection's base image")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(domain = name, file = %file.display(), error = %e, "could not remove the earlier protection's base image")
+        }
+    }
 }
 
 /// Primary: what the secondary's host needs (asked by the peer).

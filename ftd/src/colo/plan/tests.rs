@@ -258,3 +258,38 @@ fn ports_of_different_slots_never_collide() {
     d.dedup();
     assert_eq!(d.len(), all.len());
 }
+
+#[test]
+fn pivot_of_a_disk_protected_before_drops_the_old_quorum_and_base() {
+    let w = Wiring {
+        device_node: "ftvirt-quorum1".into(),
+        gen: 2,
+        ..wiring()
+    };
+    let p = pivot(&w);
+    let n = p.len();
+    assert_eq!(commands(&p)[n - 2..], ["blockdev-del", "blockdev-del"]);
+    assert_eq!(
+        cmd(&p, n - 2)["arguments"],
+        json!({"node-name": "ftvirt-quorum1"})
+    );
+    assert_eq!(
+        cmd(&p, n - 1)["arguments"],
+        json!({"node-name": "ftvirt-base1"})
+    );
+    assert!(matches!(p[n - 1], Op::Qmp { tolerate: true, .. }));
+    // A disk under libvirt's own nodes has nothing of ftd's to drop.
+    assert!(!commands(&pivot(&wiring())).contains(&"blockdev-del".to_string()));
+}
+
+#[test]
+fn a_new_generation_never_reuses_the_current_node_names() {
+    assert_eq!(next_gen("libvirt-1-format", 1), 1);
+    assert_eq!(next_gen("ftvirt-quorum1", 2), 2);
+    assert_eq!(
+        next_gen("ftvirt-quorum3", 1),
+        4,
+        "ftd restarted under a protected disk"
+    );
+    assert_eq!(next_gen("ftvirt-quorumx", 1), 1);
+}
