@@ -193,6 +193,10 @@ impl Coordinator {
             E::PeerLost => self.peer_up = false,
             _ => {}
         }
+        // Advice, not a change: the domain task checks its copy at once.
+        if let E::Peer(PeerMsg::ColoEnded) = ev {
+            return self.stay();
+        }
         if let E::Checkpoint = ev {
             return if matches!(
                 self.state,
@@ -582,7 +586,9 @@ impl Coordinator {
             // why, and says so within a moment (its copy died: StandingBy, take
             // over; it left COLO: ReleaseSecondary). Taking over now, with the
             // primary's copy perhaps still running, would run two copies.
-            (S::Secondary, E::ColoExited(_)) if self.peer_up => self.stay(),
+            (S::Secondary, E::ColoExited(_)) if self.peer_up => {
+                Ok(vec![Action::Send(PeerMsg::ColoEnded)])
+            }
             (S::Secondary, E::ColoExited(r)) => {
                 self.last_failover = Some(format!("COLO exited on the secondary ({r})"));
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])

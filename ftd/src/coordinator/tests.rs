@@ -1,6 +1,6 @@
 //! The coordinator's specification as tables and scenarios.
 //!
-//! `every_state_x_event` pins the next state (or rejection) of all 14 states x 36
+//! `every_state_x_event` pins the next state (or rejection) of all 14 states x 37
 //! events (every event kind, every peer message, every step's done/failed). The
 //! context is: protection wanted, peer reachable, auto re-protect on.
 //! The scenarios run two coordinators against each other through a message pump.
@@ -55,6 +55,7 @@ fn events() -> Vec<Event> {
         PeerMsg::TakeOver,
         PeerMsg::TookOver,
         PeerMsg::StandingBy,
+        PeerMsg::ColoEnded,
     ] {
         v.push(Event::Peer(m));
     }
@@ -72,33 +73,36 @@ fn events() -> Vec<Event> {
 
 /// Columns: Enable Disable SwitchOver PeerUp PeerLost | peer messages HostSecondary
 /// SecondaryReady SecondaryFailed PrimaryProtected ReleaseSecondary TakeOver TookOver
-/// StandingBy | StepDone x 9 | StepFailed x 9 (Sync StartColo LeaveColo Undo
+/// StandingBy ColoEnded | StepDone x 9 | StepFailed x 9 (Sync StartColo LeaveColo Undo
 /// StopPrimary DestroyPrimary CreateSecondary DestroySecondary TakeOver) | Checkpoint
 /// ColoExited DomainStarted DomainStopped DiskFailed. `-` = rejected.
 const TABLE: [(State, &str); 14] = [
     (
         State::Unprotected,
-        "PU-PU-------P UUUUUUUUU UUUUUUUUU -U-OU",
+        "PU-PU-------PU UUUUUUUUU UUUUUUUUU -U-OU",
     ),
-    (State::Preparing, "-X-PF-YF----P --PP-P-P- --PP-P-P- -P-OP"),
-    (State::Syncing, "-X-YF--F----Y T-YY-Y-Y- F-YY-Y-Y- -Y-OY"),
-    (State::Starting, "-X-TF--F----T -RTT-T-T- -FTT-T-T- TF-OF"),
-    (State::Protected, "-XWRD--D----R --RR-R-R- --RR-R-R- RD-OD"),
-    (State::Degraded, "PU-PD-DD----P DDDDDDDDD DDDDDDDDD -D-OD"),
+    (State::Preparing, "-X-PF-YF----PP --PP-P-P- --PP-P-P- -P-OP"),
+    (State::Syncing, "-X-YF--F----YY T-YY-Y-Y- F-YY-Y-Y- -Y-OY"),
+    (State::Starting, "-X-TF--F----TT -RTT-T-T- -FTT-T-T- TF-OF"),
+    (State::Protected, "-XWRD--D----RR --RR-R-R- --RR-R-R- RD-OD"),
+    (State::Degraded, "PU-PD-DD----PD DDDDDDDDD DDDDDDDDD -D-OD"),
     (
         State::SwitchingOver,
-        "--WWD--D---W- --WWWS-W- --WWRS-W- WW-WW",
+        "--WWD--D---W-W --WWWS-W- --WWRS-W- WW-WW",
     ),
-    (State::Disabling, "-X-XX-XX----X XXUUXXXXX XXUUXXXXX XX-OX"),
-    (State::Failed, "PU-PF-FF----P FFFFFFFFF FFFFFFFFF -F-OF"),
-    (State::Standby, "-S-SSQ-S-S--S SSSSSSSSS SSSSSSSSS -SPSS"),
+    (State::Disabling, "-X-XX-XX----XX XXUUXXXXX XXUUXXXXX XX-OX"),
+    (State::Failed, "PU-PF-FF----PF FFFFFFFFF FFFFFFFFF -F-OF"),
+    (State::Standby, "-S-SSQ-S-S--SS SSSSSSSSS SSSSSSSSS -SPSS"),
     (
         State::SecondaryPreparing,
-        "---QSQ--CS--- --QQ-QQQ- --QQ-QSQ- QSQSS",
+        "---QSQ--CS---Q --QQ-QQQ- --QQ-QSQ- QSQSS",
     ),
-    (State::Secondary, "---CK----SK-K --CC-C-C- --CC-C-C- CCCSS"),
-    (State::TakingOver, "---KK----K--K --KK-K-KP --KK-K-KF KKKOK"),
-    (State::Stopped, "OO-OOQ-O-O--O OOOOOOOOO OOOOOOOOO -OPOO"),
+    (State::Secondary, "---CK----SK-KC --CC-C-C- --CC-C-C- CCCSS"),
+    (
+        State::TakingOver,
+        "---KK----K--KK --KK-K-KP --KK-K-KF KKKOK",
+    ),
+    (State::Stopped, "OO-OOQ-O-O--OO OOOOOOOOO OOOOOOOOO -OPOO"),
 ];
 
 fn in_state(s: State) -> Coordinator {
@@ -111,7 +115,7 @@ fn in_state(s: State) -> Coordinator {
 #[test]
 fn every_state_x_event() {
     let evs = events();
-    assert_eq!(evs.len(), 36);
+    assert_eq!(evs.len(), 37);
     let mut wrong = Vec::new();
     for (state, row) in TABLE {
         let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
@@ -457,8 +461,15 @@ fn a_secondary_whose_colo_ends_waits_for_the_primary_while_it_answers() {
     // The primary left COLO (its disk, its network, a bug): it releases the
     // secondary. Taking over first would run two copies.
     let mut b = in_state(State::Secondary);
-    assert_eq!(b.on(Event::ColoExited("error".into())).unwrap(), []);
+    assert_eq!(
+        b.on(Event::ColoExited("error".into())).unwrap(),
+        [Action::Send(PeerMsg::ColoEnded)],
+        "the primary is told to look at its copy now"
+    );
     assert_eq!(b.state(), State::Secondary);
+    let mut a = in_state(State::Protected);
+    assert_eq!(a.on(Event::Peer(PeerMsg::ColoEnded)).unwrap(), []);
+    assert_eq!(a.state(), State::Protected);
     assert_eq!(
         b.on(Event::Peer(PeerMsg::ReleaseSecondary)).unwrap(),
         [Action::Run(Step::DestroySecondary)]

@@ -159,6 +159,10 @@ pub enum PeerMsg {
     /// A host that just gave the domain up (planned switch-over) is ready to host
     /// the secondary.
     StandingBy,
+    /// Secondary -> primary: COLO ended here while the primary's ftd answers;
+    /// check your copy now (its QEMU may have died). Changes no state: the
+    /// primary's domain task looks at its domain at once.
+    ColoEnded,
 }
 
 /// What happens to a protected domain.

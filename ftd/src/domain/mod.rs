@@ -247,7 +247,15 @@ impl Task {
 
     async fn command(&mut self, cmd: DomainCmd) {
         match cmd {
-            DomainCmd::Event(ev) => self.apply(ev),
+            DomainCmd::Event(ev) => {
+                // The secondary's COLO ended: is this copy still alive? Look now
+                // rather than at the next tick (its death hands the domain over).
+                let look = matches!(ev, Event::Peer(crate::coordinator::PeerMsg::ColoEnded));
+                self.apply(ev);
+                if look {
+                    self.monitor().await;
+                }
+            }
             DomainCmd::User(ev, settings, reply) => {
                 // The link may be up before its Up event reached this task.
                 if self.ctx.peer.is_up() && !self.coord.peer_up() {
