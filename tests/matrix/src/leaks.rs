@@ -16,7 +16,15 @@ use std::time::{Duration, Instant};
 
 /// QEMU objects ftd adds on either side (`rew0`, the secondary's rewriter, stays
 /// on purpose after a takeover: connections opened under COLO keep its fix-ups).
-const OBJECTS: &[&str] = &["comp0", "m0", "redire0", "redire1", "f1", "f2", "iothread900"];
+const OBJECTS: &[&str] = &[
+    "comp0",
+    "m0",
+    "redire0",
+    "redire1",
+    "f1",
+    "f2",
+    "iothread900",
+];
 const CHARDEVS: &[&str] = &[
     "mirror0",
     "compare1",
@@ -63,6 +71,9 @@ pub fn survivor(lab: &Lab, host: &str, dom: &str) -> Vec<String> {
     let Ok(h) = lab.host(host) else {
         return vec![format!("no host {host}")];
     };
+    if !h.is_up() {
+        return Vec::new();
+    }
     let mut out = Vec::new();
     let here = |what: &str| format!("{what} in {dom}'s QEMU on {host}");
     match qmp_args(h, dom, "qom-list", r#"{"path":"/objects"}"#) {
@@ -97,7 +108,11 @@ pub fn survivor(lab: &Lab, host: &str, dom: &str) -> Vec<String> {
         }
     }
     match qmp(h, dom, "x-debug-query-block-graph") {
-        Ok(g) => out.extend(unused_nodes(&g).into_iter().map(|n| here(&format!("block node {n}")))),
+        Ok(g) => out.extend(
+            unused_nodes(&g)
+                .into_iter()
+                .map(|n| here(&format!("block node {n}"))),
+        ),
         Err(e) => out.push(here(&format!("(block graph unreadable: {e})"))),
     }
     if let Ok(v) = qmp(h, dom, "query-colo-status") {
@@ -155,12 +170,19 @@ pub fn peer(lab: &Lab, host: &str, dom: &str) -> Vec<String> {
         return Vec::new();
     }
     let mut out = Vec::new();
-    if h.domains(false).unwrap_or_default().iter().any(|d| d == dom) {
+    if h.domains(false)
+        .unwrap_or_default()
+        .iter()
+        .any(|d| d == dom)
+    {
         out.push(format!("{dom} still running on {host}"));
     }
     let dir = h.dir.join(format!("overlays/{dom}/secondary"));
     if dir.exists() {
-        out.push(format!("the secondary's images {} on {host}", dir.display()));
+        out.push(format!(
+            "the secondary's images {} on {host}",
+            dir.display()
+        ));
     }
     out
 }
@@ -179,8 +201,7 @@ pub fn orphan_qemu(lab: &Lab, host: &str) -> Vec<String> {
     let qemus = pids
         .iter()
         .filter(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm"))
-                .is_ok_and(|c| c.starts_with("qemu"))
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.starts_with("qemu"))
         })
         .count();
     let running = h.domains(false).map(|d| d.len()).unwrap_or(qemus);
@@ -284,7 +305,10 @@ mod tests {
     fn ftd_fds_allow_a_little_slack_and_only_compare_one_process() {
         assert!(ftd_fds("a", (10, 20), Some((10, 20 + FD_SLACK))).is_empty());
         assert_eq!(ftd_fds("a", (10, 20), Some((10, 30))).len(), 1);
-        assert!(ftd_fds("a", (10, 20), Some((11, 99))).is_empty(), "restarted ftd");
+        assert!(
+            ftd_fds("a", (10, 20), Some((11, 99))).is_empty(),
+            "restarted ftd"
+        );
         assert!(ftd_fds("a", (10, 20), None).is_empty());
     }
 }

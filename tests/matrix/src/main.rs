@@ -60,7 +60,9 @@ fn main() {
         only,
     };
     let t0 = std::time::Instant::now();
-    let rows = match run_all(&opts, |r| say(&format!("row: {} {}", r.scenario, r.result()))) {
+    let rows = match run_all(&opts, |r| {
+        say(&format!("row: {} {}", r.scenario, r.result()))
+    }) {
         Ok(r) => r,
         Err(e) => usage_error(&e),
     };
@@ -69,9 +71,16 @@ fn main() {
     println!();
     println!("{}", report::LEGEND);
     println!();
-    say(&format!("the matrix took {:.0}s", t0.elapsed().as_secs_f64()));
+    say(&format!(
+        "the matrix took {:.0}s",
+        t0.elapsed().as_secs_f64()
+    ));
     println!("{}", report::summary_line(&rows));
-    std::process::exit(if rows.iter().all(|r| r.passed()) { 0 } else { 1 });
+    std::process::exit(if rows.iter().all(|r| r.passed()) {
+        0
+    } else {
+        1
+    });
 }
 
 fn usage_error(msg: &str) -> ! {

@@ -106,8 +106,7 @@ pub fn table(rows: &[Row]) -> String {
         cells.push([
             r.scenario.clone(),
             r.result(),
-            r.failover
-                .map_or("-".into(), |d| d.as_millis().to_string()),
+            r.failover.map_or("-".into(), |d| d.as_millis().to_string()),
             opt(r.acked),
             opt(r.found),
             match r.tcp_kept {
@@ -231,7 +230,10 @@ mod tests {
             lines[2].starts_with("primary-qemu-kill  pass") && lines[2].contains(" 812 "),
             "{t}"
         );
-        assert!(lines[3].contains("FAIL lost=3") && lines[3].contains("YES"), "{t}");
+        assert!(
+            lines[3].contains("FAIL lost=3") && lines[3].contains("YES"),
+            "{t}"
+        );
         assert!(t.contains("- disk-full: LEAKED a"), "{t}");
         assert_eq!(
             summary_line(&[ok, bad]),

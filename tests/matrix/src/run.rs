@@ -14,7 +14,15 @@ use crate::leaks;
 use crate::report::Row;
 use crate::world::{Setup, World};
 use crate::{say, Body, Opts};
-use ftvirt_demo::report::reason_of;
+use ftvirt_demo::report::Broken;
+
+/// The row's short reason: a broken guarantee's own (`lost=3`,
+/// `timeout:b_degraded`), else where it went wrong (the details go to the notes).
+fn reason_of(e: &anyhow::Error, otherwise: &str) -> String {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<Broken>())
+        .map_or_else(|| otherwise.to_string(), |b| b.reason.clone())
+}
 use std::time::Duration;
 
 /// Run a lab scenario to its row.
@@ -23,13 +31,16 @@ pub fn lab_row(name: &str, setup: &Setup, body: Body, opts: &Opts) -> Row {
     let mut w = match World::start(setup, &opts.ftd_bin) {
         Ok(w) => w,
         Err(e) => {
-            row.fail(reason_of(&e), format!("setting the scenario up: {e:#}"));
+            row.fail(
+                reason_of(&e, "setup_failed"),
+                format!("setting the scenario up: {e:#}"),
+            );
             return row;
         }
     };
     if let Err(e) = body(&mut w) {
         say(&format!("{name} FAILED: {e:#}"));
-        row.fail(reason_of(&e), format!("{e:#}"));
+        row.fail(reason_of(&e, "error"), format!("{e:#}"));
         diagnose(&w);
     }
     finish(w, &mut row);
@@ -50,17 +61,23 @@ fn finish(mut w: World, row: &mut Row) {
     row.leaked.append(&mut w.leaked);
     disable(&mut w, row);
     for t in &w.tenants {
-        row.leaked.extend(leaks::survivor(&w.lab, &t.primary, t.shape.name));
-        row.leaked.extend(leaks::peer(&w.lab, &t.peer, t.shape.name));
+        row.leaked
+            .extend(leaks::survivor(&w.lab, &t.primary, t.shape.name));
+        row.leaked
+            .extend(leaks::peer(&w.lab, &t.peer, t.shape.name));
     }
     for h in w.pair() {
         row.leaked.extend(leaks::orphan_qemu(&w.lab, h));
     }
     for (h, first) in &w.baseline {
         let now = w.probe(h).map(|p| (p.pid, p.fds));
-        row.leaked.extend(leaks::ftd_fds(h, (first.pid, first.fds), now));
+        row.leaked
+            .extend(leaks::ftd_fds(h, (first.pid, first.fds), now));
         if let Some((pid, fds)) = now.filter(|(pid, _)| *pid == first.pid) {
-            say(&format!("ftd on {h} (pid {pid}): {} fds at the start, {fds} at the end", first.fds));
+            say(&format!(
+                "ftd on {h} (pid {pid}): {} fds at the start, {fds} at the end",
+                first.fds
+            ));
         }
     }
     // The clients: acknowledged writes, connections kept, a second server seen.
@@ -72,14 +89,20 @@ fn finish(mut w: World, row: &mut Row) {
         if let Some(why) = &s.broken {
             if t.tcp_promised {
                 kept = Some(false);
-                row.notes.push(format!("{}: the client's connection broke: {why}", t.shape.name));
+                row.notes.push(format!(
+                    "{}: the client's connection broke: {why}",
+                    t.shape.name
+                ));
             } else if kept == Some(true) {
                 kept = None;
             }
         }
         if let Some(r) = s.refused.as_ref().filter(|r| r.contains("DURABLE")) {
             row.split_brain = true;
-            row.notes.push(format!("SPLIT BRAIN: {}: a reply from another server: {r}", t.shape.name));
+            row.notes.push(format!(
+                "SPLIT BRAIN: {}: a reply from another server: {r}",
+                t.shape.name
+            ));
         }
     }
     row.acked = Some(acked);
@@ -127,10 +150,16 @@ fn read_back(w: &mut World, row: &mut Row) {
         let t = &w.tenants[i];
         match r {
             Ok(_) => {}
-            Err(e) if t.found.is_some() => row.fail(reason_of(&e), format!("read-back: {e:#}")),
+            Err(e) if t.found.is_some() => row.fail(
+                reason_of(&e, "read_back_failed"),
+                format!("read-back: {e:#}"),
+            ),
             Err(e) => {
                 known = false;
-                row.fail("no_read_back", format!("{}: reading LAST back: {e:#}", t.shape.name));
+                row.fail(
+                    "no_read_back",
+                    format!("{}: reading LAST back: {e:#}", t.shape.name),
+                );
             }
         }
         found += t.found.unwrap_or(0);
@@ -145,7 +174,11 @@ fn read_back(w: &mut World, row: &mut Row) {
 fn disable(w: &mut World, row: &mut Row) {
     for i in 0..w.tenants.len() {
         let (p, dom) = (w.tenants[i].primary.clone(), w.tenants[i].shape.name);
-        if !w.lab.host(&p).is_ok_and(|h| h.is_up() && h.ftd_pid().is_some()) {
+        if !w
+            .lab
+            .host(&p)
+            .is_ok_and(|h| h.is_up() && h.ftd_pid().is_some())
+        {
             continue;
         }
         let r = w
@@ -159,7 +192,8 @@ fn disable(w: &mut World, row: &mut Row) {
         // The peer releases the secondary in the background.
         let peer = w.tenants[i].peer.clone();
         let t0 = std::time::Instant::now();
-        while !leaks::peer(&w.lab, &peer, dom).is_empty() && t0.elapsed() < Duration::from_secs(30) {
+        while !leaks::peer(&w.lab, &peer, dom).is_empty() && t0.elapsed() < Duration::from_secs(30)
+        {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
@@ -175,10 +209,17 @@ fn diagnose(w: &World) {
             let log = std::fs::read_to_string(&p).unwrap_or_default();
             for l in log
                 .lines()
-                .filter(|l| ["Kernel panic", "BUG:", "Oops"].iter().any(|m| l.contains(m)))
+                .filter(|l| {
+                    ["Kernel panic", "BUG:", "Oops"]
+                        .iter()
+                        .any(|m| l.contains(m))
+                })
                 .take(3)
             {
-                say(&format!("{}'s secondary console on {}: {l}", t.shape.name, h.name));
+                say(&format!(
+                    "{}'s secondary console on {}: {l}",
+                    t.shape.name, h.name
+                ));
             }
         }
     }

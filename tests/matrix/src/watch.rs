@@ -1,7 +1,9 @@
 //! The split-brain watch: a thread that asks every host's QEMU, through the host's
 //! libvirtd, how each watched domain's copy runs, every [`PERIOD`], for the whole
-//! scenario. A copy runs *free* when QEMU says `running` (`query-status`) and is
-//! in no COLO mode (`query-colo-status` mode `none`): it answers clients on its own.
+//! scenario. A copy runs *free* when QEMU says `running` (`query-status`), is in
+//! no COLO mode (`query-colo-status` mode `none`) and its network output reaches
+//! the LAN (no secondary's `f2` redirector sending it to the primary instead):
+//! it answers clients on its own.
 //! Two free copies of one domain in two consecutive polls are a split brain (one
 //! poll alone could straddle a takeover's last moment; a real split brain lasts).
 //!
@@ -137,12 +139,23 @@ async fn runs_free(lv: &Libvirt, domain: &str) -> bool {
     if st["status"] != "running" {
         return false;
     }
-    match lv
+    // Running, and no answer about COLO or the filters: count it as free (the
+    // safe side).
+    if let Ok(c) = lv
         .qmp(domain, &json!({"execute": "query-colo-status"}), CALL)
         .await
     {
-        Ok(c) => c["mode"] == "none",
-        // Running, and no answer about COLO: count it as free (the safe side).
+        if c["mode"] != "none" {
+            return false;
+        }
+    }
+    let objects = json!({"execute": "qom-list", "arguments": {"path": "/objects"}});
+    match lv.qmp(domain, &objects, CALL).await {
+        Ok(v) => !v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|o| o["name"] == "f2"),
         Err(_) => true,
     }
 }

@@ -205,10 +205,7 @@ impl World {
 
     /// The other host of the pair.
     pub fn other(&self, host: &str) -> &'static str {
-        self.pair()
-            .into_iter()
-            .find(|h| *h != host)
-            .unwrap_or("b")
+        self.pair().into_iter().find(|h| *h != host).unwrap_or("b")
     }
 
     /// Start host `name`'s system bus and ftd (paired with the other host).
@@ -237,7 +234,10 @@ impl World {
         if info.nproc != s.vcpus {
             return Err(broken(
                 format!("nproc={}", info.nproc),
-                format!("{} reports {} vCPUs, expected {}", s.name, info.nproc, s.vcpus),
+                format!(
+                    "{} reports {} vCPUs, expected {}",
+                    s.name, info.nproc, s.vcpus
+                ),
             ));
         }
         let writer = Writer::start(conn, 1, info.last).context("starting the client thread")?;
@@ -262,7 +262,10 @@ impl World {
         let t0 = Instant::now();
         let st = self.ftds.enable(&self.lab, &p, dom)?;
         say(&format!("Enable({dom}) on {p}: {st}"));
-        self.wait(&[(&p, dom, &["protected"]), (&s, dom, &["secondary"])], PROTECT_TIMEOUT)?;
+        self.wait(
+            &[(&p, dom, &["protected"]), (&s, dom, &["secondary"])],
+            PROTECT_TIMEOUT,
+        )?;
         say(&format!(
             "{dom}: protected on {p}, secondary on {s} in {} ms",
             t0.elapsed().as_millis()
@@ -330,10 +333,17 @@ impl World {
             if c >= first + n {
                 return Ok(c);
             }
-            if t0.elapsed() > Duration::from_secs(30) + Duration::from_millis(self.setup.checkpoint_ms * n) {
+            if t0.elapsed()
+                > Duration::from_secs(30) + Duration::from_millis(self.setup.checkpoint_ms * n)
+            {
                 return Err(broken(
                     "no_checkpoints",
-                    format!("{}: {} checkpoints in {:?} (wanted {n} more)", t.primary, c - first, t0.elapsed()),
+                    format!(
+                        "{}: {} checkpoints in {:?} (wanted {n} more)",
+                        t.primary,
+                        c - first,
+                        t0.elapsed()
+                    ),
                 ));
             }
             std::thread::sleep(POLL);
@@ -343,14 +353,20 @@ impl World {
     /// Wait until every client has `n` more writes acknowledged than now.
     pub fn writes(&self, n: u64) -> Result<()> {
         for t in &self.tenants {
-            let w = t.writer.as_ref().context("the client thread is not running")?;
+            let w = t
+                .writer
+                .as_ref()
+                .context("the client thread is not running")?;
             let first = w.stats().acked;
             let t0 = Instant::now();
             while w.stats().acked < first + n {
                 if t0.elapsed() > Duration::from_secs(30) {
                     return Err(broken(
                         "no_writes",
-                        format!("{}: fewer than {n} writes acknowledged in 30 s", t.shape.name),
+                        format!(
+                            "{}: fewer than {n} writes acknowledged in 30 s",
+                            t.shape.name
+                        ),
                     ));
                 }
                 std::thread::sleep(POLL);
@@ -364,15 +380,23 @@ impl World {
     pub fn kill_host(&mut self, name: &str) -> Result<Instant> {
         say(&format!("POWER CUT of host {name}"));
         let t = Instant::now();
-        self.lab.kill_host(name).with_context(|| format!("killing host {name}"))?;
+        self.lab
+            .kill_host(name)
+            .with_context(|| format!("killing host {name}"))?;
         Ok(t)
     }
 
     /// Power host `name` on again and start its ftd.
     pub fn restart_host(&mut self, name: &str) -> Result<()> {
-        let took = self.lab.restart_host(name).with_context(|| format!("restarting host {name}"))?;
+        let took = self
+            .lab
+            .restart_host(name)
+            .with_context(|| format!("restarting host {name}"))?;
         self.start_ftd(name)?;
-        say(&format!("host {name} up again in {} ms, its ftd started", took.as_millis()));
+        say(&format!(
+            "host {name} up again in {} ms, its ftd started",
+            took.as_millis()
+        ));
         Ok(())
     }
 
@@ -395,7 +419,10 @@ impl World {
     pub fn failover_after(&mut self, t: Instant) -> Result<Duration> {
         let mut worst = Duration::ZERO;
         for tn in &self.tenants {
-            let w = tn.writer.as_ref().context("the client thread is not running")?;
+            let w = tn
+                .writer
+                .as_ref()
+                .context("the client thread is not running")?;
             let took = loop {
                 {
                     let s = w.stats();
@@ -405,19 +432,29 @@ impl World {
                     if let Some(why) = &s.broken {
                         return Err(broken(
                             "connection_lost",
-                            format!("{}: the client's connection broke after the fault: {why}", tn.shape.name),
+                            format!(
+                                "{}: the client's connection broke after the fault: {why}",
+                                tn.shape.name
+                            ),
                         ));
                     }
                 }
                 if t.elapsed() > FAILOVER_TIMEOUT {
                     return Err(broken(
                         "no_reply_after_fault",
-                        format!("{}: no client reply within {FAILOVER_TIMEOUT:?} of the fault", tn.shape.name),
+                        format!(
+                            "{}: no client reply within {FAILOVER_TIMEOUT:?} of the fault",
+                            tn.shape.name
+                        ),
                     ));
                 }
                 std::thread::sleep(Duration::from_millis(5));
             };
-            say(&format!("{}: first reply {} ms after the fault", tn.shape.name, took.as_millis()));
+            say(&format!(
+                "{}: first reply {} ms after the fault",
+                tn.shape.name,
+                took.as_millis()
+            ));
             worst = worst.max(took);
         }
         self.failover = Some(self.failover.map_or(worst, |f| f.max(worst)));
@@ -463,7 +500,10 @@ impl World {
         self.check_clients()?;
         let t = &mut self.tenants[i];
         let dom = t.shape.name;
-        let w = t.writer.as_ref().context("the client thread is not running")?;
+        let w = t
+            .writer
+            .as_ref()
+            .context("the client thread is not running")?;
         w.pause()?;
         let ask = |line: &str| -> Result<String> {
             match w.request(line)? {
@@ -483,7 +523,10 @@ impl World {
         if boot_id != t.boot_id {
             return Err(broken(
                 "guest_rebooted",
-                format!("{dom}: boot_id was {} and is {boot_id:?} after {event}", t.boot_id),
+                format!(
+                    "{dom}: boot_id was {} and is {boot_id:?} after {event}",
+                    t.boot_id
+                ),
             ));
         }
         let last = parse_last(&ask("LAST")?)?;
@@ -493,7 +536,9 @@ impl World {
         if t.lost > 0 {
             return Err(broken(
                 format!("lost={}", t.lost),
-                format!("{dom}: {acked} writes were acknowledged, the disk holds {last} after {event}"),
+                format!(
+                    "{dom}: {acked} writes were acknowledged, the disk holds {last} after {event}"
+                ),
             ));
         }
         let mut picks = vec![1, acked / 2, acked];

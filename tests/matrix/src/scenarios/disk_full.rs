@@ -25,7 +25,12 @@ pub const SETUP: Setup = Setup {
 };
 
 fn overlay_dir(lab: &Lab) -> Result<String> {
-    Ok(lab.host("b")?.dir.join("overlays").to_string_lossy().into_owned())
+    Ok(lab
+        .host("b")?
+        .dir
+        .join("overlays")
+        .to_string_lossy()
+        .into_owned())
 }
 
 /// A tmpfs of [`TMPFS`] on b's overlay directory, inside b only.
@@ -44,7 +49,15 @@ pub fn fill(w: &mut World) -> Result<()> {
     let b = w.lab.host("b")?;
     let df = |b: &ftvirt_lab::Host| {
         b.exec(&["df", "-k", "--output=used,avail", &dir])
-            .map(|s| s.lines().last().unwrap_or("").split_whitespace().collect::<Vec<_>>().join(" used, ") + " free KiB")
+            .map(|s| {
+                s.lines()
+                    .last()
+                    .unwrap_or("")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" used, ")
+                    + " free KiB"
+            })
             .unwrap_or_default()
     };
     let before = df(b);
@@ -53,11 +66,21 @@ pub fn fill(w: &mut World) -> Result<()> {
         "-c",
         &format!("dd if=/dev/zero of={dir}/filler bs=64k 2>/dev/null; sync; true"),
     ])?;
-    w.note(format!("b's overlay tmpfs: {before} before, {} after the filler", df(b)));
+    w.note(format!(
+        "b's overlay tmpfs: {before} before, {} after the filler",
+        df(b)
+    ));
     let t = std::time::Instant::now();
     // The client keeps writing: the secondary's disk needs room it does not have.
-    let s = w.wait(&[("a", "g", &["degraded", "failed"])], Duration::from_secs(90))?;
-    let e = format!("{} {}", s[0].last_failover, s[0].last_error);
+    let s = w.wait(
+        &[("a", "g", &["degraded", "failed"])],
+        Duration::from_secs(90),
+    )?;
+    let e = if s[0].last_error.is_empty() {
+        s[0].last_failover.clone()
+    } else {
+        s[0].last_error.clone()
+    };
     w.note(format!(
         "a left COLO {} ms after the disk filled: {}",
         t.elapsed().as_millis(),

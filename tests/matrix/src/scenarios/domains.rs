@@ -28,7 +28,8 @@ pub fn three(w: &mut World) -> Result<()> {
     let t = w.kill_host("a")?;
     w.failover_after(t)?;
     let names: Vec<&'static str> = w.tenants.iter().map(|t| t.shape.name).collect();
-    let want: Vec<(&str, &str, &[&str])> = names.iter().map(|d| ("b", *d, &["degraded"][..])).collect();
+    let want: Vec<(&str, &str, &[&str])> =
+        names.iter().map(|d| ("b", *d, &["degraded"][..])).collect();
     let s = w.wait(&want, Duration::from_secs(90))?;
     for (d, st) in names.iter().zip(&s) {
         w.note(format!("{d}: b took over: {}", st.last_failover));

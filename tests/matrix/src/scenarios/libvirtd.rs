@@ -15,7 +15,10 @@ pub fn restart_both(w: &mut World) -> Result<()> {
     settle(w)?;
     for host in ["a", "b"] {
         let took = w.lab.host(host)?.restart_libvirtd()?;
-        w.note(format!("libvirtd of {host} restarted in {} ms", took.as_millis()));
+        w.note(format!(
+            "libvirtd of {host} restarted in {} ms",
+            took.as_millis()
+        ));
         // Checkpoints keep coming and are counted.
         w.checkpoints(0, 2)?;
         w.wait(
@@ -26,7 +29,10 @@ pub fn restart_both(w: &mut World) -> Result<()> {
         if st.trim() != "running" {
             return Err(broken(
                 format!("{host}_domain_{}", st.trim()),
-                format!("after its libvirtd restarted, {host} says the domain is {:?}", st.trim()),
+                format!(
+                    "after its libvirtd restarted, {host} says the domain is {:?}",
+                    st.trim()
+                ),
             ));
         }
         w.verify_all(&format!("the restart of {host}'s libvirtd"))?;
