@@ -31,7 +31,7 @@
 //! ```text
 //! B  TakeOver (A lost): nbd-server-stop; x-colo-lost-heartbeat; object-del f2, f1;
 //!    chardev-remove red1, red0 (rew0 stays: connections opened under COLO keep
-//!    their sequence-number fix-ups)
+//!    their sequence-number fix-ups); announce-self (the LAN learns the new port)
 //! A  LeaveColo (B lost, or disable): x-blockdev-change quorum -= children.1;
 //!    blockdev-del replication0; object-del comp0, m0, redire0, redire1; IOThread
 //!    900 removed through libvirt;
@@ -423,7 +423,11 @@ pub fn secondary_export(ports: &Ports, bind: &str) -> Vec<Op> {
     ]
 }
 
-/// B: the primary is gone; become the primary.
+/// B: the primary is gone; become the primary. Last, the NIC announces itself
+/// (`announce-self`: RARP from its MAC, five rounds over about half a second):
+/// the LAN's switches still send the guest's traffic to the old primary's port
+/// until the guest transmits, and a client waiting for a reply sends only
+/// retransmissions, further and further apart.
 pub fn take_over() -> Vec<Op> {
     vec![
         tolerated(json!({"execute": "nbd-server-stop"})),
@@ -432,7 +436,16 @@ pub fn take_over() -> Vec<Op> {
         tolerated(exec("object-del", json!({"id": "f1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red0"}))),
+        tolerated(announce()),
     ]
+}
+
+/// `announce-self` for every NIC: first at once (1 ms), then every 100 ms, 5 rounds.
+pub fn announce() -> Value {
+    exec(
+        "announce-self",
+        json!({"initial": 1, "max": 100, "rounds": 5, "step": 100}),
+    )
 }
 
 /// The QMP command names of a plan, in order (for logs and tests).

@@ -228,8 +228,13 @@ fn take_over_only_insists_on_the_failover_itself() {
             "object-del",
             "object-del",
             "chardev-remove",
-            "chardev-remove"
+            "chardev-remove",
+            "announce-self"
         ]
+    );
+    assert_eq!(
+        cmd(&t, 6)["arguments"],
+        json!({"initial": 1, "max": 100, "rounds": 5, "step": 100})
     );
     for (i, op) in t.iter().enumerate() {
         let Op::Qmp { tolerate, .. } = op else {
