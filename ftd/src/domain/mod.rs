@@ -253,6 +253,7 @@ impl Task {
                 let look = matches!(ev, Event::Peer(crate::coordinator::PeerMsg::ColoEnded));
                 self.apply(ev);
                 if look {
+                    self.look_at_copy().await;
                     self.monitor().await;
                 }
             }
@@ -445,6 +446,30 @@ impl Task {
                 }
             }
             _ => tracing::debug!(domain = %self.name, event = %ev.event, "QMP event"),
+        }
+    }
+
+    /// The secondary's COLO ended: is this host's copy dead? libvirt reports a
+    /// killed QEMU as shut off only once it cleaned up (about 2 s after a
+    /// SIGKILL), but a monitor command fails at once, saying the monitor closed.
+    async fn look_at_copy(&mut self) {
+        let st = self.coord.state();
+        if !st.runs_primary_here()
+            || st == State::SwitchingOver
+            || self.running.is_some()
+            || !self.queue.is_empty()
+        {
+            return;
+        }
+        let q = json!({"execute": "query-status"});
+        if let Err(e @ crate::libvirt::LibvirtError::MonitorGone { .. }) = self
+            .ctx
+            .lv
+            .qmp(&self.name, &q, Duration::from_secs(2))
+            .await
+        {
+            tracing::warn!(domain = %self.name, error = %e, "this host's copy is gone");
+            self.apply(Event::DomainStopped);
         }
     }
 
