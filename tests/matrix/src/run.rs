@@ -133,12 +133,7 @@ fn read_back(w: &mut World, row: &mut Row) {
         let r = if alive {
             // Read back with the writes paused, and leave them paused: the
             // writes acknowledged are then exactly those the read-back covers.
-            w.verify(i, "the scenario").and_then(|last| {
-                if let Some(wr) = &w.tenants[i].writer {
-                    wr.pause()?;
-                }
-                Ok(last)
-            })
+            w.verify_paused(i, "the scenario")
         } else {
             w.last_on_new_connection(i).inspect(|&last| {
                 let t = &mut w.tenants[i];

@@ -497,6 +497,16 @@ impl World {
     /// the client's), every acknowledged write on the disk (`LAST`) and records
     /// read back intact (`GET`). Returns `LAST`.
     pub fn verify(&mut self, i: usize, event: &str) -> Result<u64> {
+        let last = self.verify_paused(i, event)?;
+        if let Some(w) = &self.tenants[i].writer {
+            w.resume()?;
+        }
+        Ok(last)
+    }
+
+    /// [`World::verify`], leaving the client's writes paused (the writes
+    /// acknowledged are then exactly those the read-back covered).
+    pub fn verify_paused(&mut self, i: usize, event: &str) -> Result<u64> {
         self.check_clients()?;
         let t = &mut self.tenants[i];
         let dom = t.shape.name;
@@ -565,7 +575,6 @@ impl World {
         say(&format!(
             "{dom} after {event}: same boot, LAST {last} >= {acked} acknowledged, GET {picks:?} intact, same connection ({ours} requests)"
         ));
-        w.resume()?;
         Ok(last)
     }
 
