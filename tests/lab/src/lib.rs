@@ -24,6 +24,7 @@ pub mod ftd;
 pub mod guest;
 pub mod host;
 pub mod netns;
+pub mod orphans;
 pub mod reaper;
 
 pub use accel::{Accel, AccelChoice};
@@ -82,6 +83,7 @@ impl Lab {
     pub fn start(cfg: LabConfig) -> Result<Lab> {
         let t0 = Instant::now();
         validate(&cfg)?;
+        orphans::adopt();
         let artifacts = Artifacts::load()?;
         let qemu = artifacts.qemu()?;
         let accel = accel::choose(&artifacts, &qemu)?;
