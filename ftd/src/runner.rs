@@ -72,10 +72,43 @@ pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, R
             Op::WaitConnected { chardevs, timeout } => {
                 wait_connected(lv, domain, chardevs, *timeout).await?
             }
+            Op::YankNbd => {
+                rep.commands += 1;
+                if let Err(e) = yank_nbd(lv, domain).await {
+                    tracing::debug!(domain, error = %e, "tolerated");
+                    rep.tolerated.push(e.to_string());
+                }
+            }
         }
     }
     rep.elapsed = t0.elapsed();
     Ok(rep)
+}
+
+/// Yank each block-node instance `query-yank` lists (NBD clients).
+async fn yank_nbd(lv: &Libvirt, domain: &str) -> Result<(), LibvirtError> {
+    let all = lv
+        .qmp(domain, &json!({"execute": "query-yank"}), QMP_DEADLINE)
+        .await?;
+    for i in nbd_instances(&all) {
+        let yank = json!({"execute": "yank", "arguments": {"instances": [i]}});
+        if let Err(e) = lv.qmp(domain, &yank, QMP_DEADLINE).await {
+            tracing::debug!(domain, error = %e, "yank tolerated");
+        }
+    }
+    Ok(())
+}
+
+/// The block-node instances of a `query-yank` reply (never a chardev: libvirt's
+/// own monitor is one).
+pub fn nbd_instances(reply: &Value) -> Vec<Value> {
+    reply
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "block-node")
+        .cloned()
+        .collect()
 }
 
 async fn wait_job(
@@ -215,5 +248,28 @@ async fn wait_connected(
             });
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_block_nodes_are_yanked() {
+        let reply = json!([
+            {"type": "chardev", "id": "charmonitor"},
+            {"type": "block-node", "node-name": "#block412"},
+            {"type": "migration"},
+            {"type": "block-node", "node-name": "ftvirt-nbd"},
+        ]);
+        assert_eq!(
+            nbd_instances(&reply),
+            vec![
+                json!({"type": "block-node", "node-name": "#block412"}),
+                json!({"type": "block-node", "node-name": "ftvirt-nbd"})
+            ]
+        );
+        assert!(nbd_instances(&json!(null)).is_empty());
     }
 }

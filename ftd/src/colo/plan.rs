@@ -36,8 +36,11 @@
 //!    blockdev-del replication0; object-del comp0, m0, redire0, redire1; IOThread
 //!    900 removed through libvirt;
 //!    x-colo-lost-heartbeat; chardev-remove the six chardevs; cont
-//! A  Undo (a protection attempt failed anywhere): cont; cancel the sync job;
-//!    migrate_cancel; then every LeaveColo removal, each tolerated if absent
+//! A  Undo (a protection attempt failed anywhere): cont; yank every NBD
+//!    connection; cancel the sync job; migrate_cancel; then every LeaveColo
+//!    removal, each tolerated if absent
+//! A  (peer lost during Sync or StartColo: first, at once, yank every NBD
+//!    connection, the proxy's servers and the migration, so the step fails now)
 //! ```
 
 use serde_json::{json, Value};
@@ -65,6 +68,10 @@ pub enum Op {
         chardevs: Vec<String>,
         timeout: Duration,
     },
+    /// Yank every NBD connection of the domain (the block-node instances
+    /// `query-yank` lists; only NBD clients have them): whatever waits on a dead
+    /// peer's export fails at once instead of at TCP's time-out. Tolerant.
+    YankNbd,
     /// Add (or remove) IOThread `id` through libvirt (`virDomainAddIOThread`), so
     /// that libvirt knows it: an IOThread added behind libvirt's back makes a
     /// restarted libvirtd fail to reconnect to the domain and kill it. With
@@ -386,10 +393,29 @@ pub fn leave_colo(w: &Wiring) -> Vec<Op> {
     v
 }
 
+/// A: the peer is gone while a protection attempt runs: cut every connection
+/// to it, so that the running step fails now. A sync's mirror waiting on the
+/// dead NBD export holds the guest's disk drained meanwhile (its convergence
+/// check flushes the target), so the guest would wait with it.
+pub fn cut_peer() -> Vec<Op> {
+    let mut v = vec![Op::YankNbd];
+    v.extend(
+        [
+            json!({"type": "chardev", "id": "mirror0"}),
+            json!({"type": "chardev", "id": "compare1"}),
+            json!({"type": "migration"}),
+        ]
+        .into_iter()
+        .map(|i| tolerated(exec("yank", json!({"instances": [i]})))),
+    );
+    v
+}
+
 /// A: undo a failed protection attempt, leaving the guest running.
 pub fn undo(w: &Wiring) -> Vec<Op> {
     let mut v = vec![
         tolerated(json!({"execute": "cont"})),
+        Op::YankNbd,
         tolerated(exec(
             "block-job-cancel",
             json!({"device": SYNC_JOB, "force": true}),
@@ -456,6 +482,7 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
             Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
             Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
             Op::WaitConnected { chardevs, .. } => format!("wait connected {}", chardevs.join(",")),
+            Op::YankNbd => "yank NBD".to_string(),
             Op::IoThread { id, add: true, .. } => format!("libvirt add iothread {id}"),
             Op::IoThread { id, add: false, .. } => format!("libvirt del iothread {id}"),
         })

@@ -57,13 +57,6 @@ type Outcome = Result<Vec<Action>, InvalidTransition>;
 const NOT_HERE: &str = "the domain does not run as primary on this host; use the host that runs it";
 const ON_SECONDARY: &str = "this host holds the secondary; manage protection on the primary's host";
 
-fn is_cleanup(s: Step) -> bool {
-    matches!(
-        s,
-        Step::LeaveColo | Step::Undo | Step::DestroySecondary | Step::DestroyPrimary
-    )
-}
-
 impl Coordinator {
     /// A coordinator for a domain found in `state` (`Unprotected` if it runs
     /// here, `Standby` if not, `Stopped` if it is defined here and shut off).
@@ -218,13 +211,13 @@ impl Coordinator {
         // Clean-up steps may finish anywhere; only a few states wait for them.
         if let E::StepDone(st) | E::StepFailed(st, _) = &ev {
             let st = *st;
-            if is_cleanup(st) && !self.waits_for(st) {
+            if st.is_cleanup() && !self.waits_for(st) {
                 if let E::StepFailed(_, e) = &ev {
                     self.last_error = Some(format!("{st:?}: {e}"));
                 }
                 return self.stay();
             }
-            if !is_cleanup(st) && !self.waits_for(st) {
+            if !st.is_cleanup() && !self.waits_for(st) {
                 return if matches!(
                     self.state,
                     S::Failed
@@ -745,8 +738,9 @@ impl Coordinator {
         }
     }
 
-    /// Does the current state wait for this step's outcome?
-    fn waits_for(&self, st: Step) -> bool {
+    /// Does the current state wait for this step's outcome? (A running progress
+    /// step the state no longer waits for belongs to an abandoned attempt.)
+    pub fn waits_for(&self, st: Step) -> bool {
         use State as S;
         matches!(
             (self.state, st),

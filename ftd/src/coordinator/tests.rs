@@ -535,3 +535,15 @@ fn a_full_secondary_disk_ends_colo_with_the_cause_on_both_sides() {
         .unwrap()
         .contains("replication to the secondary failed"));
 }
+
+#[test]
+fn a_lost_peer_abandons_the_running_sync_for_the_undo() {
+    let mut c = in_state(State::Syncing);
+    assert!(c.waits_for(Step::Sync));
+    assert_eq!(c.on(Event::PeerLost).unwrap(), [Action::Run(Step::Undo)]);
+    assert!(!c.waits_for(Step::Sync), "the sync is abandoned");
+    assert!(!Step::Sync.is_cleanup() && Step::Undo.is_cleanup());
+    // Its late outcome changes nothing.
+    assert_eq!(c.on(Event::StepDone(Step::Sync)).unwrap(), []);
+    assert_eq!(c.state(), State::Failed);
+}

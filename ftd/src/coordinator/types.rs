@@ -139,6 +139,17 @@ pub enum Step {
     TakeOver,
 }
 
+impl Step {
+    /// A clean-up step may finish in any state and is never abandoned; a
+    /// progress step serves one attempt, and is abandoned with it.
+    pub fn is_cleanup(self) -> bool {
+        matches!(
+            self,
+            Step::LeaveColo | Step::Undo | Step::DestroySecondary | Step::DestroyPrimary
+        )
+    }
+}
+
 /// Messages between the two hosts' coordinators (carried by the peer link).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMsg {

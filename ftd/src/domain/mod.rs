@@ -159,7 +159,10 @@ struct Task {
     slot: u16,
     coord: Coordinator,
     queue: VecDeque<Step>,
-    running: Option<StepFuture>,
+    /// The step running now, and its future.
+    running: Option<(Step, StepFuture)>,
+    /// The running step's attempt was given up and its peer connections cut.
+    cut: bool,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
     gen: u32,
@@ -202,6 +205,7 @@ pub fn spawn(
         coord,
         queue: VecDeque::new(),
         running: None,
+        cut: false,
         wiring: None,
         spec: None,
         gen: 0,
@@ -225,6 +229,7 @@ impl Task {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tracing::info!(domain = %self.name, role = %self.coord.state().role(), state = %self.coord.state().name(), "domain task started");
         loop {
+            self.cut_abandoned_step().await;
             self.start_next_step();
             self.publish();
             tokio::select! {
@@ -233,7 +238,7 @@ impl Task {
                     None => break,
                     Some(cmd) => self.command(cmd).await,
                 },
-                out = async { self.running.as_mut().expect("guarded").await }, if self.running.is_some() => {
+                out = async { self.running.as_mut().expect("guarded").1.as_mut().await }, if self.running.is_some() => {
                     self.running = None;
                     if let Some(w) = out.wiring { self.wiring = Some(w); }
                     if let Some(s) = out.spec { self.adopt_settings(&s); self.spec = Some(s); }
@@ -378,6 +383,29 @@ impl Task {
         }
     }
 
+    /// A protection attempt given up while its step runs (the peer was lost
+    /// while the disk synced, say): every connection to the peer is cut at
+    /// once ([`plan::cut_peer`]), so that the step fails now and the clean-up
+    /// queued behind it runs. A sync into a dead peer's NBD export would
+    /// otherwise keep waiting, with the guest's disk held drained, until TCP
+    /// gives up.
+    async fn cut_abandoned_step(&mut self) {
+        let Some((st, _)) = &self.running else { return };
+        let st = *st;
+        if self.cut || st.is_cleanup() || !matches!(st, Step::Sync | Step::StartColo) {
+            return;
+        }
+        if self.coord.waits_for(st) {
+            return;
+        }
+        self.cut = true;
+        tracing::warn!(domain = %self.name, step = ?st, "attempt abandoned: cutting the connections to the peer");
+        let cut = crate::colo::plan::cut_peer();
+        if let Err(e) = crate::runner::run(&self.ctx.lv, &self.name, &cut).await {
+            tracing::warn!(domain = %self.name, error = %e, "cutting the connections to the peer");
+        }
+    }
+
     fn start_next_step(&mut self) {
         if self.running.is_some() {
             return;
@@ -398,7 +426,8 @@ impl Task {
             self.wiring.clone(),
             self.spec.clone(),
         );
-        self.running = Some(Box::pin(fut));
+        self.running = Some((step, Box::pin(fut)));
+        self.cut = false;
     }
 
     /// QEMU monitor events: in COLO every checkpoint pauses and resumes the guest

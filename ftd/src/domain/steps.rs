@@ -31,9 +31,13 @@ pub(crate) async fn run(
         spec: None,
     };
     let r: Result<(), String> = match step {
-        Step::Sync => sync(&name, &ctx, slot, gen)
-            .await
-            .map(|w| out.wiring = Some(w)),
+        Step::Sync => {
+            // The wiring comes back even when the sync fails after the pivot:
+            // the Undo that follows needs to know what it added.
+            let (w, r) = sync(&name, &ctx, slot, gen).await;
+            out.wiring = w;
+            r
+        }
         Step::StartColo => match &wiring {
             Some(w) => plan_run(&ctx, &name, &plan::start_colo(w)).await,
             None => Err("no wiring: the disk sync did not run".into()),
@@ -114,8 +118,24 @@ async fn layout(ctx: &HostCtx, name: &str) -> Result<(String, DomainLayout), Str
 }
 
 /// Primary: pivot the disk under a fresh quorum, point the persistent definition
-/// at the new image, then mirror everything into the secondary's export.
-async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, String> {
+/// at the new image, then mirror everything into the secondary's export. The
+/// wiring comes back whenever it was made, even if a later part failed.
+async fn sync(
+    name: &str,
+    ctx: &HostCtx,
+    slot: u16,
+    gen: u32,
+) -> (Option<Wiring>, Result<(), String>) {
+    let w = match wire(name, ctx, slot, gen).await {
+        Ok(w) => w,
+        Err(e) => return (None, Err(e)),
+    };
+    let r = pivot_and_mirror(name, ctx, &w).await;
+    (Some(w), r)
+}
+
+/// What the sync and the plans after it work with; the new base image created.
+async fn wire(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, String> {
     let (_, l) = layout(ctx, name).await?;
     let disk = &l.disks[0];
     let (node, size) = inspect::disk_node(&ctx.lv, name, disk)
@@ -129,10 +149,10 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
     let base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
     qemu_img_create(&base_image, size).await?;
-    let w = Wiring {
-        device_node: node.clone(),
+    Ok(Wiring {
+        device_node: node,
         gen,
-        base_image: base_image.clone(),
+        base_image,
         netdev: l.nics[0].netdev_id().unwrap_or_else(|| "hostnet0".into()),
         primary_addr: ctx.rep_addr.clone(),
         secondary_addr: ctx.peer_rep_addr.clone(),
@@ -140,13 +160,20 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         checkpoint_ms: ctx.checkpoint_ms,
         compare_timeout_ms: ctx.compare_timeout_ms,
         sync_timeout: ctx.sync_timeout,
-    };
-    plan_run(ctx, name, &plan::pivot(&w))
+    })
+}
+
+/// Pivot the disk under the new quorum, point the definition at the new image,
+/// then mirror everything into the secondary's export.
+async fn pivot_and_mirror(name: &str, ctx: &HostCtx, w: &Wiring) -> Result<(), String> {
+    let (node, base_image) = (&w.device_node, &w.base_image);
+    let dir = base_image.parent().unwrap_or(Path::new("/"));
+    plan_run(ctx, name, &plan::pivot(w))
         .await
         .map_err(|e| format!("moving the disk under a quorum: {e}"))?;
     // The next boot must use the image the guest now writes to.
     match ctx.lv.xml(name, true).await {
-        Ok(inactive) => match takeover_definition(&inactive, &base_image) {
+        Ok(inactive) => match takeover_definition(&inactive, base_image) {
             Ok(x) => {
                 if let Err(e) = ctx.lv.define(&x).await {
                     tracing::warn!(domain = name, error = %e, "could not point the definition at the new image");
@@ -156,9 +183,8 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         },
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
-    remove_old_base(ctx, name, &node, &dir).await;
-    plan_run(ctx, name, &plan::sync(&w)).await?;
-    Ok(w)
+    remove_old_base(ctx, name, node, dir).await;
+    plan_run(ctx, name, &plan::sync(w)).await
 }
 
 /// After a pivot away from an earlier protection's quorum (`old_node`): that

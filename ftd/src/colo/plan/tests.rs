@@ -207,14 +207,28 @@ fn leave_colo_yanks_every_peer_connection_before_touching_the_graph() {
 fn undo_resumes_first_and_cancels_jobs() {
     let u = undo(&wiring());
     assert_eq!(
-        commands(&u)[..4],
+        commands(&u)[..5],
         [
             "cont",
+            "yank NBD",
             "block-job-cancel",
             "block-job-cancel",
             "migrate_cancel"
         ]
     );
+}
+
+#[test]
+fn cutting_a_lost_peer_yanks_every_connection_to_it() {
+    let c = cut_peer();
+    assert_eq!(commands(&c), ["yank NBD", "yank", "yank", "yank"]);
+    assert_eq!(
+        cmd(&c, 3)["arguments"],
+        json!({"instances": [{"type": "migration"}]})
+    );
+    assert!(c[1..]
+        .iter()
+        .all(|op| matches!(op, Op::Qmp { tolerate: true, .. })));
 }
 
 #[test]
