@@ -161,8 +161,8 @@ struct Task {
     queue: VecDeque<Step>,
     /// The step running now, and its future.
     running: Option<(Step, StepFuture)>,
-    /// The running step's attempt was given up and its peer connections cut.
-    cut: bool,
+    /// Cancelled when the running step's attempt is given up.
+    stop: CancellationToken,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
     gen: u32,
@@ -205,7 +205,7 @@ pub fn spawn(
         coord,
         queue: VecDeque::new(),
         running: None,
-        cut: false,
+        stop: CancellationToken::new(),
         wiring: None,
         spec: None,
         gen: 0,
@@ -384,21 +384,21 @@ impl Task {
     }
 
     /// A protection attempt given up while its step runs (the peer was lost
-    /// while the disk synced, say): every connection to the peer is cut at
-    /// once ([`plan::cut_peer`]), so that the step fails now and the clean-up
-    /// queued behind it runs. A sync into a dead peer's NBD export would
-    /// otherwise keep waiting, with the guest's disk held drained, until TCP
-    /// gives up.
+    /// while the disk synced, say): the step sends no further command (opening
+    /// the NBD connection to a dead peer would block QEMU, guest included, until
+    /// TCP gives up: 40 s seen in the fault matrix), and every connection to the
+    /// peer is cut at once ([`crate::colo::plan::cut_peer`]), so that the step
+    /// ends now and the clean-up queued behind it runs.
     async fn cut_abandoned_step(&mut self) {
         let Some((st, _)) = &self.running else { return };
         let st = *st;
-        if self.cut || st.is_cleanup() || !matches!(st, Step::Sync | Step::StartColo) {
+        if self.stop.is_cancelled() || !matches!(st, Step::Sync | Step::StartColo) {
             return;
         }
         if self.coord.waits_for(st) {
             return;
         }
-        self.cut = true;
+        self.stop.cancel();
         tracing::warn!(domain = %self.name, step = ?st, "attempt abandoned: cutting the connections to the peer");
         let cut = crate::colo::plan::cut_peer();
         if let Err(e) = crate::runner::run(&self.ctx.lv, &self.name, &cut).await {
@@ -417,6 +417,7 @@ impl Task {
             self.gen += 1;
         }
         tracing::info!(domain = %self.name, ?step, "step started");
+        self.stop = CancellationToken::new();
         let fut = steps::run(
             step,
             self.name.clone(),
@@ -425,9 +426,9 @@ impl Task {
             self.gen,
             self.wiring.clone(),
             self.spec.clone(),
+            self.stop.clone(),
         );
         self.running = Some((step, Box::pin(fut)));
-        self.cut = false;
     }
 
     /// QEMU monitor events: in COLO every checkpoint pauses and resumes the guest

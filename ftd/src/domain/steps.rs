@@ -14,7 +14,11 @@ use crate::runner::{self, QMP_DEADLINE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
+/// `stop` is cancelled when the attempt the step serves is given up: Sync and
+/// StartColo then send no further command (their plans end at the next op).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     step: Step,
     name: String,
@@ -23,6 +27,7 @@ pub(crate) async fn run(
     gen: u32,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
+    stop: CancellationToken,
 ) -> StepOut {
     let t0 = std::time::Instant::now();
     let mut out = StepOut {
@@ -34,12 +39,12 @@ pub(crate) async fn run(
         Step::Sync => {
             // The wiring comes back even when the sync fails after the pivot:
             // the Undo that follows needs to know what it added.
-            let (w, r) = sync(&name, &ctx, slot, gen).await;
+            let (w, r) = sync(&name, &ctx, slot, gen, &stop).await;
             out.wiring = w;
             r
         }
         Step::StartColo => match &wiring {
-            Some(w) => plan_run(&ctx, &name, &plan::start_colo(w)).await,
+            Some(w) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
             None => Err("no wiring: the disk sync did not run".into()),
         },
         Step::LeaveColo => match &wiring {
@@ -68,6 +73,18 @@ pub(crate) async fn run(
         out.event = Event::StepFailed(step, e);
     }
     out
+}
+
+async fn plan_run_until(
+    ctx: &HostCtx,
+    name: &str,
+    p: &[plan::Op],
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    runner::run_until(&ctx.lv, name, p, stop)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
@@ -125,12 +142,13 @@ async fn sync(
     ctx: &HostCtx,
     slot: u16,
     gen: u32,
+    stop: &CancellationToken,
 ) -> (Option<Wiring>, Result<(), String>) {
     let w = match wire(name, ctx, slot, gen).await {
         Ok(w) => w,
         Err(e) => return (None, Err(e)),
     };
-    let r = pivot_and_mirror(name, ctx, &w).await;
+    let r = pivot_and_mirror(name, ctx, &w, stop).await;
     (Some(w), r)
 }
 
@@ -165,10 +183,15 @@ async fn wire(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
 
 /// Pivot the disk under the new quorum, point the definition at the new image,
 /// then mirror everything into the secondary's export.
-async fn pivot_and_mirror(name: &str, ctx: &HostCtx, w: &Wiring) -> Result<(), String> {
+async fn pivot_and_mirror(
+    name: &str,
+    ctx: &HostCtx,
+    w: &Wiring,
+    stop: &CancellationToken,
+) -> Result<(), String> {
     let (node, base_image) = (&w.device_node, &w.base_image);
     let dir = base_image.parent().unwrap_or(Path::new("/"));
-    plan_run(ctx, name, &plan::pivot(w))
+    plan_run_until(ctx, name, &plan::pivot(w), stop)
         .await
         .map_err(|e| format!("moving the disk under a quorum: {e}"))?;
     // The next boot must use the image the guest now writes to.
@@ -184,7 +207,9 @@ async fn pivot_and_mirror(name: &str, ctx: &HostCtx, w: &Wiring) -> Result<(), S
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
     remove_old_base(ctx, name, node, dir).await;
-    plan_run(ctx, name, &plan::sync(w)).await
+    // Opening the NBD connection blocks QEMU until the peer answers: not to a
+    // peer already lost.
+    plan_run_until(ctx, name, &plan::sync(w), stop).await
 }
 
 /// After a pivot away from an earlier protection's quorum (`old_node`): that
