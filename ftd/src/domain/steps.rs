@@ -44,7 +44,10 @@ pub(crate) async fn run(
             r
         }
         Step::StartColo => match &wiring {
-            Some(w) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
+            Some(w) => match probe_nbd(w).await {
+                Ok(()) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
+                Err(e) => Err(e),
+            },
             None => Err("no wiring: the disk sync did not run".into()),
         },
         Step::LeaveColo => match &wiring {
@@ -207,9 +210,30 @@ async fn pivot_and_mirror(
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
     remove_old_base(ctx, name, node, dir).await;
-    // Opening the NBD connection blocks QEMU until the peer answers: not to a
-    // peer already lost.
+    probe_nbd(w).await?;
     plan_run_until(ctx, name, &plan::sync(w), stop).await
+}
+
+/// How long the peer's NBD export may take to accept a connection.
+const NBD_PROBE: Duration = Duration::from_millis(1000);
+
+/// QEMU opens an NBD connection (drive-mirror's target, the replication node)
+/// in its main loop, blocking: to a peer that just died, that freezes the guest
+/// and every QMP command until TCP gives up (over a minute, seen in the fault
+/// matrix, before ftd's heartbeat had even noticed the peer gone). So ftd first
+/// connects itself, with a short time-out; only a peer that answers now is
+/// handed to QEMU. (QEMU's NBD server drops the probe's half-open session.)
+async fn probe_nbd(w: &Wiring) -> Result<(), String> {
+    let addr = format!("{}:{}", w.secondary_addr, w.ports.nbd);
+    match tokio::time::timeout(NBD_PROBE, tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "the secondary's NBD export at {addr} refuses connections: {e}"
+        )),
+        Err(_) => Err(format!(
+            "the secondary's NBD export at {addr} did not answer within {NBD_PROBE:?} (is the peer host up?)"
+        )),
+    }
 }
 
 /// After a pivot away from an earlier protection's quorum (`old_node`): that
