@@ -46,6 +46,10 @@ pub enum LibvirtError {
         domain: String,
         secs: f64,
     },
+    /// QEMU's monitor is closed: its process is gone (libvirt says so at once,
+    /// but reports the domain shut off only once it cleaned up, seconds later).
+    #[error("the QEMU of domain {domain:?} is gone: {msg}")]
+    MonitorGone { domain: String, msg: String },
     /// QEMU answered a QMP command with an error.
     #[error("QMP {cmd} on domain {domain:?} failed: {class}: {desc}")]
     Qmp {
@@ -378,9 +382,14 @@ impl Libvirt {
             .to_string();
         let reply = self
             .call("QMP command", domain, deadline, move |c| {
-                lookup(c, &d)?
-                    .qemu_monitor_command(&text, 0)
-                    .map_err(|e| op_err("QMP command", &d, e))
+                lookup(c, &d)?.qemu_monitor_command(&text, 0).map_err(|e| {
+                    match op_err("QMP command", &d, e) {
+                        LibvirtError::Op { domain, msg, .. } if monitor_gone(&msg) => {
+                            LibvirtError::MonitorGone { domain, msg }
+                        }
+                        other => other,
+                    }
+                })
             })
             .await?;
         parse_qmp_reply(domain, &name, &reply)
@@ -435,6 +444,16 @@ fn lookup(c: &Connect, name: &str) -> Result<Domain> {
     })
 }
 
+/// Does libvirt's message for a failed monitor command say that QEMU's monitor
+/// is closed (the process exited or was killed)? libvirt 9's words: "Unable to
+/// read from monitor: Connection reset by peer", "End of file from qemu
+/// monitor", and once it noticed, "domain is not running".
+pub fn monitor_gone(msg: &str) -> bool {
+    msg.contains("read from monitor")
+        || msg.contains("End of file from qemu monitor")
+        || msg.contains("domain is not running")
+}
+
 fn op_err(op: &'static str, domain: &str, e: virt::error::Error) -> LibvirtError {
     use virt::error::{ErrorDomain, ErrorNumber};
     let broken = e.domain().is(ErrorDomain::Rpc)
@@ -458,6 +477,24 @@ fn op_err(op: &'static str, domain: &str, e: virt::error::Error) -> LibvirtError
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_closed_monitor_is_told_from_other_failures() {
+        // As libvirt 9.0 answered right after a SIGKILL of QEMU (fault matrix).
+        assert!(monitor_gone(
+            "Unable to read from monitor: Connection reset by peer"
+        ));
+        assert!(monitor_gone("End of file from qemu monitor"));
+        assert!(monitor_gone(
+            "Requested operation is not valid: domain is not running"
+        ));
+        assert!(!monitor_gone(
+            "Timed out during operation: cannot acquire state change lock"
+        ));
+        assert!(!monitor_gone(
+            "internal error: unable to execute QEMU command 'cont'"
+        ));
+    }
 
     #[test]
     fn qmp_replies_are_unwrapped_or_turned_into_errors() {

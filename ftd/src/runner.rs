@@ -7,6 +7,7 @@ use crate::colo::plan::{JobState, Op};
 use crate::libvirt::{Libvirt, LibvirtError};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// Deadline of one QMP command.
 pub const QMP_DEADLINE: Duration = Duration::from_secs(10);
@@ -25,6 +26,9 @@ pub enum RunError {
     },
     #[error("block job {job} failed: {msg}")]
     Job { job: String, msg: String },
+    /// The attempt this plan served was given up; no further command was sent.
+    #[error("stopped: the protection attempt was given up")]
+    Abandoned,
 }
 
 /// What a run did, for logs and figures.
@@ -37,9 +41,23 @@ pub struct RunReport {
 
 /// Run `plan` on `domain`.
 pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, RunError> {
+    run_until(lv, domain, plan, &CancellationToken::new()).await
+}
+
+/// Run `plan` on `domain` until `stop` is cancelled: no command is sent after
+/// that, and waits end at their next poll.
+pub async fn run_until(
+    lv: &Libvirt,
+    domain: &str,
+    plan: &[Op],
+    stop: &CancellationToken,
+) -> Result<RunReport, RunError> {
     let t0 = Instant::now();
     let mut rep = RunReport::default();
     for op in plan {
+        if stop.is_cancelled() {
+            return Err(RunError::Abandoned);
+        }
         match op {
             Op::Qmp { cmd, tolerate } => {
                 rep.commands += 1;
@@ -56,8 +74,10 @@ pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, R
                 job,
                 until,
                 timeout,
-            } => wait_job(lv, domain, job, *until, *timeout).await?,
-            Op::WaitColoMode { mode, timeout } => wait_colo(lv, domain, mode, *timeout).await?,
+            } => wait_job(lv, domain, job, *until, *timeout, stop).await?,
+            Op::WaitColoMode { mode, timeout } => {
+                wait_colo(lv, domain, mode, *timeout, stop).await?
+            }
             Op::IoThread { id, add, tolerate } => {
                 rep.commands += 1;
                 match lv.iothread(domain, *id, *add).await {
@@ -70,12 +90,45 @@ pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, R
                 }
             }
             Op::WaitConnected { chardevs, timeout } => {
-                wait_connected(lv, domain, chardevs, *timeout).await?
+                wait_connected(lv, domain, chardevs, *timeout, stop).await?
+            }
+            Op::YankNbd => {
+                rep.commands += 1;
+                if let Err(e) = yank_nbd(lv, domain).await {
+                    tracing::debug!(domain, error = %e, "tolerated");
+                    rep.tolerated.push(e.to_string());
+                }
             }
         }
     }
     rep.elapsed = t0.elapsed();
     Ok(rep)
+}
+
+/// Yank each block-node instance `query-yank` lists (NBD clients).
+async fn yank_nbd(lv: &Libvirt, domain: &str) -> Result<(), LibvirtError> {
+    let all = lv
+        .qmp(domain, &json!({"execute": "query-yank"}), QMP_DEADLINE)
+        .await?;
+    for i in nbd_instances(&all) {
+        let yank = json!({"execute": "yank", "arguments": {"instances": [i]}});
+        if let Err(e) = lv.qmp(domain, &yank, QMP_DEADLINE).await {
+            tracing::debug!(domain, error = %e, "yank tolerated");
+        }
+    }
+    Ok(())
+}
+
+/// The block-node instances of a `query-yank` reply (never a chardev: libvirt's
+/// own monitor is one).
+pub fn nbd_instances(reply: &Value) -> Vec<Value> {
+    reply
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|i| i["type"] == "block-node")
+        .cloned()
+        .collect()
 }
 
 async fn wait_job(
@@ -84,10 +137,14 @@ async fn wait_job(
     job: &str,
     until: JobState,
     timeout: Duration,
+    stop: &CancellationToken,
 ) -> Result<(), RunError> {
     let t0 = Instant::now();
     let mut last = String::new();
     loop {
+        if stop.is_cancelled() {
+            return Err(RunError::Abandoned);
+        }
         let jobs = lv
             .qmp(
                 domain,
@@ -138,9 +195,13 @@ async fn wait_colo(
     domain: &str,
     mode: &str,
     timeout: Duration,
+    stop: &CancellationToken,
 ) -> Result<(), RunError> {
     let t0 = Instant::now();
     loop {
+        if stop.is_cancelled() {
+            return Err(RunError::Abandoned);
+        }
         let st = lv
             .qmp(
                 domain,
@@ -182,9 +243,13 @@ async fn wait_connected(
     domain: &str,
     ids: &[String],
     timeout: Duration,
+    stop: &CancellationToken,
 ) -> Result<(), RunError> {
     let t0 = Instant::now();
     loop {
+        if stop.is_cancelled() {
+            return Err(RunError::Abandoned);
+        }
         let list = lv
             .qmp(domain, &json!({"execute": "query-chardev"}), QMP_DEADLINE)
             .await?;
@@ -215,5 +280,41 @@ async fn wait_connected(
             });
         }
         tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_given_up_plan_sends_nothing_more() {
+        let stop = CancellationToken::new();
+        stop.cancel();
+        // No libvirtd behind this URI: any command sent would fail otherwise.
+        let lv = Libvirt::new("test:///nonexistent", Duration::from_millis(100));
+        let plan = crate::colo::plan::cut_peer();
+        assert!(matches!(
+            run_until(&lv, "g", &plan, &stop).await,
+            Err(RunError::Abandoned)
+        ));
+    }
+
+    #[test]
+    fn only_block_nodes_are_yanked() {
+        let reply = json!([
+            {"type": "chardev", "id": "charmonitor"},
+            {"type": "block-node", "node-name": "#block412"},
+            {"type": "migration"},
+            {"type": "block-node", "node-name": "ftvirt-nbd"},
+        ]);
+        assert_eq!(
+            nbd_instances(&reply),
+            vec![
+                json!({"type": "block-node", "node-name": "#block412"}),
+                json!({"type": "block-node", "node-name": "ftvirt-nbd"})
+            ]
+        );
+        assert!(nbd_instances(&json!(null)).is_empty());
     }
 }

@@ -14,6 +14,9 @@
 //! - `bench`: `setup`, then builds `ftd` and `ftvirt-bench` (release) and runs the
 //!   benchmark, writing its JSON to `target/bench/bench.json` (extra arguments go
 //!   to `ftvirt-bench`, e.g. `--runs 3`, `--quick`, `--only failover`).
+//! - `matrix`: `setup`, then builds `ftd` and `ftvirt-matrix` (release) and runs
+//!   the fault matrix (extra arguments go to `ftvirt-matrix`: `--quick`,
+//!   `--only a,b`, `--list`).
 
 mod artifacts;
 mod fuzz;
@@ -45,6 +48,8 @@ fn usage() -> &'static str {
      \x20 bench   setup, then the benchmark: overhead, failover vs. HA, checkpoints, protect, ftd footprint\n\
      \x20 fuzz    [--seconds N | --quick] [--only TARGET,...] [--sanitizer address|none]\n\
      \x20         run the fuzz targets (annotation, config, qmp, peer_frame), 60 s each\n\
+     \x20 matrix [--quick] [--only a,b] [--list]\n\
+     \x20         setup, then the fault matrix: every fault scenario on a fresh lab, one row each\n\
      \x20 install [--prefix DIR] [--destdir DIR] [--no-build]\n\
      \x20         build (release) and install ftd, virsh-ft, the libvirt hook, the polkit\n\
      \x20         actions, the bus policy, activation file and systemd unit\n"
@@ -60,6 +65,7 @@ fn run() -> Result<()> {
     match cmd.as_str() {
         "setup" => setup_all().map(|_| ()),
         "demo" => run_lab_program("demo", "ftvirt-demo", rest),
+        "matrix" => run_lab_program("matrix", "ftvirt-matrix", rest),
         "bench" => {
             let json = target_dir().join("bench/bench.json");
             let mut args = vec!["--json".to_string(), json.to_string_lossy().into_owned()];

@@ -11,7 +11,8 @@
 //! A  Sync, part 1 (pivot): the running disk moves under a quorum without a
 //!    restart: blockdev-add <base> (a fresh local image) and quorum <quorum>
 //!    over it; blockdev-mirror <device root> -> <quorum>, sync full; wait ready;
-//!    block-job-complete (the device now writes through the quorum)
+//!    block-job-complete (the device now writes through the quorum); blockdev-del
+//!    the previous protection's quorum and base, if the disk was under them
 //! A  Sync, part 2: drive-mirror <quorum> -> nbd://<B>:<nbd>/parent0, full; wait ready
 //! A  StartColo: stop; block-job-cancel the sync (B is now identical);
 //!    blockdev-add replication0 (mode primary, NBD to B); x-blockdev-change
@@ -39,8 +40,11 @@
 //!    blockdev-del replication0; object-del comp0, m0, redire0, redire1; IOThread
 //!    900 removed through libvirt;
 //!    x-colo-lost-heartbeat; chardev-remove the six chardevs; cont
-//! A  Undo (a protection attempt failed anywhere): cont; cancel the sync job;
-//!    migrate_cancel; then every LeaveColo removal, each tolerated if absent
+//! A  Undo (a protection attempt failed anywhere): cont; yank every NBD
+//!    connection; cancel the sync job; migrate_cancel; then every LeaveColo
+//!    removal, each tolerated if absent
+//! A  (peer lost during Sync or StartColo: first, at once, yank every NBD
+//!    connection, the proxy's servers and the migration, so the step fails now)
 //! ```
 
 use serde_json::{json, Value};
@@ -68,6 +72,10 @@ pub enum Op {
         chardevs: Vec<String>,
         timeout: Duration,
     },
+    /// Yank every NBD connection of the domain (the block-node instances
+    /// `query-yank` lists; only NBD clients have them): whatever waits on a dead
+    /// peer's export fails at once instead of at TCP's time-out. Tolerant.
+    YankNbd,
     /// Add (or remove) IOThread `id` through libvirt (`virDomainAddIOThread`), so
     /// that libvirt knows it: an IOThread added behind libvirt's back makes a
     /// restarted libvirtd fail to reconnect to the domain and kill it. With
@@ -206,7 +214,7 @@ fn socket(id: &str, host: &str, port: u16, server: bool) -> Value {
 
 /// A: move the running disk under a fresh quorum, without a restart.
 pub fn pivot(w: &Wiring) -> Vec<Op> {
-    vec![
+    let mut v = vec![
         q(exec(
             "blockdev-add",
             json!({"driver": "qcow2", "node-name": w.base(), "cache": {"direct": true},
@@ -232,7 +240,34 @@ pub fn pivot(w: &Wiring) -> Vec<Op> {
             until: JobState::Gone,
             timeout: Duration::from_secs(30),
         },
-    ]
+    ];
+    // An earlier protection's quorum and base image (the disk was under them
+    // until now): nothing uses them any more; they would hold the old image
+    // open for the life of the QEMU.
+    if let Some(old) = w.device_node.strip_prefix("ftvirt-quorum") {
+        v.push(tolerated(exec(
+            "blockdev-del",
+            json!({"node-name": w.device_node}),
+        )));
+        v.push(tolerated(exec(
+            "blockdev-del",
+            json!({"node-name": format!("ftvirt-base{old}")}),
+        )));
+    }
+    v
+}
+
+/// The generation of a new protection attempt: `gen`, or above the one the disk
+/// is under now (a QEMU that ftd protected before, in an earlier life of ftd),
+/// so that node names never collide.
+pub fn next_gen(device_node: &str, gen: u32) -> u32 {
+    match device_node
+        .strip_prefix("ftvirt-quorum")
+        .and_then(|n| n.parse::<u32>().ok())
+    {
+        Some(now) if now >= gen => now + 1,
+        _ => gen,
+    }
 }
 
 /// A: copy the whole disk into the secondary's NBD export and keep it in sync.
@@ -363,10 +398,29 @@ pub fn leave_colo(w: &Wiring) -> Vec<Op> {
     v
 }
 
+/// A: the peer is gone while a protection attempt runs: cut every connection
+/// to it, so that the running step fails now. A sync's mirror waiting on the
+/// dead NBD export holds the guest's disk drained meanwhile (its convergence
+/// check flushes the target), so the guest would wait with it.
+pub fn cut_peer() -> Vec<Op> {
+    let mut v = vec![Op::YankNbd];
+    v.extend(
+        [
+            json!({"type": "chardev", "id": "mirror0"}),
+            json!({"type": "chardev", "id": "compare1"}),
+            json!({"type": "migration"}),
+        ]
+        .into_iter()
+        .map(|i| tolerated(exec("yank", json!({"instances": [i]})))),
+    );
+    v
+}
+
 /// A: undo a failed protection attempt, leaving the guest running.
 pub fn undo(w: &Wiring) -> Vec<Op> {
     let mut v = vec![
         tolerated(json!({"execute": "cont"})),
+        Op::YankNbd,
         tolerated(exec(
             "block-job-cancel",
             json!({"device": SYNC_JOB, "force": true}),
@@ -413,13 +467,16 @@ pub fn take_over() -> Vec<Op> {
         tolerated(exec("object-del", json!({"id": "f1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red1"}))),
         tolerated(exec("chardev-remove", json!({"id": "red0"}))),
-        // Tell the LAN's switches where the guest's MAC is now (RARP from the
-        // guest's NICs): a dead host's switch port may well stay up.
-        tolerated(exec(
-            "announce-self",
-            json!({"initial": 50, "max": 550, "rounds": 5, "step": 100}),
-        )),
+        tolerated(announce()),
     ]
+}
+
+/// `announce-self` for every NIC: first at once (1 ms), then every 100 ms, 5 rounds.
+pub fn announce() -> Value {
+    exec(
+        "announce-self",
+        json!({"initial": 1, "max": 100, "rounds": 5, "step": 100}),
+    )
 }
 
 /// The QMP command names of a plan, in order (for logs and tests).
@@ -430,6 +487,7 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
             Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
             Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
             Op::WaitConnected { chardevs, .. } => format!("wait connected {}", chardevs.join(",")),
+            Op::YankNbd => "yank NBD".to_string(),
             Op::IoThread { id, add: true, .. } => format!("libvirt add iothread {id}"),
             Op::IoThread { id, add: false, .. } => format!("libvirt del iothread {id}"),
         })

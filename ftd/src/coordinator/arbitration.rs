@@ -231,6 +231,12 @@ impl Coordinator {
                 self.stay()
             }
             (_, ev @ E::Found(_)) => self.invalid(&ev, "nothing is being re-attached"),
+            // A failed replicated write while the peer is unreachable: the
+            // arbiter's verdict decides what happens to this copy anyway.
+            (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, E::DiskFailed(e)) => {
+                self.set_last_error(&e);
+                self.stay()
+            }
 
             // Checkpoints and steps were decided before the transition table.
             (_, ev @ (E::StepDone(_) | E::StepFailed(..) | E::Checkpoint)) => {

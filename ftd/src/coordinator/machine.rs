@@ -71,18 +71,6 @@ const REATTACHING: &str =
 pub const PEER_DAEMON_LOST: &str = "the peer's ftd is not running (its host answers): COLO goes \
      on without it and its restart re-attaches; the loss of the peer's host is still detected";
 
-fn is_cleanup(s: Step) -> bool {
-    matches!(
-        s,
-        Step::LeaveColo
-            | Step::Undo
-            | Step::DestroySecondary
-            | Step::DestroyPrimary
-            | Step::Freeze
-            | Step::Thaw
-    )
-}
-
 impl Coordinator {
     /// A coordinator for a domain found in `state` (`Unprotected` if it runs
     /// here, `Standby` if not, `Stopped` if it is defined here and shut off).
@@ -262,6 +250,10 @@ impl Coordinator {
             }
             _ => {}
         }
+        // Advice, not a change: the domain task checks its copy at once.
+        if let E::Peer(PeerMsg::ColoEnded) = ev {
+            return self.stay();
+        }
         if let E::Checkpoint = ev {
             return if matches!(
                 self.state,
@@ -285,13 +277,13 @@ impl Coordinator {
         // Clean-up steps may finish anywhere; only a few states wait for them.
         if let E::StepDone(st) | E::StepFailed(st, _) = &ev {
             let st = *st;
-            if is_cleanup(st) && !self.waits_for(st) {
+            if st.is_cleanup() && !self.waits_for(st) {
                 if let E::StepFailed(_, e) = &ev {
                     self.last_error = Some(format!("{st:?}: {e}"));
                 }
                 return self.stay();
             }
-            if !is_cleanup(st) && !self.waits_for(st) {
+            if !st.is_cleanup() && !self.waits_for(st) {
                 return if matches!(
                     self.state,
                     S::Failed
@@ -362,8 +354,10 @@ impl Coordinator {
                     format!("protection failed on the peer: {e}"),
                     vec![Action::Run(Step::Undo)],
                 ),
-            // Standing by while it should prepare the secondary: the request was
-            // lost (its ftd was restarting): ask again.
+            // The peer is (again) ready to host the secondary: it may have missed
+            // the first request while its own copy of the domain was going away
+            // (its QEMU died and the secondary here took over before it noticed).
+            // Or the request was lost while its ftd was restarting: ask again.
             (S::Preparing, E::Peer(PeerMsg::StandingBy)) => {
                 Ok(vec![Action::Send(PeerMsg::HostSecondary)])
             }
@@ -428,6 +422,7 @@ impl Coordinator {
             }
             (S::Protected, E::Peer(PeerMsg::SecondaryFailed(e))) => {
                 self.last_failover = Some(format!("secondary failed: {e}"));
+                self.last_error = Some(format!("the secondary failed: {e}"));
                 self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
             }
             (S::Protected, E::ColoExited(r)) => {
@@ -460,10 +455,13 @@ impl Coordinator {
             (S::Degraded | S::Failed, E::PeerUp) => self.maybe_reprotect(),
             (S::Degraded | S::Failed, E::PeerLost) => self.stay(),
             (S::Degraded | S::Failed, E::Peer(PeerMsg::StandingBy)) => self.maybe_reprotect(),
-            (
-                S::Degraded | S::Failed,
-                E::Peer(PeerMsg::SecondaryFailed(_) | PeerMsg::SecondaryReady),
-            ) => self.stay(),
+            // The secondary's own account of its failure, after this side already
+            // left COLO (its QEMU went first): keep the cause.
+            (S::Degraded | S::Failed, E::Peer(PeerMsg::SecondaryFailed(e))) => {
+                self.last_error = Some(format!("the secondary failed: {e}"));
+                self.stay()
+            }
+            (S::Degraded | S::Failed, E::Peer(PeerMsg::SecondaryReady)) => self.stay(),
             (S::Degraded | S::Failed, ev @ E::Peer(_)) => {
                 self.invalid(&ev, "unexpected message from the peer")
             }
@@ -651,8 +649,21 @@ impl Coordinator {
                 self.last_failover = Some("planned switch-over".into());
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
             }
+            // COLO ended here while the primary's ftd still answers: it knows
+            // why, and says so within a moment (its copy died: StandingBy, take
+            // over; it left COLO: ReleaseSecondary). Taking over now, with the
+            // primary's copy perhaps still running, would run two copies.
+            (S::Secondary, E::ColoExited(_)) if self.peer_up => {
+                Ok(vec![Action::Send(PeerMsg::ColoEnded)])
+            }
             (S::Secondary, E::ColoExited(r)) => {
                 self.last_failover = Some(format!("COLO exited on the secondary ({r})"));
+                self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
+            }
+            // The primary's copy stopped on its host (its QEMU died) while its
+            // ftd lives: this copy is the domain now.
+            (S::Secondary, E::Peer(PeerMsg::StandingBy)) => {
+                self.last_failover = Some("the primary's copy stopped on its host".into());
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
             }
             (S::Secondary, ev @ E::Peer(_)) => {
@@ -723,6 +734,54 @@ impl Coordinator {
             // without it: there its loss counts as the peer's.
             (_, E::PeerDaemonLost) => self.step(E::PeerLost),
 
+            // ---------------------------------------------------------------- disk replication
+            // The secondary's copy missed a write (the primary saw its NBD write
+            // fail): it is no copy to fail over to. Release it first (its COLO
+            // ends when this side leaves), then run alone.
+            (S::Protected, E::DiskFailed(e)) => {
+                self.last_failover = Some(format!("replication to the secondary failed: {e}"));
+                self.last_error = Some(e);
+                self.go(
+                    S::Degraded,
+                    vec![
+                        Action::Send(PeerMsg::ReleaseSecondary),
+                        Action::Run(Step::LeaveColo),
+                    ],
+                )
+            }
+            (S::Starting, E::DiskFailed(e)) => self.fail(
+                format!("replication to the secondary failed: {e}"),
+                vec![
+                    Action::Send(PeerMsg::ReleaseSecondary),
+                    Action::Run(Step::Undo),
+                ],
+            ),
+            // This host cannot keep the secondary's copy: drop it, tell the primary.
+            (S::SecondaryPreparing | S::Secondary, E::DiskFailed(e)) => {
+                self.last_error = Some(e.clone());
+                self.go(
+                    S::Standby,
+                    vec![
+                        Action::Run(Step::DestroySecondary),
+                        Action::Send(PeerMsg::SecondaryFailed(e)),
+                    ],
+                )
+            }
+            (
+                S::Unprotected
+                | S::Preparing
+                | S::Syncing
+                | S::Degraded
+                | S::SwitchingOver
+                | S::Disabling
+                | S::Failed
+                | S::Standby
+                | S::TakingOver
+                | S::Stopped
+                | S::Reattaching,
+                E::DiskFailed(_),
+            ) => self.stay(),
+
             // ---------------------------------------------------------------- COLO exits elsewhere
             (
                 S::Unprotected
@@ -747,18 +806,22 @@ impl Coordinator {
                 | S::Failed,
                 E::DomainStopped,
             ) => {
-                let release = matches!(
-                    self.state,
-                    S::Preparing | S::Syncing | S::Starting | S::Protected | S::Disabling
-                );
-                self.go(
-                    S::Stopped,
-                    if release {
+                // Protected, the secondary is a full copy: it takes over (this host
+                // stands by to host the next secondary). Before that, the secondary
+                // is incomplete: release it.
+                let acts = match self.state {
+                    S::Protected => {
+                        self.last_failover = Some(
+                            "this host's copy stopped; the secondary on the peer takes over".into(),
+                        );
+                        vec![Action::Send(PeerMsg::StandingBy)]
+                    }
+                    S::Preparing | S::Syncing | S::Starting | S::Disabling => {
                         vec![Action::Send(PeerMsg::ReleaseSecondary)]
-                    } else {
-                        Vec::new()
-                    },
-                )
+                    }
+                    _ => Vec::new(),
+                };
+                self.go(S::Stopped, acts)
             }
             (S::SwitchingOver | S::Standby | S::Stopped | S::TakingOver, E::DomainStopped) => {
                 if self.state == S::TakingOver {
@@ -789,8 +852,9 @@ impl Coordinator {
         }
     }
 
-    /// Does the current state wait for this step's outcome?
-    fn waits_for(&self, st: Step) -> bool {
+    /// Does the current state wait for this step's outcome? (A running progress
+    /// step the state no longer waits for belongs to an abandoned attempt.)
+    pub fn waits_for(&self, st: Step) -> bool {
         use State as S;
         matches!(
             (self.state, st),

@@ -16,6 +16,8 @@
 //! Protected --Disable--> Disabling --StepDone(LeaveColo)--> Unprotected
 //! Protected --SwitchOver--> SwitchingOver: StopPrimary, then TakeOver to the peer,
 //!   then on PeerTookOver DestroyPrimary --> Standby
+//! Protected --DomainStopped (this copy died)--> Stopped, sends StandingBy: the
+//!   secondary takes over and protects onto this host
 //! any step failing while protecting --> Failed (runs Undo; the primary keeps running)
 //! ```
 //!
@@ -24,9 +26,10 @@
 //! ```text
 //! Standby --HostSecondary--> SecondaryPreparing --StepDone(CreateSecondary)-->
 //!   (sends SecondaryReady) --PrimaryProtected--> Secondary
-//! Secondary --PeerLost | TakeOver | ColoExited--> TakingOver --StepDone(TakeOver)-->
+//! Secondary --PeerLost | TakeOver | StandingBy | ColoExited (peer lost)--> TakingOver --StepDone(TakeOver)-->
 //!   Degraded (this host is now the primary, alone; re-protects when it can)
 //! Secondary --ReleaseSecondary--> Standby (runs DestroySecondary)
+//! Secondary --ColoExited (peer up)--> Secondary: the primary's ftd says what follows
 //! ```
 //!
 //! With a partition arbiter configured, `PeerLost` in `Protected` or `Secondary`

@@ -1,6 +1,6 @@
 //! The coordinator's specification as tables and scenarios.
 //!
-//! `every_state_x_event` pins the next state (or rejection) of all 18 states x 57
+//! `every_state_x_event` pins the next state (or rejection) of all 18 states x 59
 //! events (every event kind, every peer message, every step's done/failed, every
 //! re-attach finding, every verdict). The context is: protection wanted, peer
 //! reachable, auto re-protect on, not re-attached, no arbiter;
@@ -79,6 +79,7 @@ fn events() -> Vec<Event> {
             runs: false,
             why: "the peer's copy is standby".into(),
         },
+        PeerMsg::ColoEnded,
     ] {
         v.push(Event::Peer(m));
     }
@@ -89,6 +90,7 @@ fn events() -> Vec<Event> {
         Event::ColoExited("error".into()),
         Event::DomainStarted,
         Event::DomainStopped,
+        Event::DiskFailed("no space".into()),
     ]);
     v.extend(
         [
@@ -109,85 +111,85 @@ fn events() -> Vec<Event> {
 /// Columns: Enable Disable SwitchOver PeerUp PeerLost PeerDaemonLost | peer
 /// messages HostSecondary SecondaryReady SecondaryFailed PrimaryProtected
 /// ReleaseSecondary TakeOver TookOver StandingBy CheckPair(primary)
-/// CheckPair(secondary) PairConfirmed PairDenied(runs) PairDenied(not) |
+/// CheckPair(secondary) PairConfirmed PairDenied(runs) PairDenied(not) ColoEnded |
 /// StepDone x 12 | StepFailed x 12 (Sync StartColo LeaveColo Undo StopPrimary
 /// DestroyPrimary CreateSecondary DestroySecondary TakeOver Freeze Thaw Inspect) |
-/// Checkpoint ColoExited DomainStarted DomainStopped | Found ColoPrimary
+/// Checkpoint ColoExited DomainStarted DomainStopped DiskFailed | Found ColoPrimary
 /// ColoSecondary Plain Leftovers StaleSecondary Unreadable | Verdict Stop Proceed
 /// Lost PeerAlive. `-` = rejected. No arbiter configured (see
 /// `with_an_arbiter_only_a_lost_peer_changes`).
 const TABLE: [(State, &str); 18] = [
     (
         State::Unprotected,
-        "PU-PUU -------PUUUUU UUUUUUUUUUUU UUUUUUUUUUUU -U-O ------ UUUU",
+        "PU-PUU -------PUUUUUU UUUUUUUUUUUU UUUUUUUUUUUU -U-OU ------ UUUU",
     ),
     (
         State::Preparing,
-        "-X-PFF -YF----PPPPPP --PP-P-P-PP- --PP-P-P-PP- -P-O ------ PPPP",
+        "-X-PFF -YF----PPPPPPP --PP-P-P-PP- --PP-P-P-PP- -P-OP ------ PPPP",
     ),
     (
         State::Syncing,
-        "-X-YFF --F----YYYYYY T-YY-Y-Y-YY- F-YY-Y-Y-YY- -Y-O ------ YYYY",
+        "-X-YFF --F----YYYYYYY T-YY-Y-Y-YY- F-YY-Y-Y-YY- -Y-OY ------ YYYY",
     ),
     (
         State::Starting,
-        "-X-TFF --F----TTTTTT -RTT-T-T-TT- -FTT-T-T-TT- TF-O ------ TTTT",
+        "-X-TFF --F----TTTTTTT -RTT-T-T-TT- -FTT-T-T-TT- TF-OF ------ TTTT",
     ),
     (
         State::Protected,
-        "-XWRDR --D----RRRRSP --RR-R-R-RR- --RR-R-R-RR- RD-O ------ RRRR",
+        "-XWRDR --D----RRRRSPR --RR-R-R-RR- --RR-R-R-RR- RD-OD ------ RRRR",
     ),
     (
         State::Degraded,
-        "PU-PDD -DD----PDDDDD DDDDDDDDDDDD DDDDDDDDDDDD -D-O ------ DDDD",
+        "PU-PDD -DD----PDDDDDD DDDDDDDDDDDD DDDDDDDDDDDD -D-OD ------ DDDD",
     ),
     (
         State::SwitchingOver,
-        "--WWDD --D---W-WWWWW --WWWS-W-WW- --WWRS-W-WW- WW-W ------ WWWW",
+        "--WWDD --D---W-WWWWWW --WWWS-W-WW- --WWRS-W-WW- WW-WW ------ WWWW",
     ),
     (
         State::Disabling,
-        "-X-XXX -XX----XXXXXX XXUUXXXXXXXX XXUUXXXXXXXX XX-O ------ XXXX",
+        "-X-XXX -XX----XXXXXXX XXUUXXXXXXXX XXUUXXXXXXXX XX-OX ------ XXXX",
     ),
     (
         State::Failed,
-        "PU-PFF -FF----PFFFFF FFFFFFFFFFFF FFFFFFFFFFFF -F-O ------ FFFF",
+        "PU-PFF -FF----PFFFFFF FFFFFFFFFFFF FFFFFFFFFFFF -F-OF ------ FFFF",
     ),
     (
         State::Standby,
-        "-S-SSS Q-S-S--SSSSSS SSSSSSSSSSSS SSSSSSSSSSSS -SPS ------ SSSS",
+        "-S-SSS Q-S-S--SSSSSSS SSSSSSSSSSSS SSSSSSSSSSSS -SPSS ------ SSSS",
     ),
     (
         State::SecondaryPreparing,
-        "---QSS Q--CS---QQQQQ --QQ-QQQ-QQ- --QQ-QSQ-QQ- QSQS ------ QQQQ",
+        "---QSS Q--CS---QQQQQQ --QQ-QQQ-QQ- --QQ-QSQ-QQ- QSQSS ------ QQQQ",
     ),
     (
         State::Secondary,
-        "---CKC ----SK--CCCSS --CC-C-C-CC- --CC-C-C-CC- CKCS ------ CCCC",
+        "---CKC ----SK-KCCCSSC --CC-C-C-CC- --CC-C-C-CC- CCCSS ------ CCCC",
     ),
     (
         State::TakingOver,
-        "---KKK ----K--KKKKKK --KK-K-KPKK- --KK-K-KFKK- KKKO ------ KKKK",
+        "---KKK ----K--KKKKKKK --KK-K-KPKK- --KK-K-KFKK- KKKOK ------ KKKK",
     ),
     (
         State::Stopped,
-        "OO-OOO Q-O-O--OOOOOO OOOOOOOOOOOO OOOOOOOOOOOO -OPO ------ OOOO",
+        "OO-OOO Q-O-O--OOOOOOO OOOOOOOOOOOO OOOOOOOOOOOO -OPOO ------ OOOO",
     ),
     (
         State::Arbitrating,
-        "---AAA Q-D----AAAAAA --AA-A-A-AA- --AA-A-A-AA- AA-O ------ ADNR",
+        "---AAA Q-D----AAAAAAA --AA-A-A-AA- --AA-A-A-AA- AA-OA ------ ADNR",
     ),
     (
         State::SecondaryArbitrating,
-        "---SZZ Q-Z-S--ZZZZZZ --ZZ-Z-Z-ZZ- --ZZ-Z-Z-ZZ- ZZZS ------ ZKNC",
+        "---SZZ Q-Z-S--ZZZZZZZ --ZZ-Z-Z-ZZ- --ZZ-Z-Z-ZZ- ZZZSZ ------ ZKNC",
     ),
     (
         State::Fenced,
-        "-N-NNN Q-N-N--NNNNNN NNNNNNNNNNNN NNNNNNNNNNNN -NPN ------ NNNN",
+        "-N-NNN Q-N-N--NNNNNNN NNNNNNNNNNNN NNNNNNNNNNNN -NPNN ------ NNNN",
     ),
     (
         State::Reattaching,
-        "E--EEE EEEEEEEEEEEEE --EE-E-E-EE- --EE-E-E-EE- -EEO RCPPSF EEEE",
+        "E--EEE EEEEEEEEEEEEEE --EE-E-E-EE- --EE-E-E-EE- -EEOE RCPPSF EEEE",
     ),
 ];
 
@@ -201,7 +203,7 @@ fn in_state(s: State) -> Coordinator {
 #[test]
 fn every_state_x_event() {
     let evs = events();
-    assert_eq!(evs.len(), 57);
+    assert_eq!(evs.len(), 59);
     let mut wrong = Vec::new();
     for (state, row) in TABLE {
         let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
@@ -499,4 +501,139 @@ fn protected_is_reported_after_the_first_checkpoint_of_the_session() {
     // A new session starts from zero again.
     c.on(Event::PeerLost).unwrap();
     assert_eq!(c.reported_state(), State::Degraded);
+}
+
+#[test]
+fn a_dead_primary_copy_hands_over_to_the_secondary_and_hosts_the_next_one() {
+    // A's QEMU dies; A's ftd notices first: B takes over, then protects onto A.
+    let mut p = Pair::new();
+    p.feed(true, Event::Enable);
+    p.feed(true, Event::DomainStopped);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Secondary, State::Protected),
+        "log:\n{}",
+        p.log.join("\n")
+    );
+    assert_eq!(
+        p.b.last_failover(),
+        Some("the primary's copy stopped on its host")
+    );
+    assert!(
+        p.log.iter().all(|l| !l.contains("ReleaseSecondary")),
+        "the full copy is kept"
+    );
+}
+
+#[test]
+fn a_request_to_host_the_secondary_missed_while_the_old_copy_died_is_repeated() {
+    // B took over on its own (COLO exited) and asked A to host the secondary
+    // while A still thought itself protected: A refused. Once A notices its copy
+    // stopped, it stands by, and B asks again.
+    let mut a = in_state(State::Protected);
+    assert!(a.on(Event::Peer(PeerMsg::HostSecondary)).is_err());
+    let mut b = in_state(State::Preparing);
+    let acts = a.on(Event::DomainStopped).unwrap();
+    assert_eq!(acts, [Action::Send(PeerMsg::StandingBy)]);
+    assert_eq!(a.state(), State::Stopped);
+    assert_eq!(
+        b.on(Event::Peer(PeerMsg::StandingBy)).unwrap(),
+        [Action::Send(PeerMsg::HostSecondary)]
+    );
+    assert_eq!(
+        a.on(Event::Peer(PeerMsg::HostSecondary)).unwrap(),
+        [Action::Run(Step::CreateSecondary)]
+    );
+}
+
+#[test]
+fn a_secondary_whose_colo_ends_waits_for_the_primary_while_it_answers() {
+    // The primary left COLO (its disk, its network, a bug): it releases the
+    // secondary. Taking over first would run two copies.
+    let mut b = in_state(State::Secondary);
+    assert_eq!(
+        b.on(Event::ColoExited("error".into())).unwrap(),
+        [Action::Send(PeerMsg::ColoEnded)],
+        "the primary is told to look at its copy now"
+    );
+    assert_eq!(b.state(), State::Secondary);
+    let mut a = in_state(State::Protected);
+    assert_eq!(a.on(Event::Peer(PeerMsg::ColoEnded)).unwrap(), []);
+    assert_eq!(a.state(), State::Protected);
+    assert_eq!(
+        b.on(Event::Peer(PeerMsg::ReleaseSecondary)).unwrap(),
+        [Action::Run(Step::DestroySecondary)]
+    );
+    // The primary's host is gone as well: take over.
+    let mut b = in_state(State::Secondary);
+    b.on(Event::ColoExited("error".into())).unwrap();
+    assert_eq!(
+        b.on(Event::PeerLost).unwrap(),
+        [Action::Run(Step::TakeOver)]
+    );
+    // No peer to ask: take over at once.
+    let mut b = in_state(State::Secondary);
+    b.peer_up = false;
+    assert_eq!(
+        b.on(Event::ColoExited("error".into())).unwrap(),
+        [Action::Run(Step::TakeOver)]
+    );
+    assert!(b
+        .last_failover()
+        .unwrap()
+        .contains("COLO exited on the secondary"));
+}
+
+#[test]
+fn a_full_secondary_disk_ends_colo_with_the_cause_on_both_sides() {
+    // The secondary's host cannot store its copy: it drops it and says why.
+    let mut b = in_state(State::Secondary);
+    let why = "host b: no space left in /srv/overlays (colo.overlay-dir): free space there";
+    let acts = b.on(Event::DiskFailed(why.into())).unwrap();
+    assert_eq!(b.state(), State::Standby);
+    assert_eq!(
+        acts,
+        [
+            Action::Run(Step::DestroySecondary),
+            Action::Send(PeerMsg::SecondaryFailed(why.into()))
+        ]
+    );
+    assert_eq!(b.last_error(), Some(why));
+    // The primary runs on alone, with the cause in its status.
+    let mut a = in_state(State::Protected);
+    assert_eq!(
+        a.on(Event::Peer(PeerMsg::SecondaryFailed(why.into())))
+            .unwrap(),
+        [Action::Run(Step::LeaveColo)]
+    );
+    assert_eq!(a.state(), State::Degraded);
+    assert!(a.last_error().unwrap().contains(why));
+    // The primary sees the secondary's copy miss a write: release it, then leave.
+    let mut a = in_state(State::Protected);
+    let acts = a
+        .on(Event::DiskFailed("the peer's copy: No space left".into()))
+        .unwrap();
+    assert_eq!(
+        acts,
+        [
+            Action::Send(PeerMsg::ReleaseSecondary),
+            Action::Run(Step::LeaveColo)
+        ]
+    );
+    assert!(a
+        .last_failover()
+        .unwrap()
+        .contains("replication to the secondary failed"));
+}
+
+#[test]
+fn a_lost_peer_abandons_the_running_sync_for_the_undo() {
+    let mut c = in_state(State::Syncing);
+    assert!(c.waits_for(Step::Sync));
+    assert_eq!(c.on(Event::PeerLost).unwrap(), [Action::Run(Step::Undo)]);
+    assert!(!c.waits_for(Step::Sync), "the sync is abandoned");
+    assert!(!Step::Sync.is_cleanup() && Step::Undo.is_cleanup());
+    // Its late outcome changes nothing.
+    assert_eq!(c.on(Event::StepDone(Step::Sync)).unwrap(), []);
+    assert_eq!(c.state(), State::Failed);
 }

@@ -175,6 +175,22 @@ pub enum Step {
     Inspect,
 }
 
+impl Step {
+    /// A clean-up step may finish in any state and is never abandoned; a
+    /// progress step serves one attempt, and is abandoned with it.
+    pub fn is_cleanup(self) -> bool {
+        matches!(
+            self,
+            Step::LeaveColo
+                | Step::Undo
+                | Step::DestroySecondary
+                | Step::DestroyPrimary
+                | Step::Freeze
+                | Step::Thaw
+        )
+    }
+}
+
 /// Messages between the two hosts' coordinators (carried by the peer link).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PeerMsg {
@@ -205,6 +221,10 @@ pub enum PeerMsg {
     /// whether it runs the domain as the primary (then the asker's copy must go),
     /// `why` what it holds instead.
     PairDenied { runs: bool, why: String },
+    /// Secondary -> primary: COLO ended here while the primary's ftd answers;
+    /// check your copy now (its QEMU may have died). Changes no state: the
+    /// primary's domain task looks at its domain at once.
+    ColoEnded,
 }
 
 /// The arbiter's answer about a lost peer (`crate::arbiter` decides it from the
@@ -272,6 +292,10 @@ pub enum Event {
     Verdict(Verdict),
     /// Re-attach: what [`Step::Inspect`] found in QEMU.
     Found(Found),
+    /// QMP: a write of the replicated disk failed on this side (on the primary:
+    /// into the secondary's copy over NBD; on the secondary: into its own images,
+    /// e.g. a full overlay file system). The message says what and what to do.
+    DiskFailed(String),
 }
 
 /// What ftd found in QEMU for a domain running here when it (re)started.
@@ -311,6 +335,7 @@ pub enum EventKind {
     Verdict,
     PeerDaemonLost,
     Found,
+    DiskFailed,
 }
 
 impl Event {
@@ -331,6 +356,7 @@ impl Event {
             Event::Verdict(_) => EventKind::Verdict,
             Event::PeerDaemonLost => EventKind::PeerDaemonLost,
             Event::Found(_) => EventKind::Found,
+            Event::DiskFailed(_) => EventKind::DiskFailed,
         }
     }
 }

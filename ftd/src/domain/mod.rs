@@ -4,6 +4,7 @@
 //! run one at a time (their outcome comes back as an event), and a monitor polls
 //! COLO and libvirt for checkpoints, COLO exits and lifecycle changes.
 
+mod disk;
 mod fence;
 mod reattach;
 mod steps;
@@ -169,7 +170,10 @@ struct Task {
     slot: u16,
     coord: Coordinator,
     queue: VecDeque<Step>,
-    running: Option<StepFuture>,
+    /// The step running now, and its future.
+    running: Option<(Step, StepFuture)>,
+    /// Cancelled when the running step's attempt is given up.
+    stop: CancellationToken,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
     gen: u32,
@@ -220,6 +224,7 @@ pub fn spawn(
         coord,
         queue: VecDeque::new(),
         running: None,
+        stop: CancellationToken::new(),
         wiring: None,
         spec: None,
         gen: 0,
@@ -251,6 +256,7 @@ impl Task {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         tracing::info!(domain = %self.name, role = %self.coord.state().role(), state = %self.coord.state().name(), "domain task started");
         loop {
+            self.cut_abandoned_step().await;
             self.start_next_step();
             self.publish();
             // Commands and events first: a slow monitor tick (QMP waiting on a
@@ -262,7 +268,7 @@ impl Task {
                     None => break,
                     Some(cmd) => self.command(cmd).await,
                 },
-                out = async { self.running.as_mut().expect("guarded").await }, if self.running.is_some() => {
+                out = async { self.running.as_mut().expect("guarded").1.as_mut().await }, if self.running.is_some() => {
                     self.running = None;
                     if let Some(w) = out.wiring { self.wiring = Some(w); }
                     if let Some(g) = out.gen { self.gen = self.gen.max(g); }
@@ -288,7 +294,16 @@ impl Task {
 
     async fn command(&mut self, cmd: DomainCmd) {
         match cmd {
-            DomainCmd::Event(ev) => self.apply(ev),
+            DomainCmd::Event(ev) => {
+                // The secondary's COLO ended: is this copy still alive? Look now
+                // rather than at the next tick (its death hands the domain over).
+                let look = matches!(ev, Event::Peer(crate::coordinator::PeerMsg::ColoEnded));
+                self.apply(ev);
+                if look {
+                    self.look_at_copy().await;
+                    self.monitor().await;
+                }
+            }
             DomainCmd::User(ev, settings, reply) => {
                 // The link may be up before its Up event reached this task.
                 if self.ctx.peer.is_up() && !self.coord.peer_up() {
@@ -451,6 +466,29 @@ impl Task {
         }
     }
 
+    /// A protection attempt given up while its step runs (the peer was lost
+    /// while the disk synced, say): the step sends no further command (opening
+    /// the NBD connection to a dead peer would block QEMU, guest included, until
+    /// TCP gives up: 40 s seen in the fault matrix), and every connection to the
+    /// peer is cut at once ([`crate::colo::plan::cut_peer`]), so that the step
+    /// ends now and the clean-up queued behind it runs.
+    async fn cut_abandoned_step(&mut self) {
+        let Some((st, _)) = &self.running else { return };
+        let st = *st;
+        if self.stop.is_cancelled() || !matches!(st, Step::Sync | Step::StartColo) {
+            return;
+        }
+        if self.coord.waits_for(st) {
+            return;
+        }
+        self.stop.cancel();
+        tracing::warn!(domain = %self.name, step = ?st, "attempt abandoned: cutting the connections to the peer");
+        let cut = crate::colo::plan::cut_peer();
+        if let Err(e) = crate::runner::run(&self.ctx.lv, &self.name, &cut).await {
+            tracing::warn!(domain = %self.name, error = %e, "cutting the connections to the peer");
+        }
+    }
+
     fn start_next_step(&mut self) {
         if self.running.is_some() {
             return;
@@ -462,6 +500,7 @@ impl Task {
             self.gen += 1;
         }
         tracing::info!(domain = %self.name, ?step, "step started");
+        self.stop = CancellationToken::new();
         let fut = steps::run(
             step,
             self.name.clone(),
@@ -470,8 +509,9 @@ impl Task {
             self.gen,
             self.wiring.clone(),
             self.spec.clone(),
+            self.stop.clone(),
         );
-        self.running = Some(Box::pin(fut));
+        self.running = Some((step, Box::pin(fut)));
     }
 
     /// QEMU monitor events: in COLO every checkpoint pauses and resumes the guest
@@ -508,8 +548,41 @@ impl Task {
             }
             "QUORUM_REPORT_BAD" | "QUORUM_FAILURE" | "BLOCK_IO_ERROR" => {
                 tracing::warn!(domain = %self.name, event = %ev.event, details = %ev.details, "disk replication reports a problem");
+                let here = disk::Here {
+                    host: &self.ctx.host,
+                    peer: self.ctx.peer.peer_host(),
+                    overlay_dir: &self.ctx.overlay_dir,
+                };
+                if let Some(why) = disk::failure(st, &ev.event, &ev.details, here) {
+                    tracing::error!(domain = %self.name, reason = %why, "the replicated disk failed");
+                    self.apply(Event::DiskFailed(why));
+                }
             }
             _ => tracing::debug!(domain = %self.name, event = %ev.event, "QMP event"),
+        }
+    }
+
+    /// The secondary's COLO ended: is this host's copy dead? libvirt reports a
+    /// killed QEMU as shut off only once it cleaned up (about 2 s after a
+    /// SIGKILL), but a monitor command fails at once, saying the monitor closed.
+    async fn look_at_copy(&mut self) {
+        let st = self.coord.state();
+        if !st.runs_primary_here()
+            || st == State::SwitchingOver
+            || self.running.is_some()
+            || !self.queue.is_empty()
+        {
+            return;
+        }
+        let q = json!({"execute": "query-status"});
+        if let Err(e @ crate::libvirt::LibvirtError::MonitorGone { .. }) = self
+            .ctx
+            .lv
+            .qmp(&self.name, &q, Duration::from_secs(2))
+            .await
+        {
+            tracing::warn!(domain = %self.name, error = %e, "this host's copy is gone");
+            self.apply(Event::DomainStopped);
         }
     }
 

@@ -15,7 +15,11 @@ use crate::sockets;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
+/// `stop` is cancelled when the attempt the step serves is given up: Sync and
+/// StartColo then send no further command (their plans end at the next op).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     step: Step,
     name: String,
@@ -24,6 +28,7 @@ pub(crate) async fn run(
     gen: u32,
     wiring: Option<Wiring>,
     spec: Option<SecondarySpec>,
+    stop: CancellationToken,
 ) -> StepOut {
     let t0 = std::time::Instant::now();
     let mut out = StepOut {
@@ -33,11 +38,18 @@ pub(crate) async fn run(
         gen: None,
     };
     let r: Result<(), String> = match step {
-        Step::Sync => sync(&name, &ctx, slot, gen)
-            .await
-            .map(|w| out.wiring = Some(w)),
+        Step::Sync => {
+            // The wiring comes back even when the sync fails after the pivot:
+            // the Undo that follows needs to know what it added.
+            let (w, r) = sync(&name, &ctx, slot, gen, &stop).await;
+            out.wiring = w;
+            r
+        }
         Step::StartColo => match &wiring {
-            Some(w) => plan_run(&ctx, &name, &plan::start_colo(w)).await,
+            Some(w) => match probe_nbd(w).await {
+                Ok(()) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
+                Err(e) => Err(e),
+            },
             None => Err("no wiring: the disk sync did not run".into()),
         },
         Step::LeaveColo => match &wiring {
@@ -81,6 +93,18 @@ pub(crate) async fn run(
         out.event = Event::StepFailed(step, e);
     }
     out
+}
+
+async fn plan_run_until(
+    ctx: &HostCtx,
+    name: &str,
+    p: &[plan::Op],
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    runner::run_until(&ctx.lv, name, p, stop)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
@@ -131,13 +155,31 @@ async fn layout(ctx: &HostCtx, name: &str) -> Result<(String, DomainLayout), Str
 }
 
 /// Primary: pivot the disk under a fresh quorum, point the persistent definition
-/// at the new image, then mirror everything into the secondary's export.
-async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, String> {
+/// at the new image, then mirror everything into the secondary's export. The
+/// wiring comes back whenever it was made, even if a later part failed.
+async fn sync(
+    name: &str,
+    ctx: &HostCtx,
+    slot: u16,
+    gen: u32,
+    stop: &CancellationToken,
+) -> (Option<Wiring>, Result<(), String>) {
+    let w = match wire(name, ctx, slot, gen).await {
+        Ok(w) => w,
+        Err(e) => return (None, Err(e)),
+    };
+    let r = pivot_and_mirror(name, ctx, &w, stop).await;
+    (Some(w), r)
+}
+
+/// What the sync and the plans after it work with; the new base image created.
+async fn wire(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, String> {
     let (_, l) = layout(ctx, name).await?;
     let disk = &l.disks[0];
     let (node, size) = inspect::disk_node(&ctx.lv, name, disk)
         .await
         .map_err(|e| e.to_string())?;
+    let gen = plan::next_gen(&node, gen);
     let dir = disk
         .source
         .parent()
@@ -145,10 +187,10 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
     let base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
     qemu_img_create(&base_image, size).await?;
-    let w = Wiring {
+    Ok(Wiring {
         device_node: node,
         gen,
-        base_image: base_image.clone(),
+        base_image,
         netdev: l.nics[0].netdev_id().unwrap_or_else(|| "hostnet0".into()),
         primary_addr: ctx.rep_addr.clone(),
         secondary_addr: ctx.peer_rep_addr.clone(),
@@ -156,13 +198,25 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         checkpoint_ms: ctx.checkpoint_ms,
         compare_timeout_ms: ctx.compare_timeout_ms,
         sync_timeout: ctx.sync_timeout,
-    };
-    plan_run(ctx, name, &plan::pivot(&w))
+    })
+}
+
+/// Pivot the disk under the new quorum, point the definition at the new image,
+/// then mirror everything into the secondary's export.
+async fn pivot_and_mirror(
+    name: &str,
+    ctx: &HostCtx,
+    w: &Wiring,
+    stop: &CancellationToken,
+) -> Result<(), String> {
+    let (node, base_image) = (&w.device_node, &w.base_image);
+    let dir = base_image.parent().unwrap_or(Path::new("/"));
+    plan_run_until(ctx, name, &plan::pivot(w), stop)
         .await
         .map_err(|e| format!("moving the disk under a quorum: {e}"))?;
     // The next boot must use the image the guest now writes to.
     match ctx.lv.xml(name, true).await {
-        Ok(inactive) => match takeover_definition(&inactive, &base_image) {
+        Ok(inactive) => match takeover_definition(&inactive, base_image) {
             Ok(x) => {
                 if let Err(e) = ctx.lv.define(&x).await {
                     tracing::warn!(domain = name, error = %e, "could not point the definition at the new image");
@@ -172,8 +226,71 @@ async fn sync(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         },
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
-    plan_run(ctx, name, &plan::sync(&w)).await?;
-    Ok(w)
+    remove_old_base(ctx, name, node, dir).await;
+    probe_nbd(w).await?;
+    plan_run_until(ctx, name, &plan::sync(w), stop).await
+}
+
+/// How long the peer's NBD export may take to accept a connection.
+const NBD_PROBE: Duration = Duration::from_millis(1000);
+
+/// QEMU opens an NBD connection (drive-mirror's target, the replication node)
+/// in its main loop, blocking: to a peer that just died, that freezes the guest
+/// and every QMP command until TCP gives up (over a minute, seen in the fault
+/// matrix, before ftd's heartbeat had even noticed the peer gone). So ftd first
+/// connects itself, with a short time-out; only a peer that answers now is
+/// handed to QEMU. (QEMU's NBD server drops the probe's half-open session.)
+async fn probe_nbd(w: &Wiring) -> Result<(), String> {
+    let addr = format!("{}:{}", w.secondary_addr, w.ports.nbd);
+    match tokio::time::timeout(NBD_PROBE, tokio::net::TcpStream::connect(&addr)).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!(
+            "the secondary's NBD export at {addr} refuses connections: {e}"
+        )),
+        Err(_) => Err(format!(
+            "the secondary's NBD export at {addr} did not answer within {NBD_PROBE:?} (is the peer host up?)"
+        )),
+    }
+}
+
+/// After a pivot away from an earlier protection's quorum (`old_node`): that
+/// protection's base image, which nothing uses once QEMU dropped its node (the
+/// pivot plan did). Kept if the node is still there.
+async fn remove_old_base(ctx: &HostCtx, name: &str, old_node: &str, dir: &Path) {
+    let Some(old) = old_node.strip_prefix("ftvirt-quorum") else {
+        return;
+    };
+    let node = format!("ftvirt-base{old}");
+    let nodes = ctx
+        .lv
+        .qmp(
+            name,
+            &json!({"execute": "query-named-block-nodes"}),
+            QMP_DEADLINE,
+        )
+        .await;
+    let still_there = match &nodes {
+        Ok(v) => v
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["node-name"] == node.as_str()),
+        Err(_) => true,
+    };
+    let file = dir.join(format!("{name}.ftvirt{old}.qcow2"));
+    if still_there {
+        tracing::warn!(domain = name, %node, file = %file.display(), "the earlier protection's base image is still in use; kept");
+        return;
+    }
+    match tokio::fs::remove_file(&file).await {
+        Ok(()) => {
+            tracing::info!(domain = name, file = %file.display(), "removed the earlier protection's base image")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(domain = name, file = %file.display(), error = %e, "could not remove the earlier protection's base image")
+        }
+    }
 }
 
 /// Primary: what the secondary's host needs (asked by the peer).

@@ -30,6 +30,7 @@ pub mod ftd;
 pub mod guest;
 pub mod host;
 pub mod netns;
+pub mod orphans;
 mod partition;
 pub mod reaper;
 pub mod writer;
@@ -103,6 +104,7 @@ impl Lab {
     pub fn start(cfg: LabConfig) -> Result<Lab> {
         let t0 = Instant::now();
         validate(&cfg)?;
+        orphans::adopt();
         let artifacts = Artifacts::load()?;
         let qemu = artifacts.qemu()?;
         let accel = accel::choose(&artifacts, &qemu)?;

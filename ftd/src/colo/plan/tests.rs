@@ -207,14 +207,28 @@ fn leave_colo_yanks_every_peer_connection_before_touching_the_graph() {
 fn undo_resumes_first_and_cancels_jobs() {
     let u = undo(&wiring());
     assert_eq!(
-        commands(&u)[..4],
+        commands(&u)[..5],
         [
             "cont",
+            "yank NBD",
             "block-job-cancel",
             "block-job-cancel",
             "migrate_cancel"
         ]
     );
+}
+
+#[test]
+fn cutting_a_lost_peer_yanks_every_connection_to_it() {
+    let c = cut_peer();
+    assert_eq!(commands(&c), ["yank NBD", "yank", "yank", "yank"]);
+    assert_eq!(
+        cmd(&c, 3)["arguments"],
+        json!({"instances": [{"type": "migration"}]})
+    );
+    assert!(c[1..]
+        .iter()
+        .all(|op| matches!(op, Op::Qmp { tolerate: true, .. })));
 }
 
 #[test]
@@ -231,6 +245,10 @@ fn take_over_only_insists_on_the_failover_itself() {
             "chardev-remove",
             "announce-self"
         ]
+    );
+    assert_eq!(
+        cmd(&t, 6)["arguments"],
+        json!({"initial": 1, "max": 100, "rounds": 5, "step": 100})
     );
     for (i, op) in t.iter().enumerate() {
         let Op::Qmp { tolerate, .. } = op else {
@@ -258,4 +276,39 @@ fn ports_of_different_slots_never_collide() {
     d.sort_unstable();
     d.dedup();
     assert_eq!(d.len(), all.len());
+}
+
+#[test]
+fn pivot_of_a_disk_protected_before_drops_the_old_quorum_and_base() {
+    let w = Wiring {
+        device_node: "ftvirt-quorum1".into(),
+        gen: 2,
+        ..wiring()
+    };
+    let p = pivot(&w);
+    let n = p.len();
+    assert_eq!(commands(&p)[n - 2..], ["blockdev-del", "blockdev-del"]);
+    assert_eq!(
+        cmd(&p, n - 2)["arguments"],
+        json!({"node-name": "ftvirt-quorum1"})
+    );
+    assert_eq!(
+        cmd(&p, n - 1)["arguments"],
+        json!({"node-name": "ftvirt-base1"})
+    );
+    assert!(matches!(p[n - 1], Op::Qmp { tolerate: true, .. }));
+    // A disk under libvirt's own nodes has nothing of ftd's to drop.
+    assert!(!commands(&pivot(&wiring())).contains(&"blockdev-del".to_string()));
+}
+
+#[test]
+fn a_new_generation_never_reuses_the_current_node_names() {
+    assert_eq!(next_gen("libvirt-1-format", 1), 1);
+    assert_eq!(next_gen("ftvirt-quorum1", 2), 2);
+    assert_eq!(
+        next_gen("ftvirt-quorum3", 1),
+        4,
+        "ftd restarted under a protected disk"
+    );
+    assert_eq!(next_gen("ftvirt-quorumx", 1), 1);
 }

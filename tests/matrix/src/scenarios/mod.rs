@@ -1,0 +1,118 @@
+//! The matrix: every scenario, in the order they run. A scenario is a name, one
+//! line on what must hold, whether it is long, and how it runs: most are a body
+//! (one function in a module here) on a lab made as a [`Setup`] says; the runner
+//! ([`crate::run`]) does everything around it. To add one: write its body, add
+//! its line below.
+
+mod checkpoint;
+mod cycles;
+mod disk_full;
+mod domains;
+mod kills;
+mod libvirtd;
+mod sync;
+
+use crate::world::Setup;
+use crate::{Kind, Scenario};
+
+const fn lab(
+    name: &'static str,
+    about: &'static str,
+    long: bool,
+    setup: Setup,
+    body: crate::Body,
+) -> Scenario {
+    Scenario {
+        name,
+        about,
+        long,
+        kind: Kind::Lab { setup, body },
+    }
+}
+
+pub static SCENARIOS: &[Scenario] = &[
+    lab(
+        "primary-qemu-kill",
+        "SIGKILL of the primary's QEMU: b takes over, the client's connection and every write survive, b re-protects onto a",
+        false,
+        Setup::STANDARD,
+        kills::primary_qemu,
+    ),
+    lab(
+        "primary-host-kill",
+        "power cut of the primary's host: b takes over by itself, nothing lost, same connection",
+        false,
+        Setup::STANDARD,
+        kills::primary_host,
+    ),
+    lab(
+        "secondary-qemu-kill",
+        "SIGKILL of the secondary's QEMU: the primary leaves COLO and runs on, nothing lost",
+        false,
+        Setup::STANDARD,
+        kills::secondary_qemu,
+    ),
+    lab(
+        "secondary-host-kill",
+        "power cut of the secondary's host: the primary runs on alone, nothing lost",
+        false,
+        Setup::STANDARD,
+        kills::secondary_host,
+    ),
+    lab(
+        "libvirtd-restart",
+        "libvirtd restarted on the primary's host, then on the secondary's, while protected: checkpoints go on",
+        false,
+        Setup::STANDARD,
+        libvirtd::restart_both,
+    ),
+    lab(
+        "secondary-kill-mid-sync",
+        "the secondary's host killed during the initial disk sync: the primary runs on, protection fails clearly and resumes when b is back",
+        false,
+        Setup::UNPROTECTED,
+        sync::secondary_host,
+    ),
+    lab(
+        "primary-kill-mid-sync",
+        "the primary's host killed during the initial disk sync: b drops its partial copy (no takeover from it), a's disk holds every acknowledged write",
+        false,
+        Setup::UNPROTECTED,
+        sync::primary_host,
+    ),
+    lab(
+        "primary-kill-mid-checkpoint",
+        "the primary's host killed while a checkpoint is under way (between QEMU's STOP and RESUME): b takes over from the last complete one",
+        false,
+        Setup::STANDARD,
+        checkpoint::primary_host,
+    ),
+    lab(
+        "secondary-kill-mid-checkpoint",
+        "the secondary's host killed while a checkpoint is under way: the paused primary resumes and runs on",
+        false,
+        Setup::STANDARD,
+        checkpoint::secondary_host,
+    ),
+    lab(
+        "disk-full",
+        "the secondary's overlay disk fills up: the primary runs on, ftd names the cause and the fix, nothing lost",
+        false,
+        disk_full::SETUP,
+        disk_full::fill,
+    ),
+    lab(
+        "ten-cycles",
+        "ten failovers in a row (the primary's QEMU killed, re-protect, back): nothing lost or leaked, ftd's fds and memory flat",
+        true,
+        Setup::STANDARD,
+        cycles::ten,
+    ),
+    lab(
+        "three-domains",
+        "three protected domains on the same pair, the primary's host killed: all three survive",
+        true,
+        domains::SETUP,
+        domains::three,
+    ),
+];
