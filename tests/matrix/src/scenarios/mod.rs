@@ -8,12 +8,26 @@ mod checkpoint;
 mod cycles;
 mod disk_full;
 mod domains;
+mod external;
 mod kills;
 mod libvirtd;
 mod sync;
 
 use crate::world::Setup;
 use crate::{Kind, Scenario};
+
+const fn custom(
+    name: &'static str,
+    about: &'static str,
+    f: fn(&crate::Opts) -> crate::Row,
+) -> Scenario {
+    Scenario {
+        name,
+        about,
+        long: true,
+        kind: Kind::Custom(f),
+    }
+}
 
 const fn lab(
     name: &'static str,
@@ -114,5 +128,20 @@ pub static SCENARIOS: &[Scenario] = &[
         true,
         domains::SETUP,
         domains::three,
+    ),
+    custom(
+        "partitions",
+        "the replication link cut (the primary's, the secondary's, only the path between them) with the corosync arbiter: one copy serves, nothing lost, the loser rejoins (ftd/tests/partition_lab.rs)",
+        external::partitions,
+    ),
+    custom(
+        "ftd-restarts",
+        "ftd SIGKILLed on either host while protected: COLO goes on, the restarted ftd re-attaches; a host killed after its ftd still fails over (ftd/tests/ftd_restart.rs)",
+        external::ftd_restarts,
+    ),
+    custom(
+        "fuzz",
+        "the fuzz targets (annotation, config, QMP, peer frames), 60 s each: no crash (cargo xtask fuzz)",
+        external::fuzz,
     ),
 ];
