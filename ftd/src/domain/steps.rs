@@ -390,9 +390,28 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     Ok(spec)
 }
 
-/// Secondary: destroy the secondary and remove its images.
+/// Secondary: destroy the secondary and remove its images. A secondary whose
+/// QEMU just died may still be running in libvirt's eyes while libvirt cleans
+/// up (its destroy then fails): the images go once libvirt says it is gone.
 async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
-    ctx.lv.destroy(name).await.map_err(|e| e.to_string())?;
+    let destroyed = ctx.lv.destroy(name).await;
+    let t0 = std::time::Instant::now();
+    loop {
+        match ctx.lv.state(name).await {
+            Ok(crate::libvirt::DomState::ShutOff)
+            | Err(crate::libvirt::LibvirtError::NoDomain(_)) => break,
+            _ if t0.elapsed() > Duration::from_secs(20) => {
+                return Err(match destroyed {
+                    Err(e) => e.to_string(),
+                    Ok(()) => format!("the secondary of {name} still runs 20 s after its destroy"),
+                })
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    if let Err(e) = &destroyed {
+        tracing::info!(domain = name, error = %e, "the secondary went away by itself");
+    }
     let dir = ctx.overlay_dir.join(name).join("secondary");
     match tokio::fs::remove_dir_all(&dir).await {
         Ok(()) => Ok(()),
