@@ -735,52 +735,7 @@ impl Coordinator {
             (_, E::PeerDaemonLost) => self.step(E::PeerLost),
 
             // ---------------------------------------------------------------- disk replication
-            // The secondary's copy missed a write (the primary saw its NBD write
-            // fail): it is no copy to fail over to. Release it first (its COLO
-            // ends when this side leaves), then run alone.
-            (S::Protected, E::DiskFailed(e)) => {
-                self.last_failover = Some(format!("replication to the secondary failed: {e}"));
-                self.last_error = Some(e);
-                self.go(
-                    S::Degraded,
-                    vec![
-                        Action::Send(PeerMsg::ReleaseSecondary),
-                        Action::Run(Step::LeaveColo),
-                    ],
-                )
-            }
-            (S::Starting, E::DiskFailed(e)) => self.fail(
-                format!("replication to the secondary failed: {e}"),
-                vec![
-                    Action::Send(PeerMsg::ReleaseSecondary),
-                    Action::Run(Step::Undo),
-                ],
-            ),
-            // This host cannot keep the secondary's copy: drop it, tell the primary.
-            (S::SecondaryPreparing | S::Secondary, E::DiskFailed(e)) => {
-                self.last_error = Some(e.clone());
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroySecondary),
-                        Action::Send(PeerMsg::SecondaryFailed(e)),
-                    ],
-                )
-            }
-            (
-                S::Unprotected
-                | S::Preparing
-                | S::Syncing
-                | S::Degraded
-                | S::SwitchingOver
-                | S::Disabling
-                | S::Failed
-                | S::Standby
-                | S::TakingOver
-                | S::Stopped
-                | S::Reattaching,
-                E::DiskFailed(_),
-            ) => self.stay(),
+            (_, E::DiskFailed(e)) => self.disk_failed(e),
 
             // ---------------------------------------------------------------- COLO exits elsewhere
             (

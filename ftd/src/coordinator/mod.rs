@@ -54,6 +54,7 @@
 //! ```
 
 mod arbitration;
+mod disk;
 mod machine;
 mod reattach;
 mod types;
