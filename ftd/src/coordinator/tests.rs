@@ -637,3 +637,16 @@ fn a_lost_peer_abandons_the_running_sync_for_the_undo() {
     assert_eq!(c.on(Event::StepDone(Step::Sync)).unwrap(), []);
     assert_eq!(c.state(), State::Failed);
 }
+
+#[test]
+fn a_colo_exit_counts_only_in_the_mode_this_host_runs() {
+    use State as S;
+    // A fenced primary rejoining as secondary: its old QEMU's exit (mode primary)
+    // must not end the new secondary.
+    assert_eq!(S::SecondaryPreparing.colo_mode_here(), "secondary");
+    assert_eq!(S::Secondary.colo_mode_here(), "secondary");
+    assert_eq!(S::TakingOver.colo_mode_here(), "secondary");
+    for s in [S::Starting, S::Protected, S::Preparing, S::Degraded] {
+        assert_eq!(s.colo_mode_here(), "primary", "{s:?}");
+    }
+}

@@ -128,6 +128,16 @@ impl State {
     }
 
     /// Does this host hold (or build) the secondary copy?
+    /// The COLO mode (QAPI `COLOMode`) this host's QEMU has in this state, as
+    /// `COLO_EXIT` reports it: an exit in the other mode is a previous copy's.
+    pub fn colo_mode_here(self) -> &'static str {
+        if self.holds_secondary() {
+            "secondary"
+        } else {
+            "primary"
+        }
+    }
+
     pub fn holds_secondary(self) -> bool {
         matches!(
             self,

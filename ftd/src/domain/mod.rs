@@ -535,7 +535,17 @@ impl Task {
                     .as_str()
                     .unwrap_or("unknown")
                     .to_string();
-                tracing::info!(domain = %self.name, %reason, mode = %ev.details["mode"], "COLO exited");
+                let mode = ev.details["mode"].as_str().unwrap_or("unknown");
+                tracing::info!(domain = %self.name, %reason, mode, "COLO exited");
+                // A copy this host no longer runs can still speak: a fenced
+                // primary's QEMU, while libvirt destroys it, sees its COLO
+                // connections reset once the network heals, and says so after
+                // this host already took the secondary's part.
+                let expected = st.colo_mode_here();
+                if mode != expected {
+                    tracing::info!(domain = %self.name, mode, expected, "COLO_EXIT of a copy in another role ignored (a previous QEMU)");
+                    return;
+                }
                 if matches!(
                     st,
                     State::Protected

@@ -48,6 +48,21 @@ pub fn log_tail(lab: &Lab, name: &str, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// The tails of the other hosts' ftd logs (a failure often starts on the peer).
+fn other_logs(lab: &Lab, host: &str) -> String {
+    lab.hosts()
+        .iter()
+        .filter(|h| h.name != host && h.ftd_log().exists())
+        .map(|h| {
+            format!(
+                "\nhost {}'s ftd log:\n{}",
+                h.name,
+                log_tail(lab, &h.name, 25)
+            )
+        })
+        .collect()
+}
+
 /// Poll host `host`'s status of `domain` until it is `want`; panics after
 /// `timeout` with the last status and the tail of the host's ftd log.
 pub async fn wait_state(
@@ -70,8 +85,9 @@ pub async fn wait_state(
         }
         assert!(
             t0.elapsed() < timeout,
-            "host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}",
-            log_tail(lab, host, 25)
+            "host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}{}",
+            log_tail(lab, host, 25),
+            other_logs(lab, host)
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
