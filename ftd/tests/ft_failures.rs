@@ -60,7 +60,7 @@ async fn unreachable_peer_fails_clearly_then_protects_when_it_returns() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn secondary_that_cannot_be_created_fails_protection_and_leaves_nothing() {
+async fn secondary_that_cannot_be_created_fails_protection_leaves_nothing_and_is_retried() {
     let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
     let g = lab
         .boot_guest("a", &GuestSpec::standard("g", 0))
@@ -114,11 +114,24 @@ async fn secondary_that_cannot_be_created_fails_protection_and_leaves_nothing() 
         client(&lab, "b").await.status("g").await.unwrap().state,
         "standby"
     );
+
+    // ftd tries again by itself; once the cause is fixed, the retry protects.
+    assert!(
+        s.last_error.contains("attempt 1; ftd tries again in 10s"),
+        "the retry is announced: {s:?}"
+    );
+    std::fs::remove_file(&blocker).unwrap();
+    std::fs::create_dir(&blocker).unwrap();
+    let t = std::time::Instant::now();
+    wait_state(&lab, "a", "g", "protected", LONG).await;
+    eprintln!("protected by the retry {:?} after the fix", t.elapsed());
+    c.put(3, "protected").unwrap();
+    assert_eq!(c.last().unwrap(), 3);
     lab.shutdown().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn secondary_dying_mid_protection_fails_it_and_leaves_nothing() {
+async fn secondary_dying_mid_protection_fails_it_leaves_nothing_and_the_retry_protects() {
     let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
     let g = lab
         .boot_guest("a", &GuestSpec::standard("g", 0))
@@ -181,5 +194,9 @@ async fn secondary_dying_mid_protection_fails_it_and_leaves_nothing() {
     }
     assert_primary_clean(&lab, "g");
     assert!(lab.host("b").unwrap().domains(false).unwrap().is_empty());
+    // b is fine again: ftd's own retry protects the domain.
+    wait_state(&lab, "a", "g", "protected", LONG).await;
+    c.put(2, "protected again").unwrap();
+    assert_eq!(c.last().unwrap(), 2);
     lab.shutdown().unwrap();
 }

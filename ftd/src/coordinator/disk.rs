@@ -26,7 +26,7 @@ impl Coordinator {
                     ],
                 )
             }
-            S::Starting => self.fail(
+            S::Starting => self.fail_attempt(
                 format!("replication to the secondary failed: {e}"),
                 vec![
                     Action::Send(PeerMsg::ReleaseSecondary),

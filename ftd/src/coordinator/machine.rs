@@ -45,8 +45,10 @@ pub struct InvalidTransition {
 #[derive(Debug, Clone)]
 pub struct Coordinator {
     pub(super) state: State,
-    settings: Settings,
+    pub(super) settings: Settings,
     pub(super) wanted: bool,
+    /// Consecutive failed protection attempts (see `retry.rs`).
+    pub(super) attempts: u32,
     pub(super) peer_up: bool,
     planned: bool,
     /// The guest was paused by [`Step::Freeze`] while arbitrating.
@@ -79,6 +81,7 @@ impl Coordinator {
             state,
             settings,
             wanted: false,
+            attempts: 0,
             peer_up: false,
             planned: false,
             frozen: false,
@@ -232,6 +235,10 @@ impl Coordinator {
             E::PeerDaemonLost => self.peer_up = false,
             _ => {}
         }
+        // A retry timer, answered in every state (it acts only in `Failed`).
+        if let E::Retry(n) = ev {
+            return self.retry(n);
+        }
         // The pair check after a re-attach, answered in every state.
         match ev {
             E::Peer(PeerMsg::CheckPair { primary }) => return self.check_pair(primary),
@@ -350,7 +357,7 @@ impl Coordinator {
                 self.go(S::Syncing, vec![Action::Run(Step::Sync)])
             }
             (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::SecondaryFailed(e))) => self
-                .fail(
+                .fail_attempt(
                     format!("protection failed on the peer: {e}"),
                     vec![Action::Run(Step::Undo)],
                 ),
@@ -371,7 +378,7 @@ impl Coordinator {
             (S::Syncing, E::StepDone(Step::Sync)) => {
                 self.go(S::Starting, vec![Action::Run(Step::StartColo)])
             }
-            (S::Syncing, E::StepFailed(Step::Sync, e)) => self.fail(
+            (S::Syncing, E::StepFailed(Step::Sync, e)) => self.fail_attempt(
                 format!("disk sync to the secondary failed: {e}"),
                 vec![
                     Action::Run(Step::Undo),
@@ -381,16 +388,17 @@ impl Coordinator {
 
             // ---------------------------------------------------------------- Starting
             (S::Starting, E::StepDone(Step::StartColo)) => {
+                self.attempts = 0;
                 self.go(S::Protected, vec![Action::Send(PeerMsg::PrimaryProtected)])
             }
-            (S::Starting, E::StepFailed(Step::StartColo, e)) => self.fail(
+            (S::Starting, E::StepFailed(Step::StartColo, e)) => self.fail_attempt(
                 format!("starting COLO failed: {e}"),
                 vec![
                     Action::Run(Step::Undo),
                     Action::Send(PeerMsg::ReleaseSecondary),
                 ],
             ),
-            (S::Starting, E::ColoExited(r)) => self.fail(
+            (S::Starting, E::ColoExited(r)) => self.fail_attempt(
                 format!("COLO exited while starting ({r})"),
                 vec![
                     Action::Run(Step::Undo),
@@ -443,10 +451,12 @@ impl Coordinator {
             // ---------------------------------------------------------------- Degraded
             (S::Degraded | S::Failed, E::Enable) => {
                 self.wanted = true;
+                self.attempts = 0;
                 self.protect()
             }
             (S::Degraded | S::Failed, E::Disable) => {
                 self.wanted = false;
+                self.attempts = 0;
                 self.go(S::Unprotected, Vec::new())
             }
             (S::Degraded, ev @ E::SwitchOver) => {
@@ -804,6 +814,8 @@ impl Coordinator {
                 self.invalid(&ev, "no such step was started in this state")
             }
             (S::Stopped, ev @ E::SwitchOver) => self.invalid(&ev, "the domain is shut off"),
+            // Answered before the transition table (see `retry.rs`).
+            (_, E::Retry(n)) => self.retry(n),
         }
     }
 

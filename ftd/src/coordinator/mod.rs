@@ -19,6 +19,7 @@
 //! Protected --DomainStopped (this copy died)--> Stopped, sends StandingBy: the
 //!   secondary takes over and protects onto this host
 //! any step failing while protecting --> Failed (runs Undo; the primary keeps running)
+//! Failed --Retry (a timer, backing off; see `retry.rs`) | PeerUp | Enable--> Preparing ...
 //! ```
 //!
 //! On the peer (the *secondary*):
@@ -57,6 +58,7 @@ mod arbitration;
 mod disk;
 mod machine;
 mod reattach;
+mod retry;
 mod types;
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! The coordinator's specification as tables and scenarios.
 //!
-//! `every_state_x_event` pins the next state (or rejection) of all 18 states x 59
+//! `every_state_x_event` pins the next state (or rejection) of all 18 states x 60
 //! events (every event kind, every peer message, every step's done/failed, every
-//! re-attach finding, every verdict). The context is: protection wanted, peer
+//! re-attach finding, every verdict, a retry timer). The context is: protection wanted, peer
 //! reachable, auto re-protect on, not re-attached, no arbiter;
 //! `with_an_arbiter_only_a_lost_peer_changes` lists what an arbiter changes.
 //! The scenarios run two coordinators against each other through a message pump.
@@ -105,6 +105,7 @@ fn events() -> Vec<Event> {
         .map(Event::Found),
     );
     v.extend(Verdict::ALL.map(Event::Verdict));
+    v.push(Event::Retry(1));
     v
 }
 
@@ -116,80 +117,80 @@ fn events() -> Vec<Event> {
 /// DestroyPrimary CreateSecondary DestroySecondary TakeOver Freeze Thaw Inspect) |
 /// Checkpoint ColoExited DomainStarted DomainStopped DiskFailed | Found ColoPrimary
 /// ColoSecondary Plain Leftovers StaleSecondary Unreadable | Verdict Stop Proceed
-/// Lost PeerAlive. `-` = rejected. No arbiter configured (see
+/// Lost PeerAlive | Retry (of the last failed attempt). `-` = rejected. No arbiter configured (see
 /// `with_an_arbiter_only_a_lost_peer_changes`).
 const TABLE: [(State, &str); 18] = [
     (
         State::Unprotected,
-        "PU-PUU -------PUUUUUU UUUUUUUUUUUU UUUUUUUUUUUU -U-OU ------ UUUU",
+        "PU-PUU -------PUUUUUU UUUUUUUUUUUU UUUUUUUUUUUU -U-OU ------ UUUU U",
     ),
     (
         State::Preparing,
-        "-X-PFF -YF----PPPPPPP --PP-P-P-PP- --PP-P-P-PP- -P-OP ------ PPPP",
+        "-X-PFF -YF----PPPPPPP --PP-P-P-PP- --PP-P-P-PP- -P-OP ------ PPPP P",
     ),
     (
         State::Syncing,
-        "-X-YFF --F----YYYYYYY T-YY-Y-Y-YY- F-YY-Y-Y-YY- -Y-OY ------ YYYY",
+        "-X-YFF --F----YYYYYYY T-YY-Y-Y-YY- F-YY-Y-Y-YY- -Y-OY ------ YYYY Y",
     ),
     (
         State::Starting,
-        "-X-TFF --F----TTTTTTT -RTT-T-T-TT- -FTT-T-T-TT- TF-OF ------ TTTT",
+        "-X-TFF --F----TTTTTTT -RTT-T-T-TT- -FTT-T-T-TT- TF-OF ------ TTTT T",
     ),
     (
         State::Protected,
-        "-XWRDR --D----RRRRSPR --RR-R-R-RR- --RR-R-R-RR- RD-OD ------ RRRR",
+        "-XWRDR --D----RRRRSPR --RR-R-R-RR- --RR-R-R-RR- RD-OD ------ RRRR R",
     ),
     (
         State::Degraded,
-        "PU-PDD -DD----PDDDDDD DDDDDDDDDDDD DDDDDDDDDDDD -D-OD ------ DDDD",
+        "PU-PDD -DD----PDDDDDD DDDDDDDDDDDD DDDDDDDDDDDD -D-OD ------ DDDD D",
     ),
     (
         State::SwitchingOver,
-        "--WWDD --D---W-WWWWWW --WWWS-W-WW- --WWRS-W-WW- WW-WW ------ WWWW",
+        "--WWDD --D---W-WWWWWW --WWWS-W-WW- --WWRS-W-WW- WW-WW ------ WWWW W",
     ),
     (
         State::Disabling,
-        "-X-XXX -XX----XXXXXXX XXUUXXXXXXXX XXUUXXXXXXXX XX-OX ------ XXXX",
+        "-X-XXX -XX----XXXXXXX XXUUXXXXXXXX XXUUXXXXXXXX XX-OX ------ XXXX X",
     ),
     (
         State::Failed,
-        "PU-PFF -FF----PFFFFFF FFFFFFFFFFFF FFFFFFFFFFFF -F-OF ------ FFFF",
+        "PU-PFF -FF----PFFFFFF FFFFFFFFFFFF FFFFFFFFFFFF -F-OF ------ FFFF P",
     ),
     (
         State::Standby,
-        "-S-SSS Q-S-S--SSSSSSS SSSSSSSSSSSS SSSSSSSSSSSS -SPSS ------ SSSS",
+        "-S-SSS Q-S-S--SSSSSSS SSSSSSSSSSSS SSSSSSSSSSSS -SPSS ------ SSSS S",
     ),
     (
         State::SecondaryPreparing,
-        "---QSS Q--CS---QQQQQQ --QQ-QQQ-QQ- --QQ-QSQ-QQ- QSQSS ------ QQQQ",
+        "---QSS Q--CS---QQQQQQ --QQ-QQQ-QQ- --QQ-QSQ-QQ- QSQSS ------ QQQQ Q",
     ),
     (
         State::Secondary,
-        "---CKC ----SK-KCCCSSC --CC-C-C-CC- --CC-C-C-CC- CCCSS ------ CCCC",
+        "---CKC ----SK-KCCCSSC --CC-C-C-CC- --CC-C-C-CC- CCCSS ------ CCCC C",
     ),
     (
         State::TakingOver,
-        "---KKK ----K--KKKKKKK --KK-K-KPKK- --KK-K-KFKK- KKKOK ------ KKKK",
+        "---KKK ----K--KKKKKKK --KK-K-KPKK- --KK-K-KFKK- KKKOK ------ KKKK K",
     ),
     (
         State::Stopped,
-        "OO-OOO Q-O-O--OOOOOOO OOOOOOOOOOOO OOOOOOOOOOOO -OPOO ------ OOOO",
+        "OO-OOO Q-O-O--OOOOOOO OOOOOOOOOOOO OOOOOOOOOOOO -OPOO ------ OOOO O",
     ),
     (
         State::Arbitrating,
-        "---AAA Q-D----AAAAAAA --AA-A-A-AA- --AA-A-A-AA- AA-OA ------ ADNR",
+        "---AAA Q-D----AAAAAAA --AA-A-A-AA- --AA-A-A-AA- AA-OA ------ ADNR A",
     ),
     (
         State::SecondaryArbitrating,
-        "---SZZ Q-Z-S--ZZZZZZZ --ZZ-Z-Z-ZZ- --ZZ-Z-Z-ZZ- ZZZSZ ------ ZKNC",
+        "---SZZ Q-Z-S--ZZZZZZZ --ZZ-Z-Z-ZZ- --ZZ-Z-Z-ZZ- ZZZSZ ------ ZKNC Z",
     ),
     (
         State::Fenced,
-        "-N-NNN Q-N-N--NNNNNNN NNNNNNNNNNNN NNNNNNNNNNNN -NPNN ------ NNNN",
+        "-N-NNN Q-N-N--NNNNNNN NNNNNNNNNNNN NNNNNNNNNNNN -NPNN ------ NNNN N",
     ),
     (
         State::Reattaching,
-        "E--EEE EEEEEEEEEEEEEE --EE-E-E-EE- --EE-E-E-EE- -EEOE RCPPSF EEEE",
+        "E--EEE EEEEEEEEEEEEEE --EE-E-E-EE- --EE-E-E-EE- -EEOE RCPPSF EEEE E",
     ),
 ];
 
@@ -197,13 +198,14 @@ fn in_state(s: State) -> Coordinator {
     let mut c = Coordinator::new(s, Settings::default());
     c.set_wanted(true);
     c.peer_up = true;
+    c.attempts = 1;
     c
 }
 
 #[test]
 fn every_state_x_event() {
     let evs = events();
-    assert_eq!(evs.len(), 59);
+    assert_eq!(evs.len(), 60);
     let mut wrong = Vec::new();
     for (state, row) in TABLE {
         let row: Vec<char> = row.chars().filter(|c| *c != ' ').collect();
@@ -313,7 +315,12 @@ fn a_failed_step_undoes_and_releases_the_secondary() {
         a,
         [
             Action::Run(Step::Undo),
-            Action::Send(PeerMsg::ReleaseSecondary)
+            Action::Send(PeerMsg::ReleaseSecondary),
+            // The context's attempt 1 failed before: the second waits 20 s.
+            Action::RetryIn {
+                after: std::time::Duration::from_secs(20),
+                attempt: 2
+            }
         ]
     );
     assert_eq!(c.state(), State::Failed);
@@ -398,7 +405,7 @@ impl Pair {
                 match a {
                     Action::Run(st) => queue.push((to_a, Event::StepDone(st))),
                     Action::Send(m) => queue.push((!to_a, Event::Peer(m))),
-                    Action::Arbitrate => {}
+                    Action::Arbitrate | Action::RetryIn { .. } => {}
                 }
             }
         }
@@ -480,8 +487,8 @@ fn secondary_that_cannot_start_fails_protection_cleanly() {
     let mut a = in_state(State::Preparing);
     assert_eq!(
         a.on(Event::Peer(PeerMsg::SecondaryFailed(msg.clone())))
-            .unwrap(),
-        [Action::Run(Step::Undo)]
+            .unwrap()[0],
+        Action::Run(Step::Undo)
     );
     assert_eq!(a.state(), State::Failed);
     assert!(a.last_error().unwrap().contains("PCI slot clash"));

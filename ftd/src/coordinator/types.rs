@@ -306,6 +306,8 @@ pub enum Event {
     /// into the secondary's copy over NBD; on the secondary: into its own images,
     /// e.g. a full overlay file system). The message says what and what to do.
     DiskFailed(String),
+    /// The timer asked for by [`Action::RetryIn`] for failed attempt `n` fired.
+    Retry(u32),
 }
 
 /// What ftd found in QEMU for a domain running here when it (re)started.
@@ -346,6 +348,7 @@ pub enum EventKind {
     PeerDaemonLost,
     Found,
     DiskFailed,
+    Retry,
 }
 
 impl Event {
@@ -367,6 +370,7 @@ impl Event {
             Event::PeerDaemonLost => EventKind::PeerDaemonLost,
             Event::Found(_) => EventKind::Found,
             Event::DiskFailed(_) => EventKind::DiskFailed,
+            Event::Retry(_) => EventKind::Retry,
         }
     }
 }
@@ -378,6 +382,12 @@ pub enum Action {
     Run(Step),
     /// Send a message to the peer's coordinator.
     Send(PeerMsg),
+    /// Feed [`Event::Retry`]`(attempt)` back after `after` (a failed protection
+    /// attempt is tried again; see `retry.rs`). A later request replaces it.
+    RetryIn {
+        after: std::time::Duration,
+        attempt: u32,
+    },
     /// The peer is lost: ask the arbiter which side keeps the domain; its answers
     /// come back as [`Event::Verdict`] while the state waits for them.
     Arbitrate,

@@ -191,6 +191,9 @@ struct Task {
     transition: Option<Transition>,
     /// The arbiter's verdicts on the lost peer, while the coordinator waits for them.
     arbitration: Option<mpsc::Receiver<Verdict>>,
+    /// The coordinator's retry timer for a failed protection attempt
+    /// ([`Action::RetryIn`]): the attempt's number and when it fires.
+    retry: Option<(u32, Pin<Box<tokio::time::Sleep>>)>,
 }
 
 /// Start the task for `name`, found in `initial` state on this host. `marked`:
@@ -235,6 +238,7 @@ pub fn spawn(
         interval_set: false,
         transition: None,
         arbitration: None,
+        retry: None,
     };
     if let Some(s) = marked {
         task.configure(s);
@@ -279,6 +283,11 @@ impl Task {
                     Some(v) => self.apply(Event::Verdict(v)),
                     None => self.arbitration = None,
                 },
+                n = async { let (n, t) = self.retry.as_mut().expect("guarded"); t.as_mut().await; *n }, if self.retry.is_some() => {
+                    self.retry = None;
+                    tracing::info!(domain = %self.name, attempt = n, "trying protection again");
+                    self.apply(Event::Retry(n));
+                }
                 _ = tick.tick() => self.monitor().await,
             }
             // A verdict only matters while the coordinator waits for one.
@@ -449,6 +458,10 @@ impl Task {
                     }
                 }
                 Action::Run(step) => self.queue.push_back(step),
+                Action::RetryIn { after, attempt } => {
+                    tracing::warn!(domain = %self.name, attempt, after_s = after.as_secs(), "protection failed; trying again later");
+                    self.retry = Some((attempt, Box::pin(tokio::time::sleep(after))));
+                }
                 Action::Arbitrate => match &self.ctx.arbiter {
                     Some(a) => {
                         let role = if self.coord.state().holds_secondary() {
