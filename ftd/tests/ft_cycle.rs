@@ -7,7 +7,6 @@
 mod common;
 
 use common::*;
-use ftvirt_lab::{GuestSpec, Lab, LabConfig};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -15,12 +14,7 @@ const LONG: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread")]
 async fn fail_over_reprotect_fail_back_and_disable() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let g = lab
-        .boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
+    let (mut lab, g) = lab_with_guest();
     let mut c = lab.connect(&g).unwrap();
     c.set_timeout(Duration::from_secs(30));
     let boot = c.info().unwrap().boot_id;

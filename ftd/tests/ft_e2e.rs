@@ -5,17 +5,11 @@
 mod common;
 
 use common::*;
-use ftvirt_lab::{GuestSpec, Lab, LabConfig};
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn protect_then_survive_primary_host_loss() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let g = lab
-        .boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
+    let (mut lab, g) = lab_with_guest();
     let mut c = lab.connect(&g).unwrap();
     let boot = c.info().unwrap().boot_id;
     let mut acked = 0;
@@ -24,17 +18,9 @@ async fn protect_then_survive_primary_host_loss() {
         acked = n;
     }
 
-    let t0 = Instant::now();
-    let st = client(&lab, "a")
-        .await
-        .enable("g", ftd_proxy::no_options())
-        .await
-        .expect("enable");
-    assert_eq!(st, "preparing");
-    let sa = wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
-    let protect_ms = t0.elapsed().as_millis();
-    let sb = wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
-    eprintln!("protected in {protect_ms} ms; a: {sa:?}; b: {sb:?}");
+    let took = protect_g(&lab).await;
+    let sa = client(&lab, "a").await.status("g").await.unwrap();
+    eprintln!("protected in {took:?}; a: {sa:?}");
     assert!(sa.peer_up && sa.wanted);
 
     // Protected: writes go on, checkpoints flow.
@@ -75,19 +61,9 @@ async fn protect_then_survive_primary_host_loss() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secondary_host_loss_leaves_the_primary_running() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let g = lab
-        .boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
+    let (mut lab, g) = lab_with_guest();
     let mut c = lab.connect(&g).unwrap();
-    client(&lab, "a")
-        .await
-        .enable("g", ftd_proxy::no_options())
-        .await
-        .expect("enable");
-    wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    protect_g(&lab).await;
     for n in 1..=10 {
         c.put(n, "protected").unwrap();
     }
@@ -117,18 +93,8 @@ async fn secondary_host_loss_leaves_the_primary_running() {
 /// A, B -> A): `FTVIRT_CYCLES` of them (2 by default).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_connection_opened_while_protected_survives_primary_host_loss() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let g = lab
-        .boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
-    client(&lab, "a")
-        .await
-        .enable("g", ftd_proxy::no_options())
-        .await
-        .expect("enable");
-    wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    let (mut lab, g) = lab_with_guest();
+    protect_g(&lab).await;
     wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
     let cycles: usize = std::env::var("FTVIRT_CYCLES")
         .ok()

@@ -132,12 +132,7 @@ async fn secondary_that_cannot_be_created_fails_protection_leaves_nothing_and_is
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secondary_dying_mid_protection_fails_it_leaves_nothing_and_the_retry_protects() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let g = lab
-        .boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
+    let (lab, g) = lab_with_guest();
     let mut c = lab.connect(&g).unwrap();
     client(&lab, "a")
         .await

@@ -14,7 +14,7 @@
 mod common;
 
 use common::*;
-use ftvirt_lab::{GuestSpec, Lab, LabConfig};
+use ftvirt_lab::Lab;
 use std::time::{Duration, Instant};
 
 /// The lab's first domain slot's incoming migration port (ftd's default ports).
@@ -45,21 +45,11 @@ async fn secondary_host_killed_in_the_middle_of_a_checkpoint() {
 /// same boot and every acknowledged write.
 async fn kill_mid_checkpoint(victim: &str) -> Lab {
     let survivor = if victim == "a" { "b" } else { "a" };
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
-    let g = lab
-        .boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
+    let (mut lab, g) = lab_with_guest();
     let mut c = lab.connect(&g).unwrap();
     let boot = c.info().unwrap().boot_id;
     let first = c.last().unwrap() + 1;
-    client(&lab, "a")
-        .await
-        .enable("g", ftd_proxy::no_options())
-        .await
-        .expect("enable");
-    wait_state(&lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    protect_g(&lab).await;
     wait_state(&lab, "b", "g", "secondary", Duration::from_secs(30)).await;
 
     throttle(&lab, "a", MIGRATION_PORT, "4mbit");

@@ -120,13 +120,7 @@ async fn protected_lab() -> (Lab, Writer, String) {
     let boot = c.info().unwrap().boot_id;
     let last = c.last().unwrap();
     let w = Writer::start(c, 2, last).unwrap();
-    client(&lab, "a")
-        .await
-        .enable("g", ftd_proxy::no_options())
-        .await
-        .unwrap();
-    wait_state(&lab, "a", "g", "protected", LONG).await;
-    wait_state(&lab, "b", "g", "secondary", LONG).await;
+    protect_g(&lab).await;
     checkpoints_reach(&lab, "a", 2).await;
     (lab, w, boot)
 }

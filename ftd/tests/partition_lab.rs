@@ -67,13 +67,7 @@ async fn protected_pair() -> (Lab, Writer, String) {
     }
     let mut c = lab.connect(&g).unwrap();
     let boot = c.info().unwrap().boot_id;
-    client(&lab, "a")
-        .await
-        .enable("g", ftd_proxy::no_options())
-        .await
-        .expect("enable");
-    wait_state(&lab, "a", "g", "protected", LONG).await;
-    wait_state(&lab, "b", "g", "secondary", LONG).await;
+    protect_g(&lab).await;
     let w = Writer::start(c, 1, 0);
     // Two checkpoints with the connection open and writing.
     let t0 = Instant::now();

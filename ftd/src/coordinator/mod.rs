@@ -59,6 +59,7 @@ mod disk;
 mod machine;
 mod reattach;
 mod retry;
+mod secondary;
 mod types;
 
 #[cfg(test)]

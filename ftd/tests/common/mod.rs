@@ -44,6 +44,34 @@ pub async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
 #[allow(unused_imports)]
 pub use ftvirt_lab::ftd::wait_state;
 
+/// The start of most lab tests: hosts a and b, guest `g` (2 vCPUs) running on
+/// a, and each host's ftd up, paired with the other (2 s checkpoints).
+pub fn lab_with_guest() -> (Lab, ftvirt_lab::Guest) {
+    let mut lab = Lab::start(ftvirt_lab::LabConfig::hosts(&["a", "b"])).expect("lab");
+    let g = lab
+        .boot_guest("a", &ftvirt_lab::GuestSpec::standard("g", 0))
+        .expect("boot");
+    start_ftd(&mut lab, "a", "b");
+    start_ftd(&mut lab, "b", "a");
+    (lab, g)
+}
+
+/// `Enable(g)` on a with no options, then wait until a is protected and b holds
+/// the secondary; returns how long the primary took to be protected.
+pub async fn protect_g(lab: &Lab) -> Duration {
+    let t0 = Instant::now();
+    let st = client(lab, "a")
+        .await
+        .enable("g", ftd_proxy::no_options())
+        .await
+        .expect("enable");
+    assert_eq!(st, "preparing");
+    wait_state(lab, "a", "g", "protected", Duration::from_secs(120)).await;
+    let took = t0.elapsed();
+    wait_state(lab, "b", "g", "secondary", Duration::from_secs(30)).await;
+    took
+}
+
 /// Fail if the secondary's serial console on `host` shows a guest kernel crash
 /// (a secondary that diverged from the primary dies this way under COLO).
 pub fn assert_secondary_console_clean(lab: &Lab, host: &str, domain: &str) {
