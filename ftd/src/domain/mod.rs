@@ -440,7 +440,9 @@ impl Task {
                 }
                 self.execute(acts);
             }
-            Err(e) => tracing::warn!(domain = %self.name, error = %e, "event ignored"),
+            Err(e) => {
+                tracing::warn!(domain = %self.name, event = %label, error = %e, "event ignored")
+            }
         }
         // The other half's host was found gone before this task knew what it
         // holds (ftd started after it died): handle that loss now.
@@ -597,15 +599,24 @@ impl Task {
         {
             return;
         }
+        if let Some(e) = self.monitor_gone().await {
+            tracing::warn!(domain = %self.name, error = %e, "this host's copy is gone");
+            self.apply(Event::DomainStopped);
+        }
+    }
+
+    /// The domain's QEMU monitor is closed (its QEMU died), though libvirt may
+    /// still call the domain running: the error that says so.
+    async fn monitor_gone(&mut self) -> Option<crate::libvirt::LibvirtError> {
         let q = json!({"execute": "query-status"});
-        if let Err(e @ crate::libvirt::LibvirtError::MonitorGone { .. }) = self
+        match self
             .ctx
             .lv
             .qmp(&self.name, &q, Duration::from_secs(2))
             .await
         {
-            tracing::warn!(domain = %self.name, error = %e, "this host's copy is gone");
-            self.apply(Event::DomainStopped);
+            Err(e @ crate::libvirt::LibvirtError::MonitorGone { .. }) => Some(e),
+            _ => None,
         }
     }
 
@@ -655,6 +666,14 @@ impl Task {
         let runs_here = st.runs_primary_here() || st.holds_secondary();
         match lv.state(&self.name).await {
             Ok(DomState::Running | DomState::Paused) if !runs_here => {
+                // A copy killed a moment ago is still "running" for libvirt
+                // until it has cleaned up (about 2 s): its closed monitor says
+                // it did not start again. (Taken for started, it had this host
+                // protect it onto the peer that just took it over.)
+                if let Some(e) = self.monitor_gone().await {
+                    tracing::info!(domain = %self.name, error = %e, "libvirt still lists the dead copy as running: not a start");
+                    return;
+                }
                 self.apply(Event::DomainStarted)
             }
             Ok(DomState::ShutOff) | Err(crate::libvirt::LibvirtError::NoDomain(_))
