@@ -16,7 +16,7 @@
 use crate::ftd::{self, Ftds};
 use crate::report::{broken, Report};
 use crate::say;
-use crate::writer::{payload, Outcome, Writer};
+use crate::writer::{payload, Writer};
 use anyhow::{Context, Result};
 use ftvirt_lab::client::field;
 use ftvirt_lab::{GuestSpec, Lab};
@@ -384,19 +384,7 @@ impl Demo {
             .context("the client thread is not running")?;
         w.pause()?;
         self.check_client()?;
-        let ask = |line: &str| -> Result<String> {
-            match w.request(line)? {
-                Outcome::Ok(r) => Ok(r),
-                Outcome::Refused(r) => Err(broken(
-                    "unexpected_reply",
-                    format!("{line:?} got {r:?} after {event}"),
-                )),
-                Outcome::Broken(e) => Err(broken(
-                    "connection_lost",
-                    format!("{line:?} after {event}: {e}"),
-                )),
-            }
-        };
+        let ask = |line: &str| crate::report::ask(w, "", line, event);
         let info = ask("INFO")?;
         let boot_id = field(&info, "boot_id").unwrap_or_default();
         if boot_id != self.boot_id {

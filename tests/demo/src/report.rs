@@ -1,7 +1,7 @@
 //! What the demo found: its phases, the table printed at the end, and the error
 //! for a broken guarantee (whose short reason ends up in `RESULT fail reason=...`).
 
-use crate::writer::Stats;
+use crate::writer::{Outcome, Stats, Writer};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,23 @@ pub fn broken(reason: impl Into<String>, detail: impl Into<String>) -> anyhow::E
         reason: reason.into(),
         detail: detail.into(),
     })
+}
+
+/// One request on the (paused) client's connection after `event`: the reply,
+/// or the failure a row reports (`unexpected_reply`, `connection_lost`); `who`
+/// prefixes the detail (the domain's name when there are several).
+pub fn ask(w: &Writer, who: &str, line: &str, event: &str) -> anyhow::Result<String> {
+    match w.request(line)? {
+        Outcome::Ok(r) => Ok(r),
+        Outcome::Refused(r) => Err(broken(
+            "unexpected_reply",
+            format!("{who}{line:?} got {r:?} after {event}"),
+        )),
+        Outcome::Broken(e) => Err(broken(
+            "connection_lost",
+            format!("{who}{line:?} after {event}: {e}"),
+        )),
+    }
 }
 
 /// `reason=` of the RESULT line: a broken guarantee's own reason, else the error

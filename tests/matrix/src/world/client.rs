@@ -7,7 +7,7 @@ use super::{World, FAILOVER_TIMEOUT};
 use crate::say;
 use anyhow::{Context, Result};
 use ftvirt_demo::report::broken;
-use ftvirt_demo::writer::{payload, Outcome};
+use ftvirt_demo::writer::payload;
 use ftvirt_lab::client::field;
 use std::time::{Duration, Instant};
 
@@ -141,19 +141,8 @@ impl World {
             .as_ref()
             .context("the client thread is not running")?;
         w.pause()?;
-        let ask = |line: &str| -> Result<String> {
-            match w.request(line)? {
-                Outcome::Ok(r) => Ok(r),
-                Outcome::Refused(r) => Err(broken(
-                    "unexpected_reply",
-                    format!("{dom}: {line:?} got {r:?} after {event}"),
-                )),
-                Outcome::Broken(e) => Err(broken(
-                    "connection_lost",
-                    format!("{dom}: {line:?} after {event}: {e}"),
-                )),
-            }
-        };
+        let who = format!("{dom}: ");
+        let ask = |line: &str| ftvirt_demo::report::ask(w, &who, line, event);
         let info = ask("INFO")?;
         let boot_id = field(&info, "boot_id").unwrap_or_default();
         if boot_id != t.boot_id {
