@@ -4,12 +4,17 @@
 
 use crate::colo::layout::Disk;
 use crate::colo::secondary::DiskDevice;
-use crate::libvirt::{Libvirt, LibvirtError};
+use crate::host::Hypervisor;
+use crate::libvirt::LibvirtError;
 use crate::runner::QMP_DEADLINE;
 use serde_json::{json, Value};
 
 /// The live block device of `disk`, as QEMU reports it in `query-block`.
-pub async fn block_entry(lv: &Libvirt, domain: &str, disk: &Disk) -> Result<Value, LibvirtError> {
+pub async fn block_entry(
+    lv: &dyn Hypervisor,
+    domain: &str,
+    disk: &Disk,
+) -> Result<Value, LibvirtError> {
     let qdev = disk.alias.clone().ok_or_else(|| LibvirtError::Op {
         op: "query-block",
         domain: domain.into(),
@@ -37,7 +42,7 @@ pub async fn block_entry(lv: &Libvirt, domain: &str, disk: &Disk) -> Result<Valu
 
 /// (root node name, virtual size in bytes) of the disk.
 pub async fn disk_node(
-    lv: &Libvirt,
+    lv: &dyn Hypervisor,
     domain: &str,
     disk: &Disk,
 ) -> Result<(String, u64), LibvirtError> {
@@ -59,7 +64,7 @@ pub async fn disk_node(
 
 /// The properties of the disk's virtio-blk device that the secondary must copy.
 pub async fn disk_device(
-    lv: &Libvirt,
+    lv: &dyn Hypervisor,
     domain: &str,
     disk: &Disk,
 ) -> Result<DiskDevice, LibvirtError> {

@@ -28,6 +28,7 @@ pub mod config;
 pub mod coordinator;
 pub mod daemon;
 pub mod domain;
+pub mod host;
 pub mod inspect;
 pub mod libvirt;
 pub mod observe;

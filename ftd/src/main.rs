@@ -10,7 +10,7 @@ use clap::Parser;
 use ftd::arbiter::{corosync, ArbiterError, ArbiterHandle};
 use ftd::auth::Authorizer;
 use ftd::config::{ArbiterKind, BusKind, Config, LogLevel, LogOutput};
-use ftd::domain::HostCtx;
+use ftd::domain::{HostCtx, PortPool};
 use ftd::libvirt::Libvirt;
 use ftd::observe::Observer;
 use ftd::peer::{Credentials, PeerConfig, PeerLink};
@@ -206,6 +206,8 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let (peer_handle, links) =
         PeerLink::spawn(pc, cancel.child_token()).context("starting the peer link")?;
     let arbiter = start_arbiter(&cfg, peer)?;
+    let ports = PortPool::load(cfg.colo.ports.into(), &cfg.state_dir)
+        .map_err(|e| anyhow::anyhow!("{}: state-dir: {e}", cfg.origin()))?;
     let (observer, changes) = Observer::channel();
     let ctx = HostCtx {
         host: cfg.host.name.clone(),
@@ -216,7 +218,9 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         compare_timeout_ms: cfg.defaults.compare_timeout.as_millis() as u64,
         sync_timeout: cfg.defaults.sync_timeout,
         auto_reprotect: cfg.defaults.auto_reprotect,
-        lv: Libvirt::new(&cfg.libvirt_uri, Duration::from_secs(30)),
+        lv: std::sync::Arc::new(Libvirt::new(&cfg.libvirt_uri, Duration::from_secs(30))),
+        os: std::sync::Arc::new(ftd::host::RealOs),
+        ports,
         peer: peer_handle,
         peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
         observer,

@@ -8,9 +8,36 @@
 //! receiver (a daemon without a bus, as in unit tests) is ignored.
 
 use crate::coordinator::State;
-use crate::domain::Status;
 use std::time::Instant;
 use tokio::sync::mpsc;
+
+/// A snapshot of one domain's protection, for the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub domain: String,
+    pub state: State,
+    pub wanted: bool,
+    pub peer: String,
+    pub peer_up: bool,
+    pub checkpoints: u64,
+    /// Seconds since the last checkpoint, if any was seen.
+    pub last_checkpoint_age: Option<f64>,
+    pub last_error: Option<String>,
+    pub last_failover: Option<String>,
+}
+
+impl Status {
+    /// Equal in everything but the age of the last checkpoint (which grows by itself).
+    pub fn same_but_age(a: &Status, b: &Status) -> bool {
+        Status {
+            last_checkpoint_age: None,
+            ..a.clone()
+        } == Status {
+            last_checkpoint_age: None,
+            ..b.clone()
+        }
+    }
+}
 
 /// A state transition, as the API reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

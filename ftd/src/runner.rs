@@ -4,7 +4,8 @@
 //! (each has the driver's deadline, each wait its own timeout).
 
 use crate::colo::plan::{JobState, Op};
-use crate::libvirt::{Libvirt, LibvirtError};
+use crate::host::Hypervisor;
+use crate::libvirt::LibvirtError;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -40,14 +41,14 @@ pub struct RunReport {
 }
 
 /// Run `plan` on `domain`.
-pub async fn run(lv: &Libvirt, domain: &str, plan: &[Op]) -> Result<RunReport, RunError> {
+pub async fn run(lv: &dyn Hypervisor, domain: &str, plan: &[Op]) -> Result<RunReport, RunError> {
     run_until(lv, domain, plan, &CancellationToken::new()).await
 }
 
 /// Run `plan` on `domain` until `stop` is cancelled: no command is sent after
 /// that, and waits end at their next poll.
 pub async fn run_until(
-    lv: &Libvirt,
+    lv: &dyn Hypervisor,
     domain: &str,
     plan: &[Op],
     stop: &CancellationToken,
@@ -89,9 +90,6 @@ pub async fn run_until(
                     Err(e) => return Err(e.into()),
                 }
             }
-            Op::WaitConnected { chardevs, timeout } => {
-                wait_connected(lv, domain, chardevs, *timeout, stop).await?
-            }
             Op::YankNbd => {
                 rep.commands += 1;
                 if let Err(e) = yank_nbd(lv, domain).await {
@@ -106,7 +104,7 @@ pub async fn run_until(
 }
 
 /// Yank each block-node instance `query-yank` lists (NBD clients).
-async fn yank_nbd(lv: &Libvirt, domain: &str) -> Result<(), LibvirtError> {
+async fn yank_nbd(lv: &dyn Hypervisor, domain: &str) -> Result<(), LibvirtError> {
     let all = lv
         .qmp(domain, &json!({"execute": "query-yank"}), QMP_DEADLINE)
         .await?;
@@ -132,7 +130,7 @@ pub fn nbd_instances(reply: &Value) -> Vec<Value> {
 }
 
 async fn wait_job(
-    lv: &Libvirt,
+    lv: &dyn Hypervisor,
     domain: &str,
     job: &str,
     until: JobState,
@@ -191,7 +189,7 @@ async fn wait_job(
 }
 
 async fn wait_colo(
-    lv: &Libvirt,
+    lv: &dyn Hypervisor,
     domain: &str,
     mode: &str,
     timeout: Duration,
@@ -237,52 +235,6 @@ async fn wait_colo(
     }
 }
 
-/// A server chardev shows `disconnected:` in its filename until a client attaches.
-async fn wait_connected(
-    lv: &Libvirt,
-    domain: &str,
-    ids: &[String],
-    timeout: Duration,
-    stop: &CancellationToken,
-) -> Result<(), RunError> {
-    let t0 = Instant::now();
-    loop {
-        if stop.is_cancelled() {
-            return Err(RunError::Abandoned);
-        }
-        let list = lv
-            .qmp(domain, &json!({"execute": "query-chardev"}), QMP_DEADLINE)
-            .await?;
-        let waiting: Vec<&String> = ids
-            .iter()
-            .filter(|id| {
-                let c = list
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|c| c["label"] == id.as_str());
-                c.is_none_or(|c| {
-                    c["filename"]
-                        .as_str()
-                        .unwrap_or("")
-                        .starts_with("disconnected")
-                })
-            })
-            .collect();
-        if waiting.is_empty() {
-            return Ok(());
-        }
-        if t0.elapsed() > timeout {
-            return Err(RunError::Timeout {
-                what: "the secondary's proxy to connect".into(),
-                secs: timeout.as_secs_f64(),
-                last: format!("still waiting for {waiting:?}"),
-            });
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,7 +244,7 @@ mod tests {
         let stop = CancellationToken::new();
         stop.cancel();
         // No libvirtd behind this URI: any command sent would fail otherwise.
-        let lv = Libvirt::new("test:///nonexistent", Duration::from_millis(100));
+        let lv = crate::libvirt::Libvirt::new("test:///nonexistent", Duration::from_millis(100));
         let plan = crate::colo::plan::cut_peer();
         assert!(matches!(
             run_until(&lv, "g", &plan, &stop).await,

@@ -16,9 +16,9 @@
 mod objects;
 
 use crate::auth::{Action, Authorizer};
-use crate::coordinator::{Event, State};
+use crate::coordinator::State;
 use crate::daemon::{CommandError, DaemonHandle};
-use crate::domain::Status;
+use crate::observe::Status;
 use ftd_proxy::EnableOptions;
 /// The client side (names, [`DomainStatus`], [`FtdProxy`]) lives in `ftd-proxy`.
 pub use ftd_proxy::{no_options, DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
@@ -114,7 +114,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, ApiError> {
         self.auth.check(conn, &hdr, Action::Manage).await?;
-        Ok(state_name(self.daemon.user(&domain, Event::Disable).await?).into())
+        Ok(state_name(self.daemon.disable(&domain).await?).into())
     }
 
     /// Planned failover: the secondary takes over, this host's copy is destroyed.
@@ -125,7 +125,7 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, ApiError> {
         self.auth.check(conn, &hdr, Action::Manage).await?;
-        Ok(state_name(self.daemon.user(&domain, Event::SwitchOver).await?).into())
+        Ok(state_name(self.daemon.failover(&domain).await?).into())
     }
 
     /// One domain's protection status.

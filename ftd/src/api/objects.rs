@@ -10,8 +10,8 @@
 
 use super::{state_name, Manager};
 use crate::coordinator::State;
-use crate::domain::Status;
 use crate::observe::Change;
+use crate::observe::Status;
 use ftd_proxy::{domain_path, OBJECT_PATH};
 use std::time::Instant;
 use tokio::sync::mpsc;

@@ -67,11 +67,6 @@ pub enum Op {
         mode: &'static str,
         timeout: Duration,
     },
-    /// Poll `query-chardev` until these server chardevs have a client.
-    WaitConnected {
-        chardevs: Vec<String>,
-        timeout: Duration,
-    },
     /// Yank every NBD connection of the domain (the block-node instances
     /// `query-yank` lists; only NBD clients have them): whatever waits on a dead
     /// peer's export fails at once instead of at TCP's time-out. Tolerant.
@@ -104,17 +99,53 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Ports for the domain in slot `n` (0, 1, 2, ...) from the configured bases.
+    /// The built-in bases (slot 0), as `colo.ports` in the configuration defaults to.
+    pub const DEFAULT: Ports = Ports {
+        nbd: 9999,
+        migration: 9998,
+        mirror: 9003,
+        compare: 9004,
+        compare_in: 9001,
+        compare_out: 9005,
+    };
+
+    /// How many domains one host can wire at once (slots 0 to SLOTS - 1).
+    pub const SLOTS: u16 = 64;
+
+    /// Ports for the domain in slot `n` (0, 1, 2, ...) from the built-in bases.
     pub fn slot(n: u16) -> Ports {
-        let k = n * 10;
-        Ports {
-            nbd: 9999 - k,
-            migration: 9998 - k,
-            mirror: 9003 + k,
-            compare: 9004 + k,
-            compare_in: 9001 + k,
-            compare_out: 9005 + k,
-        }
+        Ports::DEFAULT.nth(n)
+    }
+
+    /// Ports for slot `n` from these bases (slot 0): the secondary's ports count
+    /// down by 10 a slot, the primary's up by 10; `None` past port 65535 or below 1.
+    pub fn checked_nth(self, n: u16) -> Option<Ports> {
+        let k = n.checked_mul(10)?;
+        Some(Ports {
+            nbd: self.nbd.checked_sub(k).filter(|p| *p > 0)?,
+            migration: self.migration.checked_sub(k).filter(|p| *p > 0)?,
+            mirror: self.mirror.checked_add(k)?,
+            compare: self.compare.checked_add(k)?,
+            compare_in: self.compare_in.checked_add(k)?,
+            compare_out: self.compare_out.checked_add(k)?,
+        })
+    }
+
+    /// [`Ports::checked_nth`] for a slot the configuration was checked for.
+    pub fn nth(self, n: u16) -> Ports {
+        self.checked_nth(n).unwrap_or(self)
+    }
+
+    /// Every port, for checks and socket cuts.
+    pub fn all(&self) -> [u16; 6] {
+        [
+            self.nbd,
+            self.migration,
+            self.mirror,
+            self.compare,
+            self.compare_in,
+            self.compare_out,
+        ]
     }
 }
 
@@ -486,7 +517,6 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
             Op::Qmp { cmd, .. } => cmd["execute"].as_str().unwrap_or("?").to_string(),
             Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
             Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
-            Op::WaitConnected { chardevs, .. } => format!("wait connected {}", chardevs.join(",")),
             Op::YankNbd => "yank NBD".to_string(),
             Op::IoThread { id, add: true, .. } => format!("libvirt add iothread {id}"),
             Op::IoThread { id, add: false, .. } => format!("libvirt del iothread {id}"),

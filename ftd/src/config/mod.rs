@@ -83,10 +83,11 @@ pub struct Config {
     /// This host's libvirtd.
     #[serde(default = "default_libvirt_uri", deserialize_with = "de::libvirt_uri")]
     pub libvirt_uri: String,
-    /// Persistent state (which domains are protected, their generation).
+    /// Persistent state: each domain's COLO port slot (`ports.json`).
     #[serde(default = "default_state_dir", deserialize_with = "de::abs_dir")]
     pub state_dir: PathBuf,
-    /// Runtime files (sockets, pid, locks); emptied at boot.
+    /// Runtime files: `ftd.pid`, locked while ftd runs, so that a second ftd on
+    /// the same host stops at once instead of fighting over the domains.
     #[serde(default = "default_run_dir", deserialize_with = "de::abs_dir")]
     pub run_dir: PathBuf,
     #[serde(default)]
@@ -214,7 +215,9 @@ impl Default for Colo {
     }
 }
 
-/// The ports of the first protected domain (see `colo::plan::Ports`).
+/// The ports of the first domain wired on this host (slot 0); slot n uses these
+/// minus 10 n (nbd, migration) and plus 10 n (the others), see
+/// `colo::plan::Ports::checked_nth`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(
     default,
@@ -251,6 +254,19 @@ impl Default for ColoPorts {
             compare: 9004,
             compare_in: 9001,
             compare_out: 9005,
+        }
+    }
+}
+
+impl From<ColoPorts> for crate::colo::plan::Ports {
+    fn from(p: ColoPorts) -> Self {
+        crate::colo::plan::Ports {
+            nbd: p.nbd,
+            migration: p.migration,
+            mirror: p.mirror,
+            compare: p.compare,
+            compare_in: p.compare_in,
+            compare_out: p.compare_out,
         }
     }
 }

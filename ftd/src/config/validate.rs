@@ -211,5 +211,45 @@ fn check_ports(c: &Config) -> Result<(), Problem> {
             });
         }
     }
+    check_slots(c)
+}
+
+/// Every slot's ports (see `colo::plan::Ports::checked_nth`) must be valid port
+/// numbers and differ from every other slot's and from host.port.
+fn check_slots(c: &Config) -> Result<(), Problem> {
+    use crate::colo::plan::Ports;
+    let bases: Ports = c.colo.ports.into();
+    let problem = |message: String| Problem {
+        paths: vec![vec![Key("colo"), Key("ports")]],
+        message,
+    };
+    let mut seen = HashMap::new();
+    seen.insert(c.host.port, "host.port".to_string());
+    for n in 0..Ports::SLOTS {
+        let Some(p) = bases.checked_nth(n) else {
+            return Err(problem(format!(
+                "colo.ports leave no room for {} domains (slot n uses nbd and migration \
+                 minus 10 n, the others plus 10 n): choose bases at least {} above 0 for \
+                 nbd and migration and below {} for the others",
+                Ports::SLOTS,
+                10 * (Ports::SLOTS - 1),
+                65535 - 10 * (Ports::SLOTS - 1)
+            )));
+        };
+        for port in p.all() {
+            let who = format!("slot {n}'s COLO ports");
+            if let Some(other) = seen.insert(port, who.clone()) {
+                if other != who {
+                    return Err(problem(format!(
+                        "port {port} is used by {other} and by {who} (slot n adds or takes \
+                         10 n to colo.ports): spread colo.ports further apart, or move host.port"
+                    )));
+                }
+                return Err(problem(format!(
+                    "port {port} is used twice within {who}: give each colo.ports its own port"
+                )));
+            }
+        }
+    }
     Ok(())
 }

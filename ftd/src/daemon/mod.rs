@@ -1,21 +1,27 @@
-//! The daemon's core: one task that owns the map of domain tasks and routes to
-//! them user commands (from the D-Bus API), peer-link events and the peer's
-//! requests. No shared mutable state: everything else talks to it over channels.
+//! The daemon's router: one task that owns the map of domain tasks and routes to
+//! them the API's commands, peer-link events, the peer's messages and requests,
+//! and QEMU events. It does no I/O and never waits: every hand-over is a send on an
+//! unbounded channel, so one domain whose libvirt call hangs delays no other
+//! domain's failover. What needs I/O runs elsewhere:
+//! - a domain this host has no task for yet is looked up by a future of its own
+//!   ([`crate::domain::resolve`]); what arrives for it meanwhile waits, in order,
+//!   and goes to its task once it exists (or is answered `NoSuchDomain`);
+//! - `Enable` (settings, checks, the mark) and `Disable` (the mark) run in the
+//!   domain's own task;
+//! - `Status` of a domain without a task asks libvirt from a future of its own;
+//!   `Status` and `List` of the others read the tasks' published snapshots.
 //!
-//! `Enable` chooses the domain's settings ([`crate::protect`]: options, then the
-//! domain's annotation, then the configuration), and on success marks the domain
-//! with the annotation through libvirt's metadata API; `Disable` removes it. At
-//! start-up, running domains that carry the annotation (or whose secondary's
-//! overlays this host keeps) are taken up in [`State::Reattaching`]: their task
-//! reads QEMU and re-attaches to a running COLO pair, or protects a plain domain;
-//! the libvirt hook's `started` notification protects a domain that starts later.
+//! At start-up, running domains that carry the annotation (or whose secondary's
+//! overlays this host keeps) are taken up ([`scan`]); the libvirt hook's `started`
+//! notification protects a domain that starts later.
 //!
 //! The peer link's `Lost` (the peer's host is gone) and `DaemonLost` (only its ftd
 //! is: its host answers) reach every domain as `PeerLost` and `PeerDaemonLost`.
 
 use crate::coordinator::{Event, State};
-use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Status};
+use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Resolved};
 use crate::libvirt::{DomState, LibvirtError};
+use crate::observe::Status;
 use crate::peer::{LinkEvent, Request, Response};
 use crate::qmp_events::QmpEvent;
 use ftd_proxy::EnableOptions;
@@ -23,24 +29,10 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-mod enable;
+mod scan;
 
-/// Why a command could not be carried out (mapped to D-Bus errors by the API).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CommandError {
-    /// No such domain on this host.
-    #[error("domain {0:?} is not defined on this host (see `virsh list --all`)")]
-    NoSuchDomain(String),
-    /// The request does not fit the domain's state.
-    #[error("{0}")]
-    Refused(String),
-    /// A setting (option or annotation) is wrong; nothing changed.
-    #[error("{0}")]
-    Invalid(String),
-    /// Something failed on the way.
-    #[error("{0}")]
-    Failed(String),
-}
+pub use crate::domain::CommandError;
+use crate::domain::UserReply;
 
 /// The internal API: what the D-Bus adapter (and tests) ask of the daemon.
 #[derive(Debug)]
@@ -49,7 +41,17 @@ pub enum DaemonCmd {
     Enable {
         domain: String,
         opts: EnableOptions,
-        reply: oneshot::Sender<Result<State, CommandError>>,
+        reply: UserReply,
+    },
+    /// Stop protecting a domain; its primary keeps running.
+    Disable {
+        domain: String,
+        reply: UserReply,
+    },
+    /// Planned hand-over of a protected domain to its secondary.
+    Failover {
+        domain: String,
+        reply: UserReply,
     },
     /// The libvirt hook saw `operation` happen to a marked domain. Answered at
     /// once; what it leads to (protecting a started domain) runs afterwards.
@@ -57,12 +59,6 @@ pub enum DaemonCmd {
         domain: String,
         operation: String,
         reply: oneshot::Sender<&'static str>,
-    },
-    /// `Disable` or `SwitchOver` for a domain.
-    User {
-        domain: String,
-        ev: Event,
-        reply: oneshot::Sender<Result<State, CommandError>>,
     },
     Status {
         domain: String,
@@ -84,24 +80,40 @@ pub struct DaemonHandle {
     tx: mpsc::Sender<DaemonCmd>,
 }
 
+fn shutting_down() -> CommandError {
+    CommandError::Failed("ftd is shutting down".into())
+}
+
 impl DaemonHandle {
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> DaemonCmd,
     ) -> Result<T, CommandError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(make(tx))
-            .await
-            .map_err(|_| CommandError::Failed("ftd is shutting down".into()))?;
-        rx.await
-            .map_err(|_| CommandError::Failed("ftd is shutting down".into()))
+        self.tx.send(make(tx)).await.map_err(|_| shutting_down())?;
+        rx.await.map_err(|_| shutting_down())
     }
 
     pub async fn enable(&self, domain: &str, opts: EnableOptions) -> Result<State, CommandError> {
         self.ask(|reply| DaemonCmd::Enable {
             domain: domain.into(),
             opts,
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn disable(&self, domain: &str) -> Result<State, CommandError> {
+        self.ask(|reply| DaemonCmd::Disable {
+            domain: domain.into(),
+            reply,
+        })
+        .await?
+    }
+
+    pub async fn failover(&self, domain: &str) -> Result<State, CommandError> {
+        self.ask(|reply| DaemonCmd::Failover {
+            domain: domain.into(),
             reply,
         })
         .await?
@@ -119,15 +131,6 @@ impl DaemonHandle {
             reply,
         })
         .await
-    }
-
-    pub async fn user(&self, domain: &str, ev: Event) -> Result<State, CommandError> {
-        self.ask(|reply| DaemonCmd::User {
-            domain: domain.into(),
-            ev,
-            reply,
-        })
-        .await?
     }
 
     pub async fn status(&self, domain: &str) -> Result<Status, CommandError> {
@@ -151,19 +154,28 @@ pub fn spawn(
     cancel: CancellationToken,
 ) -> (DaemonHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
+    let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
     let d = Daemon {
         ctx,
         domains: HashMap::new(),
+        resolving: HashMap::new(),
+        resolved: resolved_tx,
         cancel,
         me: DaemonHandle { tx: tx.clone() }.downgrade(),
     };
-    let j = tokio::spawn(d.run(rx, links, qmp));
+    let j = tokio::spawn(d.run(rx, links, qmp, resolved_rx));
     (DaemonHandle { tx }, j)
 }
+
+/// A domain looked up by its own future: what libvirt said.
+type Lookup = (String, Result<Option<Resolved>, LibvirtError>);
 
 struct Daemon {
     ctx: HostCtx,
     domains: HashMap<String, DomainHandle>,
+    /// Domains being looked up, with what arrived for them meanwhile (in order).
+    resolving: HashMap<String, Vec<DomainCmd>>,
+    resolved: mpsc::UnboundedSender<Lookup>,
     cancel: CancellationToken,
     /// To send itself follow-up work (hook notifications, the start-up scan).
     me: WeakDaemonHandle,
@@ -199,7 +211,7 @@ impl WeakDaemonHandle {
         tokio::spawn(async move {
             match d.enable(&domain, EnableOptions::default()).await {
                 Ok(s) => {
-                    tracing::info!(%domain, state = %crate::api::state_name(s), "{why}: protecting")
+                    tracing::info!(%domain, state = %s.name(), "{why}: protecting")
                 }
                 // Already being protected (the hook and the start-up scan can
                 // both ask): nothing to worry about.
@@ -218,81 +230,96 @@ impl Daemon {
         mut cmds: mpsc::Receiver<DaemonCmd>,
         mut links: mpsc::Receiver<LinkEvent>,
         mut qmp: mpsc::UnboundedReceiver<QmpEvent>,
+        mut resolved: mpsc::UnboundedReceiver<Lookup>,
     ) {
-        self.scan();
+        scan::scan(self.ctx.clone(), self.me.clone());
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
                 c = cmds.recv() => match c {
-                    Some(c) => self.command(c).await,
+                    Some(c) => self.command(c),
                     None => break,
                 },
                 e = links.recv() => match e {
-                    Some(e) => self.link(e).await,
+                    Some(e) => self.link(e),
                     None => break,
                 },
                 Some(e) = qmp.recv() => {
                     if let Some(h) = self.domains.get(&e.domain) {
-                        h.send(DomainCmd::Qmp(e)).await;
+                        h.send(DomainCmd::Qmp(e));
                     }
                 }
+                Some((name, r)) = resolved.recv() => self.resolved(name, r),
             }
         }
     }
 
-    /// The domain's task, started on first use from what libvirt says of it here.
-    /// A running domain that is marked, or for which this host keeps a
-    /// secondary's overlays, may be half of a running COLO pair (ftd restarted):
-    /// its task starts by reading QEMU ([`State::Reattaching`]).
-    async fn domain(&mut self, name: &str, must_exist: bool) -> Result<DomainHandle, CommandError> {
+    /// Hand `cmd` to the domain's task, or hold it until the task exists.
+    fn route(&mut self, name: &str, cmd: Option<DomainCmd>) {
         if let Some(h) = self.domains.get(name) {
-            return Ok(h.clone());
+            if let Some(cmd) = cmd {
+                h.send(cmd);
+            }
+            return;
         }
-        let mut marked = None;
-        let initial = match self.ctx.lv.state(name).await {
-            Ok(DomState::Running | DomState::Paused) => {
-                let (candidate, settings) = self.reattach_candidate(name).await;
-                marked = settings;
-                if candidate {
-                    State::Reattaching
-                } else {
-                    State::Unprotected
-                }
+        if let Some(q) = self.resolving.get_mut(name) {
+            q.extend(cmd);
+            return;
+        }
+        self.resolving
+            .insert(name.to_string(), cmd.into_iter().collect());
+        let (ctx, tx, name) = (self.ctx.clone(), self.resolved.clone(), name.to_string());
+        tokio::spawn(async move {
+            let r = domain::resolve(&ctx, &name).await;
+            let _ = tx.send((name, r));
+        });
+    }
+
+    /// A domain was looked up: start its task and hand it what waited, or
+    /// answer what waited.
+    fn resolved(&mut self, name: String, r: Result<Option<Resolved>, LibvirtError>) {
+        let waiting = self.resolving.remove(&name).unwrap_or_default();
+        // A peer message about a domain not defined here makes this host its
+        // (future) secondary's host: the task exists in Standby.
+        let for_peer = waiting.iter().any(|c| matches!(c, DomainCmd::Event(_)));
+        let found = match r {
+            Ok(Some(f)) => Some(f),
+            Ok(None) if for_peer => Some(Resolved::standby()),
+            Ok(None) => {
+                answer_all(waiting, || CommandError::NoSuchDomain(name.clone()));
+                return;
             }
-            Ok(_) => State::Stopped,
-            Err(LibvirtError::NoDomain(_)) if must_exist => {
-                return Err(CommandError::NoSuchDomain(name.into()))
+            Err(e) => {
+                tracing::warn!(domain = %name, error = %e, "cannot look the domain up in libvirt: what came for it is dropped");
+                answer_all(waiting, || CommandError::Failed(e.to_string()));
+                return;
             }
-            Err(LibvirtError::NoDomain(_)) => State::Standby,
-            Err(e) => return Err(CommandError::Failed(e.to_string())),
         };
-        let slot = self.domains.len() as u16;
         let h = domain::spawn(
-            name,
-            initial,
-            marked,
-            slot,
+            &name,
+            found.expect("checked"),
             self.ctx.clone(),
             self.cancel.child_token(),
         );
-        self.domains.insert(name.to_string(), h.clone());
-        Ok(h)
+        for c in waiting {
+            h.send(c);
+        }
+        self.domains.insert(name, h);
     }
 
-    async fn command(&mut self, c: DaemonCmd) {
+    fn command(&mut self, c: DaemonCmd) {
         match c {
-            DaemonCmd::Adopt { domain } => {
-                if let Err(e) = self.domain(&domain, false).await {
-                    tracing::warn!(%domain, error = %e, "start-up scan: domain not taken up");
-                }
-            }
+            DaemonCmd::Adopt { domain } => self.route(&domain, None),
             DaemonCmd::Enable {
                 domain,
                 opts,
                 reply,
-            } => {
-                let r = self.enable(&domain, &opts).await;
-                let _ = reply.send(r);
+            } => self.route(&domain, Some(DomainCmd::Enable(opts, reply))),
+            DaemonCmd::Disable { domain, reply } => {
+                self.route(&domain, Some(DomainCmd::Disable(reply)))
+            }
+            DaemonCmd::Failover { domain, reply } => {
+                self.route(&domain, Some(DomainCmd::Failover(reply)))
             }
             DaemonCmd::Notify {
                 domain,
@@ -310,97 +337,79 @@ impl Daemon {
                 };
                 let _ = reply.send(r);
             }
-            DaemonCmd::User { domain, ev, reply } => {
-                let r = match self.domain(&domain, true).await {
-                    Ok(h) => h.user(ev.clone()).await.map_err(CommandError::Refused),
-                    Err(e) => Err(e),
-                };
-                if r.is_ok() && ev == Event::Disable {
-                    self.unmark(&domain).await;
+            DaemonCmd::Status { domain, reply } => match self.domains.get(&domain) {
+                Some(h) => {
+                    let _ = reply.send(Ok(h.status()));
                 }
-                let _ = reply.send(r);
-            }
-            DaemonCmd::Status { domain, reply } => {
-                let r = match self.domains.get(&domain) {
-                    Some(h) => h
-                        .status()
-                        .await
-                        .ok_or_else(|| CommandError::Failed("domain task stopped".into())),
-                    // A domain ftd has not touched: report what libvirt says of it.
-                    None => match self.ctx.lv.state(&domain).await {
-                        Err(LibvirtError::NoDomain(_)) => {
-                            Err(CommandError::NoSuchDomain(domain.clone()))
-                        }
-                        Err(e) => Err(CommandError::Failed(e.to_string())),
-                        Ok(st) => Ok(Status {
-                            domain: domain.clone(),
-                            state: if matches!(st, DomState::Running | DomState::Paused) {
-                                State::Unprotected
-                            } else {
-                                State::Stopped
-                            },
-                            wanted: false,
-                            peer: self.ctx.peer.peer_host().to_string(),
-                            peer_up: self.ctx.peer.is_up(),
-                            checkpoints: 0,
-                            last_checkpoint_age: None,
-                            last_error: None,
-                            last_failover: None,
-                        }),
-                    },
-                };
-                let _ = reply.send(r);
-            }
+                None => self.status_untracked(domain, reply),
+            },
             DaemonCmd::List { reply } => {
-                let mut v = Vec::new();
-                for h in self.domains.values() {
-                    if let Some(s) = h.status().await {
-                        v.push(s);
-                    }
-                }
+                let mut v: Vec<Status> = self.domains.values().map(|h| h.status()).collect();
                 v.sort_by(|a, b| a.domain.cmp(&b.domain));
                 let _ = reply.send(v);
             }
         }
     }
 
-    /// Right after ftd starts, the peer link takes a moment to come up: give it
-    /// that moment (bounded) before an Enable would fail for "peer unreachable".
-    async fn await_peer_link(&self) {
-        let t0 = std::time::Instant::now();
-        while !self.ctx.peer.is_up() && t0.elapsed() < std::time::Duration::from_secs(2) {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+    /// A domain ftd has not touched: report what libvirt says of it (from a
+    /// future of its own).
+    fn status_untracked(
+        &self,
+        domain: String,
+        reply: oneshot::Sender<Result<Status, CommandError>>,
+    ) {
+        let ctx = self.ctx.clone();
+        tokio::spawn(async move {
+            let r = match ctx.lv.state(&domain).await {
+                Err(LibvirtError::NoDomain(_)) => Err(CommandError::NoSuchDomain(domain.clone())),
+                Err(e) => Err(CommandError::Failed(e.to_string())),
+                Ok(st) => Ok(Status {
+                    domain: domain.clone(),
+                    state: if matches!(st, DomState::Running | DomState::Paused) {
+                        State::Unprotected
+                    } else {
+                        State::Stopped
+                    },
+                    wanted: false,
+                    peer: ctx.peer.peer_host().to_string(),
+                    peer_up: ctx.peer.is_up(),
+                    checkpoints: 0,
+                    last_checkpoint_age: None,
+                    last_error: None,
+                    last_failover: None,
+                }),
+            };
+            let _ = reply.send(r);
+        });
     }
 
-    async fn link(&mut self, e: LinkEvent) {
+    fn to_all(&self, ev: Event) {
+        for h in self.domains.values() {
+            h.send(DomainCmd::Event(ev.clone()));
+        }
+        // A domain still being looked up needs no event: its task starts
+        // from the link's state at that moment (`PeerHandle::is_up`, `host_lost`).
+    }
+
+    fn link(&mut self, e: LinkEvent) {
         match e {
             LinkEvent::Up { .. } => {
                 tracing::info!(peer = %self.ctx.peer.peer_host(), "peer up");
-                for h in self.domains.values() {
-                    h.send(DomainCmd::Event(Event::PeerUp)).await;
-                }
+                self.to_all(Event::PeerUp);
             }
             LinkEvent::Lost { reason } => {
                 tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer lost");
-                for h in self.domains.values() {
-                    h.send(DomainCmd::Event(Event::PeerLost)).await;
-                }
+                self.to_all(Event::PeerLost);
             }
             // Kept apart from `Lost` on purpose: the peer host lives, only its
             // ftd is gone; no host-loss handling (see the coordinator).
             LinkEvent::DaemonLost { reason } => {
                 tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer's ftd lost (its host answers)");
-                for h in self.domains.values() {
-                    h.send(DomainCmd::Event(Event::PeerDaemonLost)).await;
-                }
+                self.to_all(Event::PeerDaemonLost);
             }
-            LinkEvent::Msg { domain, msg } => match self.domain(&domain, false).await {
-                Ok(h) => {
-                    h.send(DomainCmd::Event(Event::Peer(msg))).await;
-                }
-                Err(e) => tracing::warn!(%domain, error = %e, "peer message dropped"),
-            },
+            LinkEvent::Msg { domain, msg } => {
+                self.route(&domain, Some(DomainCmd::Event(Event::Peer(msg))))
+            }
             LinkEvent::Request { body, reply } => match body {
                 Request::Ping => {
                     let _ = reply.send(Ok(Response::Pong));
@@ -426,6 +435,21 @@ impl Daemon {
                     )));
                 }
             },
+        }
+    }
+}
+
+/// Answer every request that waited for a domain that cannot have a task.
+fn answer_all(waiting: Vec<DomainCmd>, err: impl Fn() -> CommandError) {
+    for c in waiting {
+        match c {
+            DomainCmd::Enable(_, r) | DomainCmd::Disable(r) | DomainCmd::Failover(r) => {
+                let _ = r.send(Err(err()));
+            }
+            DomainCmd::Spec(r) => {
+                let _ = r.send(Err(err().to_string()));
+            }
+            DomainCmd::Event(_) | DomainCmd::Qmp(_) => {}
         }
     }
 }

@@ -26,19 +26,8 @@ pub(crate) async fn set_links(name: &str, ctx: &HostCtx, up: bool) -> Result<(),
         ));
     }
     for dev in devs {
-        let state = if up { "up" } else { "down" };
-        let out = tokio::process::Command::new("ip")
-            .args(["link", "set", "dev", &dev, state])
-            .output()
-            .await
-            .map_err(|e| format!("running ip (is iproute2 installed?): {e}"))?;
-        if !out.status.success() {
-            return Err(format!(
-                "ip link set dev {dev} {state}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
-        }
-        tracing::info!(domain = name, dev = %dev, state, "guest network device set");
+        ctx.os.set_link(&dev, up).await?;
+        tracing::info!(domain = name, dev = %dev, state = if up { "up" } else { "down" }, "guest network device set");
     }
     Ok(())
 }

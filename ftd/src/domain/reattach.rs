@@ -200,7 +200,7 @@ async fn read_facts(ctx: &HostCtx, name: &str) -> Result<(Facts, Value), String>
 
 /// The primary's wiring as the plans made it (generation `gen`), rebuilt from
 /// the live domain; what only starting COLO needs (ports) is this slot's.
-async fn wiring(ctx: &HostCtx, name: &str, slot: u16, gen: u32, nodes: &Value) -> Wiring {
+async fn wiring(ctx: &HostCtx, name: &str, ports: Ports, gen: u32, nodes: &Value) -> Wiring {
     let w0 = Wiring {
         device_node: String::new(),
         gen,
@@ -208,7 +208,7 @@ async fn wiring(ctx: &HostCtx, name: &str, slot: u16, gen: u32, nodes: &Value) -
         netdev: "hostnet0".into(),
         primary_addr: ctx.rep_addr.clone(),
         secondary_addr: ctx.peer_rep_addr.clone(),
-        ports: Ports::slot(slot),
+        ports,
         checkpoint_ms: ctx.checkpoint_ms,
         compare_timeout_ms: ctx.compare_timeout_ms,
         sync_timeout: ctx.sync_timeout,
@@ -238,15 +238,14 @@ async fn wiring(ctx: &HostCtx, name: &str, slot: u16, gen: u32, nodes: &Value) -
 /// decided next (protect, or check the pair with the peer) goes better with it.
 /// No use waiting once the peer's host was found gone.
 async fn await_peer_link(ctx: &HostCtx, bound: Duration) {
-    let t0 = Instant::now();
-    while !ctx.peer.is_up() && !ctx.peer.host_lost() && t0.elapsed() < bound {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if !ctx.peer.host_lost() {
+        ctx.peer.wait_up(bound).await;
     }
 }
 
 /// [`crate::coordinator::Step::Inspect`]: read the domain's state (retried a few
 /// times: libvirt may still be reconnecting to QEMU right after a host event).
-pub(crate) async fn inspect(name: &str, ctx: &HostCtx, slot: u16) -> StepOut {
+pub(crate) async fn inspect(name: &str, ctx: &HostCtx, ports: Option<Ports>) -> StepOut {
     let t0 = Instant::now();
     await_peer_link(ctx, Duration::from_secs(2)).await;
     let mut last = String::new();
@@ -272,9 +271,13 @@ pub(crate) async fn inspect(name: &str, ctx: &HostCtx, slot: u16) -> StepOut {
             gen,
         };
         match found {
-            Found::ColoPrimary | Found::Leftovers(_) => {
-                out.wiring = Some(wiring(ctx, name, slot, gen.unwrap_or(0), &nodes).await);
-            }
+            Found::ColoPrimary | Found::Leftovers(_) => match ports {
+                Some(p) => out.wiring = Some(wiring(ctx, name, p, gen.unwrap_or(0), &nodes).await),
+                None => tracing::warn!(
+                    domain = name,
+                    "no COLO port slot for this domain: its COLO cannot be taken apart cleanly"
+                ),
+            },
             Found::ColoSecondary => out.spec = secondary_spec(ctx, name).await,
             _ => {}
         }

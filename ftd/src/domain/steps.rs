@@ -11,25 +11,38 @@ use crate::coordinator::{Event, Step};
 use crate::inspect;
 use crate::peer::{Request, Response};
 use crate::runner::{self, QMP_DEADLINE};
-use crate::sockets;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// `stop` is cancelled when the attempt the step serves is given up: Sync and
-/// StartColo then send no further command (their plans end at the next op).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn run(
-    step: Step,
-    name: String,
-    ctx: HostCtx,
-    slot: u16,
-    gen: u32,
-    wiring: Option<Wiring>,
-    spec: Option<SecondarySpec>,
-    stop: CancellationToken,
-) -> StepOut {
+/// What a step works with (a copy of the task's, so the step runs on its own).
+pub(crate) struct StepCtx {
+    pub name: String,
+    pub ctx: HostCtx,
+    /// This domain's COLO ports on this host as primary (`None`: the host's
+    /// slots are all taken).
+    pub ports: Option<Ports>,
+    /// The protection attempt's generation (node names are unique per attempt).
+    pub gen: u32,
+    pub wiring: Option<Wiring>,
+    /// The secondary's spec from the primary (the domain's ports among it).
+    pub spec: Option<SecondarySpec>,
+    /// Cancelled when the attempt the step serves is given up: Sync and
+    /// StartColo then send no further command (their plans end at the next op).
+    pub stop: CancellationToken,
+}
+
+pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
+    let StepCtx {
+        name,
+        ctx,
+        ports,
+        gen,
+        wiring,
+        spec,
+        stop,
+    } = sc;
     let t0 = std::time::Instant::now();
     let mut out = StepOut {
         event: Event::StepDone(step),
@@ -41,12 +54,12 @@ pub(crate) async fn run(
         Step::Sync => {
             // The wiring comes back even when the sync fails after the pivot:
             // the Undo that follows needs to know what it added.
-            let (w, r) = sync(&name, &ctx, slot, gen, &stop).await;
+            let (w, r) = sync(&name, &ctx, ports, gen, &stop).await;
             out.wiring = w;
             r
         }
         Step::StartColo => match &wiring {
-            Some(w) => match probe_nbd(w).await {
+            Some(w) => match probe_nbd(&ctx, w).await {
                 Ok(()) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
                 Err(e) => Err(e),
             },
@@ -54,14 +67,14 @@ pub(crate) async fn run(
         },
         Step::LeaveColo => match &wiring {
             Some(w) => {
-                cut_if_peer_lost(&ctx, &name, slot).await;
+                cut_if_peer_lost(&ctx, &name, &w.ports).await;
                 plan_run(&ctx, &name, &plan::leave_colo(w)).await
             }
             None => qmp(&ctx, &name, "cont").await.or(Ok(())),
         },
         Step::Undo => match &wiring {
             Some(w) => {
-                cut_if_peer_lost(&ctx, &name, slot).await;
+                cut_if_peer_lost(&ctx, &name, &w.ports).await;
                 plan_run(&ctx, &name, &plan::undo(w)).await
             }
             None => qmp(&ctx, &name, "cont").await.or(Ok(())),
@@ -76,12 +89,18 @@ pub(crate) async fn run(
         Step::DestroySecondary => destroy_secondary(&name, &ctx).await,
         Step::TakeOver => {
             // The old primary is gone, or stopped for a planned switch-over: its
-            // stream is of no use any more, and may be what QEMU waits on.
-            cut_peer(&ctx, &name, slot).await;
+            // stream is of no use any more, and may be what QEMU waits on. The
+            // ports are the primary's (from its spec), never this host's own.
+            match &spec {
+                Some(s) => cut_peer(&ctx, &name, &s.ports).await,
+                None => {
+                    tracing::warn!(domain = %name, "no spec from the primary: QEMU's connections to it are not cut")
+                }
+            }
             take_over(&name, &ctx, spec.as_ref()).await
         }
         // Answered by what it found, not by StepDone.
-        Step::Inspect => return super::reattach::inspect(&name, &ctx, slot).await,
+        Step::Inspect => return super::reattach::inspect(&name, &ctx, ports).await,
     };
     match &r {
         Ok(()) => {
@@ -101,14 +120,14 @@ async fn plan_run_until(
     p: &[plan::Op],
     stop: &CancellationToken,
 ) -> Result<(), String> {
-    runner::run_until(&ctx.lv, name, p, stop)
+    runner::run_until(&*ctx.lv, name, p, stop)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
 }
 
 async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
-    runner::run(&ctx.lv, name, p)
+    runner::run(&*ctx.lv, name, p)
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
@@ -120,29 +139,6 @@ async fn qmp(ctx: &HostCtx, name: &str, cmd: &str) -> Result<(), String> {
         .await
         .map(|_| ())
         .map_err(|e| e.to_string())
-}
-
-async fn qemu_img_create(path: &Path, size: u64) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-    }
-    let out = tokio::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(path)
-        .arg(size.to_string())
-        .output()
-        .await
-        .map_err(|e| format!("running qemu-img: {e} (is qemu-utils installed?)"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "qemu-img create {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(())
 }
 
 /// The live layout, checked for replication.
@@ -160,11 +156,11 @@ async fn layout(ctx: &HostCtx, name: &str) -> Result<(String, DomainLayout), Str
 async fn sync(
     name: &str,
     ctx: &HostCtx,
-    slot: u16,
+    ports: Option<Ports>,
     gen: u32,
     stop: &CancellationToken,
 ) -> (Option<Wiring>, Result<(), String>) {
-    let w = match wire(name, ctx, slot, gen).await {
+    let w = match wire(name, ctx, ports, gen).await {
         Ok(w) => w,
         Err(e) => return (None, Err(e)),
     };
@@ -173,10 +169,11 @@ async fn sync(
 }
 
 /// What the sync and the plans after it work with; the new base image created.
-async fn wire(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, String> {
+async fn wire(name: &str, ctx: &HostCtx, ports: Option<Ports>, gen: u32) -> Result<Wiring, String> {
+    let ports = ports.ok_or_else(|| no_ports(name))?;
     let (_, l) = layout(ctx, name).await?;
     let disk = &l.disks[0];
-    let (node, size) = inspect::disk_node(&ctx.lv, name, disk)
+    let (node, size) = inspect::disk_node(&*ctx.lv, name, disk)
         .await
         .map_err(|e| e.to_string())?;
     let gen = plan::next_gen(&node, gen);
@@ -186,7 +183,7 @@ async fn wire(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
     let base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
-    qemu_img_create(&base_image, size).await?;
+    ctx.os.create_image(&base_image, size).await?;
     Ok(Wiring {
         device_node: node,
         gen,
@@ -194,7 +191,7 @@ async fn wire(name: &str, ctx: &HostCtx, slot: u16, gen: u32) -> Result<Wiring, 
         netdev: l.nics[0].netdev_id().unwrap_or_else(|| "hostnet0".into()),
         primary_addr: ctx.rep_addr.clone(),
         secondary_addr: ctx.peer_rep_addr.clone(),
-        ports: Ports::slot(slot),
+        ports,
         checkpoint_ms: ctx.checkpoint_ms,
         compare_timeout_ms: ctx.compare_timeout_ms,
         sync_timeout: ctx.sync_timeout,
@@ -227,7 +224,7 @@ async fn pivot_and_mirror(
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
     }
     remove_old_base(ctx, name, node, dir).await;
-    probe_nbd(w).await?;
+    probe_nbd(ctx, w).await?;
     plan_run_until(ctx, name, &plan::sync(w), stop).await
 }
 
@@ -240,17 +237,20 @@ const NBD_PROBE: Duration = Duration::from_millis(1000);
 /// matrix, before ftd's heartbeat had even noticed the peer gone). So ftd first
 /// connects itself, with a short time-out; only a peer that answers now is
 /// handed to QEMU. (QEMU's NBD server drops the probe's half-open session.)
-async fn probe_nbd(w: &Wiring) -> Result<(), String> {
+async fn probe_nbd(ctx: &HostCtx, w: &Wiring) -> Result<(), String> {
     let addr = format!("{}:{}", w.secondary_addr, w.ports.nbd);
-    match tokio::time::timeout(NBD_PROBE, tokio::net::TcpStream::connect(&addr)).await {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(format!(
-            "the secondary's NBD export at {addr} refuses connections: {e}"
-        )),
-        Err(_) => Err(format!(
-            "the secondary's NBD export at {addr} did not answer within {NBD_PROBE:?} (is the peer host up?)"
-        )),
-    }
+    ctx.os
+        .probe_tcp(&addr, NBD_PROBE)
+        .await
+        .map_err(|e| format!("the secondary's NBD export: {e}"))
+}
+
+fn no_ports(name: &str) -> String {
+    format!(
+        "domain {name}: this host has no free COLO port slot (at most {} domains are \
+         wired at once): unprotect another domain, then Enable this one again",
+        Ports::SLOTS
+    )
 }
 
 /// After a pivot away from an earlier protection's quorum (`old_node`): that
@@ -297,14 +297,15 @@ async fn remove_old_base(ctx: &HostCtx, name: &str, old_node: &str, dir: &Path) 
 pub(crate) async fn secondary_spec(
     name: &str,
     ctx: &HostCtx,
-    slot: u16,
+    ports: Option<Ports>,
 ) -> Result<SecondarySpec, String> {
+    let ports = ports.ok_or_else(|| no_ports(name))?;
     let (live, l) = layout(ctx, name).await?;
     let disk = &l.disks[0];
-    let (_, size) = inspect::disk_node(&ctx.lv, name, disk)
+    let (_, size) = inspect::disk_node(&*ctx.lv, name, disk)
         .await
         .map_err(|e| e.to_string())?;
-    let dev = inspect::disk_device(&ctx.lv, name, disk)
+    let dev = inspect::disk_device(&*ctx.lv, name, disk)
         .await
         .map_err(|e| e.to_string())?;
     let inactive = ctx.lv.xml(name, true).await.map_err(|e| e.to_string())?;
@@ -313,7 +314,7 @@ pub(crate) async fn secondary_spec(
         primary_inactive_xml: inactive,
         disk: dev,
         disk_size: size,
-        ports: Ports::slot(slot),
+        ports,
         primary_addr: ctx.rep_addr.clone(),
     })
 }
@@ -348,7 +349,7 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     let spec = *spec;
     let (parent, active, hidden, serial) = overlay_paths(ctx, name);
     for p in [&parent, &active, &hidden] {
-        qemu_img_create(p, spec.disk_size).await?;
+        ctx.os.create_image(p, spec.disk_size).await?;
     }
     let params = SecondaryParams {
         primary_addr: spec.primary_addr.clone(),
@@ -422,10 +423,9 @@ async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
 
 /// Drop QEMU's connections to the peer host on the domain's COLO ports, so that
 /// nothing in QEMU waits on a host that will never answer (see [`sockets`]).
-async fn cut_peer(ctx: &HostCtx, name: &str, slot: u16) {
-    let p = Ports::slot(slot);
+async fn cut_peer(ctx: &HostCtx, name: &str, p: &Ports) {
     let ports = [p.migration, p.nbd, p.mirror, p.compare];
-    match sockets::cut(&ctx.peer_rep_addr, &ports).await {
+    match ctx.os.cut_sockets(&ctx.peer_rep_addr, &ports).await {
         Ok(n) => {
             tracing::info!(domain = name, sockets = n, peer = %ctx.peer_rep_addr, "QEMU's connections to the peer dropped")
         }
@@ -437,9 +437,9 @@ async fn cut_peer(ctx: &HostCtx, name: &str, slot: u16) {
 
 /// Leaving COLO (or undoing an attempt) because the peer is gone, not for a
 /// planned stop with the peer there: cut its connections first.
-async fn cut_if_peer_lost(ctx: &HostCtx, name: &str, slot: u16) {
+async fn cut_if_peer_lost(ctx: &HostCtx, name: &str, ports: &Ports) {
     if !ctx.peer.is_up() {
-        cut_peer(ctx, name, slot).await;
+        cut_peer(ctx, name, ports).await;
     }
 }
 

@@ -135,6 +135,14 @@ impl PeerHandle {
         self.state.borrow().is_some()
     }
 
+    /// Wait until a session is up, at most `within`; whether one is.
+    pub async fn wait_up(&self, within: Duration) -> bool {
+        let mut st = self.state.clone();
+        let up = tokio::time::timeout(within, st.wait_for(|s| s.is_some())).await;
+        let up = matches!(up, Ok(Ok(_)));
+        up
+    }
+
     /// Was the peer's host reported lost ([`LinkEvent::Lost`]), with no session
     /// since? (For a task that starts after the event was sent.)
     pub fn host_lost(&self) -> bool {

@@ -1,0 +1,68 @@
+//! The real [`HostOs`]: `qemu-img`, `ss -K` ([`crate::sockets`]), `ip link` and a
+//! TCP connect, each bounded so that none can hold a domain task for long.
+
+use super::HostOs;
+use std::path::Path;
+use std::time::Duration;
+
+/// The host's own tools.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RealOs;
+
+#[async_trait::async_trait]
+impl HostOs for RealOs {
+    async fn create_image(&self, path: &Path, size: u64) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+        }
+        let out = tokio::process::Command::new("qemu-img")
+            .args(["create", "-q", "-f", "qcow2"])
+            .arg(path)
+            .arg(size.to_string())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("running qemu-img: {e} (is qemu-utils installed?)"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "qemu-img create {}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn cut_sockets(&self, peer: &str, ports: &[u16]) -> Result<usize, String> {
+        crate::sockets::cut(peer, ports).await
+    }
+
+    async fn set_link(&self, dev: &str, up: bool) -> Result<(), String> {
+        let state = if up { "up" } else { "down" };
+        let out = tokio::process::Command::new("ip")
+            .args(["link", "set", "dev", dev, state])
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| format!("running ip (is iproute2 installed?): {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "ip link set dev {dev} {state}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ));
+        }
+        Ok(())
+    }
+
+    async fn probe_tcp(&self, addr: &str, within: Duration) -> Result<(), String> {
+        match tokio::time::timeout(within, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("{addr} refuses connections: {e}")),
+            Err(_) => Err(format!(
+                "{addr} did not answer within {within:?} (is the peer host up?)"
+            )),
+        }
+    }
+}
