@@ -37,3 +37,4 @@ pub mod protect;
 pub mod qmp_events;
 pub mod runner;
 pub mod sockets;
+pub mod testing;
