@@ -230,6 +230,13 @@ impl FakeHost {
         self.lock().domains.insert(name.into(), d);
     }
 
+    /// A new ftd listens to this host's QMP events from now on.
+    pub fn reconnect_events(&self) -> mpsc::UnboundedReceiver<QmpEvent> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.lock().events = tx;
+        rx
+    }
+
     /// Every call made so far, as `"<what> <domain> [details]"`, in order.
     pub fn calls(&self) -> Vec<String> {
         self.lock().calls.iter().map(|(_, c)| c.clone()).collect()
