@@ -28,7 +28,6 @@
 //! The actions are declared in `polkit/org.ftvirt.ftd1.policy`; a test below
 //! checks that file against [`Action`].
 
-use crate::api::ApiError;
 use crate::config::Authorization;
 use std::collections::HashMap;
 use std::fmt;
@@ -136,12 +135,6 @@ pub enum AuthError {
         what = action.what(), id = action.id(), unchanged = action.unchanged()
     )]
     UnknownCaller { action: Action, problem: String },
-}
-
-impl From<AuthError> for ApiError {
-    fn from(e: AuthError) -> Self {
-        ApiError::AccessDenied(e.to_string())
-    }
 }
 
 /// polkit's answer, as far as the decision goes.

@@ -12,9 +12,10 @@
 //! - [`certs`]: `ftd make-certs`, the certificates of the peer link's mutual TLS.
 //! - [`arbiter`]: which host keeps a domain when the pair is split (corosync's quorum).
 //!
-//! The drivers (libvirt, QMP, peer link) and the D-Bus API land in later steps; they
-//! only execute the coordinator's [`coordinator::Action`]s and feed it
-//! [`coordinator::Event`]s.
+//! - [`daemon`] routes the API's commands, peer-link and QEMU events to one task
+//!   per [`domain`], which owns the domain's coordinator and executes its actions
+//!   through the drivers ([`libvirt`], the peer link [`peer`], [`host`]'s seam).
+//! - [`host`]: the seam under the drivers; [`testing`] has its fakes.
 
 pub mod api;
 pub mod arbiter;

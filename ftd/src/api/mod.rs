@@ -59,6 +59,12 @@ impl From<CommandError> for ApiError {
     }
 }
 
+impl From<crate::auth::AuthError> for ApiError {
+    fn from(e: crate::auth::AuthError) -> Self {
+        ApiError::AccessDenied(e.to_string())
+    }
+}
+
 impl From<Status> for DomainStatus {
     fn from(s: Status) -> Self {
         DomainStatus {
