@@ -1,4 +1,5 @@
 use super::*;
+use crate::api::ApiError;
 use std::path::Path;
 use zbus::DBusError;
 
