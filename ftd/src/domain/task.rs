@@ -170,6 +170,9 @@ impl Task {
             Err(e) => Err(CommandError::Refused(e.to_string())),
         };
         let ok = r.is_ok();
+        // Published before the reply, so that a Status right after it reads
+        // what the request did.
+        self.publish();
         let _ = reply.send(r);
         ok
     }
@@ -197,7 +200,7 @@ impl Task {
     }
 
     /// Tell the observers what changed since the last time, if anything did.
-    fn publish(&mut self) {
+    pub(super) fn publish(&mut self) {
         let now = self.status();
         let last_checkpoint = self.last_checkpoint;
         self.snapshot.send_if_modified(|s| {
