@@ -5,6 +5,7 @@
 //! its line below.
 
 mod checkpoint;
+mod crossed;
 mod cycles;
 mod disk_full;
 mod domains;
@@ -128,6 +129,13 @@ pub static SCENARIOS: &[Scenario] = &[
         true,
         domains::SETUP,
         domains::three,
+    ),
+    lab(
+        "crossed-primaries",
+        "each host the primary of one domain, one host killed: b takes its peer's domain over and keeps its own, both serve on, nothing lost",
+        false,
+        crossed::SETUP,
+        crossed::primaries_on_both_hosts,
     ),
     custom(
         "partitions",
