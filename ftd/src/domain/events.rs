@@ -13,6 +13,8 @@
 //!   this host already took the secondary's part).
 //! - A `query-colo-status` mode `none` means COLO ended only once this side was
 //!   seen in COLO (before that, COLO has not started yet).
+//! - libvirt's lifecycle events (`started`, `stopped`) are read as its state and
+//!   go through the same rules as a poll of it.
 //! - libvirt's "running" for a domain this host does not run is a start only if
 //!   QEMU's monitor answers (a copy killed a moment ago stays "running" for libvirt
 //!   until it has cleaned up, about 2 s); "shut off" for a copy this host runs is a
@@ -45,6 +47,9 @@ pub(crate) enum QmpMeaning {
     },
     /// A disk error event: [`super::disk::failure`] says whether it matters.
     Disk,
+    /// libvirt says the domain started (`Running`) or stopped (`ShutOff`) here:
+    /// [`lifecycle`] says what that means, at once rather than at the next poll.
+    Libvirt(DomState),
 }
 
 /// Read QMP event `event` with `data` in state `st`; `seen` is updated.
@@ -78,6 +83,11 @@ pub(crate) fn qmp_event(st: State, seen: &mut Seen, event: &str, data: &Value) -
             }
         }
         "QUORUM_REPORT_BAD" | "QUORUM_FAILURE" | "BLOCK_IO_ERROR" => QmpMeaning::Disk,
+        crate::qmp_events::LIFECYCLE => match data["event"].as_str() {
+            Some("started") => QmpMeaning::Libvirt(DomState::Running),
+            Some("stopped") => QmpMeaning::Libvirt(DomState::ShutOff),
+            _ => QmpMeaning::Nothing,
+        },
         _ => QmpMeaning::Nothing,
     }
 }
@@ -207,6 +217,27 @@ mod tests {
             feed(S::Protected, &mut Seen::default(), "SHUTDOWN", json!({})),
             QmpMeaning::Nothing
         );
+    }
+
+    #[test]
+    fn libvirts_lifecycle_events_are_read_as_its_state() {
+        let lc = |e: &str| json!({"event": e, "detail": 0});
+        let ev = crate::qmp_events::LIFECYCLE;
+        assert_eq!(
+            feed(S::Standby, &mut Seen::default(), ev, lc("started")),
+            QmpMeaning::Libvirt(DomState::Running)
+        );
+        assert_eq!(
+            feed(S::Protected, &mut Seen::default(), ev, lc("stopped")),
+            QmpMeaning::Libvirt(DomState::ShutOff)
+        );
+        for other in ["suspended", "resumed", "defined", "shutdown"] {
+            assert_eq!(
+                feed(S::Protected, &mut Seen::default(), ev, lc(other)),
+                QmpMeaning::Nothing,
+                "{other}"
+            );
+        }
     }
 
     #[test]

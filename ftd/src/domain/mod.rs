@@ -142,6 +142,7 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         snapshot: snap_tx,
         seen: events::Seen::default(),
         interval_set: false,
+        ticks: 0,
         transition: None,
         arbitration: None,
         retry: None,

@@ -11,6 +11,9 @@ use crate::libvirt::LibvirtError;
 use serde_json::json;
 use std::time::Duration;
 
+/// libvirt's state is polled every this many ticks (its events say it sooner).
+const LIBVIRT_POLL_TICKS: u64 = 4;
+
 /// The monitor tick's QMP probe: short, a stuck QEMU must not hold up the task.
 const MONITOR_QMP_DEADLINE: Duration = Duration::from_secs(1);
 
@@ -88,6 +91,12 @@ impl Task {
         if self.running.is_some() || !self.queue.is_empty() {
             return;
         }
+        // libvirt's lifecycle events say at once when the domain starts or
+        // stops; the poll covers what they miss (libvirtd restarting, say).
+        self.ticks += 1;
+        if self.ticks % LIBVIRT_POLL_TICKS != 0 {
+            return;
+        }
         let seen = match lv.state(&self.name).await {
             Ok(s) => Some(s),
             Err(LibvirtError::NoDomain(_)) => None,
@@ -96,6 +105,17 @@ impl Task {
                 return;
             }
         };
+        self.libvirt_says(seen).await;
+    }
+
+    /// libvirt's view of the domain (`None`: not defined here), from a poll or a
+    /// lifecycle event, read by [`events::lifecycle`]. Not while a step runs or
+    /// waits: steps start and stop copies on purpose.
+    pub(super) async fn libvirt_says(&mut self, seen: Option<crate::libvirt::DomState>) {
+        if self.running.is_some() || !self.queue.is_empty() {
+            return;
+        }
+        let st = self.coord.state();
         match events::lifecycle(st, seen.as_ref()) {
             Lifecycle::Nothing => {}
             Lifecycle::StartedIfMonitorAnswers => {

@@ -45,6 +45,8 @@ pub(super) struct Task {
     /// The configured checkpoint interval is set in QEMU (COLO starts with a
     /// short one, see [`crate::colo::plan::FIRST_CHECKPOINT_MS`]).
     pub interval_set: bool,
+    /// Monitor ticks so far (libvirt's state is polled every few).
+    pub ticks: u64,
     /// The last state transition, not yet published.
     pub transition: Option<Transition>,
     /// The arbiter's verdicts on the lost peer, while the coordinator waits for them.
@@ -137,7 +139,7 @@ impl Task {
                 let r = steps::secondary_spec(&self.name, &self.ctx, self.ports).await;
                 let _ = reply.send(r);
             }
-            DomainCmd::Qmp(ev) => self.qmp_event(ev),
+            DomainCmd::Qmp(ev) => self.qmp_event(ev).await,
         }
     }
 
@@ -374,7 +376,7 @@ impl Task {
     }
 
     /// QEMU monitor events, read by [`events::qmp_event`].
-    fn qmp_event(&mut self, ev: crate::qmp_events::QmpEvent) {
+    async fn qmp_event(&mut self, ev: crate::qmp_events::QmpEvent) {
         let st = self.coord.state();
         match events::qmp_event(st, &mut self.seen, &ev.event, &ev.details) {
             QmpMeaning::Nothing => {
@@ -391,6 +393,10 @@ impl Task {
             }
             QmpMeaning::StaleColoExit { mode, expected } => {
                 tracing::info!(domain = %self.name, mode, expected, "COLO_EXIT of a copy in another role ignored (a previous QEMU)");
+            }
+            QmpMeaning::Libvirt(seen) => {
+                tracing::info!(domain = %self.name, event = %ev.details["event"], "libvirt lifecycle event");
+                self.libvirt_says(Some(seen)).await;
             }
             QmpMeaning::Disk => {
                 tracing::warn!(domain = %self.name, event = %ev.event, details = %ev.details, "disk replication reports a problem");

@@ -285,6 +285,11 @@ impl FakeHost {
         let mut g = self.lock();
         if let Some(d) = g.domains.get_mut(domain) {
             shut_off(d);
+            g.emit(
+                domain,
+                crate::qmp_events::LIFECYCLE,
+                json!({"event": "stopped", "detail": 5}),
+            );
         }
         if g.domains
             .get(domain)
@@ -483,6 +488,11 @@ impl Hypervisor for FakeHost {
         }
         boot(d, xml.contains("-incoming"));
         d.live_xml = xml.to_string();
+        g.emit(
+            &name,
+            crate::qmp_events::LIFECYCLE,
+            json!({"event": "started", "detail": 0}),
+        );
         Ok(name)
     }
 
@@ -492,9 +502,17 @@ impl Hypervisor for FakeHost {
         let Some(d) = g.domains.get_mut(domain) else {
             return Ok(());
         };
+        let was_running = d.running;
         shut_off(d);
         if !d.persistent {
             g.domains.remove(domain);
+        }
+        if was_running {
+            g.emit(
+                domain,
+                crate::qmp_events::LIFECYCLE,
+                json!({"event": "stopped", "detail": 1}),
+            );
         }
         Ok(())
     }
