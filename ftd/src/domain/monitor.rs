@@ -94,7 +94,7 @@ impl Task {
         // libvirt's lifecycle events say at once when the domain starts or
         // stops; the poll covers what they miss (libvirtd restarting, say).
         self.ticks += 1;
-        if self.ticks % LIBVIRT_POLL_TICKS != 0 {
+        if !self.ticks.is_multiple_of(LIBVIRT_POLL_TICKS) {
             return;
         }
         let seen = match lv.state(&self.name).await {
