@@ -2,9 +2,11 @@
 //! - [`layout`]: what a domain looks like (from its live XML) and whether COLO can
 //!   replicate it;
 //! - [`secondary`]: the secondary's domain XML, generated from the primary's;
-//! - [`plan`]: the QMP sequences that wire and unwire COLO on each side.
+//! - [`plan`]: the QMP sequences that wire and unwire COLO on each side;
+//! - [`ports`]: the TCP ports of one domain's COLO, per slot.
 
 pub mod layout;
 pub mod plan;
+pub mod ports;
 pub mod secondary;
 pub mod spec;

@@ -1,0 +1,86 @@
+//! The `colo:` section: where the secondary's overlays go, and the COLO ports of
+//! the first domain wired on this host (the bases of every slot's).
+
+use super::de;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// COLO's wiring on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a mapping with ports: and overlay-dir:"
+)]
+pub struct Colo {
+    pub ports: ColoPorts,
+    /// Where the secondary's active and hidden overlays go.
+    #[serde(deserialize_with = "de::abs_dir")]
+    pub overlay_dir: PathBuf,
+}
+
+impl Default for Colo {
+    fn default() -> Self {
+        Colo {
+            ports: ColoPorts::default(),
+            overlay_dir: PathBuf::from("/var/lib/ftvirt/overlays"),
+        }
+    }
+}
+
+/// The ports of the first domain wired on this host (slot 0); slot n uses these
+/// minus 10 n (nbd, migration) and plus 10 n (the others), see
+/// `colo::plan::Ports::checked_nth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(
+    default,
+    deny_unknown_fields,
+    rename_all = "kebab-case",
+    expecting = "a mapping of port numbers (migration:, nbd:, ...)"
+)]
+pub struct ColoPorts {
+    /// Secondary: incoming migration (the checkpoints).
+    #[serde(deserialize_with = "de::port")]
+    pub migration: u16,
+    /// Secondary: the NBD export the primary's disk writes are replicated to.
+    #[serde(deserialize_with = "de::port")]
+    pub nbd: u16,
+    /// Primary's replication address: the proxy's servers for the mirrored
+    /// (client to guest) and the compared (guest to client) packets.
+    #[serde(deserialize_with = "de::port")]
+    pub mirror: u16,
+    #[serde(deserialize_with = "de::port")]
+    pub compare: u16,
+    /// Primary's loopback: colo-compare's input and output socket pairs.
+    #[serde(deserialize_with = "de::port")]
+    pub compare_in: u16,
+    #[serde(deserialize_with = "de::port")]
+    pub compare_out: u16,
+}
+
+impl Default for ColoPorts {
+    fn default() -> Self {
+        ColoPorts {
+            migration: 9998,
+            nbd: 9999,
+            mirror: 9003,
+            compare: 9004,
+            compare_in: 9001,
+            compare_out: 9005,
+        }
+    }
+}
+
+impl From<ColoPorts> for crate::colo::plan::Ports {
+    fn from(p: ColoPorts) -> Self {
+        crate::colo::plan::Ports {
+            nbd: p.nbd,
+            migration: p.migration,
+            mirror: p.mirror,
+            compare: p.compare,
+            compare_in: p.compare_in,
+            compare_out: p.compare_out,
+        }
+    }
+}
