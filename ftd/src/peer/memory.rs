@@ -21,6 +21,28 @@
 //!   sent or closed reaches the other host, which no longer gets answers.
 //!   Spawning a link for the host brings it back (it booted).
 //!
+//! ```
+//! use ftd::peer::{memory, LinkEvent, MemoryNet};
+//! use tokio::time::Instant;
+//! use tokio_util::sync::CancellationToken;
+//!
+//! #[tokio::main(flavor = "current_thread", start_paused = true)]
+//! async fn main() {
+//!     let (net, cancel) = (MemoryNet::new(), CancellationToken::new());
+//!     let (_b, mut b_ev) = net.spawn(memory::config("b", "a"), cancel.clone()).unwrap();
+//!     let a_cfg = memory::config("a", "b");
+//!     let detection = a_cfg.detection;
+//!     let (a, mut a_ev) = net.spawn(a_cfg, cancel.clone()).unwrap();
+//!     assert!(matches!(a_ev.recv().await, Some(LinkEvent::Up { .. })));
+//!     assert!(matches!(b_ev.recv().await, Some(LinkEvent::Up { .. })));
+//!     let t = Instant::now();
+//!     net.cut(); // right after the first heartbeats
+//!     assert!(matches!(a_ev.recv().await, Some(LinkEvent::Lost { .. })));
+//!     assert_eq!(t.elapsed(), detection); // virtual time: exact
+//!     assert!(a.host_lost());
+//! }
+//! ```
+//!
 //! Each connection runs through two pump tasks (one per direction) between the
 //! two links' pipes; a pump forwards only while the path is open.
 //!
