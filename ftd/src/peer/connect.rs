@@ -9,25 +9,116 @@
 //! backoff (doubling from `backoff_min` to `backoff_max`; reset after a session that
 //! lasted longer than `backoff_max`, so a peer that accepts and drops at once is not
 //! hammered). The acceptor accepts forever and runs each handshake in its own task.
+//!
+//! Where connections come from is the transport: TCP with mutual TLS, or the
+//! in-memory net of tests ([`super::memory`]), whose connections skip TLS
+//! ([`Raw`], [`Listener`], [`Dialer`]); the rest (handshake, timeouts, backoff) is
+//! the same code for both.
 
 use super::frame::{self, FrameError, Io, Wire};
 use super::handshake::{self, HandshakeError, Identity, PeerHello};
+use super::memory;
 use super::tls::Tls;
 use super::{PeerConfig, Role};
+use futures::FutureExt;
+use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::DuplexStream;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{sleep, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+/// Where a connection goes to or comes from (for logs and errors).
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    Tcp(SocketAddr),
+    /// A host on a [`memory::MemoryNet`].
+    Memory(String),
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => a.fmt(f),
+            Endpoint::Memory(host) => write!(f, "{host} (in memory)"),
+        }
+    }
+}
+
+/// A connection before its handshakes.
+pub(crate) enum Raw {
+    /// Secured with mutual TLS before `Hello`.
+    Tcp(TcpStream, Arc<Tls>),
+    /// In memory: `Hello` right away.
+    Memory(DuplexStream),
+}
+
+/// Where the listener side's connections come from.
+pub(crate) enum Listener {
+    Tcp(TcpListener, Arc<Tls>),
+    Memory(memory::Incoming),
+}
+
+impl Listener {
+    async fn accept(&mut self) -> std::io::Result<(Raw, Endpoint)> {
+        match self {
+            Listener::Tcp(l, tls) => {
+                let (s, addr) = l.accept().await?;
+                Ok((Raw::Tcp(s, tls.clone()), Endpoint::Tcp(addr)))
+            }
+            Listener::Memory(incoming) => {
+                let (s, host) = incoming.accept().await;
+                Ok((Raw::Memory(s), Endpoint::Memory(host)))
+            }
+        }
+    }
+}
+
+/// How the dialer side gets a connection.
+pub(crate) enum Dialer {
+    /// To [`PeerConfig::peer_addr`].
+    Tcp(Arc<Tls>),
+    /// To the peer's host on the net.
+    Memory(memory::Port),
+}
+
+impl Dialer {
+    /// One attempt, bounded by [`PeerConfig::connect_timeout`].
+    async fn connect(&self, cfg: &PeerConfig) -> Result<(Raw, Endpoint), ConnectError> {
+        let (addr, attempt) = match self {
+            Dialer::Tcp(tls) => {
+                let tls = tls.clone();
+                let a = TcpStream::connect(cfg.peer_addr).map(|r| r.map(|s| Raw::Tcp(s, tls)));
+                (Endpoint::Tcp(cfg.peer_addr), a.boxed())
+            }
+            Dialer::Memory(port) => {
+                let a = port.dial().map(|r| r.map(Raw::Memory));
+                (Endpoint::Memory(port.peer().to_string()), a.boxed())
+            }
+        };
+        let raw = timeout(cfg.connect_timeout, attempt)
+            .await
+            .map_err(|_| ConnectError::ConnectTimeout {
+                addr: addr.clone(),
+                after: cfg.connect_timeout,
+            })?
+            .map_err(|source| ConnectError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
+        Ok((raw, addr))
+    }
+}
+
 /// A connection whose handshake succeeded.
 pub(crate) struct Established {
     pub wire: Wire,
     pub peer: PeerHello,
-    pub addr: SocketAddr,
+    pub addr: Endpoint,
     /// Dropped by the link task when this session ends (tells the dialer to redial).
     pub done: Option<oneshot::Sender<()>>,
 }
@@ -39,30 +130,35 @@ pub enum ConnectError {
         "cannot connect to the peer at {addr}: {source} (is its ftd running and listening there?)"
     )]
     Connect {
-        addr: SocketAddr,
+        addr: Endpoint,
         #[source]
         source: std::io::Error,
     },
     #[error("connecting to the peer at {addr} did not complete within {after:?} (is the peer host up and reachable?)")]
-    ConnectTimeout { addr: SocketAddr, after: Duration },
+    ConnectTimeout { addr: Endpoint, after: Duration },
     #[error("handshake with {addr} failed: {source}")]
     Handshake {
-        addr: SocketAddr,
+        addr: Endpoint,
         #[source]
         source: HandshakeError,
     },
     #[error("no Hello from {addr} within {after:?}; closed the connection")]
-    HandshakeTimeout { addr: SocketAddr, after: Duration },
+    HandshakeTimeout { addr: Endpoint, after: Duration },
     /// The TLS handshake failed, or the peer ended TLS during the `Hello` exchange
     /// (with TLS 1.3 that is how a listener refuses the dialer's certificate).
     #[error("TLS with {addr} failed: {reason}")]
-    Tls { addr: SocketAddr, reason: String },
+    Tls { addr: Endpoint, reason: String },
 }
 
-/// Turn a TCP connection into the byte stream the codec runs over: mutual TLS,
-/// both sides' certificates checked against the CA and the expected host name
-/// (see `tls`). Errors are the reason in plain words.
-async fn secure(stream: TcpStream, role: Role, tls: &Tls) -> Result<Box<dyn Io>, String> {
+/// Turn a connection into the byte stream the codec runs over: over TCP, mutual
+/// TLS, both sides' certificates checked against the CA and the expected host
+/// name (see `tls`); in memory, the stream as it is. Errors are the reason in
+/// plain words.
+async fn secure(raw: Raw, role: Role) -> Result<Box<dyn Io>, String> {
+    let (stream, tls) = match raw {
+        Raw::Tcp(stream, tls) => (stream, tls),
+        Raw::Memory(stream) => return Ok(Box::new(stream)),
+    };
     // Heartbeats and messages are small and latency matters more than throughput.
     stream
         .set_nodelay(true)
@@ -75,32 +171,38 @@ async fn secure(stream: TcpStream, role: Role, tls: &Tls) -> Result<Box<dyn Io>,
 
 /// Handshake within the configured bound.
 async fn handshake(
-    stream: TcpStream,
-    addr: SocketAddr,
+    raw: Raw,
+    addr: Endpoint,
     role: Role,
     cfg: &PeerConfig,
-    tls: &Tls,
     me: &Identity,
 ) -> Result<Established, ConnectError> {
     let run = async {
-        let io = secure(stream, role, tls)
+        let io = secure(raw, role)
             .await
-            .map_err(|reason| ConnectError::Tls { addr, reason })?;
+            .map_err(|reason| ConnectError::Tls {
+                addr: addr.clone(),
+                reason,
+            })?;
         let mut wire = frame::wire(io);
         let peer = match role {
             Role::Dial => handshake::dial(&mut wire, me).await,
             Role::Listen => handshake::accept(&mut wire, me).await,
         }
         .map_err(|source| match source {
-            HandshakeError::Frame(FrameError::Tls { reason, .. }) => {
-                ConnectError::Tls { addr, reason }
-            }
-            source => ConnectError::Handshake { addr, source },
+            HandshakeError::Frame(FrameError::Tls { reason, .. }) => ConnectError::Tls {
+                addr: addr.clone(),
+                reason,
+            },
+            source => ConnectError::Handshake {
+                addr: addr.clone(),
+                source,
+            },
         })?;
         Ok(Established {
             wire,
             peer,
-            addr,
+            addr: addr.clone(),
             done: None,
         })
     };
@@ -114,9 +216,8 @@ async fn handshake(
 
 /// Listener side: accept connections forever; hand over each that shakes hands.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
+    mut listener: Listener,
     cfg: Arc<PeerConfig>,
-    tls: Arc<Tls>,
     me: Identity,
     conns: mpsc::Sender<Established>,
     cancel: CancellationToken,
@@ -126,7 +227,7 @@ pub(crate) async fn accept_loop(
             _ = cancel.cancelled() => return,
             r = listener.accept() => r,
         };
-        let (stream, addr) = match accepted {
+        let (raw, addr) = match accepted {
             Ok(x) => x,
             Err(e) => {
                 // E.g. out of file descriptors: wait a little rather than spin.
@@ -138,12 +239,12 @@ pub(crate) async fn accept_loop(
             }
         };
         debug!(%addr, "peer link: connection accepted");
-        let (cfg, tls, me) = (cfg.clone(), tls.clone(), me.clone());
+        let (cfg, me) = (cfg.clone(), me.clone());
         let (conns, cancel) = (conns.clone(), cancel.clone());
         tokio::spawn(async move {
             let r = tokio::select! {
                 _ = cancel.cancelled() => return,
-                r = handshake(stream, addr, Role::Listen, &cfg, &tls, &me) => r,
+                r = handshake(raw, addr.clone(), Role::Listen, &cfg, &me) => r,
             };
             match r {
                 Ok(est) => {
@@ -158,7 +259,7 @@ pub(crate) async fn accept_loop(
 /// Dialer side: dial, hand the session over, wait for it to end, redial.
 pub(crate) async fn dial_loop(
     cfg: Arc<PeerConfig>,
-    tls: Arc<Tls>,
+    dialer: Dialer,
     me: Identity,
     conns: mpsc::Sender<Established>,
     cancel: CancellationToken,
@@ -168,11 +269,11 @@ pub(crate) async fn dial_loop(
     loop {
         let attempt = tokio::select! {
             _ = cancel.cancelled() => return,
-            r = dial_once(&cfg, &tls, &me) => r,
+            r = dial_once(&cfg, &dialer, &me) => r,
         };
         match attempt {
             Ok(mut est) => {
-                failures.recovered(est.addr);
+                failures.recovered(&est.addr);
                 let (done_tx, done_rx) = oneshot::channel();
                 est.done = Some(done_tx);
                 let since = Instant::now();
@@ -198,18 +299,11 @@ pub(crate) async fn dial_loop(
 
 async fn dial_once(
     cfg: &PeerConfig,
-    tls: &Tls,
+    dialer: &Dialer,
     me: &Identity,
 ) -> Result<Established, ConnectError> {
-    let addr = cfg.peer_addr;
-    let stream = timeout(cfg.connect_timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| ConnectError::ConnectTimeout {
-            addr,
-            after: cfg.connect_timeout,
-        })?
-        .map_err(|source| ConnectError::Connect { addr, source })?;
-    handshake(stream, addr, Role::Dial, cfg, tls, me).await
+    let (raw, addr) = dialer.connect(cfg).await?;
+    handshake(raw, addr, Role::Dial, cfg, me).await
 }
 
 /// Redial delays: `min`, doubling up to `max`.
@@ -260,7 +354,7 @@ impl Failures {
         }
     }
 
-    fn recovered(&mut self, addr: SocketAddr) {
+    fn recovered(&mut self, addr: &Endpoint) {
         if self.count > 0 {
             info!(%addr, "peer link: connected after {} failed attempts", self.count);
         }

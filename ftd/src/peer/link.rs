@@ -26,19 +26,17 @@
 //! never answers (a restarted ftd must know, for a COLO pair it re-attaches to,
 //! that the other half's host is gone).
 
-use super::connect::{self, Established};
+use super::connect::Established;
 use super::frame::{self, Frame, FrameError, Response, Wire};
-use super::handle::{Command, LinkEvent, PeerError, PeerHandle, PeerInfo, Session};
-use super::handshake::Identity;
-use super::probe;
-use super::tls::Tls;
-use super::{PeerConfig, Role, SpawnError};
+use super::handle::{Command, LinkEvent, PeerError, PeerInfo, Session};
+use super::probe::{self, Knocker};
+use super::PeerConfig;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -46,11 +44,6 @@ use tokio::task::JoinHandle;
 use tokio::time::{interval, sleep_until, timeout, Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, trace, warn};
-
-/// Commands queued in the handle before `send` reports a backlog.
-const COMMAND_QUEUE: usize = 1024;
-/// Events queued for the owner; the link waits when the owner does not keep up.
-const EVENT_QUEUE: usize = 1024;
 
 /// Why a session ended.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -95,109 +88,25 @@ impl From<FrameError> for LostReason {
     }
 }
 
-/// Starts peer links.
-#[derive(Debug)]
-pub struct PeerLink;
-
-impl PeerLink {
-    /// Start the link: bind (listener side) now, so a bad address fails here; then
-    /// connect and reconnect in the background until `cancel` fires or the event
-    /// receiver is dropped. The event channel closes once the link has stopped and
-    /// released its listening address.
-    ///
-    /// The owner must drain the events promptly: when the channel is full the link
-    /// waits, and meanwhile sends no heartbeats (the peer would declare it lost).
-    ///
-    /// Must be called within a tokio runtime.
-    pub fn spawn(
-        config: PeerConfig,
-        cancel: CancellationToken,
-    ) -> Result<(PeerHandle, mpsc::Receiver<LinkEvent>), SpawnError> {
-        config.validate()?;
-        let tls = Tls::new(&config.tls, &config.peer_host).map_err(SpawnError::Config)?;
-        let tls = Arc::new(tls);
-        let cfg = Arc::new(config);
-        let me = Identity {
-            host: cfg.host.clone(),
-            peer_host: cfg.peer_host.clone(),
-            boot: cfg.boot,
-        };
-        let inner = cancel.child_token();
-        let (conn_tx, conn_rx) = mpsc::channel(4);
-        let (helper, local_addr) = match cfg.role() {
-            Role::Listen => {
-                let listener = bind(cfg.listen)?;
-                let addr = listener.local_addr().map_err(|source| SpawnError::Bind {
-                    addr: cfg.listen,
-                    source,
-                })?;
-                info!(%addr, peer = %cfg.peer_host, "peer link: listening");
-                let task =
-                    connect::accept_loop(listener, cfg.clone(), tls, me, conn_tx, inner.clone());
-                (tokio::spawn(task), Some(addr))
-            }
-            Role::Dial => {
-                info!(addr = %cfg.peer_addr, peer = %cfg.peer_host, "peer link: dialing");
-                let task = connect::dial_loop(cfg.clone(), tls, me, conn_tx, inner.clone());
-                (tokio::spawn(task), None)
-            }
-        };
-        let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (ev_tx, ev_rx) = mpsc::channel(EVENT_QUEUE);
-        let (state_tx, state_rx) = watch::channel(None);
-        let host_lost = Arc::new(AtomicBool::new(false));
-        let handle = PeerHandle {
-            peer_host: cfg.peer_host.as_str().into(),
-            cmds: cmd_tx,
-            state: state_rx,
-            next_id: Arc::new(AtomicU64::new(1)),
-            local_addr,
-            host_lost: host_lost.clone(),
-        };
-        let link = Link {
-            cfg,
-            cancel: inner,
-            helper: Some(helper),
-            conns: conn_rx,
-            cmds: cmd_rx,
-            events: ev_tx,
-            state: state_tx,
-            gen: 0,
-            last_boot: None,
-            // Until a session comes up, the peer's host is watched as after
-            // DaemonLost: a host that never answers is reported lost.
-            heard: Some(Instant::now()),
-            host_lost,
-        };
-        tokio::spawn(link.run());
-        Ok((handle, ev_rx))
-    }
-}
-
-fn bind(addr: std::net::SocketAddr) -> Result<tokio::net::TcpListener, SpawnError> {
-    let err = |source| SpawnError::Bind { addr, source };
-    // std binds synchronously (with SO_REUSEADDR, so a restarted ftd rebinds at once).
-    let l = std::net::TcpListener::bind(addr).map_err(err)?;
-    l.set_nonblocking(true).map_err(err)?;
-    tokio::net::TcpListener::from_std(l).map_err(err)
-}
-
-struct Link {
-    cfg: Arc<PeerConfig>,
+/// The link task's state (made by `spawn`).
+pub(super) struct Link {
+    pub cfg: Arc<PeerConfig>,
     /// Cancelled by the owner, or by this task when it ends (stops the helper).
-    cancel: CancellationToken,
+    pub cancel: CancellationToken,
     /// The acceptor or dialer task.
-    helper: Option<JoinHandle<()>>,
-    conns: mpsc::Receiver<Established>,
-    cmds: mpsc::Receiver<Command>,
-    events: mpsc::Sender<LinkEvent>,
-    state: watch::Sender<Option<Session>>,
-    gen: u64,
-    last_boot: Option<u64>,
+    pub helper: Option<JoinHandle<()>>,
+    pub conns: mpsc::Receiver<Established>,
+    pub cmds: mpsc::Receiver<Command>,
+    pub events: mpsc::Sender<LinkEvent>,
+    pub state: watch::Sender<Option<Session>>,
+    /// Where to knock at the peer's host.
+    pub knocker: Knocker,
+    pub gen: u64,
+    pub last_boot: Option<u64>,
     /// When the peer's host last answered a knock (or closed the connection).
-    heard: Option<Instant>,
+    pub heard: Option<Instant>,
     /// Shared with the handles: `Lost` was reported and no session came up since.
-    host_lost: Arc<AtomicBool>,
+    pub host_lost: Arc<AtomicBool>,
 }
 
 /// How a session ended.
@@ -213,7 +122,7 @@ enum End {
 type Pending = HashMap<u64, (String, oneshot::Sender<Result<Response, PeerError>>)>;
 
 impl Link {
-    async fn run(mut self) {
+    pub async fn run(mut self) {
         // Knocking at the host of a peer whose ftd is gone (after DaemonLost, and
         // from the start until the first session).
         let mut watch: Option<BoxFuture<'static, bool>> = Some(self.knock_later());
@@ -376,7 +285,7 @@ impl Link {
                 let deadline = now + self.cfg.detection;
                 tokio::select! {
                     _ = self.cancel.cancelled() => false,
-                    a = probe::answers_before(self.cfg.probe_addr, self.cfg.interval, deadline) => a,
+                    a = probe::answers_before(self.knocker.clone(), self.cfg.interval, deadline) => a,
                 }
             }
         };
@@ -389,12 +298,12 @@ impl Link {
     /// The next knock of the watch: after `interval`, knocking until the host
     /// answers or has been silent for `detection` since it last did.
     fn knock_later(&self) -> BoxFuture<'static, bool> {
-        let addr = self.cfg.probe_addr;
+        let at = self.knocker.clone();
         let every = self.cfg.interval;
         let deadline = self.heard.unwrap_or_else(Instant::now) + self.cfg.detection;
         Box::pin(async move {
             tokio::time::sleep(every).await;
-            probe::answers_before(addr, every, deadline).await
+            probe::answers_before(at, every, deadline).await
         })
     }
 
@@ -471,7 +380,7 @@ impl Link {
                 _ = &mut knock_at, if !knocked => {
                     knocked = true;
                     let deadline = silent.deadline();
-                    knocking = Some(Box::pin(probe::answers_before(self.cfg.probe_addr, self.cfg.interval, deadline)));
+                    knocking = Some(Box::pin(probe::answers_before(self.knocker.clone(), self.cfg.interval, deadline)));
                 }
                 alive = async { knocking.as_mut().expect("guarded").await }, if knocking.is_some() => {
                     knocking = None;

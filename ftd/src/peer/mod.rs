@@ -10,7 +10,10 @@
 //!   backoff (the acceptor and dialer tasks);
 //! - `link`: the link task, the only owner of the connection: heartbeats, loss
 //!   detection, routing frames to and from the owner;
-//! - `handle`: [`PeerHandle`], [`LinkEvent`], [`PeerError`]: what the owner sees.
+//! - `probe`: knocking at the peer's host (does it live while its ftd is silent?);
+//! - `spawn`: [`PeerLink::spawn`], starting the tasks over a transport;
+//! - `handle`: [`PeerHandle`], [`LinkEvent`], [`PeerError`]: what the owner sees;
+//! - [`memory`]: the in-memory transport of tests ([`MemoryNet`]), see below.
 //!
 //! ## Who dials
 //!
@@ -87,8 +90,30 @@
 //! the files at ftd's start exactly as the peer will (parsed, key matches, signed by
 //! the CA, names this host, not expired), so a mistake stops ftd with the file and
 //! the fix rather than failing every connection later.
+//!
+//! ## In memory, for tests
+//!
+//! [`MemoryNet::spawn`] starts the same link (acceptor or dialer, `Hello`,
+//! heartbeats, detection, knocking, reconnection, [`LinkEvent`]s) over
+//! [`tokio::io::duplex`] pipes within one process, and the net answers its knocks.
+//! The seam is small: where connections come from (`connect::Listener`,
+//! `connect::Dialer`) and where knocks go (`probe::Knocker`), each a TCP or a
+//! memory variant; everything above the byte stream is shared. Every timer of the
+//! link is a tokio timer, so the tests of the link's logic, and of the daemon on
+//! top of it, run with paused time (`#[tokio::test(start_paused = true)]`) and
+//! assert exact times. The test plays the network and the machines:
+//! [`MemoryNet::cut`] and [`MemoryNet::heal`] the path, [`MemoryNet::kill_daemon`],
+//! [`MemoryNet::hang_daemon`] and [`MemoryNet::kill_host`] a host's ftd or the
+//! host; [`memory::config`] makes a side's settings.
+//!
+//! What it does not cover: TLS (skipped: the pipes never leave the process, so
+//! this is no way to run the link without TLS), TCP itself (connect, FIN and
+//! RST, socket buffers, rebinding a restarted listener's address) and the TCP
+//! knock. The tests in `tests` (`tls`, `handshake`, `recovery`, `daemon`) keep
+//! those on real sockets.
 
 pub mod frame;
+pub mod memory;
 pub mod tls;
 
 mod connect;
@@ -96,13 +121,16 @@ mod handle;
 mod handshake;
 mod link;
 mod probe;
+mod spawn;
 
 #[cfg(test)]
 mod tests;
 
 pub use frame::{Frame, NbdExport, Request, Response, MAX_FRAME, PROTOCOL_VERSION};
 pub use handle::{LinkEvent, PeerError, PeerHandle, PeerInfo};
-pub use link::{LostReason, PeerLink};
+pub use link::LostReason;
+pub use memory::MemoryNet;
+pub use spawn::PeerLink;
 pub use tls::{Credentials, CredentialsError};
 
 use std::net::SocketAddr;

@@ -1,16 +1,25 @@
-//! Peer link tests on 127.0.0.1 with ephemeral ports, in real time, over real mutual
-//! TLS with certificates from one test CA ([`pki`]). Host "a" sorts first, so it
-//! dials; "b" listens. Helpers here; the tests by theme:
+//! Peer link tests, two kinds:
+//! - the link's logic (timing, detection, host or ftd, reconnection) on the
+//!   in-memory net ([`MemoryNet`]) with paused time, so times are exact;
+//! - TLS, TCP and real sockets on 127.0.0.1 with ephemeral ports, in real time,
+//!   over real mutual TLS with certificates from one test CA ([`pki`]). These
+//!   assert what happens and in which order, not how fast (the machine may be
+//!   loaded).
+//!
+//! Host "a" sorts first, so it dials; "b" listens. Helpers here; the tests by
+//! theme:
 //! - `wire`: frames, roles, configuration;
 //! - `handshake`: names and versions;
+//! - `in_memory`: the in-memory net itself: up, traffic, cut and heal;
 //! - `traffic`: messages, requests, sending while down;
-//! - `recovery`: kills, restarts, silent paths, garbage (with `proxy`);
+//! - `recovery`: kills, restarts, silent paths, stalls, garbage (with `proxy`);
 //! - `daemon`: the peer's ftd lost while its host answers, and the host after;
 //! - `tls`: peers without the right certificate, forged, replayed and malformed
 //!   bytes (with `logs::Capture`, which checks what the log says).
 
 mod daemon;
 mod handshake;
+mod in_memory;
 mod logs;
 mod proxy;
 mod recovery;
@@ -34,8 +43,9 @@ fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 
-/// Generous bound for things that take milliseconds (loaded CI machines).
-const SOON: Duration = Duration::from_secs(3);
+/// Generous bound for things that take milliseconds (loaded CI machines; in
+/// virtual time on the in-memory net).
+const SOON: Duration = Duration::from_secs(10);
 
 fn logs() {
     let _ = tracing_subscriber::fmt()
@@ -157,6 +167,22 @@ impl Side {
         }
     }
 
+    /// The peer's ftd is gone, its host answers.
+    async fn daemon_lost(&mut self) -> LostReason {
+        match self.next().await {
+            LinkEvent::DaemonLost { reason } => reason,
+            other => panic!("expected DaemonLost, got {other:?}"),
+        }
+    }
+
+    /// The peer's host is gone (or cut off).
+    async fn lost_host(&mut self) -> LostReason {
+        match self.next().await {
+            LinkEvent::Lost { reason } => reason,
+            other => panic!("expected Lost, got {other:?}"),
+        }
+    }
+
     async fn msg(&mut self) -> (String, PeerMsg) {
         match self.next().await {
             LinkEvent::Msg { domain, msg } => (domain, msg),
@@ -187,6 +213,36 @@ async fn pair() -> (Side, Side) {
     assert_eq!(a.up().await.0, "b");
     assert_eq!(b.up().await.0, "a");
     (a, b)
+}
+
+/// `cfg`'s link on `net`.
+fn mem_spawn(net: &MemoryNet, cfg: PeerConfig) -> Side {
+    let boot = cfg.boot;
+    let cancel = CancellationToken::new();
+    let (h, ev) = net.spawn(cfg, cancel.clone()).expect("spawn in memory");
+    Side {
+        h,
+        ev,
+        cancel,
+        boot,
+    }
+}
+
+/// Both sides up on a new in-memory net ("b" first, so "a"'s first dial finds
+/// it: both come up at once).
+async fn mem_pair() -> (MemoryNet, Side, Side) {
+    let net = MemoryNet::new();
+    let mut b = mem_spawn(&net, memory::config("b", "a"));
+    let mut a = mem_spawn(&net, memory::config("a", "b"));
+    assert_eq!(a.up().await.0, "b");
+    assert_eq!(b.up().await.0, "a");
+    (net, a, b)
+}
+
+/// The defaults' (interval, detection).
+fn timing() -> (Duration, Duration) {
+    let c = memory::config("a", "b");
+    (c.interval, c.detection)
 }
 
 /// A raw connection that speaks frames, for fake peers: TLS with a's credentials

@@ -1,9 +1,11 @@
-//! Losing the peer (killed, dropped, silent, sending garbage) and getting it back.
+//! Losing the peer (killed, silent, stalled, sending garbage) and getting it
+//! back. Reconnection, detection and stalls on the in-memory net with paused
+//! time; the kill of a real process's sockets and garbage on the wire over TCP.
 
 use super::proxy::Proxy;
 use super::*;
 use crate::coordinator::PeerMsg;
-use std::time::Instant;
+use tokio::time::Instant;
 
 #[tokio::test]
 async fn a_killed_peer_is_lost_and_the_link_comes_back_when_it_restarts() {
@@ -12,28 +14,20 @@ async fn a_killed_peer_is_lost_and_the_link_comes_back_when_it_restarts() {
     let addr = b.h.local_addr().unwrap();
     let old_boot = b.boot;
 
-    // Kill the listener: its socket closes, so the dialer sees EOF at once.
-    let t = Instant::now();
+    // Kill the listener: its socket closes, so the dialer sees EOF (not the
+    // silence of the detection time).
     b.kill().await;
     let reason = a.lost().await;
-    let took = t.elapsed();
-    println!("listener killed: dialer lost it after {took:?} ({reason})");
     // FIN, or RST when unread heartbeats were left in its socket.
     assert!(
         matches!(reason, LostReason::Closed | LostReason::Io(_)),
         "{reason}"
     );
-    assert!(took < ms(600), "{took:?}"); // detection + interval
     assert!(!a.h.is_up());
 
-    // Restart it on the same address with a new boot id.
-    let t = Instant::now();
+    // Restart it on the same address (SO_REUSEADDR) with a new boot id.
     let mut b = spawn(b_cfg(addr));
     let (host, boot, restarted) = a.up().await;
-    println!(
-        "listener restarted: dialer up again after {:?}",
-        t.elapsed()
-    );
     assert_eq!(host, "b");
     assert_ne!(boot, old_boot);
     assert_eq!(boot, b.boot);
@@ -47,24 +41,14 @@ async fn a_killed_peer_is_lost_and_the_link_comes_back_when_it_restarts() {
 
     // Kill the dialer, restart it: the listener sees it go and come back.
     let old_a = a.boot;
-    let t = Instant::now();
     a.kill().await;
     let reason = b.lost().await;
-    println!(
-        "dialer killed: listener lost it after {:?} ({reason})",
-        t.elapsed()
-    );
     assert!(
         matches!(reason, LostReason::Closed | LostReason::Io(_)),
         "{reason}"
     );
-    let t = Instant::now();
     let mut a = spawn(a_cfg(addr));
     let (host, boot, restarted) = b.up().await;
-    println!(
-        "dialer restarted: listener up again after {:?}",
-        t.elapsed()
-    );
     assert_eq!((host.as_str(), restarted), ("a", true));
     assert_ne!(boot, old_a);
     a.up().await;
@@ -72,86 +56,25 @@ async fn a_killed_peer_is_lost_and_the_link_comes_back_when_it_restarts() {
     assert_eq!(a.msg().await, ("vm2".into(), PeerMsg::ReleaseSecondary));
 }
 
-#[tokio::test]
-async fn dropping_the_owner_stops_the_link() {
-    logs();
-    let (a, mut b) = pair().await;
-    let t = Instant::now();
-    drop(a); // handle and event receiver, no cancel
-    let reason = b.lost().await;
-    println!(
-        "dialer dropped: listener lost it after {:?} ({reason})",
-        t.elapsed()
-    );
-    assert!(t.elapsed() < ms(600));
-}
-
 /// After a long outage the dialer's backoff is at its maximum (1 s): the link is
-/// back within about that long once the peer listens again.
-#[tokio::test]
+/// back within that long once the peer's ftd runs again.
+#[tokio::test(start_paused = true)]
 async fn a_peer_down_for_a_while_is_back_within_the_largest_backoff() {
     logs();
-    let (mut a, b) = pair().await;
-    let addr = b.h.local_addr().unwrap();
-    b.kill().await;
+    let (net, mut a, _b) = mem_pair().await;
+    let backoff_max = memory::config("a", "b").backoff_max;
+    net.kill_daemon("b");
     a.lost().await;
     // Redials at 50, 150, 350, 750, 1550, 2550, 3550 ms after the loss: coming
     // back at 2600 ms is close to the worst case (the next try is 950 ms away).
     tokio::time::sleep(ms(2600)).await;
     let t = Instant::now();
-    let mut b = spawn(b_cfg(addr));
+    let mut b = mem_spawn(&net, memory::config("b", "a"));
     a.up().await;
     b.up().await;
     let took = t.elapsed();
-    println!("peer back after a 2.6 s outage: up again after {took:?} (backoff_max 1 s)");
-    assert!(took < ms(1300), "{took:?}");
-}
-
-/// The path goes silent (no FIN): both sides notice within detection + interval.
-#[tokio::test]
-async fn a_silent_peer_is_lost_within_detection_plus_one_interval() {
-    logs();
-    let mut b = spawn(b_cfg(any_port()));
-    let proxy = Proxy::start(b.h.local_addr().unwrap()).await;
-    let mut a = spawn(a_cfg(proxy.addr));
-    a.up().await;
-    b.up().await;
-    // Let heartbeats run for a while first.
-    tokio::time::sleep(ms(300)).await;
-
-    let cfg = a_cfg(unused());
-    let (detection, interval) = (cfg.detection, cfg.interval);
-    let slack = ms(150); // scheduling on a loaded machine
-    let t = Instant::now();
-    proxy.cut();
-    let reason = a.lost().await;
-    let took = t.elapsed();
-    println!(
-        "path cut: dialer declared the peer lost after {took:?} \
-         (detection {detection:?}, interval {interval:?}): {reason}"
-    );
-    assert_eq!(reason, LostReason::Silent(detection));
-    assert!(took + slack >= detection - interval, "{took:?}");
-    assert!(took <= detection + interval + slack, "{took:?}");
-
-    // The listener notices too (or sees the dialer's new connection first).
-    let reason = b.lost().await;
-    println!(
-        "path cut: listener lost it after {:?}: {reason}",
-        t.elapsed()
-    );
-    assert!(
-        matches!(reason, LostReason::Silent(_) | LostReason::Replaced),
-        "{reason}"
-    );
-
-    // New connections get through: the dialer is back on its own.
-    let t = Instant::now();
-    a.up().await;
-    println!("path cut: dialer up again {:?} after its Lost", t.elapsed());
-    b.up().await;
-    a.h.send("vm1", PeerMsg::StandingBy).unwrap();
-    assert_eq!(b.msg().await, ("vm1".into(), PeerMsg::StandingBy));
+    assert!(took <= backoff_max, "{took:?}");
+    assert_eq!(took, ms(950));
 }
 
 #[tokio::test]
@@ -239,18 +162,19 @@ async fn garbage_or_an_unknown_frame_from_a_fake_peer_is_dropped() {
     b.up().await;
 }
 
-/// The whole process (here: the test runtime's only thread, running both ends)
-/// does not run for three detection times, as when a loaded machine starves
-/// ftd: neither end was silent while the other was running, so neither is lost.
-/// Without the stall grace both ends declared each other lost at the same
-/// instant (the benchmark's false failover on both sides).
-#[tokio::test]
+/// The whole process does not run for three detection times, as when a loaded
+/// machine starves ftd (here: the paused clock jumps, so every timer of both
+/// ends fires late at once): neither end was silent while the other was
+/// running, so neither is lost. Without the stall grace both ends declared each
+/// other lost at the same instant (the benchmark's false failover on both
+/// sides).
+#[tokio::test(start_paused = true)]
 async fn a_stall_of_ftd_itself_is_not_a_lost_peer() {
     logs();
-    let (mut a, mut b) = pair().await;
-    std::thread::sleep(ms(1500));
-    a.quiet(ms(1000)).await;
-    b.quiet(ms(10)).await;
+    let (_net, mut a, mut b) = mem_pair().await;
+    tokio::time::advance(ms(1500)).await;
+    a.quiet(ms(10_000)).await;
+    b.quiet(Duration::ZERO).await;
     assert!(a.h.is_up() && b.h.is_up());
     a.h.send("vm1", PeerMsg::HostSecondary).unwrap();
     assert_eq!(b.msg().await, ("vm1".into(), PeerMsg::HostSecondary));
@@ -258,18 +182,17 @@ async fn a_stall_of_ftd_itself_is_not_a_lost_peer() {
 
 /// A path cut while ftd was stalled is still a lost peer, soon after the stall:
 /// the grace is a couple of heartbeat periods, not a new detection time.
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_path_cut_during_a_stall_is_still_lost() {
     logs();
-    let b = spawn(b_cfg(any_port()));
-    let proxy = Proxy::start(b.h.local_addr().unwrap()).await;
-    let mut a = spawn(a_cfg(proxy.addr));
-    a.up().await;
-    proxy.cut();
-    std::thread::sleep(ms(1500));
+    let (net, mut a, mut b) = mem_pair().await;
+    let (interval, detection) = timing();
+    net.cut();
+    tokio::time::advance(ms(1500)).await;
     let t = Instant::now();
-    let reason = a.lost().await;
-    println!("lost {:?} after the stall: {reason}", t.elapsed());
-    assert!(matches!(reason, LostReason::Silent(_)), "{reason}");
-    assert!(t.elapsed() < ms(800), "{:?}", t.elapsed());
+    for side in [&mut a, &mut b] {
+        assert_eq!(side.lost().await, LostReason::Silent(detection));
+        let took = t.elapsed();
+        assert!(took <= 2 * interval, "{took:?}");
+    }
 }
