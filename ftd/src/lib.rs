@@ -37,5 +37,7 @@ pub mod peer;
 pub mod protect;
 pub mod qmp_events;
 pub mod runner;
+#[cfg(test)]
+mod shell_tests;
 pub mod sockets;
 pub mod testing;

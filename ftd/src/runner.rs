@@ -7,7 +7,8 @@ use crate::colo::plan::{JobState, Op};
 use crate::host::Hypervisor;
 use crate::libvirt::LibvirtError;
 use serde_json::{json, Value};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// Deadline of one QMP command.

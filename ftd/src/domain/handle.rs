@@ -12,8 +12,8 @@ use crate::coordinator::{Event, State};
 use crate::observe::Status;
 use crate::qmp_events::QmpEvent;
 use ftd_proxy::EnableOptions;
-use std::time::Instant;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
 
 /// Why a request could not be carried out (mapped to D-Bus errors by the API).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -396,7 +396,7 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
 /// up (its destroy then fails): the images go once libvirt says it is gone.
 async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
     let destroyed = ctx.lv.destroy(name).await;
-    let t0 = std::time::Instant::now();
+    let t0 = tokio::time::Instant::now();
     loop {
         match ctx.lv.state(name).await {
             Ok(crate::libvirt::DomState::ShutOff)

@@ -15,8 +15,9 @@ use crate::observe::{Publisher, Status, Transition};
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub(super) type StepFuture = Pin<Box<dyn Future<Output = StepOut> + Send>>;

@@ -41,6 +41,43 @@ pub(super) fn boot(d: &mut Dom, incoming: bool) {
     d.params.clear();
 }
 
+/// The live XML libvirt makes of a definition: every disk and interface gets
+/// its alias (`virtio-disk<n>`, `net<n>`) if it has none.
+fn with_aliases(xml: &str) -> String {
+    let mut out = String::new();
+    let (mut disks, mut nics) = (0, 0);
+    let mut rest = xml;
+    loop {
+        let next = [("</disk>", true), ("</interface>", false)]
+            .into_iter()
+            .filter_map(|(tag, disk)| rest.find(tag).map(|i| (i, tag, disk)))
+            .min_by_key(|(i, ..)| *i);
+        let Some((i, tag, disk)) = next else {
+            out.push_str(rest);
+            return out;
+        };
+        let open = if disk { "<disk" } else { "<interface" };
+        let start = rest[..i].rfind(open).unwrap_or(0);
+        let has_alias = rest[start..i].contains("<alias");
+        out.push_str(&rest[..i]);
+        if !has_alias {
+            let name = if disk {
+                format!("virtio-disk{disks}")
+            } else {
+                format!("net{nics}")
+            };
+            out.push_str(&format!("<alias name='{name}'/>"));
+        }
+        if disk {
+            disks += 1
+        } else {
+            nics += 1
+        }
+        out.push_str(tag);
+        rest = &rest[i + tag.len()..];
+    }
+}
+
 pub(super) fn shut_off(d: &mut Dom) {
     d.running = false;
     d.killed = false;
@@ -124,7 +161,7 @@ impl Hypervisor for FakeHost {
             d.inactive_xml = xml.to_string();
         }
         boot(d, xml.contains("-incoming"));
-        d.live_xml = xml.to_string();
+        d.live_xml = with_aliases(xml);
         g.emit(
             &name,
             crate::qmp_events::LIFECYCLE,

@@ -74,17 +74,11 @@ impl FakeCluster {
         hosts.iter().find(|h| h.lock().addr == addr).cloned()
     }
 
-    /// The host is gone: every call to it fails, its QEMUs say nothing more,
-    /// and their COLO peers see the stream break (`COLO_EXIT` reason `error`).
+    /// The host is gone (power cut): every call to it runs into its deadline,
+    /// its QEMUs say nothing more, and their COLO peers hear nothing either (a
+    /// dead host sends no reset: their streams just stall).
     pub fn kill_host(&self, host: &FakeHost) {
-        let names: Vec<String> = {
-            let mut g = host.lock();
-            g.alive = false;
-            g.domains.keys().cloned().collect()
-        };
-        for n in names {
-            self.peer_stream_broke(host, &n);
-        }
+        host.lock().alive = false;
     }
 
     /// A checkpoint of `domain`: every copy in COLO pauses and resumes.
@@ -341,6 +335,9 @@ impl FakeHost {
             g.calls.push((Instant::now(), line));
             (g.hangs.get(domain).copied(), g.alive)
         };
+        // A real call goes to another thread and back: other tasks (the QEMU
+        // events it causes among them) run meanwhile.
+        tokio::task::yield_now().await;
         if !alive {
             // A dead host answers nothing: the call runs into its deadline.
             tokio::time::sleep(deadline).await;
