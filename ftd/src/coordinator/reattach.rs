@@ -4,10 +4,51 @@
 //! re-attached asks; every state answers, from what it holds; whoever asked
 //! yields when the answer says the pair is not what it found.
 
-use super::machine::{Coordinator, Outcome};
-use super::types::{Action, Found, PeerMsg, State, Step};
+use super::machine::{Coordinator, Outcome, REATTACHING};
+use super::rules::NO_COLO;
+use super::types::{Action, Event, Found, PeerMsg, State, Step};
 
 impl Coordinator {
+    /// Nothing is decided before QEMU was read: a request waits for that
+    /// (`Enable` is remembered), a peer message is dropped (the pair check after
+    /// `Found` reconciles both sides).
+    pub(super) fn on_reattaching(&mut self, ev: Event) -> Outcome {
+        use Event as E;
+        use PeerMsg as M;
+        match ev {
+            E::Enable => {
+                self.wanted = true;
+                self.stay()
+            }
+            E::Disable | E::SwitchOver => self.invalid(&ev, REATTACHING),
+            E::PeerUp | E::PeerLost | E::PeerDaemonLost => self.stay(),
+            E::Peer(
+                M::HostSecondary
+                | M::SecondaryReady
+                | M::SecondaryFailed(_)
+                | M::PrimaryProtected
+                | M::ReleaseSecondary
+                | M::TakeOver
+                | M::TookOver
+                | M::StandingBy
+                | M::PairConfirmed
+                | M::PairDenied { .. }
+                | M::ColoEnded,
+            ) => self.stay(),
+            // Answered once this host knows what it holds (see `check_pair`).
+            E::Peer(M::CheckPair { primary }) => self.check_pair(primary),
+            E::StepDone(st) => self.step_not_started(st, None),
+            E::StepFailed(st, e) => self.step_not_started(st, Some(e)),
+            E::Checkpoint => self.invalid(&ev, NO_COLO),
+            E::ColoExited(_) | E::DomainStarted => self.stay(),
+            E::DomainStopped => self.go(State::Stopped, Vec::new()),
+            E::Verdict(_) => self.stay(),
+            E::Found(f) => self.found(f),
+            E::DiskFailed(_) => self.stay(),
+            E::Retry(_) => self.stay(),
+        }
+    }
+
     /// `Found`: what QEMU said of the domain found running at start-up.
     pub(super) fn found(&mut self, f: Found) -> Outcome {
         use State as S;
@@ -23,20 +64,16 @@ impl Coordinator {
                 let acts = self.check_if_unconfirmed(false);
                 self.go(S::Secondary, acts)
             }
-            Found::Plain => {
-                self.state = S::Unprotected;
-                if self.wanted {
-                    self.protect()
-                } else {
-                    self.stay()
-                }
-            }
+            Found::Plain => self.started_here(),
             Found::Leftovers(why) => {
-                self.state = if self.wanted {
-                    S::Degraded
-                } else {
-                    S::Unprotected
-                };
+                self.go(
+                    if self.wanted {
+                        S::Degraded
+                    } else {
+                        S::Unprotected
+                    },
+                    Vec::new(),
+                )?;
                 // Undo: the attempt may have stopped anywhere (a sync job, a
                 // migration, COLO's objects), and Undo removes all of it.
                 let mut acts = vec![Action::Run(Step::Undo)];
@@ -101,6 +138,13 @@ impl Coordinator {
         })])
     }
 
+    /// `PairConfirmed` in `Protected` or `Secondary`: the peer holds the other
+    /// half of the pair this host re-attached to.
+    pub(super) fn pair_confirmed(&mut self) -> Outcome {
+        self.unconfirmed = false;
+        self.stay()
+    }
+
     /// The peer does not hold the other half of the pair this host re-attached
     /// to: leave it safely.
     pub(super) fn pair_denied(&mut self, runs: bool, why: String) -> Outcome {
@@ -124,7 +168,7 @@ impl Coordinator {
                 self.last_failover = Some(format!(
                     "the peer holds no secondary any more ({why}): left COLO"
                 ));
-                self.state = S::Degraded;
+                self.go(S::Degraded, Vec::new())?;
                 let mut acts = vec![
                     Action::Run(Step::LeaveColo),
                     Action::Send(PeerMsg::ReleaseSecondary),

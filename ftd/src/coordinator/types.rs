@@ -127,7 +127,6 @@ impl State {
         }
     }
 
-    /// Does this host hold (or build) the secondary copy?
     /// The COLO mode (QAPI `COLOMode`) this host's QEMU has in this state, as
     /// `COLO_EXIT` reports it: an exit in the other mode is a previous copy's.
     pub fn colo_mode_here(self) -> &'static str {
@@ -138,6 +137,7 @@ impl State {
         }
     }
 
+    /// Does this host hold (or build) the secondary copy?
     pub fn holds_secondary(self) -> bool {
         matches!(
             self,
