@@ -304,12 +304,4 @@ impl Coordinator {
                 | (S::TakingOver, Step::TakeOver)
         )
     }
-
-    pub(super) fn attempt_phase(&self) -> &'static str {
-        match self.state {
-            State::Preparing => "it prepared the secondary",
-            State::Syncing => "the disk was syncing",
-            _ => "COLO was starting",
-        }
-    }
 }

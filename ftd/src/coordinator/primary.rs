@@ -56,7 +56,7 @@ impl Coordinator {
             ) => self.invalid(&ev, "unexpected message from the peer while protected"),
             E::Peer(M::CheckPair { primary }) => self.check_pair(primary),
             E::Peer(M::PairConfirmed) => self.pair_confirmed(),
-            E::Peer(M::PairDenied { runs, why }) => self.pair_denied(runs, why),
+            E::Peer(M::PairDenied { runs, why }) => self.pair_denied_primary(runs, why),
             E::Peer(M::ColoEnded) => self.stay(),
             E::StepDone(st) => self.step_not_started(st, None),
             E::StepFailed(st, e) => self.step_not_started(st, Some(e)),

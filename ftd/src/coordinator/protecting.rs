@@ -71,7 +71,7 @@ impl Coordinator {
             E::Disable => self.disable_attempt(),
             E::SwitchOver => self.invalid(&ev, NOT_ESTABLISHED),
             E::PeerUp => self.stay(),
-            E::PeerLost => self.attempt_lost_peer(),
+            E::PeerLost => self.attempt_lost_peer("it prepared the secondary"),
             E::PeerDaemonLost => self.daemon_lost_as_host_lost(),
             E::Peer(M::SecondaryReady) => self.go(State::Syncing, vec![Action::Run(Step::Sync)]),
             E::Peer(M::SecondaryFailed(e)) => self.attempt_failed_on_peer(e),
@@ -113,7 +113,7 @@ impl Coordinator {
             E::Disable => self.disable_attempt(),
             E::SwitchOver => self.invalid(&ev, NOT_ESTABLISHED),
             E::PeerUp => self.stay(),
-            E::PeerLost => self.attempt_lost_peer(),
+            E::PeerLost => self.attempt_lost_peer("the disk was syncing"),
             E::PeerDaemonLost => self.daemon_lost_as_host_lost(),
             E::Peer(M::SecondaryFailed(e)) => self.attempt_failed_on_peer(e),
             E::Peer(M::StandingBy) => self.stay(),
@@ -156,7 +156,7 @@ impl Coordinator {
             E::Disable => self.disable_attempt(),
             E::SwitchOver => self.invalid(&ev, NOT_ESTABLISHED),
             E::PeerUp => self.stay(),
-            E::PeerLost => self.attempt_lost_peer(),
+            E::PeerLost => self.attempt_lost_peer("COLO was starting"),
             E::PeerDaemonLost => self.daemon_lost_as_host_lost(),
             E::Peer(M::SecondaryFailed(e)) => self.attempt_failed_on_peer(e),
             E::Peer(M::StandingBy) => self.stay(),
@@ -207,9 +207,9 @@ impl Coordinator {
         )
     }
 
-    /// The peer's host was lost during an attempt: undo; its return re-protects.
-    fn attempt_lost_peer(&mut self) -> Outcome {
-        let what = self.attempt_phase();
+    /// The peer's host was lost during an attempt (`while` what happened):
+    /// undo; its return re-protects.
+    fn attempt_lost_peer(&mut self, what: &str) -> Outcome {
         self.fail(
             format!("the peer host was lost while {what}"),
             vec![Action::Run(Step::Undo)],

@@ -145,50 +145,50 @@ impl Coordinator {
         self.stay()
     }
 
-    /// The peer does not hold the other half of the pair this host re-attached
-    /// to: leave it safely.
-    pub(super) fn pair_denied(&mut self, runs: bool, why: String) -> Outcome {
+    /// `PairDenied` in `Protected`: the peer does not hold the secondary of
+    /// the pair this host re-attached to (`runs`: it runs the domain itself).
+    pub(super) fn pair_denied_primary(&mut self, runs: bool, why: String) -> Outcome {
         use State as S;
         self.unconfirmed = false;
-        match (self.state, runs) {
+        if runs {
             // Two primaries: the peer's is the one its ftd kept running.
-            (S::Protected, true) => {
-                self.last_error = Some(format!(
-                    "the peer runs the domain ({why}): this host's copy was stale and is destroyed"
-                ));
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroyPrimary),
-                        Action::Send(PeerMsg::StandingBy),
-                    ],
-                )
-            }
-            (S::Protected, false) => {
-                self.last_failover = Some(format!(
-                    "the peer holds no secondary any more ({why}): left COLO"
-                ));
-                self.go(S::Degraded, Vec::new())?;
-                let mut acts = vec![
-                    Action::Run(Step::LeaveColo),
-                    Action::Send(PeerMsg::ReleaseSecondary),
-                ];
-                acts.extend(self.maybe_reprotect()?);
-                Ok(acts)
-            }
-            _ => {
-                self.last_error = Some(format!(
-                    "the peer does not run the primary in COLO ({why}): the secondary copy \
-                     is useless and destroyed"
-                ));
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroySecondary),
-                        Action::Send(PeerMsg::StandingBy),
-                    ],
-                )
-            }
+            self.last_error = Some(format!(
+                "the peer runs the domain ({why}): this host's copy was stale and is destroyed"
+            ));
+            return self.go(
+                S::Standby,
+                vec![
+                    Action::Run(Step::DestroyPrimary),
+                    Action::Send(PeerMsg::StandingBy),
+                ],
+            );
         }
+        self.last_failover = Some(format!(
+            "the peer holds no secondary any more ({why}): left COLO"
+        ));
+        self.go(S::Degraded, Vec::new())?;
+        let mut acts = vec![
+            Action::Run(Step::LeaveColo),
+            Action::Send(PeerMsg::ReleaseSecondary),
+        ];
+        acts.extend(self.maybe_reprotect()?);
+        Ok(acts)
+    }
+
+    /// `PairDenied` in `Secondary`: the peer does not run the primary of the
+    /// pair this host re-attached to; the secondary copy is useless.
+    pub(super) fn pair_denied_secondary(&mut self, why: String) -> Outcome {
+        self.unconfirmed = false;
+        self.last_error = Some(format!(
+            "the peer does not run the primary in COLO ({why}): the secondary copy \
+             is useless and destroyed"
+        ));
+        self.go(
+            State::Standby,
+            vec![
+                Action::Run(Step::DestroySecondary),
+                Action::Send(PeerMsg::StandingBy),
+            ],
+        )
     }
 }
