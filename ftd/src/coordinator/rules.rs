@@ -93,3 +93,35 @@ impl Coordinator {
         self.stay()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Coordinator, Settings, State};
+    use super::*;
+    use strum::VariantArray;
+
+    /// `waits_for` (which the domain task asks before cutting an abandoned
+    /// step) agrees with the handlers: the outcome of a step a state does not
+    /// wait for changes neither the state nor anything it does.
+    #[test]
+    fn a_step_no_state_waits_for_changes_nothing() {
+        for &s in State::VARIANTS {
+            for &st in Step::VARIANTS {
+                for ev in [Event::StepDone(st), Event::StepFailed(st, "boom".into())] {
+                    let mut c = Coordinator::new(s, Settings::default());
+                    c.set_wanted(true);
+                    c.peer_up = true;
+                    if c.waits_for(st) {
+                        continue;
+                    }
+                    let out = c.on(ev.clone());
+                    match out {
+                        Ok(acts) => assert!(acts.is_empty(), "{s:?} + {ev:?}: {acts:?}"),
+                        Err(e) => assert_eq!(e.why, NOT_STARTED, "{s:?} + {ev:?}"),
+                    }
+                    assert_eq!(c.state(), s, "{s:?} + {ev:?}");
+                }
+            }
+        }
+    }
+}
