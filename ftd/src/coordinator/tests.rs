@@ -11,6 +11,7 @@ use super::*;
 
 mod partition;
 mod reattach;
+mod transitions;
 
 fn code(s: State) -> char {
     match s {
