@@ -41,7 +41,12 @@ impl Coordinator {
             E::StepFailed(st, e) => self.step_not_started(st, Some(e)),
             E::Checkpoint => self.invalid(&ev, NO_COLO),
             E::ColoExited(_) | E::DomainStarted => self.stay(),
-            E::DomainStopped => self.go(State::Stopped, Vec::new()),
+            // The copy found running is gone before it was read. If it was the
+            // primary of a COLO pair, the peer's secondary is the domain now
+            // (its COLO exit alone does not tell it: while this host's ftd
+            // answers, it waits for word); `StandingBy` says so, as from
+            // `Protected`, and is harmless to a peer in any other state.
+            E::DomainStopped => self.go(State::Stopped, vec![Action::Send(M::StandingBy)]),
             E::Verdict(_) => self.stay(),
             E::Found(f) => self.found(f),
             E::DiskFailed(_) => self.stay(),
