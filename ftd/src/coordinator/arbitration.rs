@@ -38,11 +38,9 @@
 //! - `PeerAlive` means the peer stayed in the same membership the whole time, so it
 //!   cannot have taken over: the pair simply goes on.
 
-use super::machine::Coordinator;
+use super::machine::{Coordinator, Outcome, ON_SECONDARY};
+use super::rules::{ALREADY_RUNS, NOT_REATTACHING, NO_COLO};
 use super::types::{Action, Event, PeerMsg, State, Step, Verdict};
-use super::InvalidTransition;
-
-type Outcome = Result<Vec<Action>, InvalidTransition>;
 
 const WAITING: &str =
     "the peer is unreachable and the arbiter has not yet decided which host keeps the domain; \
@@ -51,6 +49,7 @@ const FENCED: &str = "this host lost a partition and its copy was stopped: the p
                       domain and makes this host its secondary again when the link is back";
 const RESIGNED: &str = "the link came back before the arbiter's verdict: this host gives its \
                         secondary up so that the primary can run on and protect again";
+const UNEXPECTED: &str = "unexpected message while the arbiter decides";
 
 impl Coordinator {
     /// The peer is lost and an arbiter is configured: ask it.
@@ -82,27 +81,34 @@ impl Coordinator {
         Ok(vec![Action::Run(Step::Freeze)])
     }
 
-    /// Every event in `Arbitrating`, `SecondaryArbitrating` and `Fenced`.
-    pub(super) fn partitioned(&mut self, ev: Event) -> Outcome {
+    /// A failed replicated write while the peer is unreachable: the arbiter's
+    /// verdict decides what happens to this copy anyway.
+    fn disk_failed_unreachable(&mut self, e: String) -> Outcome {
+        self.set_last_error(&e);
+        self.stay()
+    }
+
+    pub(super) fn on_arbitrating(&mut self, ev: Event) -> Outcome {
         use Event as E;
+        use PeerMsg as M;
         use State as S;
-        match (self.state(), ev) {
-            // ------------------------------------------------------------ Arbitrating
-            (S::Arbitrating, ev @ (E::Enable | E::Disable | E::SwitchOver)) => {
-                self.invalid(&ev, WAITING)
-            }
-            (S::Arbitrating, E::PeerUp | E::PeerLost) => self.stay(),
-            (S::Arbitrating, E::Verdict(Verdict::Stop)) => self.freeze(),
-            (S::Arbitrating, E::Verdict(Verdict::Proceed)) => {
+        match ev {
+            E::Enable | E::Disable | E::SwitchOver => self.invalid(&ev, WAITING),
+            E::PeerUp | E::PeerLost => self.stay(),
+            // The peer's host answers but its ftd is gone: the arbiter still
+            // decides (its membership shows the peer alive: `PeerAlive`).
+            E::PeerDaemonLost => self.stay(),
+            E::Verdict(Verdict::Stop) => self.freeze(),
+            E::Verdict(Verdict::Proceed) => {
                 self.run_alone("secondary host lost; this host kept quorum (arbiter)")
             }
-            (S::Arbitrating, E::Verdict(Verdict::Lost)) => {
+            E::Verdict(Verdict::Lost) => {
                 self.set_last_failover(
                     "fenced: this host lost quorum, the peer keeps the domain (arbiter)",
                 );
                 self.go(S::Fenced, vec![Action::Run(Step::DestroyPrimary)])
             }
-            (S::Arbitrating, E::Verdict(Verdict::PeerAlive)) => {
+            E::Verdict(Verdict::PeerAlive) => {
                 let thaw = std::mem::take(&mut self.frozen);
                 self.go(
                     S::Protected,
@@ -113,10 +119,8 @@ impl Coordinator {
                     },
                 )
             }
-            (S::Arbitrating, E::Peer(PeerMsg::SecondaryFailed(e))) => {
-                self.run_alone(&format!("secondary failed: {e}"))
-            }
-            (S::Arbitrating, E::Peer(PeerMsg::HostSecondary)) => {
+            E::Peer(M::SecondaryFailed(e)) => self.run_alone(&format!("secondary failed: {e}")),
+            E::Peer(M::HostSecondary) => {
                 self.set_last_failover("fenced: the peer took the domain over");
                 self.go(
                     S::SecondaryPreparing,
@@ -126,123 +130,108 @@ impl Coordinator {
                     ],
                 )
             }
-            (S::Arbitrating, E::Peer(PeerMsg::StandingBy)) => self.stay(),
-            (S::Arbitrating, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message while the arbiter decides")
-            }
+            E::Peer(M::StandingBy) => self.stay(),
+            ev @ E::Peer(
+                M::SecondaryReady
+                | M::PrimaryProtected
+                | M::ReleaseSecondary
+                | M::TakeOver
+                | M::TookOver,
+            ) => self.invalid(&ev, UNEXPECTED),
+            E::Peer(M::CheckPair { primary }) => self.check_pair(primary),
+            // A late answer: only a re-attached `Protected` or `Secondary` asks.
+            E::Peer(M::PairConfirmed | M::PairDenied { .. }) => self.stay(),
+            // Advice for the domain task, which checks its copy at once.
+            E::Peer(M::ColoEnded) => self.stay(),
+            E::StepDone(st) => self.step_not_started(st, None),
+            E::StepFailed(st, e) => self.step_not_started(st, Some(e)),
+            E::Checkpoint => self.checkpoint(),
             // COLO broke: make sure nothing leaks out until the verdict.
-            (S::Arbitrating, E::ColoExited(_)) => self.freeze(),
-            (S::Arbitrating, ev @ E::DomainStarted) => {
-                self.invalid(&ev, "the domain already runs here")
-            }
-            (S::Arbitrating, E::DomainStopped) => {
-                self.go(S::Stopped, vec![Action::Send(PeerMsg::ReleaseSecondary)])
-            }
+            E::ColoExited(_) => self.freeze(),
+            E::DomainStarted => self.invalid(&ev, ALREADY_RUNS),
+            E::DomainStopped => self.go(S::Stopped, vec![Action::Send(M::ReleaseSecondary)]),
+            E::Found(_) => self.invalid(&ev, NOT_REATTACHING),
+            E::DiskFailed(e) => self.disk_failed_unreachable(e),
+            // A timer for an attempt this state has left behind.
+            E::Retry(_) => self.stay(),
+        }
+    }
 
-            // ------------------------------------------------------------ SecondaryArbitrating
-            (S::SecondaryArbitrating, ev @ (E::Enable | E::Disable | E::SwitchOver)) => self
-                .invalid(
-                    &ev,
-                    "this host holds the secondary; manage protection on the primary's host",
-                ),
-            (S::SecondaryArbitrating, E::PeerUp) => {
+    pub(super) fn on_secondary_arbitrating(&mut self, ev: Event) -> Outcome {
+        use Event as E;
+        use PeerMsg as M;
+        use State as S;
+        match ev {
+            E::Enable | E::Disable | E::SwitchOver => self.invalid(&ev, ON_SECONDARY),
+            E::PeerUp => {
                 self.set_last_error(RESIGNED);
-                self.go(
-                    S::Standby,
-                    vec![
-                        Action::Run(Step::DestroySecondary),
-                        Action::Send(PeerMsg::SecondaryFailed(RESIGNED.into())),
-                    ],
-                )
+                self.give_secondary_up(RESIGNED.into())
             }
-            (S::SecondaryArbitrating, E::PeerLost) => self.stay(),
+            E::PeerLost => self.stay(),
+            E::PeerDaemonLost => self.stay(),
             // The secondary emits nothing to clients: there is nothing to cut off.
-            (S::SecondaryArbitrating, E::Verdict(Verdict::Stop)) => self.stay(),
-            (S::SecondaryArbitrating, E::Verdict(Verdict::Proceed)) => {
+            E::Verdict(Verdict::Stop) => self.stay(),
+            E::Verdict(Verdict::Proceed) => {
                 self.set_last_failover("primary host lost; this host kept quorum (arbiter)");
                 self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
             }
-            (S::SecondaryArbitrating, E::Verdict(Verdict::Lost)) => {
+            E::Verdict(Verdict::Lost) => {
                 self.set_last_failover(
                     "fenced: this host lost quorum, the peer keeps the domain (arbiter)",
                 );
                 self.go(S::Fenced, vec![Action::Run(Step::DestroySecondary)])
             }
-            (S::SecondaryArbitrating, E::Verdict(Verdict::PeerAlive)) => {
-                self.go(S::Secondary, Vec::new())
+            E::Verdict(Verdict::PeerAlive) => self.go(S::Secondary, Vec::new()),
+            E::Peer(M::ReleaseSecondary) => self.release_secondary(),
+            E::Peer(M::HostSecondary) => self.host_secondary(),
+            E::Peer(M::StandingBy | M::SecondaryFailed(_)) => self.stay(),
+            ev @ E::Peer(M::SecondaryReady | M::PrimaryProtected | M::TakeOver | M::TookOver) => {
+                self.invalid(&ev, UNEXPECTED)
             }
-            (S::SecondaryArbitrating, E::Peer(PeerMsg::ReleaseSecondary)) => {
-                self.go(S::Standby, vec![Action::Run(Step::DestroySecondary)])
-            }
-            (S::SecondaryArbitrating, E::Peer(PeerMsg::HostSecondary)) => self.go(
-                S::SecondaryPreparing,
-                vec![Action::Run(Step::CreateSecondary)],
-            ),
-            (
-                S::SecondaryArbitrating,
-                E::Peer(PeerMsg::StandingBy | PeerMsg::SecondaryFailed(_)),
-            ) => self.stay(),
-            (S::SecondaryArbitrating, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message while the arbiter decides")
-            }
-            (S::SecondaryArbitrating, E::ColoExited(_) | E::DomainStarted) => self.stay(),
-            (S::SecondaryArbitrating, E::DomainStopped) => self.go(
-                S::Standby,
-                vec![
-                    Action::Run(Step::DestroySecondary),
-                    Action::Send(PeerMsg::SecondaryFailed(
-                        "the secondary domain stopped".into(),
-                    )),
-                ],
-            ),
+            E::Peer(M::CheckPair { primary }) => self.check_pair(primary),
+            E::Peer(M::PairConfirmed | M::PairDenied { .. }) => self.stay(),
+            E::Peer(M::ColoEnded) => self.stay(),
+            E::StepDone(st) => self.step_not_started(st, None),
+            E::StepFailed(st, e) => self.step_not_started(st, Some(e)),
+            E::Checkpoint => self.checkpoint(),
+            E::ColoExited(_) | E::DomainStarted => self.stay(),
+            E::DomainStopped => self.give_secondary_up("the secondary domain stopped".into()),
+            E::Found(_) => self.invalid(&ev, NOT_REATTACHING),
+            E::DiskFailed(e) => self.disk_failed_unreachable(e),
+            E::Retry(_) => self.stay(),
+        }
+    }
 
-            // ------------------------------------------------------------ Fenced
-            (S::Fenced, ev @ (E::Enable | E::SwitchOver)) => self.invalid(&ev, FENCED),
-            (S::Fenced, E::Disable) => {
+    pub(super) fn on_fenced(&mut self, ev: Event) -> Outcome {
+        use Event as E;
+        use PeerMsg as M;
+        match ev {
+            E::Enable | E::SwitchOver => self.invalid(&ev, FENCED),
+            E::Disable => {
                 self.set_wanted(false);
                 self.stay()
             }
-            (S::Fenced, E::PeerUp | E::PeerLost | E::Verdict(_)) => self.stay(),
-            (S::Fenced, E::Peer(PeerMsg::HostSecondary)) => self.go(
-                S::SecondaryPreparing,
-                vec![Action::Run(Step::CreateSecondary)],
-            ),
-            (
-                S::Fenced,
-                E::Peer(
-                    PeerMsg::ReleaseSecondary | PeerMsg::StandingBy | PeerMsg::SecondaryFailed(_),
-                ),
-            ) => self.stay(),
-            (S::Fenced, ev @ E::Peer(_)) => self.invalid(&ev, "no copy of the domain runs here"),
-            (S::Fenced, E::ColoExited(_) | E::DomainStopped) => self.stay(),
+            E::PeerUp | E::PeerLost => self.stay(),
+            E::PeerDaemonLost => self.stay(),
+            // Late, or a second one: the verdict was given.
+            E::Verdict(_) => self.stay(),
+            E::Peer(M::HostSecondary) => self.host_secondary(),
+            E::Peer(M::ReleaseSecondary | M::StandingBy | M::SecondaryFailed(_)) => self.stay(),
+            ev @ E::Peer(M::SecondaryReady | M::PrimaryProtected | M::TakeOver | M::TookOver) => {
+                self.invalid(&ev, "no copy of the domain runs here")
+            }
+            E::Peer(M::CheckPair { primary }) => self.check_pair(primary),
+            E::Peer(M::PairConfirmed | M::PairDenied { .. }) => self.stay(),
+            E::Peer(M::ColoEnded) => self.stay(),
+            E::StepDone(st) => self.step_after_abandon(st, None),
+            E::StepFailed(st, e) => self.step_after_abandon(st, Some(e)),
+            E::Checkpoint => self.invalid(&ev, NO_COLO),
+            E::ColoExited(_) | E::DomainStopped => self.stay(),
             // Started by hand: it runs here now, unprotected (as from Standby).
-            (S::Fenced, E::DomainStarted) => {
-                self.go(S::Unprotected, Vec::new())?;
-                if self.wanted() {
-                    self.protect()
-                } else {
-                    self.stay()
-                }
-            }
-
-            // The peer's host answers but its ftd is gone: the arbiter still
-            // decides (its membership shows the peer alive: `PeerAlive`).
-            (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, E::PeerDaemonLost) => {
-                self.stay()
-            }
-            (_, ev @ E::Found(_)) => self.invalid(&ev, "nothing is being re-attached"),
-            // A failed replicated write while the peer is unreachable: the
-            // arbiter's verdict decides what happens to this copy anyway.
-            (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, E::DiskFailed(e)) => {
-                self.set_last_error(&e);
-                self.stay()
-            }
-
-            // Checkpoints and steps were decided before the transition table.
-            (_, ev @ (E::StepDone(_) | E::StepFailed(..) | E::Checkpoint)) => {
-                self.invalid(&ev, "no such step was started in this state")
-            }
-            (_, ev) => self.invalid(&ev, "not a partition state"),
+            E::DomainStarted => self.started_here(),
+            E::Found(_) => self.invalid(&ev, NOT_REATTACHING),
+            E::DiskFailed(e) => self.disk_failed_unreachable(e),
+            E::Retry(_) => self.stay(),
         }
     }
 }

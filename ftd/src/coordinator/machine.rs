@@ -1,12 +1,20 @@
-//! The transition function. Every (state, event) pair is decided here, in one
-//! exhaustive match; the table test in `tests.rs` pins each of them down.
+//! The coordinator itself: its data, its accessors, [`Coordinator::on`] (which
+//! rolls back on an [`InvalidTransition`]) and the transition function's entry,
+//! `step`: one fact is recorded for every event (is the peer reachable?), then
+//! the current state's handler decides. The handlers live by side and phase:
+//! `protecting.rs` (`Unprotected` to `Starting`), `primary.rs` (`Protected`,
+//! `SwitchingOver`, `Disabling`), `alone.rs` (`Degraded`, `Failed`),
+//! `secondary.rs`, `arbitration.rs` and `reattach.rs`; the rules they share are
+//! in `rules.rs`, `disk.rs` and `retry.rs`. The table test in `tests.rs` and the
+//! generated `docs/transitions.md` pin every (state, event) pair down.
 //!
 //! Two rules keep late events harmless: a *cleanup* step (`LeaveColo`, `Undo`,
-//! `DestroySecondary`, `DestroyPrimary`) may finish in any state, and a *progress*
-//! step (`Sync`, `StartColo`, `CreateSecondary`, `TakeOver`, `StopPrimary`) that
-//! finishes after its attempt was abandoned (`Failed`, `Disabling`, `Stopped`,
-//! `Degraded`, `Standby`, `Unprotected`) is ignored. A progress step finishing
-//! anywhere else is an [`InvalidTransition`]: nothing could have started it.
+//! `DestroySecondary`, `DestroyPrimary`, `Freeze`, `Thaw`) may finish in any
+//! state, and a *progress* step (`Sync`, `StartColo`, `CreateSecondary`,
+//! `TakeOver`, `StopPrimary`) that finishes after its attempt was abandoned
+//! (`Failed`, `Disabling`, `Stopped`, `Degraded`, `Standby`, `Unprotected`,
+//! `Fenced`) is ignored. A progress step finishing anywhere else is an
+//! [`InvalidTransition`]: nothing could have started it.
 
 use super::types::{Action, Event, EventKind, PeerMsg, State, Step};
 
@@ -29,7 +37,7 @@ impl Default for Settings {
     }
 }
 
-const ALREADY_SETTING_UP: &str =
+pub(super) const ALREADY_SETTING_UP: &str =
     "protection is already being set up (by an earlier request); follow it with Status";
 
 /// An event that makes no sense in the current state.
@@ -53,9 +61,9 @@ pub struct Coordinator {
     pub(super) planned: bool,
     /// The guest was paused by [`Step::Freeze`] while arbitrating.
     pub(super) frozen: bool,
-    checkpoints: u64,
+    pub(super) checkpoints: u64,
     /// Checkpoints since the current COLO session started (0 until the first).
-    session_checkpoints: u64,
+    pub(super) session_checkpoints: u64,
     pub(super) last_error: Option<String>,
     pub(super) last_failover: Option<String>,
     /// Re-attached to a running COLO copy, and the peer has not confirmed yet
@@ -69,7 +77,7 @@ pub(super) const NOT_HERE: &str =
     "the domain does not run as primary on this host; use the host that runs it";
 pub(super) const ON_SECONDARY: &str =
     "this host holds the secondary; manage protection on the primary's host";
-const REATTACHING: &str =
+pub(super) const REATTACHING: &str =
     "ftd is reading the running domain's COLO state after its restart; try again in a moment";
 /// `last_error` while the peer's ftd is gone but its host answers.
 pub const PEER_DAEMON_LOST: &str = "the peer's ftd is not running (its host answers): COLO goes \
@@ -115,7 +123,6 @@ impl Coordinator {
     pub fn peer_up(&self) -> bool {
         self.peer_up
     }
-    /// Checkpoints counted since this coordinator started.
     /// The state as users see it: the primary counts as `Protected` once the
     /// first checkpoint of the COLO session completed (the secondary then holds a
     /// checkpointed copy and checkpoints flow); until then it is still `Starting`,
@@ -128,6 +135,7 @@ impl Coordinator {
         }
     }
 
+    /// Checkpoints counted since this coordinator started.
     pub fn checkpoints(&self) -> u64 {
         self.checkpoints
     }
@@ -143,12 +151,12 @@ impl Coordinator {
     pub fn unconfirmed(&self) -> bool {
         self.unconfirmed
     }
-    /// Mark protection as requested (e.g. from the domain's XML annotation).
     /// New settings, used from the next decision on.
     pub fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;
     }
 
+    /// Mark protection as requested (e.g. from the domain's XML annotation).
     pub fn set_wanted(&mut self, wanted: bool) {
         self.wanted = wanted;
     }
@@ -222,12 +230,42 @@ impl Coordinator {
         }
     }
 
-    fn step(&mut self, ev: Event) -> Outcome {
-        use Event as E;
+    /// The transition function: record what every state records (`note_link`),
+    /// then hand the event to the current state's handler. Each handler matches
+    /// every [`Event`] (and every [`PeerMsg`]) without a wildcard, so that a new
+    /// state or event does not compile until each state decided it; the rules
+    /// several states share are functions the handlers call by name (`rules.rs`).
+    pub(super) fn step(&mut self, ev: Event) -> Outcome {
         use State as S;
+        self.note_link(&ev);
+        match self.state {
+            S::Unprotected => self.on_unprotected(ev),
+            S::Preparing => self.on_preparing(ev),
+            S::Syncing => self.on_syncing(ev),
+            S::Starting => self.on_starting(ev),
+            S::Protected => self.on_protected(ev),
+            S::Degraded => self.on_degraded(ev),
+            S::SwitchingOver => self.on_switching_over(ev),
+            S::Disabling => self.on_disabling(ev),
+            S::Failed => self.on_failed(ev),
+            S::Standby => self.on_standby(ev),
+            S::SecondaryPreparing => self.on_secondary_preparing(ev),
+            S::Secondary => self.on_secondary(ev),
+            S::TakingOver => self.on_taking_over(ev),
+            S::Stopped => self.on_stopped(ev),
+            S::Arbitrating => self.on_arbitrating(ev),
+            S::SecondaryArbitrating => self.on_secondary_arbitrating(ev),
+            S::Fenced => self.on_fenced(ev),
+            S::Reattaching => self.on_reattaching(ev),
+        }
+    }
 
-        // Facts every state records.
-        match &ev {
+    /// The one fact every state records before deciding anything: whether the
+    /// peer can be reached (and the note that its ftd is gone goes once its
+    /// host is heard of again, either way).
+    fn note_link(&mut self, ev: &Event) {
+        use Event as E;
+        match ev {
             E::PeerUp | E::PeerLost => {
                 self.peer_up = matches!(ev, E::PeerUp);
                 if self.last_error.as_deref() == Some(PEER_DAEMON_LOST) {
@@ -235,453 +273,20 @@ impl Coordinator {
                 }
             }
             E::PeerDaemonLost => self.peer_up = false,
-            _ => {}
-        }
-        // A retry timer, answered in every state (it acts only in `Failed`).
-        if let E::Retry(n) = ev {
-            return self.retry(n);
-        }
-        // The pair check after a re-attach, answered in every state.
-        match ev {
-            E::Peer(PeerMsg::CheckPair { primary }) => return self.check_pair(primary),
-            E::Peer(PeerMsg::PairConfirmed) => {
-                if matches!(self.state, S::Protected | S::Secondary) {
-                    self.unconfirmed = false;
-                }
-                return self.stay();
-            }
-            E::Peer(PeerMsg::PairDenied { runs, why }) => {
-                return if matches!(self.state, S::Protected | S::Secondary) {
-                    self.pair_denied(runs, why)
-                } else {
-                    self.stay()
-                };
-            }
-            _ => {}
-        }
-        // Advice, not a change: the domain task checks its copy at once.
-        if let E::Peer(PeerMsg::ColoEnded) = ev {
-            return self.stay();
-        }
-        if let E::Checkpoint = ev {
-            return if matches!(
-                self.state,
-                S::Starting
-                    | S::Protected
-                    | S::SwitchingOver
-                    | S::Disabling
-                    | S::SecondaryPreparing
-                    | S::Secondary
-                    | S::TakingOver
-                    | S::Arbitrating
-                    | S::SecondaryArbitrating
-            ) {
-                self.checkpoints += 1;
-                self.session_checkpoints += 1;
-                self.stay()
-            } else {
-                self.invalid(&ev, "no COLO session runs here")
-            };
-        }
-        // Clean-up steps may finish anywhere; only a few states wait for them.
-        if let E::StepDone(st) | E::StepFailed(st, _) = &ev {
-            let st = *st;
-            if st.is_cleanup() && !self.waits_for(st) {
-                if let E::StepFailed(_, e) = &ev {
-                    self.last_error = Some(format!("{st:?}: {e}"));
-                }
-                return self.stay();
-            }
-            if !st.is_cleanup() && !self.waits_for(st) {
-                return if matches!(
-                    self.state,
-                    S::Failed
-                        | S::Disabling
-                        | S::Stopped
-                        | S::Degraded
-                        | S::Standby
-                        | S::Unprotected
-                        | S::Fenced
-                ) {
-                    self.stay()
-                } else {
-                    self.invalid(&ev, "no such step was started in this state")
-                };
-            }
-        }
-
-        // The secondary's side (`secondary.rs`), then everything else.
-        let ev = match self.secondary_side(ev) {
-            Ok(out) => return out,
-            Err(ev) => ev,
-        };
-        match (self.state, ev) {
-            // ---------------------------------------------------------------- Unprotected
-            (S::Unprotected, E::Enable) => {
-                self.wanted = true;
-                self.protect()
-            }
-            (S::Unprotected, E::Disable) => {
-                self.wanted = false;
-                self.stay()
-            }
-            (S::Unprotected, ev @ E::SwitchOver) => {
-                self.invalid(&ev, "the domain is not protected")
-            }
-            (S::Unprotected, E::PeerUp) => self.maybe_reprotect(),
-            (S::Unprotected, E::PeerLost) => self.stay(),
-            (S::Unprotected, E::Peer(PeerMsg::StandingBy)) => self.maybe_reprotect(),
-            (S::Unprotected, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "the domain runs here unprotected")
-            }
-
-            // ---------------------------------------------------------------- Preparing
-            // A second Enable (another caller, the hook and the start-up scan at
-            // once) is refused: exactly one request starts protection.
-            (S::Preparing, ev @ E::Enable) => self.invalid(&ev, ALREADY_SETTING_UP),
-            (S::Preparing | S::Syncing | S::Starting, E::Disable) => {
-                self.wanted = false;
-                self.go(
-                    S::Disabling,
-                    vec![
-                        Action::Send(PeerMsg::ReleaseSecondary),
-                        Action::Run(Step::Undo),
-                    ],
-                )
-            }
-            (S::Preparing | S::Syncing | S::Starting, ev @ E::SwitchOver) => {
-                self.invalid(&ev, "protection is not established yet")
-            }
-            (S::Preparing | S::Syncing | S::Starting, E::PeerUp) => self.stay(),
-            (S::Preparing | S::Syncing | S::Starting, E::PeerLost) => {
-                let what = self.attempt_phase();
-                self.fail(
-                    format!("the peer host was lost while {what}"),
-                    vec![Action::Run(Step::Undo)],
-                )
-            }
-            (S::Preparing, E::Peer(PeerMsg::SecondaryReady)) => {
-                self.go(S::Syncing, vec![Action::Run(Step::Sync)])
-            }
-            (S::Preparing | S::Syncing | S::Starting, E::Peer(PeerMsg::SecondaryFailed(e))) => self
-                .fail_attempt(
-                    format!("protection failed on the peer: {e}"),
-                    vec![Action::Run(Step::Undo)],
-                ),
-            // The peer is (again) ready to host the secondary: it may have missed
-            // the first request while its own copy of the domain was going away
-            // (its QEMU died and the secondary here took over before it noticed).
-            // Or the request was lost while its ftd was restarting: ask again.
-            (S::Preparing, E::Peer(PeerMsg::StandingBy)) => {
-                Ok(vec![Action::Send(PeerMsg::HostSecondary)])
-            }
-            (S::Syncing | S::Starting, E::Peer(PeerMsg::StandingBy)) => self.stay(),
-            (S::Preparing | S::Syncing | S::Starting, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message from the peer while protecting")
-            }
-
-            // ---------------------------------------------------------------- Syncing
-            (S::Syncing | S::Starting, ev @ E::Enable) => self.invalid(&ev, ALREADY_SETTING_UP),
-            (S::Syncing, E::StepDone(Step::Sync)) => {
-                self.go(S::Starting, vec![Action::Run(Step::StartColo)])
-            }
-            (S::Syncing, E::StepFailed(Step::Sync, e)) => self.fail_attempt(
-                format!("disk sync to the secondary failed: {e}"),
-                vec![
-                    Action::Run(Step::Undo),
-                    Action::Send(PeerMsg::ReleaseSecondary),
-                ],
-            ),
-
-            // ---------------------------------------------------------------- Starting
-            (S::Starting, E::StepDone(Step::StartColo)) => {
-                self.attempts = 0;
-                self.go(S::Protected, vec![Action::Send(PeerMsg::PrimaryProtected)])
-            }
-            (S::Starting, E::StepFailed(Step::StartColo, e)) => self.fail_attempt(
-                format!("starting COLO failed: {e}"),
-                vec![
-                    Action::Run(Step::Undo),
-                    Action::Send(PeerMsg::ReleaseSecondary),
-                ],
-            ),
-            (S::Starting, E::ColoExited(r)) => self.fail_attempt(
-                format!("COLO exited while starting ({r})"),
-                vec![
-                    Action::Run(Step::Undo),
-                    Action::Send(PeerMsg::ReleaseSecondary),
-                ],
-            ),
-
-            // ---------------------------------------------------------------- Protected
-            (S::Protected, ev @ E::Enable) => self.invalid(&ev, "the domain is already protected"),
-            (S::Protected, E::Disable) => {
-                self.wanted = false;
-                self.go(
-                    S::Disabling,
-                    vec![
-                        Action::Run(Step::LeaveColo),
-                        Action::Send(PeerMsg::ReleaseSecondary),
-                    ],
-                )
-            }
-            (S::Protected, E::SwitchOver) => {
-                self.planned = true;
-                self.go(S::SwitchingOver, vec![Action::Run(Step::StopPrimary)])
-            }
-            (S::Protected, E::PeerUp) => Ok(self.check_if_unconfirmed(true)),
-            (S::Protected, E::PeerLost) if self.settings.arbiter => self.arbitrate(),
-            (S::Protected, E::PeerLost) => {
-                self.last_failover = Some("secondary host lost (no heartbeat)".into());
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
-            }
-            (S::Protected, E::Peer(PeerMsg::SecondaryFailed(e))) => {
-                self.last_failover = Some(format!("secondary failed: {e}"));
-                self.last_error = Some(format!("the secondary failed: {e}"));
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
-            }
-            (S::Protected, E::ColoExited(r)) => {
-                self.last_failover = Some(format!("COLO exited on the primary ({r})"));
-                self.go(
-                    S::Degraded,
-                    vec![
-                        Action::Run(Step::LeaveColo),
-                        Action::Send(PeerMsg::ReleaseSecondary),
-                    ],
-                )
-            }
-            (S::Protected, E::Peer(PeerMsg::StandingBy)) => self.stay(),
-            (S::Protected, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message from the peer while protected")
-            }
-
-            // ---------------------------------------------------------------- Degraded
-            (S::Degraded | S::Failed, E::Enable) => {
-                self.wanted = true;
-                self.attempts = 0;
-                self.protect()
-            }
-            (S::Degraded | S::Failed, E::Disable) => {
-                self.wanted = false;
-                self.attempts = 0;
-                self.go(S::Unprotected, Vec::new())
-            }
-            (S::Degraded, ev @ E::SwitchOver) => {
-                self.invalid(&ev, "there is no secondary to switch over to")
-            }
-            (S::Degraded | S::Failed, E::PeerUp) => self.maybe_reprotect(),
-            (S::Degraded | S::Failed, E::PeerLost) => self.stay(),
-            (S::Degraded | S::Failed, E::Peer(PeerMsg::StandingBy)) => self.maybe_reprotect(),
-            // The secondary's own account of its failure, after this side already
-            // left COLO (its QEMU went first): keep the cause.
-            (S::Degraded | S::Failed, E::Peer(PeerMsg::SecondaryFailed(e))) => {
-                self.last_error = Some(format!("the secondary failed: {e}"));
-                self.stay()
-            }
-            (S::Degraded | S::Failed, E::Peer(PeerMsg::SecondaryReady)) => self.stay(),
-            (S::Degraded | S::Failed, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message from the peer")
-            }
-
-            // ---------------------------------------------------------------- SwitchingOver
-            (S::SwitchingOver, E::SwitchOver) => self.stay(),
-            (S::SwitchingOver, ev @ E::Enable) => self.invalid(
-                &ev,
-                "a planned failover is under way; the domain stays protected",
-            ),
-            (S::SwitchingOver, ev @ E::Disable) => {
-                self.invalid(&ev, "a switch-over is in progress")
-            }
-            (S::SwitchingOver, E::StepDone(Step::StopPrimary)) => {
-                Ok(vec![Action::Send(PeerMsg::TakeOver)])
-            }
-            (S::SwitchingOver, E::StepFailed(Step::StopPrimary, e)) => {
-                self.planned = false;
-                self.last_error = Some(format!("switch-over: pausing the primary failed: {e}"));
-                self.go(S::Protected, Vec::new())
-            }
-            (S::SwitchingOver, E::Peer(PeerMsg::TookOver)) => {
-                Ok(vec![Action::Run(Step::DestroyPrimary)])
-            }
-            (S::SwitchingOver, E::StepDone(Step::DestroyPrimary)) => {
-                self.planned = false;
-                self.last_failover = Some("planned switch-over".into());
-                self.go(S::Standby, vec![Action::Send(PeerMsg::StandingBy)])
-            }
-            (S::SwitchingOver, E::StepFailed(Step::DestroyPrimary, e)) => {
-                self.planned = false;
-                self.last_error = Some(format!(
-                    "switch-over: destroying the old primary failed: {e}"
-                ));
-                self.go(S::Standby, Vec::new())
-            }
-            (S::SwitchingOver, E::PeerUp) => self.stay(),
-            // The peer may already have taken over (TakeOver was sent): the guest
-            // stays paused here until the peer is heard from again.
-            (S::SwitchingOver, E::PeerLost) if self.settings.arbiter => self.stay(),
-            (S::SwitchingOver, E::PeerLost) => {
-                // Without an arbiter the safest guess is that the peer is dead: run on.
-                self.planned = false;
-                self.last_failover = Some("secondary host lost during a switch-over".into());
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
-            }
-            (S::SwitchingOver, E::Peer(PeerMsg::SecondaryFailed(e))) => {
-                self.planned = false;
-                self.last_failover = Some(format!("secondary failed during a switch-over: {e}"));
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
-            }
-            (S::SwitchingOver, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message during a switch-over")
-            }
-            (S::SwitchingOver, E::ColoExited(_)) => self.stay(),
-
-            // ---------------------------------------------------------------- Disabling
-            (S::Disabling, ev @ E::Enable) => self.invalid(
-                &ev,
-                "protection is being disabled; enable it again afterwards",
-            ),
-            (S::Disabling, E::Disable) => self.stay(),
-            (S::Disabling, ev @ E::SwitchOver) => self.invalid(&ev, "protection is being disabled"),
-            (S::Disabling, E::StepDone(Step::LeaveColo | Step::Undo)) => {
-                self.go(S::Unprotected, Vec::new())
-            }
-            (S::Disabling, E::StepFailed(st @ (Step::LeaveColo | Step::Undo), e)) => {
-                self.last_error = Some(format!("disable: {st:?} failed: {e}"));
-                self.go(S::Unprotected, Vec::new())
-            }
-            (S::Disabling, E::PeerUp | E::PeerLost | E::ColoExited(_)) => self.stay(),
-            (
-                S::Disabling,
-                E::Peer(
-                    PeerMsg::SecondaryFailed(_) | PeerMsg::SecondaryReady | PeerMsg::StandingBy,
-                ),
-            ) => self.stay(),
-            (S::Disabling, ev @ E::Peer(_)) => {
-                self.invalid(&ev, "unexpected message while disabling")
-            }
-
-            // ---------------------------------------------------------------- Failed
-            (S::Failed, ev @ E::SwitchOver) => {
-                self.invalid(&ev, "the domain is not protected (the last attempt failed)")
-            }
-
-            // ---------------------------------------------------------------- partitions
-            (S::Arbitrating | S::SecondaryArbitrating | S::Fenced, ev) => self.partitioned(ev),
-            // A verdict for an arbitration this state has left behind.
-            (_, E::Verdict(_)) => self.stay(),
-
-            // ---------------------------------------------------------------- Reattaching
-            // Nothing is decided before QEMU was read: a request waits for that
-            // (Enable is remembered), a peer message is dropped (the pair check
-            // after `Found` reconciles both sides).
-            (S::Reattaching, E::Enable) => {
-                self.wanted = true;
-                self.stay()
-            }
-            (S::Reattaching, ev @ (E::Disable | E::SwitchOver)) => self.invalid(&ev, REATTACHING),
-            (
-                S::Reattaching,
-                E::PeerUp
-                | E::PeerLost
-                | E::PeerDaemonLost
-                | E::Peer(_)
-                | E::ColoExited(_)
-                | E::DomainStarted,
-            ) => self.stay(),
-            (S::Reattaching, E::DomainStopped) => self.go(S::Stopped, Vec::new()),
-            (S::Reattaching, E::Found(f)) => self.found(f),
-            (_, ev @ E::Found(_)) => self.invalid(&ev, "nothing is being re-attached"),
-
-            // ---------------------------------------------------------------- the peer's ftd
-            // A running COLO pair goes on without the peer's ftd (QEMU needs no
-            // ftd to checkpoint); its restart re-attaches.
-            (S::Protected | S::Secondary, E::PeerDaemonLost) => {
-                self.last_error = Some(PEER_DAEMON_LOST.into());
-                self.stay()
-            }
-            // Whatever else the peer's ftd was in the middle of (a protection
-            // attempt, a switch-over, preparing the secondary, ...) cannot finish
-            // without it: there its loss counts as the peer's.
-            (_, E::PeerDaemonLost) => self.step(E::PeerLost),
-
-            // ---------------------------------------------------------------- disk replication
-            (_, E::DiskFailed(e)) => self.disk_failed(e),
-
-            // ---------------------------------------------------------------- COLO exits elsewhere
-            (
-                S::Unprotected
-                | S::Preparing
-                | S::Syncing
-                | S::Degraded
-                | S::Failed
-                | S::Standby
-                | S::Stopped,
-                E::ColoExited(_),
-            ) => self.stay(),
-
-            // ---------------------------------------------------------------- libvirt lifecycle
-            (
-                S::Unprotected
-                | S::Preparing
-                | S::Syncing
-                | S::Starting
-                | S::Protected
-                | S::Degraded
-                | S::Disabling
-                | S::Failed,
-                E::DomainStopped,
-            ) => {
-                // Protected, the secondary is a full copy: it takes over (this host
-                // stands by to host the next secondary). Before that, the secondary
-                // is incomplete: release it.
-                let acts = match self.state {
-                    S::Protected => {
-                        self.last_failover = Some(
-                            "this host's copy stopped; the secondary on the peer takes over".into(),
-                        );
-                        vec![Action::Send(PeerMsg::StandingBy)]
-                    }
-                    S::Preparing | S::Syncing | S::Starting | S::Disabling => {
-                        vec![Action::Send(PeerMsg::ReleaseSecondary)]
-                    }
-                    _ => Vec::new(),
-                };
-                self.go(S::Stopped, acts)
-            }
-            (S::SwitchingOver | S::Standby | S::Stopped | S::TakingOver, E::DomainStopped) => {
-                if self.state == S::TakingOver {
-                    self.planned = false;
-                    self.go(S::Stopped, Vec::new())
-                } else {
-                    self.stay()
-                }
-            }
-            (
-                S::Unprotected
-                | S::Preparing
-                | S::Syncing
-                | S::Starting
-                | S::Protected
-                | S::Degraded
-                | S::SwitchingOver
-                | S::Disabling
-                | S::Failed,
-                ev @ E::DomainStarted,
-            ) => self.invalid(&ev, "the domain already runs here"),
-
-            // Steps and checkpoints were decided above; what is left is impossible.
-            (_, ev @ (E::StepDone(_) | E::StepFailed(..) | E::Checkpoint)) => {
-                self.invalid(&ev, "no such step was started in this state")
-            }
-            (S::Stopped, ev @ E::SwitchOver) => self.invalid(&ev, "the domain is shut off"),
-            // Answered before the transition table (see `retry.rs`).
-            (_, E::Retry(n)) => self.retry(n),
-            // What `secondary_side` gave back and no rule above takes (none
-            // today: the table test pins every cell).
-            (
-                S::Standby | S::Stopped | S::SecondaryPreparing | S::Secondary | S::TakingOver,
-                ev,
-            ) => self.invalid(&ev, "not possible on the secondary's side"),
+            E::Enable
+            | E::Disable
+            | E::SwitchOver
+            | E::Peer(_)
+            | E::StepDone(_)
+            | E::StepFailed(..)
+            | E::Checkpoint
+            | E::ColoExited(_)
+            | E::DomainStarted
+            | E::DomainStopped
+            | E::Verdict(_)
+            | E::Found(_)
+            | E::DiskFailed(_)
+            | E::Retry(_) => {}
         }
     }
 
@@ -698,13 +303,5 @@ impl Coordinator {
                 | (S::SecondaryPreparing, Step::CreateSecondary)
                 | (S::TakingOver, Step::TakeOver)
         )
-    }
-
-    fn attempt_phase(&self) -> &'static str {
-        match self.state {
-            State::Preparing => "it prepared the secondary",
-            State::Syncing => "the disk was syncing",
-            _ => "COLO was starting",
-        }
     }
 }

@@ -54,11 +54,15 @@
 //! Secondary --PairDenied--> Standby (runs DestroySecondary)
 //! ```
 
+mod alone;
 mod arbitration;
 mod disk;
 mod machine;
+mod primary;
+mod protecting;
 mod reattach;
 mod retry;
+mod rules;
 mod secondary;
 mod types;
 

@@ -9,8 +9,12 @@
 
 use super::*;
 
+mod model;
+mod pair_property;
 mod partition;
 mod reattach;
+mod schedule;
+mod transitions;
 
 fn code(s: State) -> char {
     match s {

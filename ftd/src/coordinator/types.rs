@@ -1,9 +1,28 @@
 //! The coordinator's vocabulary: states, events, steps and actions.
+//!
+//! The lists of variants (`State::ALL`, `Verdict::ALL`, `Step::VARIANTS`) and
+//! [`EventKind`] are derived (`strum`), so a new variant is in them at once.
 
 use serde::{Deserialize, Serialize};
+use strum::{EnumCount, VariantArray};
+
+/// `N` variants as an array, in declaration order (`VariantArray::VARIANTS` is
+/// a slice; the tables iterate arrays by value).
+const fn all<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
+    assert!(variants.len() == N);
+    let mut out = [variants[0]; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = variants[i];
+        i += 1;
+    }
+    out
+}
 
 /// Where a protected domain stands, as seen from one host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, EnumCount, VariantArray,
+)]
 pub enum State {
     /// The domain runs here, alone, and protection is not requested.
     Unprotected,
@@ -51,26 +70,8 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 18] = [
-        State::Unprotected,
-        State::Preparing,
-        State::Syncing,
-        State::Starting,
-        State::Protected,
-        State::Degraded,
-        State::SwitchingOver,
-        State::Disabling,
-        State::Failed,
-        State::Standby,
-        State::SecondaryPreparing,
-        State::Secondary,
-        State::TakingOver,
-        State::Stopped,
-        State::Arbitrating,
-        State::SecondaryArbitrating,
-        State::Fenced,
-        State::Reattaching,
-    ];
+    /// Every state, in declaration order.
+    pub const ALL: [State; State::COUNT] = all(State::VARIANTS);
 
     /// Is the guest running on this host as the primary (the copy clients see)?
     pub fn runs_primary_here(self) -> bool {
@@ -127,7 +128,6 @@ impl State {
         }
     }
 
-    /// Does this host hold (or build) the secondary copy?
     /// The COLO mode (QAPI `COLOMode`) this host's QEMU has in this state, as
     /// `COLO_EXIT` reports it: an exit in the other mode is a previous copy's.
     pub fn colo_mode_here(self) -> &'static str {
@@ -138,6 +138,7 @@ impl State {
         }
     }
 
+    /// Does this host hold (or build) the secondary copy?
     pub fn holds_secondary(self) -> bool {
         matches!(
             self,
@@ -151,7 +152,7 @@ impl State {
 
 /// A unit of work the domain's task executes (a QMP plan and/or libvirt calls),
 /// answered by [`Event::StepDone`] or [`Event::StepFailed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, VariantArray)]
 pub enum Step {
     /// Primary: copy the whole disk into the secondary's NBD export, until in sync.
     Sync,
@@ -239,7 +240,7 @@ pub enum PeerMsg {
 
 /// The arbiter's answer about a lost peer (`crate::arbiter` decides it from the
 /// cluster engine's membership and quorum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EnumCount, VariantArray)]
 pub enum Verdict {
     /// This host is without quorum and the peer is not in its membership (or the
     /// cluster engine cannot be reached): stop serving now. Not final: the vote may
@@ -257,16 +258,18 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    pub const ALL: [Verdict; 4] = [
-        Verdict::Stop,
-        Verdict::Proceed,
-        Verdict::Lost,
-        Verdict::PeerAlive,
-    ];
+    /// Every verdict, in declaration order.
+    pub const ALL: [Verdict; Verdict::COUNT] = all(Verdict::VARIANTS);
 }
 
-/// What happens to a protected domain.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What happens to a protected domain. [`EventKind`] is the same without the
+/// data (for tables and messages), derived with it.
+#[derive(Debug, Clone, PartialEq, Eq, strum::EnumDiscriminants)]
+#[strum_discriminants(
+    name(EventKind),
+    derive(Hash, VariantArray),
+    doc = "[`Event`] without its data, for tables and messages (derived from it)."
+)]
 pub enum Event {
     /// User: protect this domain.
     Enable,
@@ -329,49 +332,9 @@ pub enum Found {
     Unreadable(String),
 }
 
-/// [`Event`] without its data, for tables and messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum EventKind {
-    Enable,
-    Disable,
-    SwitchOver,
-    PeerUp,
-    PeerLost,
-    Peer,
-    StepDone,
-    StepFailed,
-    Checkpoint,
-    ColoExited,
-    DomainStarted,
-    DomainStopped,
-    Verdict,
-    PeerDaemonLost,
-    Found,
-    DiskFailed,
-    Retry,
-}
-
 impl Event {
     pub fn kind(&self) -> EventKind {
-        match self {
-            Event::Enable => EventKind::Enable,
-            Event::Disable => EventKind::Disable,
-            Event::SwitchOver => EventKind::SwitchOver,
-            Event::PeerUp => EventKind::PeerUp,
-            Event::PeerLost => EventKind::PeerLost,
-            Event::Peer(_) => EventKind::Peer,
-            Event::StepDone(_) => EventKind::StepDone,
-            Event::StepFailed(..) => EventKind::StepFailed,
-            Event::Checkpoint => EventKind::Checkpoint,
-            Event::ColoExited(_) => EventKind::ColoExited,
-            Event::DomainStarted => EventKind::DomainStarted,
-            Event::DomainStopped => EventKind::DomainStopped,
-            Event::Verdict(_) => EventKind::Verdict,
-            Event::PeerDaemonLost => EventKind::PeerDaemonLost,
-            Event::Found(_) => EventKind::Found,
-            Event::DiskFailed(_) => EventKind::DiskFailed,
-            Event::Retry(_) => EventKind::Retry,
-        }
+        EventKind::from(self)
     }
 }
 

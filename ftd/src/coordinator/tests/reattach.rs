@@ -253,3 +253,28 @@ fn pair_reattached_primary_whose_peer_took_over_gives_its_copy_up() {
         p.log.join("\n")
     );
 }
+
+#[test]
+fn pair_copy_stopping_while_its_ftd_re_attaches_hands_over_to_the_secondary() {
+    // A's ftd restarts next to its COLO primary, whose QEMU dies before
+    // Inspect read it. B's COLO exits while A's ftd answers, so B waits for
+    // word from A: A must say that its copy is gone, or nobody runs the domain.
+    let mut p = protected_pair();
+    p.feed(false, Event::PeerDaemonLost);
+    p.a = reattaching();
+    p.feed(true, Event::PeerUp);
+    p.feed(false, Event::PeerUp);
+    p.feed(false, Event::ColoExited("the primary died".into()));
+    assert_eq!(p.b.state(), State::Secondary, "waits for the primary's ftd");
+    p.feed(true, Event::DomainStopped);
+    assert_eq!(
+        (p.a.state(), p.b.state()),
+        (State::Secondary, State::Protected),
+        "B took over and protects onto A; log:\n{}",
+        p.log.join("\n")
+    );
+    assert_eq!(
+        p.b.last_failover(),
+        Some("the primary's copy stopped on its host")
+    );
+}
