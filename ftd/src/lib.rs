@@ -34,6 +34,7 @@ pub mod inspect;
 pub mod libvirt;
 pub mod observe;
 pub mod peer;
+pub mod pidfile;
 pub mod protect;
 pub mod qmp_events;
 pub mod runner;

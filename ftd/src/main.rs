@@ -186,41 +186,6 @@ fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<Arbite
     }
 }
 
-/// `<run-dir>/ftd.pid`, locked for as long as ftd runs: a second ftd on this host
-/// stops here with the first one's pid instead of fighting over the domains.
-fn lock_run_dir(cfg: &Config) -> Result<nix::fcntl::Flock<std::fs::File>> {
-    use std::io::{Read, Seek, Write};
-    let dir = &cfg.run_dir;
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("{}: run-dir: creating {}", cfg.origin(), dir.display()))?;
-    let path = dir.join("ftd.pid");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("{}: run-dir: opening {}", cfg.origin(), path.display()))?;
-    let mut lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-    {
-        Ok(l) => l,
-        Err((mut f, _)) => {
-            let mut pid = String::new();
-            let _ = f.read_to_string(&mut pid);
-            bail!(
-                "another ftd (pid {}) runs with run-dir {}: stop it first, or give this one \
-                 its own run-dir",
-                pid.trim(),
-                dir.display()
-            );
-        }
-    };
-    lock.set_len(0)?;
-    lock.rewind()?;
-    writeln!(lock, "{}", std::process::id())?;
-    Ok(lock)
-}
-
 async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let Some(peer) = cfg.peers.first() else {
         bail!(
@@ -228,7 +193,8 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
             cfg.origin()
         );
     };
-    let _pid = lock_run_dir(&cfg)?;
+    let _pid = ftd::pidfile::lock(&cfg.run_dir)
+        .map_err(|e| anyhow::anyhow!("{}: run-dir: {e}", cfg.origin()))?;
     let cancel = CancellationToken::new();
     let mut pc = PeerConfig::new(
         &cfg.host.name,

@@ -378,6 +378,19 @@ fn mistakes_are_refused_with_position_and_fix() {
             "4:9: port 9998 is used twice, by host.port and colo.ports.migration: give each \
              its own port",
         ),
+        // Every slot's ports (slot n: nbd and migration - 10 n, the others + 10 n).
+        (
+            format!("{HOST}colo:\n  ports:\n    compare: 9013\n"),
+            "6:5: port 9013 is used by slot 0's COLO ports and by slot 1's COLO ports (slot n \
+             adds or takes 10 n to colo.ports): spread colo.ports further apart, or move \
+             host.port",
+        ),
+        (
+            format!("{HOST}colo:\n  ports:\n    nbd: 100\n"),
+            "6:5: colo.ports leave no room for 64 domains (slot n uses nbd and migration minus \
+             10 n, the others plus 10 n): choose nbd and migration above 630 and the others \
+             below 64905",
+        ),
         // Authorization.
         (
             format!("{HOST}authorization: polkt\n"),

@@ -229,8 +229,8 @@ fn check_slots(c: &Config) -> Result<(), Problem> {
         let Some(p) = bases.checked_nth(n) else {
             return Err(problem(format!(
                 "colo.ports leave no room for {} domains (slot n uses nbd and migration \
-                 minus 10 n, the others plus 10 n): choose bases at least {} above 0 for \
-                 nbd and migration and below {} for the others",
+                 minus 10 n, the others plus 10 n): choose nbd and migration above {} and \
+                 the others below {}",
                 Ports::SLOTS,
                 10 * (Ports::SLOTS - 1),
                 65535 - 10 * (Ports::SLOTS - 1)

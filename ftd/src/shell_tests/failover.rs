@@ -171,3 +171,36 @@ async fn a_restarted_ftd_reattaches_without_touching_qemu() {
     assert_eq!(w.a.fake.colo_mode("g"), "primary");
     assert_eq!(w.b.state("g").await, Some(State::Secondary));
 }
+
+/// Review 1.4: each host numbers its domains' port slots itself, so the
+/// secondary's slot for a domain may differ from the primary's; the takeover must
+/// cut the ports the domain uses (the primary's), never the secondary's own slot's.
+#[tokio::test(start_paused = true)]
+async fn the_takeover_cuts_the_primarys_ports_not_its_own_slots() {
+    let w = World::new().await;
+    // b's ftd meets y first: y takes b's slot 0, so g gets slot 1 on b.
+    w.b.fake
+        .add_domain("y", &w.b.dir.join("images/y.qcow2"), true);
+    let _ = w.b.daemon.disable("y").await;
+    assert_eq!(w.b.state("y").await, Some(State::Unprotected), "b's ftd tracks y");
+    w.protect().await;
+    w.b.fake.clear_calls();
+    w.cluster.kill_host(&w.a.fake);
+    w.net.kill_host("a");
+    w.wait("b runs g alone", || async {
+        w.b.state("g").await == Some(State::Degraded)
+    })
+    .await;
+    let cuts: Vec<String> =
+        w.b.fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("cut "))
+            .collect();
+    let (a0, b1) = (Ports::slot(0), Ports::slot(1));
+    let want = format!(
+        "cut {ADDR_A} [{}, {}, {}, {}]",
+        a0.migration, a0.nbd, a0.mirror, a0.compare
+    );
+    assert_eq!(cuts, [want], "b1 would be {b1:?}");
+}
