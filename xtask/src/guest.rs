@@ -96,17 +96,14 @@ pub fn build_guest(root: &Path, cache: &Path) -> Result<GuestImage> {
         module_bytes.push((m.name, decompressed_module(&m.source)?));
     }
 
-    let mut h = Hasher::default();
-    h.part("layout", LAYOUT_VERSION.as_bytes());
-    h.part("kernel-version", kernel.version.as_bytes());
-    h.part("kernel-image", &kernel_bytes);
-    h.part("busybox", &busybox_bytes);
-    h.part("agent", &agent_bytes);
-    h.part("init", &init);
-    for (name, bytes) in &module_bytes {
-        h.part(name, bytes);
-    }
-    let hash = h.hex();
+    let hash = image_key(
+        &kernel.version,
+        &kernel_bytes,
+        &busybox_bytes,
+        &agent_bytes,
+        &init,
+        &module_bytes,
+    );
 
     let guest_dir = cache.join("guest");
     let dir = guest_dir.join(&hash[..16]);
@@ -485,6 +482,30 @@ fn gzip(src: &Path, dest: &Path) -> Result<()> {
         .stdout(out))
 }
 
+/// The cache key: sha256 (lowercase hex) over everything that goes into the image,
+/// as labelled, length-prefixed parts in a fixed order. The cache directory is its
+/// first 16 hex digits; changing the parts or their order rebuilds every cache.
+fn image_key(
+    kernel_version: &str,
+    kernel: &[u8],
+    busybox: &[u8],
+    agent: &[u8],
+    init: &[u8],
+    modules: &[(&str, Vec<u8>)],
+) -> String {
+    let mut h = Hasher::default();
+    h.part("layout", LAYOUT_VERSION.as_bytes());
+    h.part("kernel-version", kernel_version.as_bytes());
+    h.part("kernel-image", kernel);
+    h.part("busybox", busybox);
+    h.part("agent", agent);
+    h.part("init", init);
+    for (name, bytes) in modules {
+        h.part(name, bytes);
+    }
+    h.hex()
+}
+
 /// sha256 over labelled, length-prefixed parts.
 #[derive(Default)]
 struct Hasher(Sha256);
@@ -538,6 +559,34 @@ mod tests {
         assert_eq!(version_cmp("6.1.0-9-amd64", "6.1.0-9-amd64"), Equal);
         assert_eq!(version_cmp("6.12.0-1-amd64", "6.1.0-56-amd64"), Greater);
         assert_eq!(version_cmp("6.1.0", "6.1.0-1"), Less);
+    }
+
+    #[test]
+    fn image_key_is_stable() {
+        // Pinned: a different value means every machine rebuilds its guest image.
+        let modules = vec![("virtio_ring", b"ring".to_vec()), ("virtio", b"v".to_vec())];
+        let key = image_key(
+            "6.1.0-57-amd64",
+            b"kernel",
+            b"bb",
+            b"agent",
+            b"init",
+            &modules,
+        );
+        assert_eq!(
+            key,
+            "4ad7c6f81414783ebceff61f955b99215107f9246e7ea84ca6c8f7441dda244f"
+        );
+        // Moving bytes from one part to the next changes the key (length prefixes).
+        let shifted = image_key(
+            "6.1.0-57-amd64",
+            b"kerne",
+            b"lbb",
+            b"agent",
+            b"init",
+            &modules,
+        );
+        assert_ne!(shifted, key);
     }
 
     #[test]
