@@ -3,7 +3,7 @@
 //! `modules.dep` and decompressed for busybox `insmod`.
 
 use super::{MODULES, PHASE};
-use crate::util::step;
+use crate::util::{newest_version, step};
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
 use std::fs;
@@ -25,8 +25,8 @@ pub(super) struct Module {
     pub(super) source: PathBuf,
 }
 
-/// The newest `/boot/vmlinuz-<v>` that has `/lib/modules/<v>` (version order, like
-/// `sort -V`).
+/// The newest `/boot/vmlinuz-<v>` that has `/lib/modules/<v>`, in Debian's version
+/// order ([`newest_version`], as for the QEMU packages).
 pub(super) fn newest_kernel(boot: &Path, lib_modules: &Path) -> Result<Kernel> {
     let mut found = Vec::new();
     for entry in fs::read_dir(boot).with_context(|| format!("listing {}", boot.display()))? {
@@ -37,7 +37,7 @@ pub(super) fn newest_kernel(boot: &Path, lib_modules: &Path) -> Result<Kernel> {
             }
         }
     }
-    let Some(version) = found.into_iter().max_by(|a, b| version_cmp(a, b)) else {
+    let Some(version) = newest_version(found)? else {
         bail!(
             "no kernel in {} with modules in {}: install linux-image-amd64",
             boot.display(),
@@ -49,33 +49,6 @@ pub(super) fn newest_kernel(boot: &Path, lib_modules: &Path) -> Result<Kernel> {
         modules: lib_modules.join(&version),
         version,
     })
-}
-
-/// Compare version strings by runs of digits (numerically) and non-digits (bytes).
-fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    fn runs(s: &str) -> Vec<&str> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        let b = s.as_bytes();
-        for i in 1..=b.len() {
-            if i == b.len() || b[i].is_ascii_digit() != b[start].is_ascii_digit() {
-                out.push(&s[start..i]);
-                start = i;
-            }
-        }
-        out
-    }
-    let (ra, rb) = (runs(a), runs(b));
-    for (x, y) in ra.iter().zip(rb.iter()) {
-        let ord = match (x.parse::<u128>(), y.parse::<u128>()) {
-            (Ok(nx), Ok(ny)) => nx.cmp(&ny),
-            _ => x.cmp(y),
-        };
-        if ord.is_ne() {
-            return ord;
-        }
-    }
-    ra.len().cmp(&rb.len())
 }
 
 /// Locate [`MODULES`] through `modules.dep`. Modules built into the kernel
@@ -153,15 +126,31 @@ pub(super) fn decompressed_module(path: &Path) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cmp::Ordering::*;
 
     #[test]
-    fn version_order() {
-        assert_eq!(version_cmp("6.1.0-56-amd64", "6.1.0-100-amd64"), Less);
-        assert_eq!(version_cmp("5.10.0-30-amd64", "6.1.0-9-amd64"), Less);
-        assert_eq!(version_cmp("6.1.0-9-amd64", "6.1.0-9-amd64"), Equal);
-        assert_eq!(version_cmp("6.12.0-1-amd64", "6.1.0-56-amd64"), Greater);
-        assert_eq!(version_cmp("6.1.0", "6.1.0-1"), Less);
+    fn newest_kernel_with_modules_in_version_order() {
+        let d =
+            std::env::temp_dir().join(format!("xtask-guest-test-{}-kernel", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        let (boot, lib) = (d.join("boot"), d.join("modules"));
+        fs::create_dir_all(&boot).unwrap();
+        fs::create_dir_all(&lib).unwrap();
+        assert!(newest_kernel(&boot, &lib)
+            .unwrap_err()
+            .to_string()
+            .contains("install linux-image-amd64"));
+        // 100 > 56 > 9 as numbers; 6.12 has the highest version but no modules.
+        for v in ["6.1.0-9-amd64", "6.1.0-100-amd64", "6.1.0-56-amd64"] {
+            fs::write(boot.join(format!("vmlinuz-{v}")), "").unwrap();
+            fs::create_dir(lib.join(v)).unwrap();
+        }
+        fs::write(boot.join("vmlinuz-6.12.0-1-amd64"), "").unwrap();
+        fs::write(boot.join("config-6.13.0-1-amd64"), "").unwrap();
+        let k = newest_kernel(&boot, &lib).unwrap();
+        assert_eq!(k.version, "6.1.0-100-amd64");
+        assert_eq!(k.image, boot.join("vmlinuz-6.1.0-100-amd64"));
+        assert_eq!(k.modules, lib.join("6.1.0-100-amd64"));
+        fs::remove_dir_all(&d).unwrap();
     }
 
     #[test]
