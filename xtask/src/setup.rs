@@ -244,14 +244,7 @@ fn pinned_qemu_version() -> Result<String> {
         .map(|(v, _)| v.clone())
         .collect();
     candidates.dedup();
-    let mut best: Option<String> = None;
-    for v in candidates {
-        best = match best {
-            Some(b) if !version_gt(&v, &b)? => Some(b),
-            _ => Some(v),
-        };
-    }
-    let Some(version) = best else {
+    let Some(version) = util::newest_version(candidates)? else {
         bail!(
             "apt offers no QEMU 7.2 ({QEMU_VERSION_PREFIX}*) for {}; offered: {:?}. \
              Add Debian bookworm (main) to /etc/apt/sources.list.d and re-run `cargo xtask setup`",
@@ -291,15 +284,6 @@ fn is_bookworm_qemu(version: &str, archive: &str) -> bool {
         && !version.contains("~bpo")
         && !archive.contains("backports")
         && !archive.ends_with("Sources")
-}
-
-/// `dpkg --compare-versions a gt b`.
-fn version_gt(a: &str, b: &str) -> Result<bool> {
-    let st = Command::new("dpkg")
-        .args(["--compare-versions", a, "gt", b])
-        .status()
-        .context("could not run dpkg --compare-versions")?;
-    Ok(st.success())
 }
 
 #[cfg(test)]
