@@ -33,6 +33,7 @@ use crate::caps_cache;
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::netns::NetNs;
+use crate::wait::{wait_until, Look};
 
 pub mod bus;
 pub mod cluster;
@@ -192,14 +193,11 @@ impl Host {
             ],
         )?;
         let uri = self.uri();
-        cmd::wait_for(
+        wait_until(
             &format!("libvirtd of host {} to answer `virsh version`", self.name),
             Duration::from_secs(60),
             Duration::from_millis(50),
-            || match cmd::run("virsh", ["-c", &uri, "version"]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
-            },
+            || cmd::run("virsh", ["-c", &uri, "version"]).map(drop).into(),
         )?;
         self.save_caps();
         Ok(t0.elapsed())
@@ -365,11 +363,14 @@ impl Host {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,
         );
-        cmd::wait_for(
+        wait_until(
             &format!("libvirtd of host {} to exit", self.name),
             Duration::from_secs(30),
             Duration::from_millis(20),
-            || Ok((!Path::new(&format!("/proc/{pid}")).exists()).then_some(())),
+            || {
+                let gone = !Path::new(&format!("/proc/{pid}")).exists();
+                Look::holds(gone, || format!("pid {pid} still runs"))
+            },
         )?;
         self.start_daemon(
             "libvirtd",
@@ -380,14 +381,11 @@ impl Host {
             ],
         )?;
         let uri = self.uri();
-        cmd::wait_for(
+        wait_until(
             &format!("libvirtd of host {} to answer again", self.name),
             Duration::from_secs(60),
             Duration::from_millis(50),
-            || match cmd::run("virsh", ["-c", &uri, "version"]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
-            },
+            || cmd::run("virsh", ["-c", &uri, "version"]).map(drop).into(),
         )?;
         Ok(t0.elapsed())
     }
@@ -415,11 +413,11 @@ impl Host {
             source,
         })?;
         let sock = self.dir.join("journal/socket");
-        cmd::wait_for(
+        wait_until(
             &format!("journald of host {}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || Ok(sock.exists().then_some(())),
+            || Look::holds(sock.exists(), || format!("no {}", sock.display())),
         )
     }
 
@@ -459,7 +457,7 @@ impl Host {
             source,
         })?;
         let bus = self.bus_address();
-        let r = cmd::wait_for(
+        let r = wait_until(
             &format!("ftd of host {} to own {bus_name}", self.name),
             Duration::from_secs(30),
             Duration::from_millis(50),
@@ -467,7 +465,7 @@ impl Host {
                 if let Ok(Some(st)) = child.try_wait() {
                     let tail = std::fs::read_to_string(&log).unwrap_or_default();
                     let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-                    return Err(format!("ftd exited ({st}): {tail:?}"));
+                    return Look::Failed(format!("ftd exited ({st}): {tail:?}"));
                 }
                 let out = cmd::run(
                     "dbus-send",
@@ -479,9 +477,11 @@ impl Host {
                         "org.freedesktop.DBus.NameHasOwner",
                         &format!("string:{bus_name}"),
                     ],
-                )
-                .map_err(|e| e.to_string())?;
-                Ok(out.contains("boolean true").then_some(()))
+                );
+                match out {
+                    Ok(out) => Look::holds(out.contains("boolean true"), || "not owned yet".into()),
+                    Err(e) => Look::Seen(e.to_string()),
+                }
             },
         );
         if let Err(e) = r {

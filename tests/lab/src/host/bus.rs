@@ -15,6 +15,7 @@
 use super::{mkdir, write, Host};
 use crate::cmd;
 use crate::error::Result;
+use crate::wait::{wait_until, Look};
 use std::path::Path;
 use std::time::Duration;
 
@@ -96,11 +97,11 @@ impl Host {
             ],
         )?;
         let sock = self.dir.join("dbus/system_bus_socket");
-        cmd::wait_for(
+        wait_until(
             &format!("the system bus of host {}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || Ok(sock.exists().then_some(())),
+            || Look::holds(sock.exists(), || format!("no {}", sock.display())),
         )
     }
 

@@ -13,6 +13,7 @@
 use super::Host;
 use crate::cmd;
 use crate::error::{LabError, Result};
+use crate::wait::wait_until;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -59,13 +60,14 @@ impl Host {
         std::fs::write(&path, conf).map_err(|e| LabError::io("writing", &path, e))?;
         self.spawn_logged("corosync", &["corosync", "-f", "-c", &path])?;
         let name = self.name.clone();
-        cmd::wait_for(
+        wait_until(
             &format!("corosync of host {name} to answer"),
             Duration::from_secs(30),
             Duration::from_millis(50),
-            || match self.exec(&["corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
+            || {
+                self.exec(&["corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"])
+                    .map(drop)
+                    .into()
             },
         )
     }
@@ -105,13 +107,14 @@ impl Host {
             ],
         )?;
         let name = self.name.clone();
-        cmd::wait_for(
+        wait_until(
             &format!("corosync-qnetd of host {name} to answer"),
             Duration::from_secs(30),
             Duration::from_millis(50),
-            || match self.exec(&["corosync-qnetd-tool", "-s", "-p", &sock]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
+            || {
+                self.exec(&["corosync-qnetd-tool", "-s", "-p", &sock])
+                    .map(drop)
+                    .into()
             },
         )
     }

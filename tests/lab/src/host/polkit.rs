@@ -16,6 +16,7 @@
 use super::{mkdir, write, Host};
 use crate::cmd;
 use crate::error::{LabError, Result};
+use crate::wait::{wait_until, Look};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -90,17 +91,18 @@ impl Host {
             cmd: cmd::show(&c),
             source,
         })?;
-        let r = cmd::wait_for(
+        let r = wait_until(
             &format!("polkitd of host {} to own {POLKIT_NAME}", self.name),
             Duration::from_secs(20),
             Duration::from_millis(50),
             || {
                 if let Ok(Some(st)) = child.try_wait() {
-                    return Err(format!("polkitd exited ({st}): {}", tail(&log, 5)));
+                    return Look::Failed(format!("polkitd exited ({st}): {}", tail(&log, 5)));
                 }
-                self.bus_name_has_owner(POLKIT_NAME)
-                    .map(|owned| owned.then_some(()))
-                    .map_err(|e| e.to_string())
+                match self.bus_name_has_owner(POLKIT_NAME) {
+                    Ok(owned) => Look::holds(owned, || "not owned yet".into()),
+                    Err(e) => Look::Seen(e.to_string()),
+                }
             },
         );
         if let Err(e) = r {
@@ -143,14 +145,13 @@ impl Host {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = child.wait();
-        cmd::wait_for(
+        wait_until(
             &format!("{POLKIT_NAME} to leave the bus of host {}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || {
-                self.bus_name_has_owner(POLKIT_NAME)
-                    .map(|owned| (!owned).then_some(()))
-                    .map_err(|e| e.to_string())
+            || match self.bus_name_has_owner(POLKIT_NAME) {
+                Ok(owned) => Look::holds(!owned, || "still owned".into()),
+                Err(e) => Look::Seen(e.to_string()),
             },
         )
     }
@@ -175,11 +176,11 @@ impl Host {
         if self.polkit.is_none() {
             return Ok(());
         }
-        cmd::wait_for(
+        wait_until(
             &format!("polkitd of host {} to load rule {name}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || Ok((loads() > before).then_some(())),
+            || Look::holds(loads() > before, || format!("{before} reloads logged")),
         )
     }
 }
