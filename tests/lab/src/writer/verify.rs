@@ -69,6 +69,16 @@ impl fmt::Display for Verified {
 }
 
 impl Writer {
+    /// A failed wait on this client as a broken guarantee: the client's own
+    /// trouble (`connection_lost`, `write_refused`) when it has some, else
+    /// `reason` with the wait's error (e.g. its time-out).
+    pub fn broken_wait(&self, e: crate::LabError, reason: &str) -> Broken {
+        match self.stats().trouble() {
+            Err(b) => b,
+            Ok(()) => Broken::new(reason, e.to_string()),
+        }
+    }
+
     /// One request of the main flow on the client's connection after `event`:
     /// the reply, or `unexpected_reply` / `connection_lost`.
     pub fn ask(&self, line: &str, event: &str) -> Result<String, Broken> {
