@@ -71,7 +71,9 @@ async fn introspect(conn: &zbus::Connection, path: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_committed_introspection_xml_matches_the_live_interface() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"])) else {
+        return;
+    };
     // A defined (shut-off) domain is enough for ftd to serve its object.
     define_stopped(&lab, "a", "x");
     start_ftd(&mut lab, "a", "b");

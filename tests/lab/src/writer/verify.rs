@@ -9,8 +9,9 @@ use super::{payload, Outcome, Writer};
 use crate::client::field;
 use std::fmt;
 
-/// A guarantee the client checks did not hold.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A guarantee the client checks did not hold. Its `Debug` is its message and
+/// reason, so that a test's `.unwrap()` prints what broke.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Broken {
     /// Short, space-free reason (`lost=3`, `guest_rebooted`, `connection_lost`, ...).
     pub reason: String,
@@ -40,6 +41,12 @@ impl Broken {
 impl fmt::Display for Broken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.detail)
+    }
+}
+
+impl fmt::Debug for Broken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.detail, self.reason)
     }
 }
 
