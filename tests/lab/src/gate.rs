@@ -49,10 +49,11 @@ pub fn skip_lab_test() -> bool {
         eprintln!("{test}: skipped ({SKIP_VAR} is set and this test boots a lab)");
         return true;
     }
-    if let Err(e) = check_host() {
-        panic!("{NEEDS} ({e})");
+    match check_host() {
+        Ok(()) => false,
+        Err(LabError::NotALabHost(why)) => panic!("{NEEDS} ({why})"),
+        Err(e) => panic!("{NEEDS} ({e})"),
     }
-    false
 }
 
 #[cfg(test)]
