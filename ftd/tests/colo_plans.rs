@@ -163,13 +163,14 @@ async fn plans_protect_and_survive_primary_loss() {
         "fewer than {CHECKPOINTS} checkpoints (RESUME events of the primary) in 60 s"
     );
     eprintln!("{CHECKPOINTS} checkpoints in {:?}", t.elapsed());
+    // It exists from the secondary's start; it stays empty unless the guest,
+    // running from the primary's state, prints something (a crash does).
     let console = std::fs::read_to_string(&sp.serial_log).unwrap_or_else(|e| {
         panic!(
             "reading the secondary's console {}: {e}",
             sp.serial_log.display()
         )
     });
-    assert!(!console.is_empty(), "the secondary's console is empty");
     for bad in ["Kernel panic", "not a head", "BUG", "general protection"] {
         assert!(
             !console.contains(bad),

@@ -86,15 +86,12 @@ pub fn assert_secondary_console_clean(lab: &Lab, host: &str, domain: &str) {
     assert_console_clean(&p);
 }
 
-/// Fail if the guest console at `p` shows a kernel crash, or cannot be read.
+/// Fail if the guest console at `p` shows a kernel crash, or cannot be read (a
+/// secondary's console exists from its start, and stays empty unless the guest
+/// prints something after the primary's state was loaded: a crash does).
 pub fn assert_console_clean(p: &std::path::Path) {
     let log = std::fs::read_to_string(p)
         .unwrap_or_else(|e| panic!("reading the guest console {}: {e}", p.display()));
-    assert!(
-        !log.is_empty(),
-        "the guest console {} is empty",
-        p.display()
-    );
     let host = p.display();
     for bad in [
         "Kernel panic",
