@@ -73,26 +73,7 @@ async fn fail_over_reprotect_fail_back_and_disable() {
         mark.contains("peer=\"a\"") && mark.contains("checkpoint-interval=\"1500\""),
         "{mark}"
     );
-    // COLO starts with a 200 ms first checkpoint; ftd sets the domain's interval
-    // on its next monitor tick (500 ms) after that checkpoint.
-    wait_until(
-        "b's QEMU to checkpoint every 1500 ms",
-        Duration::from_secs(5),
-        Duration::from_millis(100),
-        || {
-            let params = lab
-                .host("b")
-                .unwrap()
-                .virsh(&[
-                    "qemu-monitor-command",
-                    "g",
-                    r#"{"execute":"query-migrate-parameters"}"#,
-                ])
-                .unwrap();
-            Look::holds(params.contains("\"x-checkpoint-delay\":1500"), || params)
-        },
-    )
-    .unwrap();
+    wait_checkpoint_delay(&lab, "b", 1500);
     assert_secondary_console_clean(&lab, "a", "g");
 
     // 3. Planned failover back to a; a then re-protects onto b.

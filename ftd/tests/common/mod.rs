@@ -74,6 +74,30 @@ pub async fn protect_g(lab: &Lab) -> Duration {
     took
 }
 
+/// Wait until the primary's QEMU on `host` checkpoints every `ms` (COLO starts
+/// with a 200 ms first checkpoint; ftd sets the domain's interval on its next
+/// monitor tick after that checkpoint).
+pub fn wait_checkpoint_delay(lab: &Lab, host: &str, ms: u64) {
+    let want = format!("\"x-checkpoint-delay\":{ms}");
+    wait_until(
+        &format!("{host}'s QEMU to checkpoint every {ms} ms"),
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let params = lab.host(host).unwrap().virsh(&[
+                "qemu-monitor-command",
+                "g",
+                r#"{"execute":"query-migrate-parameters"}"#,
+            ]);
+            match params {
+                Ok(p) => Look::holds(p.contains(&want), || p),
+                Err(e) => Look::Seen(e.to_string()),
+            }
+        },
+    )
+    .unwrap();
+}
+
 /// Fail if the secondary's serial console on `host` shows a guest kernel crash
 /// (a secondary that diverged from the primary dies this way under COLO), or if
 /// there is no console to read.

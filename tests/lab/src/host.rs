@@ -184,6 +184,13 @@ impl Host {
                 "/run/libvirt/virtlogd.pid",
             ],
         )?;
+        self.start_libvirtd()?;
+        self.save_caps();
+        Ok(t0.elapsed())
+    }
+
+    /// Start libvirtd; returns once it answers `virsh version`.
+    fn start_libvirtd(&self) -> Result<()> {
         self.start_daemon(
             "libvirtd",
             &[
@@ -198,9 +205,7 @@ impl Host {
             Duration::from_secs(60),
             Duration::from_millis(50),
             || cmd::run("virsh", ["-c", &uri, "version"]).map(drop).into(),
-        )?;
-        self.save_caps();
-        Ok(t0.elapsed())
+        )
     }
 
     /// Offer this host's probed QEMU capabilities to the next hosts (see [`caps_cache`]).
@@ -349,6 +354,25 @@ impl Host {
         Ok(())
     }
 
+    /// Start `argv` in this host, in its own process group, with its stdout and
+    /// stderr appended to `log`.
+    pub fn spawn_to_log(&self, argv: &[&str], log: &Path) -> Result<Child> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| LabError::io("opening", log, e))?;
+        let f2 = f
+            .try_clone()
+            .map_err(|e| LabError::io("duplicating", log, e))?;
+        let mut c = self.command(argv)?;
+        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
+        c.spawn().map_err(|source| LabError::Spawn {
+            cmd: cmd::show(&c),
+            source,
+        })
+    }
+
     /// Restart only libvirtd (SIGTERM, wait, start again), as an upgrade or a
     /// crash-and-restart would; running domains keep running.
     pub fn restart_libvirtd(&self) -> Result<Duration> {
@@ -372,21 +396,7 @@ impl Host {
                 Look::holds(gone, || format!("pid {pid} still runs"))
             },
         )?;
-        self.start_daemon(
-            "libvirtd",
-            &[
-                "/usr/sbin/libvirtd",
-                "-d",
-                "--pid-file=/run/libvirt/libvirtd.pid",
-            ],
-        )?;
-        let uri = self.uri();
-        wait_until(
-            &format!("libvirtd of host {} to answer again", self.name),
-            Duration::from_secs(60),
-            Duration::from_millis(50),
-            || cmd::run("virsh", ["-c", &uri, "version"]).map(drop).into(),
-        )?;
+        self.start_libvirtd()?;
         Ok(t0.elapsed())
     }
 
@@ -440,55 +450,10 @@ impl Host {
         let cfg = self.dir.join("ftd.yaml");
         write(&cfg, config)?;
         let log = self.log_dir().join("ftd.log");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| LabError::io("opening", &log, e))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| LabError::io("duplicating", &log, e))?;
         let bin = binary.to_string_lossy().to_string();
         let cfgs = cfg.to_string_lossy().to_string();
-        let mut c = self.command(&[&bin, "--config", &cfgs])?;
-        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
-        let mut child = c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
-        let bus = self.bus_address();
-        let r = wait_until(
-            &format!("ftd of host {} to own {bus_name}", self.name),
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-                    return Look::Failed(format!("ftd exited ({st}): {tail:?}"));
-                }
-                let out = cmd::run(
-                    "dbus-send",
-                    [
-                        &format!("--bus={bus}"),
-                        "--print-reply",
-                        "--dest=org.freedesktop.DBus",
-                        "/org/freedesktop/DBus",
-                        "org.freedesktop.DBus.NameHasOwner",
-                        &format!("string:{bus_name}"),
-                    ],
-                );
-                match out {
-                    Ok(out) => Look::holds(out.contains("boolean true"), || "not owned yet".into()),
-                    Err(e) => Look::Seen(e.to_string()),
-                }
-            },
-        );
-        if let Err(e) = r {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        let mut child = self.spawn_to_log(&[&bin, "--config", &cfgs], &log)?;
+        self.await_bus_name("ftd", &mut child, bus_name, &log, Duration::from_secs(30))?;
         self.ftd = Some(child);
         Ok(())
     }

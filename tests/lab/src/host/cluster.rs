@@ -14,9 +14,7 @@ use super::Host;
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::wait::wait_until;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 impl Host {
@@ -24,20 +22,7 @@ impl Host {
     /// `log/<name>.log`; the process is the lab's child until the host dies.
     pub fn spawn_logged(&mut self, name: &str, argv: &[&str]) -> Result<()> {
         let log = self.log_dir().join(format!("{name}.log"));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| LabError::io("opening", &log, e))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| LabError::io("duplicating", &log, e))?;
-        let mut c = self.command(argv)?;
-        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
-        let child = c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
+        let child = self.spawn_to_log(argv, &log)?;
         self.daemons.push(child);
         Ok(())
     }

@@ -14,12 +14,9 @@
 //! user by itself; its log (it logs every rules reload) is `log/polkitd.log`.
 
 use super::{mkdir, write, Host};
-use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::wait::{wait_until, Look};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// ftd's polkit actions, as installed in `/usr/share/polkit-1/actions/`.
@@ -75,41 +72,16 @@ impl Host {
             ),
         ])?;
         let log = self.polkit_log();
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| LabError::io("opening", &log, e))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| LabError::io("duplicating", &log, e))?;
         // Without --no-debug: polkitd then logs each rules reload, which
         // add_polkit_rule waits for.
-        let mut c = self.command(&[POLKITD])?;
-        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
-        let mut child = c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
-        let r = wait_until(
-            &format!("polkitd of host {} to own {POLKIT_NAME}", self.name),
+        let mut child = self.spawn_to_log(&[POLKITD], &log)?;
+        self.await_bus_name(
+            "polkitd",
+            &mut child,
+            POLKIT_NAME,
+            &log,
             Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    return Look::Failed(format!("polkitd exited ({st}): {}", tail(&log, 5)));
-                }
-                match self.bus_name_has_owner(POLKIT_NAME) {
-                    Ok(owned) => Look::holds(owned, || "not owned yet".into()),
-                    Err(e) => Look::Seen(e.to_string()),
-                }
-            },
-        );
-        if let Err(e) = r {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        )?;
         self.polkit = Some(child);
         Ok(t0.elapsed())
     }
@@ -183,11 +155,4 @@ impl Host {
             || Look::holds(loads() > before, || format!("{before} reloads logged")),
         )
     }
-}
-
-/// The last `n` lines of a log, for messages.
-fn tail(p: &std::path::Path, n: usize) -> String {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
 }
