@@ -43,13 +43,9 @@ fn metadata(lab: &Lab, host: &str) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn options_objects_signals_and_the_annotation() {
-    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"])) else {
+    let Some((lab, _g)) = lab_with_guest() else {
         return;
     };
-    lab.boot_guest("a", &GuestSpec::standard("g", 0))
-        .expect("boot");
-    start_ftd(&mut lab, "a", "b");
-    start_ftd(&mut lab, "b", "a");
     let conn = bus(&lab, "a").await;
     let ftd = FtdProxy::new(&conn).await.unwrap();
 
