@@ -120,8 +120,11 @@ fn init_logging(cfg: &Config) {
             Err(e) => fallback = Some(e),
         }
     }
+    // Colours only on a terminal: a log file or a pipe (the lab's, systemd's
+    // without journald) gets plain text that tools and tests can read.
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_max_level(level)
         .with_target(false)
         .init();

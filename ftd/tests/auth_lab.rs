@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use ftvirt_lab::{GuestSpec, Lab, LabConfig};
+use ftvirt_lab::{wait_until, GuestSpec, Lab, LabConfig, Look};
 use std::time::{Duration, Instant};
 
 const NOBODY: u32 = 65534;
@@ -193,7 +193,9 @@ fn ftd_log(lab: &Lab, host: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unprivileged_user_may_look_but_not_change() {
     let t0 = Instant::now();
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"])) else {
+        return;
+    };
     lab.boot_guest("a", &GuestSpec::standard("g", 0))
         .expect("boot");
     {
@@ -273,17 +275,20 @@ async fn an_unprivileged_user_may_look_but_not_change() {
     assert_eq!(sb.state, "secondary", "{sb:?}");
     // The guest runs: a checkpoint pauses it for a moment, so "paused" is
     // looked at again.
-    let t = Instant::now();
-    loop {
-        let st = lab.host("a").unwrap().virsh(&["domstate", "g"]).unwrap();
-        match st.trim() {
-            "running" => break,
-            "paused" if t.elapsed() < Duration::from_secs(10) => {
-                std::thread::sleep(Duration::from_millis(100))
+    wait_until(
+        "the protected guest on a to run",
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let st = lab.host("a").unwrap().virsh(&["domstate", "g"]).unwrap();
+            match st.trim() {
+                "running" => Look::Ready(()),
+                "paused" => Look::Seen("paused".into()),
+                other => Look::Failed(format!("it is {other}")),
             }
-            other => panic!("the protected guest on a is {other}, not running"),
-        }
-    }
+        },
+    )
+    .unwrap();
     let st = call_as(&lab, "a", NOBODY, "Status", &["string:g"]).expect("nobody may read Status");
     assert!(st.contains("\"protected\""), "{st}");
     let list = call_as(&lab, "a", NOBODY, "List", &[]).expect("nobody may List");
@@ -314,7 +319,9 @@ async fn an_unprivileged_user_may_look_but_not_change() {
 #[tokio::test(flavor = "multi_thread")]
 async fn polkit_rules_decide_for_an_unprivileged_user() {
     let t0 = Instant::now();
-    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a"])) else {
+        return;
+    };
     start_lone_ftd(&mut lab, true);
 
     // polkitd loaded ftd's actions from the host's own actions directory.
@@ -390,7 +397,9 @@ async fn polkit_rules_decide_for_an_unprivileged_user() {
 #[tokio::test(flavor = "multi_thread")]
 async fn without_polkit_changes_are_refused() {
     let t0 = Instant::now();
-    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a"])) else {
+        return;
+    };
     start_lone_ftd(&mut lab, false);
     assert!(
         ftd_log(&lab, "a").contains("neither running nor activatable"),
@@ -450,7 +459,9 @@ async fn without_polkit_changes_are_refused() {
 #[tokio::test(flavor = "multi_thread")]
 async fn only_root_may_own_ftds_name() {
     let t0 = Instant::now();
-    let mut lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a"])) else {
+        return;
+    };
     lab.host("a").unwrap().start_dbus().expect("system bus");
     let request = |lab: &Lab, uid| {
         send_as(

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use ftvirt_lab::{GuestSpec, Lab, LabConfig};
+use ftvirt_lab::{wait_until, wait_until_async, GuestSpec, Lab, LabConfig, Look};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -34,7 +34,9 @@ fn assert_primary_clean(lab: &Lab, domain: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn unreachable_peer_fails_clearly_then_protects_when_it_returns() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"])) else {
+        return;
+    };
     let g = lab
         .boot_guest("a", &GuestSpec::standard("g", 0))
         .expect("boot");
@@ -61,7 +63,9 @@ async fn unreachable_peer_fails_clearly_then_protects_when_it_returns() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secondary_that_cannot_be_created_fails_protection_leaves_nothing_and_is_retried() {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"])) else {
+        return;
+    };
     let g = lab
         .boot_guest("a", &GuestSpec::standard("g", 0))
         .expect("boot");
@@ -132,7 +136,9 @@ async fn secondary_that_cannot_be_created_fails_protection_leaves_nothing_and_is
 
 #[tokio::test(flavor = "multi_thread")]
 async fn secondary_dying_mid_protection_fails_it_leaves_nothing_and_the_retry_protects() {
-    let (lab, g) = lab_with_guest();
+    let Some((lab, g)) = lab_with_guest() else {
+        return;
+    };
     let mut c = lab.connect(&g).unwrap();
     client(&lab, "a")
         .await
@@ -142,20 +148,18 @@ async fn secondary_dying_mid_protection_fails_it_leaves_nothing_and_the_retry_pr
     // Once the secondary is up and the primary is syncing or entering COLO, the
     // secondary dies: the sync, the migration or the COLO start fails.
     let a_bus = client(&lab, "a").await;
-    let t = std::time::Instant::now();
-    loop {
+    let what = "the primary to sync or start COLO";
+    let st = wait_until_async(what, LONG, Duration::from_millis(10), || async {
         let st = a_bus.status("g").await.map(|s| s.state).unwrap_or_default();
-        if st == "syncing" || st == "starting" {
-            eprintln!("destroying the secondary while the primary is {st}");
-            break;
+        match st.as_str() {
+            "syncing" | "starting" => Look::Ready(st),
+            "protected" => Look::Failed("protected before the secondary could be destroyed".into()),
+            _ => Look::Seen(st),
         }
-        assert!(
-            st != "protected",
-            "protection was reached before the secondary could be destroyed"
-        );
-        assert!(t.elapsed() < LONG, "the primary never started syncing");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    })
+    .await
+    .unwrap();
+    eprintln!("destroying the secondary while the primary is {st}");
     lab.host("b").unwrap().virsh(&["destroy", "g"]).unwrap();
     let s = wait_state(&lab, "a", "g", "failed", LONG).await;
     eprintln!("last error: {}", s.last_error);
@@ -171,22 +175,24 @@ async fn secondary_dying_mid_protection_fails_it_leaves_nothing_and_the_retry_pr
         "the failing step is named: {s:?}"
     );
     c.put(1, "after").unwrap();
-    // Undo may still be finishing: give it a moment, then nothing is left.
-    let t = std::time::Instant::now();
-    loop {
-        let a = lab.host("a").unwrap();
-        let jobs = a
-            .virsh(&[
+    // Undo may still be finishing: wait for its block jobs to go, then nothing
+    // is left (assert_primary_clean says what is, should they not go).
+    let _ = wait_until(
+        "the undo's block jobs on a to end",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let jobs = lab.host("a").unwrap().virsh(&[
                 "qemu-monitor-command",
                 "g",
                 r#"{"execute":"query-block-jobs"}"#,
-            ])
-            .unwrap();
-        if !jobs.contains("ftvirt-") || t.elapsed() > Duration::from_secs(30) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+            ]);
+            match jobs {
+                Ok(j) => Look::holds(!j.contains("ftvirt-"), || j),
+                Err(e) => Look::Failed(e.to_string()),
+            }
+        },
+    );
     assert_primary_clean(&lab, "g");
     assert!(lab.host("b").unwrap().domains(false).unwrap().is_empty());
     // b is fine again: ftd's own retry protects the domain.

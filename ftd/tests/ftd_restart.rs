@@ -10,8 +10,8 @@
 mod common;
 
 use common::*;
-use ftvirt_lab::writer::{Outcome, Stats, Writer};
-use ftvirt_lab::{Lab, LabConfig};
+use ftvirt_lab::writer::{verify_writes, Stats, Writer};
+use ftvirt_lab::{wait_until_async, Lab, LabConfig, Look};
 use std::time::{Duration, Instant};
 
 const LONG: Duration = Duration::from_secs(120);
@@ -20,6 +20,7 @@ const CHECKPOINT: Duration = Duration::from_millis(2000);
 /// interval (colo-compare may hold a reply until the next checkpoint) plus room
 /// for this 2-core TCG machine.
 const GAP_BOUND: Duration = Duration::from_millis(2000 + 1500);
+const POLL: Duration = Duration::from_millis(100);
 
 /// `query-colo-status`'s mode of the domain on `host`, asked through its libvirtd.
 fn colo_mode(lab: &Lab, host: &str) -> String {
@@ -42,37 +43,26 @@ async fn status(lab: &Lab, host: &str) -> ftd_proxy::DomainStatus {
 
 /// Wait until `host` has counted at least `n` checkpoints.
 async fn checkpoints_reach(lab: &Lab, host: &str, n: u64) -> u64 {
-    let t0 = Instant::now();
-    loop {
-        let c = status(lab, host).await.checkpoints;
-        if c >= n {
-            return c;
-        }
-        assert!(
-            t0.elapsed() < CHECKPOINT * 10,
-            "{host}: {c} checkpoints, never {n}; ftd log:\n{}",
-            ftvirt_lab::ftd::log_tail(lab, host, 25)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_checkpoints(lab, host, "g", n, CHECKPOINT * 10)
+        .await
+        .checkpoints
 }
 
 /// Wait until `host`'s ftd says its peer's ftd is gone (and nothing else changed).
 async fn notices_peer_ftd_gone(lab: &Lab, host: &str, state: &str) -> ftd_proxy::DomainStatus {
-    let t0 = Instant::now();
-    loop {
+    let what = format!("{host} to notice its peer's ftd is gone");
+    let s = wait_until_async(&what, Duration::from_secs(10), POLL, || async {
         let s = status(lab, host).await;
-        assert_eq!(s.state, state, "{host} changed state: {s:?}");
-        if s.last_error.contains("peer's ftd is not running") {
-            assert!(!s.peer_up, "{s:?}");
-            return s;
+        if s.state != state {
+            return Look::Failed(format!("{host} changed state: {s:?}"));
         }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "{host} never noticed: {s:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        let noticed = s.last_error.contains("peer's ftd is not running");
+        Look::when(noticed.then_some(s.clone()), || format!("{s:?}"))
+    })
+    .await
+    .unwrap();
+    assert!(!s.peer_up, "{s:?}");
+    s
 }
 
 /// What `host`'s ftd logged since `from` bytes into its log.
@@ -87,29 +77,28 @@ fn log_len(lab: &Lab, host: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// The guest's boot id, asked on the writer's connection.
-fn boot_id(w: &Writer) -> String {
-    match w.request("INFO").unwrap() {
-        Outcome::Ok(r) => ftvirt_lab::client::field(&r, "boot_id").unwrap(),
-        other => panic!("INFO: {other:?}"),
-    }
-}
-
-fn last_record(w: &Writer) -> u64 {
-    match w.request("LAST").unwrap() {
-        Outcome::Ok(r) => r.trim_start_matches("LAST ").trim().parse().unwrap(),
-        other => panic!("LAST: {other:?}"),
-    }
+/// After `event`: same boot, every acknowledged write on the disk, the same
+/// connection (see [`verify_writes`]); the writer goes on afterwards.
+fn verify(w: &Writer, boot: &str, event: &str) {
+    let v = verify_writes(w, boot, event, &[]).unwrap();
+    eprintln!("after {event}: {v}");
+    w.resume().unwrap();
 }
 
 fn assert_client_fine(s: &Stats) {
-    assert_eq!(s.broken, None, "the client's connection broke");
-    assert_eq!(s.refused, None, "a write was refused");
+    s.trouble().unwrap();
 }
 
-/// A lab with the guest on a, protected onto b, and the writer running.
-async fn protected_lab() -> (Lab, Writer, String) {
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+/// Wait for the client's first reply to a request sent after `t_kill`.
+fn first_reply_after(w: &Writer, t_kill: Instant) -> Duration {
+    let r = w.wait_reply_sent_after(t_kill, LONG).unwrap();
+    r.done - t_kill
+}
+
+/// A lab with the guest on a, protected onto b, and the writer running; `None`
+/// when lab tests are skipped.
+async fn protected_lab() -> Option<(Lab, Writer, String)> {
+    let mut lab = Lab::for_test(LabConfig::hosts(&["a", "b"]))?;
     let g = lab
         .boot_guest("a", &ftvirt_lab::GuestSpec::standard("g", 0))
         .expect("boot");
@@ -122,7 +111,7 @@ async fn protected_lab() -> (Lab, Writer, String) {
     let w = Writer::start(c, 2, last).unwrap();
     protect_g(&lab).await;
     checkpoints_reach(&lab, "a", 2).await;
-    (lab, w, boot)
+    Some((lab, w, boot))
 }
 
 /// Kill ftd on `victim` (holding the `victim_state` half), check its peer keeps
@@ -176,19 +165,24 @@ async fn kill_and_restart_ftd(lab: &mut Lab, victim: &str, peer: &str) -> Durati
     eprintln!("{victim}'s ftd restarted: {victim_state} again after {took:?}: {s:?}");
     assert!(s.wanted || victim == "b", "{s:?}");
     // Both sides agree again, the peer's note is gone.
-    let t0 = Instant::now();
-    loop {
-        let (v, p) = (status(lab, victim).await, status(lab, peer).await);
-        if v.peer_up && p.peer_up && p.last_error.is_empty() && v.last_error.is_empty() {
-            assert_eq!(
-                (v.state.as_str(), p.state.as_str()),
-                (victim_state, peer_state)
-            );
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(10), "{v:?} / {p:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let (v, p) = wait_until_async(
+        "both sides to agree again",
+        Duration::from_secs(10),
+        POLL,
+        || async {
+            let (v, p) = (status(lab, victim).await, status(lab, peer).await);
+            let agree =
+                v.peer_up && p.peer_up && p.last_error.is_empty() && v.last_error.is_empty();
+            let seen = format!("{v:?} / {p:?}");
+            Look::when(agree.then_some((v, p)), || seen)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (v.state.as_str(), p.state.as_str()),
+        (victim_state, peer_state)
+    );
     // Re-attaching ran no step but the read-only inspection: nothing was set
     // up again, nothing paused.
     let since = log_since(lab, victim, victim_log);
@@ -208,7 +202,9 @@ async fn kill_and_restart_ftd(lab: &mut Lab, victim: &str, peer: &str) -> Durati
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ftd_killed_on_either_host_re_attaches_and_protection_still_works() {
-    let (mut lab, w, boot) = protected_lab().await;
+    let Some((mut lab, w, boot)) = protected_lab().await else {
+        return;
+    };
     // Both sides count checkpoints (from their QEMU's STOP/RESUME): side by side.
     let (a0, b0) = (
         status(&lab, "a").await.checkpoints,
@@ -231,9 +227,8 @@ async fn ftd_killed_on_either_host_re_attaches_and_protection_still_works() {
     let b_ms = kill_and_restart_ftd(&mut lab, "b", "a").await;
     let gap_b = w.stats().longest_gap(t, Instant::now());
     assert_client_fine(&w.stats());
-    assert_eq!(boot_id(&w), boot, "the guest rebooted");
+    verify(&w, &boot, "both ftd restarts");
     let acked = w.stats().acked;
-    assert!(last_record(&w) >= acked, "acknowledged writes lost");
     eprintln!(
         "re-attach: a (primary) {a_ms:?}, b (secondary) {b_ms:?}; longest reply gap \
          {gap_a:?} / {gap_b:?}; {acked} writes acknowledged"
@@ -246,23 +241,15 @@ async fn ftd_killed_on_either_host_re_attaches_and_protection_still_works() {
 
     // Protection works after both restarts: a dies, b takes over.
     checkpoints_reach(&lab, "a", 3).await;
-    let acked = w.stats().acked;
     lab.kill_host("a").unwrap();
     let t_kill = Instant::now();
     let sb = wait_state(&lab, "b", "g", "degraded", LONG).await;
     assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
-    let t0 = Instant::now();
-    while w.stats().first_reply_sent_after(t_kill).is_none() {
-        assert!(t0.elapsed() < LONG, "no reply after the takeover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
     eprintln!(
         "a's host killed: b took over, first reply {:?} after the kill",
-        first - t_kill
+        first_reply_after(&w, t_kill)
     );
-    assert_eq!(boot_id(&w), boot, "the guest rebooted");
-    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    verify(&w, &boot, "the takeover");
     let s = w.stop();
     assert_client_fine(&s);
     lab.shutdown().unwrap();
@@ -270,10 +257,11 @@ async fn ftd_killed_on_either_host_re_attaches_and_protection_still_works() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_host_killed_after_its_ftd_still_fails_over() {
-    let (mut lab, w, boot) = protected_lab().await;
+    let Some((mut lab, w, boot)) = protected_lab().await else {
+        return;
+    };
     lab.host_mut("a").unwrap().kill_ftd();
     notices_peer_ftd_gone(&lab, "b", "secondary").await;
-    let acked = w.stats().acked;
 
     // Now the host goes too: b's knocks go unanswered, b takes over.
     lab.kill_host("a").unwrap();
@@ -284,25 +272,20 @@ async fn a_host_killed_after_its_ftd_still_fails_over() {
         t_kill.elapsed()
     );
     assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
-    let t0 = Instant::now();
-    while w.stats().first_reply_sent_after(t_kill).is_none() {
-        assert!(t0.elapsed() < LONG, "no reply after the takeover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
-    eprintln!("first reply {:?} after the host kill", first - t_kill);
-    assert_eq!(boot_id(&w), boot, "the guest rebooted");
-    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    let first = first_reply_after(&w, t_kill);
+    eprintln!("first reply {first:?} after the host kill");
+    verify(&w, &boot, "the takeover");
     assert_client_fine(&w.stop());
     lab.shutdown().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secondary_whose_ftd_was_down_when_the_primary_died_takes_over_on_restart() {
-    let (mut lab, w, boot) = protected_lab().await;
+    let Some((mut lab, w, boot)) = protected_lab().await else {
+        return;
+    };
     lab.host_mut("b").unwrap().kill_ftd();
     notices_peer_ftd_gone(&lab, "a", "protected").await;
-    let acked = w.stats().acked;
 
     // a's host dies while nobody watches on b; b's QEMU waits in COLO.
     lab.kill_host("a").unwrap();
@@ -331,15 +314,9 @@ async fn a_secondary_whose_ftd_was_down_when_the_primary_died_takes_over_on_rest
     assert!(sb.last_failover.contains("primary host lost"), "{sb:?}");
     let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
     assert!(log.contains("Found(ColoSecondary)"), "{log}");
-    let t0 = Instant::now();
-    while w.stats().first_reply_sent_after(t_kill).is_none() {
-        assert!(t0.elapsed() < LONG, "no reply after the takeover");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let first = w.stats().first_reply_sent_after(t_kill).unwrap().done;
-    eprintln!("first reply {:?} after a's host was killed", first - t_kill);
-    assert_eq!(boot_id(&w), boot, "the guest rebooted");
-    assert!(last_record(&w) >= acked, "acknowledged writes lost");
+    let first = first_reply_after(&w, t_kill);
+    eprintln!("first reply {first:?} after a's host was killed");
+    verify(&w, &boot, "the takeover");
     assert_client_fine(&w.stop());
     lab.shutdown().unwrap();
 }

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn driver_talks_to_a_real_libvirtd() {
-    let lab = Lab::start(LabConfig::hosts(&["a"])).expect("lab");
+    let Some(lab) = Lab::for_test(LabConfig::hosts(&["a"])) else {
+        return;
+    };
     let g = lab
         .boot_guest("a", &GuestSpec::standard("drv", 0))
         .expect("boot");

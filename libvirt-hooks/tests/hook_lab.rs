@@ -8,42 +8,9 @@ use ftd_proxy::BUS_NAME;
 use ftvirt_lab::ftd;
 use ftvirt_lab::{GuestSpec, Host, Lab, LabConfig};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const HOOK: &str = env!("CARGO_BIN_EXE_ftvirt-hook");
-
-/// ftd's binary, next to this test's; built (or brought up to date) first, since
-/// it belongs to another package of the workspace.
-fn ftd_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap(); // target/<profile>
-    let target = profile_dir.parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut c = Command::new(cargo);
-    c.args([
-        "build",
-        "--quiet",
-        "-p",
-        "ftd",
-        "--bin",
-        "ftd",
-        "--target-dir",
-    ])
-    .arg(target);
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        c.arg("--release");
-    }
-    let st = c
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo");
-    assert!(st.success(), "building ftd failed");
-    let bin = profile_dir.join("ftd");
-    assert!(bin.exists(), "no ftd at {}", bin.display());
-    bin
-}
 
 /// Install the hook as `/etc/libvirt/hooks/qemu.d/ftvirt` of `host`; libvirtd
 /// looks for hooks when it starts, so restart it.
@@ -58,8 +25,11 @@ fn install_hook(host: &Host) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn starting_a_marked_domain_protects_it() {
-    let ftd = ftd_binary();
-    let mut lab = Lab::start(LabConfig::hosts(&["a", "b"])).expect("lab");
+    let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"])) else {
+        return;
+    };
+    // ftd belongs to another package: built (or brought up to date) first.
+    let ftd = ftd::binary(env!("CARGO_MANIFEST_DIR"));
     for h in ["a", "b"] {
         install_hook(lab.host(h).unwrap());
     }

@@ -196,7 +196,11 @@ fn leak_check(before: &[String]) -> Result<()> {
 }
 
 /// `cargo nextest` when installed (per-test processes, test groups from
-/// `.config/nextest.toml`), `cargo test` otherwise.
+/// `.config/nextest.toml`: at most two labs at a time, one protected pair).
+/// Otherwise `cargo test` with one test at a time (`--test-threads=1`): cargo
+/// knows nothing of the test groups, and its default of one test per core would
+/// boot several labs at once and starve their heartbeats. Slower, but it runs
+/// everything and overloads nothing.
 fn test_command(extra: &[String]) -> Command {
     let has_nextest = Command::new("cargo")
         .args(["nextest", "--version"])
@@ -210,10 +214,25 @@ fn test_command(extra: &[String]) -> Command {
         c.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
         c.args(extra);
     } else {
+        eprintln!(
+            "xtask: cargo-nextest is not installed: running `cargo test` one test at a time \
+             (slower; `cargo install cargo-nextest` runs two labs at a time)"
+        );
         c.args(["test", "--workspace", "--no-fail-fast"]);
-        c.args(extra);
+        c.args(cargo_test_args(extra));
     }
     c
+}
+
+/// `extra` for `cargo test`, with `--test-threads=1` for the test binaries
+/// (after the `--` the caller may have given already).
+fn cargo_test_args(extra: &[String]) -> Vec<String> {
+    let mut v = extra.to_vec();
+    if !v.iter().any(|a| a == "--") {
+        v.push("--".into());
+    }
+    v.push("--test-threads=1".into());
+    v
 }
 
 fn cargo() -> Command {
@@ -236,4 +255,22 @@ fn workspace_root() -> PathBuf {
         .parent()
         .expect("xtask sits in the workspace root")
         .to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cargo_test_args;
+
+    #[test]
+    fn cargo_test_runs_one_test_at_a_time() {
+        let s = |v: &[&str]| v.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            cargo_test_args(&s(&["-p", "ftd"])),
+            s(&["-p", "ftd", "--", "--test-threads=1"])
+        );
+        assert_eq!(
+            cargo_test_args(&s(&["--", "ft_e2e"])),
+            s(&["--", "ft_e2e", "--test-threads=1"])
+        );
+    }
 }

@@ -182,7 +182,11 @@ async fn the_takeover_cuts_the_primarys_ports_not_its_own_slots() {
     w.b.fake
         .add_domain("y", &w.b.dir.join("images/y.qcow2"), true);
     let _ = w.b.daemon.disable("y").await;
-    assert_eq!(w.b.state("y").await, Some(State::Unprotected), "b's ftd tracks y");
+    assert_eq!(
+        w.b.state("y").await,
+        Some(State::Unprotected),
+        "b's ftd tracks y"
+    );
     w.protect().await;
     w.b.fake.clear_calls();
     w.cluster.kill_host(&w.a.fake);

@@ -1,11 +1,12 @@
-//! Helpers for tests that run each lab host's own ftd.
+//! Helpers for tests that run each lab host's own ftd: starting it, the usual
+//! protected pair, the secondary's console, a stopped domain, and packet
+//! captures for a post-mortem. The client, its writes and the waits are
+//! `ftvirt_lab`'s.
 
 #![allow(dead_code)]
 
 use ftd::api::FtdProxy;
-use ftvirt_lab::{Host, Lab};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use ftvirt_lab::{wait_until, Host, Lab, Look};
 use std::time::{Duration, Instant};
 
 pub const BUS_NAME: &str = "org.ftvirt.Ftd1";
@@ -42,18 +43,19 @@ pub async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
 }
 
 #[allow(unused_imports)]
-pub use ftvirt_lab::ftd::wait_state;
+pub use ftvirt_lab::ftd::{wait_checkpoints, wait_state};
 
 /// The start of most lab tests: hosts a and b, guest `g` (2 vCPUs) running on
-/// a, and each host's ftd up, paired with the other (2 s checkpoints).
-pub fn lab_with_guest() -> (Lab, ftvirt_lab::Guest) {
-    let mut lab = Lab::start(ftvirt_lab::LabConfig::hosts(&["a", "b"])).expect("lab");
+/// a, and each host's ftd up, paired with the other (2 s checkpoints). `None`
+/// when lab tests are skipped (`FTVIRT_SKIP_LAB=1`): the test returns.
+pub fn lab_with_guest() -> Option<(Lab, ftvirt_lab::Guest)> {
+    let mut lab = Lab::for_test(ftvirt_lab::LabConfig::hosts(&["a", "b"]))?;
     let g = lab
         .boot_guest("a", &ftvirt_lab::GuestSpec::standard("g", 0))
         .expect("boot");
     start_ftd(&mut lab, "a", "b");
     start_ftd(&mut lab, "b", "a");
-    (lab, g)
+    Some((lab, g))
 }
 
 /// `Enable(g)` on a with no options, then wait until a is protected and b holds
@@ -72,20 +74,60 @@ pub async fn protect_g(lab: &Lab) -> Duration {
     took
 }
 
+/// Wait until the primary's QEMU on `host` checkpoints every `ms` (COLO starts
+/// with a 200 ms first checkpoint; ftd sets the domain's interval on its next
+/// monitor tick after that checkpoint).
+pub fn wait_checkpoint_delay(lab: &Lab, host: &str, ms: u64) {
+    let want = format!("\"x-checkpoint-delay\":{ms}");
+    wait_until(
+        &format!("{host}'s QEMU to checkpoint every {ms} ms"),
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let params = lab.host(host).unwrap().virsh(&[
+                "qemu-monitor-command",
+                "g",
+                r#"{"execute":"query-migrate-parameters"}"#,
+            ]);
+            match params {
+                Ok(p) => Look::holds(p.contains(&want), || p),
+                Err(e) => Look::Seen(e.to_string()),
+            }
+        },
+    )
+    .unwrap();
+}
+
 /// Fail if the secondary's serial console on `host` shows a guest kernel crash
-/// (a secondary that diverged from the primary dies this way under COLO).
+/// (a secondary that diverged from the primary dies this way under COLO), or if
+/// there is no console to read.
 pub fn assert_secondary_console_clean(lab: &Lab, host: &str, domain: &str) {
     let p = lab
         .host(host)
         .unwrap()
         .dir
         .join(format!("overlays/{domain}/secondary/serial.log"));
-    let log = std::fs::read_to_string(&p).unwrap_or_default();
-    for bad in ["Kernel panic", "BUG:", "kernel BUG", "not a head", "Oops"] {
+    assert_console_clean(&p);
+}
+
+/// Fail if the guest console at `p` shows a kernel crash, or cannot be read (a
+/// secondary's console exists from its start, and stays empty unless the guest
+/// prints something after the primary's state was loaded: a crash does).
+pub fn assert_console_clean(p: &std::path::Path) {
+    let log = std::fs::read_to_string(p)
+        .unwrap_or_else(|e| panic!("reading the guest console {}: {e}", p.display()));
+    let host = p.display();
+    for bad in [
+        "Kernel panic",
+        "BUG:",
+        "kernel BUG",
+        "not a head",
+        "Oops",
+        "general protection",
+    ] {
         assert!(
             !log.contains(bad),
-            "the secondary on {host} crashed ({bad:?}); console {}:\n{log}",
-            p.display()
+            "the guest crashed ({bad:?}); console {host}:\n{log}"
         );
     }
 }
@@ -109,82 +151,6 @@ pub fn define_stopped(lab: &Lab, host: &str, name: &str) {
     h.virsh(&["define", f.to_str().unwrap()]).unwrap();
 }
 
-/// A client thread that writes (`PUT n`) back to back on one connection and
-/// records when each reply came and when its request was sent.
-pub struct BusyWriter {
-    stop: Arc<AtomicBool>,
-    /// (sent, replied) of every acknowledged write.
-    done: Arc<Mutex<Vec<(Instant, Instant)>>>,
-    /// When the request now waiting for its reply was sent.
-    pending: Arc<Mutex<Option<Instant>>>,
-    thread: std::thread::JoinHandle<(ftvirt_lab::GuestConn, u64, Option<String>)>,
-}
-
-impl BusyWriter {
-    pub fn start(mut c: ftvirt_lab::GuestConn, first: u64) -> BusyWriter {
-        let stop = Arc::new(AtomicBool::new(false));
-        let done = Arc::new(Mutex::new(Vec::new()));
-        let pending = Arc::new(Mutex::new(None));
-        let (st, dn, pd) = (stop.clone(), done.clone(), pending.clone());
-        c.set_timeout(Duration::from_secs(30));
-        let thread = std::thread::spawn(move || {
-            let mut n = first;
-            let mut err = None;
-            while !st.load(Ordering::Relaxed) {
-                let sent = Instant::now();
-                *pd.lock().unwrap() = Some(sent);
-                let r = c.put(n, "busy");
-                *pd.lock().unwrap() = None;
-                match r {
-                    Ok(()) => dn.lock().unwrap().push((sent, Instant::now())),
-                    Err(e) => {
-                        err = Some(e.to_string());
-                        break;
-                    }
-                }
-                n += 1;
-                std::thread::sleep(Duration::from_millis(30));
-            }
-            (c, n - 1, err)
-        });
-        BusyWriter {
-            stop,
-            done,
-            pending,
-            thread,
-        }
-    }
-
-    /// How long the request now in flight has waited for its reply.
-    pub fn waiting(&self) -> Duration {
-        self.pending
-            .lock()
-            .unwrap()
-            .map(|t| t.elapsed())
-            .unwrap_or_default()
-    }
-
-    /// When the first write sent after `t` was acknowledged, if within `timeout`.
-    pub fn wait_reply_sent_after(&self, t: Instant, timeout: Duration) -> Option<Instant> {
-        while t.elapsed() < timeout {
-            if let Some(&(_, r)) = self.done.lock().unwrap().iter().find(|(s, _)| *s > t) {
-                return Some(r);
-            }
-            if self.thread.is_finished() {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        None
-    }
-
-    /// Stop; the connection, the last acknowledged write and the error if any.
-    pub fn stop(self) -> (ftvirt_lab::GuestConn, u64, Option<String>) {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.join().expect("writer thread")
-    }
-}
-
 /// With `FTVIRT_CAPTURE=DIR`, tcpdump on the client and on both hosts' bridges
 /// (a post-mortem aid; nothing is captured otherwise).
 pub fn capture_start(lab: &Lab, cycle: usize) -> Vec<std::process::Child> {
@@ -200,16 +166,31 @@ pub fn capture_start(lab: &Lab, cycle: usize) -> Vec<std::process::Child> {
     }
     for (ns, dev, tag) in spots {
         let out = dir.join(format!("{tag}-{cycle}.pcap"));
-        if let Ok(c) = std::process::Command::new("ip")
+        let _ = std::fs::remove_file(&out);
+        let Ok(mut c) = std::process::Command::new("ip")
             .args(["netns", "exec", &ns, "tcpdump", "-U", "-n", "-i", dev, "-w"])
             .arg(&out)
             .arg("tcp port 7000 or arp")
             .spawn()
-        {
-            v.push(c);
+        else {
+            eprintln!("capture on {tag}: tcpdump did not start");
+            continue;
+        };
+        // tcpdump creates its file once the capture is open.
+        let started = wait_until(
+            &format!("tcpdump on {tag} to open {}", out.display()),
+            Duration::from_secs(10),
+            Duration::from_millis(20),
+            || match c.try_wait() {
+                Ok(Some(st)) => Look::Failed(format!("tcpdump exited ({st})")),
+                _ => Look::holds(out.exists(), || "no capture file yet".into()),
+            },
+        );
+        if let Err(e) = started {
+            eprintln!("capture on {tag}: {e}");
         }
+        v.push(c);
     }
-    std::thread::sleep(Duration::from_millis(500));
     v
 }
 

@@ -5,7 +5,8 @@
 use crate::report::Report;
 use anyhow::{Context, Result};
 use ftvirt_demo::ftd::{self, Ftds};
-use ftvirt_lab::{Guest, GuestConn, GuestSpec, Lab};
+use ftvirt_lab::ftdlog::FtdLog;
+use ftvirt_lab::{wait_until, Guest, GuestConn, GuestSpec, Lab, Look};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -167,18 +168,23 @@ impl Bench {
         self.ftds.disable(&self.lab, host, domain)?;
         self.wait(domain, &[(host, "unprotected")], PROTECT_TIMEOUT)?;
         let log = self.lab.host(peer)?.ftd_log();
-        let t = std::time::Instant::now();
-        while crate::ftlog::DomainLog::read(&log, domain)
-            .step_after(t0, "DestroySecondary")
-            .is_none()
-        {
-            if t.elapsed() > Duration::from_secs(60) {
-                anyhow::bail!(
-                    "host {peer}'s ftd did not destroy the secondary of {domain} within 60 s"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        wait_until(
+            &format!("host {peer}'s ftd to destroy the secondary of {domain}"),
+            Duration::from_secs(60),
+            Duration::from_millis(50),
+            || match FtdLog::read(&log) {
+                Ok(l) => {
+                    let done = l
+                        .domain(domain)
+                        .step_after(t0, "DestroySecondary")
+                        .is_some();
+                    Look::holds(done, || {
+                        "no DestroySecondary step done in its log yet".into()
+                    })
+                }
+                Err(e) => Look::Seen(e.to_string()),
+            },
+        )?;
         Ok(())
     }
 
@@ -190,8 +196,8 @@ impl Bench {
         t0: SystemTime,
         to: &str,
     ) -> Option<Duration> {
-        let log = crate::ftlog::DomainLog::read(&self.lab.host(host).ok()?.ftd_log(), domain);
-        let c = log.changes.iter().find(|c| c.at >= t0 && c.to == to)?;
+        let log = FtdLog::read(&self.lab.host(host).ok()?.ftd_log()).ok()?;
+        let c = log.domain(domain).first_change_to(t0, to)?.clone();
         c.at.duration_since(t0).ok()
     }
 

@@ -14,7 +14,6 @@
 mod bench;
 mod checkpoints;
 mod footprint;
-mod ftlog;
 mod phase;
 mod report;
 mod stats;

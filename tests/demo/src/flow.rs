@@ -3,7 +3,7 @@
 //! 1. boot the 2-vCPU guest on host a; start each host's system bus and ftd; open
 //!    ONE client connection, check `INFO nproc=2`, start the client thread;
 //! 2. protect: `Enable` on a, until a is `protected` and b `secondary`;
-//! 3. run protected for a few seconds; checkpoints must flow;
+//! 3. run protected until a has made a few checkpoints with the client writing;
 //! 4. power-cut host a: b takes over by itself; the client's next reply times the
 //!    failover; b must report `degraded`;
 //! 5. check: same connection, same boot, every acknowledged write on the disk;
@@ -16,9 +16,8 @@
 use crate::ftd::{self, Ftds};
 use crate::report::{broken, Report};
 use crate::say;
-use crate::writer::{payload, Writer};
 use anyhow::{Context, Result};
-use ftvirt_lab::client::field;
+use ftvirt_lab::writer::{verify_writes, Writer};
 use ftvirt_lab::{GuestSpec, Lab};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -26,10 +25,13 @@ use std::time::{Duration, Instant};
 pub const DOMAIN: &str = "ftdemo";
 /// A reply may take this long before the connection counts as lost.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
-const UNPROTECTED_RUN: Duration = Duration::from_secs(2);
-const PROTECTED_RUN: Duration = Duration::from_secs(6);
-/// How long the guest runs after re-protection and after fail-back.
-const SETTLE_RUN: Duration = Duration::from_secs(3);
+/// Writes the client makes before protection, and after re-protection and
+/// fail-back before the next phase (about a second at one write every 50 ms).
+const RUN_WRITES: u64 = 20;
+/// Checkpoints the primary makes in the "protected" phase, and after re-protection.
+const PROTECTED_CHECKPOINTS: u64 = 3;
+const WRITES_TIMEOUT: Duration = Duration::from_secs(30);
+const CHECKPOINTS_TIMEOUT: Duration = Duration::from_secs(60);
 const PROTECT_TIMEOUT: Duration = Duration::from_secs(120);
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
 const REPROTECT_TIMEOUT: Duration = Duration::from_secs(180);
@@ -130,10 +132,9 @@ impl Demo {
         ));
         // INFO was the first request on the connection.
         self.writer = Some(Writer::start(conn, 1, 0).context("starting the client thread")?);
-        std::thread::sleep(UNPROTECTED_RUN);
-        self.check_client()?;
+        self.run_writes("unprotected")?;
         if let Some(p) = self.report.current() {
-            p.note = format!("guest booted on a; client ran {UNPROTECTED_RUN:?} unprotected");
+            p.note = format!("guest booted on a; client made {RUN_WRITES} writes unprotected");
         }
         Ok(())
     }
@@ -164,9 +165,17 @@ impl Demo {
     fn run_protected(&mut self) -> Result<()> {
         self.report.begin("protected");
         let t0 = Instant::now();
-        say(&format!("running protected for {PROTECTED_RUN:?}"));
-        std::thread::sleep(PROTECTED_RUN);
-        let s = self.ftds.status(&self.lab, "a", DOMAIN)?;
+        let first = self.ftds.status(&self.lab, "a", DOMAIN)?.checkpoints;
+        say(&format!(
+            "running protected until a has made {PROTECTED_CHECKPOINTS} more checkpoints"
+        ));
+        let s = self.ftds.wait_checkpoints(
+            &self.lab,
+            "a",
+            DOMAIN,
+            first + PROTECTED_CHECKPOINTS,
+            CHECKPOINTS_TIMEOUT,
+        )?;
         self.check_client()?;
         say(&format!(
             "a: {} with {} checkpoints, last {:.1} s ago",
@@ -176,10 +185,10 @@ impl Demo {
         p.time = Some(t0.elapsed());
         p.checkpoints = Some(s.checkpoints);
         p.note = format!("a {}, peer {}", s.state, s.peer);
-        if s.state != "protected" || s.checkpoints == 0 {
+        if s.state != "protected" {
             return Err(broken(
-                "no_checkpoints",
-                format!("after {PROTECTED_RUN:?} protected, a reports {s:?}"),
+                "not_protected",
+                format!("after {PROTECTED_CHECKPOINTS} checkpoints, a reports {s:?}"),
             ));
         }
         Ok(())
@@ -190,30 +199,23 @@ impl Demo {
         let t_kill = Instant::now();
         self.report.begin_at("kill a + failover", t_kill);
         self.lab.kill_host("a").context("killing host a")?;
-        let (failover, gap, acked_before) = loop {
-            {
-                let s = self.writer()?.stats();
-                if let Some(r) = s.first_reply_sent_after(t_kill) {
-                    say(&format!(
-                        "first reply to a request sent after the kill: to {:?} (sent {} ms after the kill, round trip {} ms)",
-                        r.line.split_whitespace().take(2).collect::<Vec<_>>().join(" "),
-                        r.sent.duration_since(t_kill).as_millis(),
-                        r.rtt().as_millis()
-                    ));
-                    let gap = s.longest_gap(t_kill, r.done);
-                    break (r.done - t_kill, gap, s.acked_before(t_kill));
-                }
-                if let Some(why) = &s.broken {
-                    return Err(broken("connection_lost", format!("after the kill: {why}")));
-                }
-            }
-            if t_kill.elapsed() > FAILOVER_TIMEOUT {
-                return Err(broken(
-                    "no_reply_after_kill",
-                    format!("no client reply within {FAILOVER_TIMEOUT:?} of the kill"),
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let w = self.writer()?;
+        let r = w
+            .wait_reply_sent_after(t_kill, FAILOVER_TIMEOUT)
+            .map_err(|e| w.broken_wait(e, "no_reply_after_kill"))?;
+        say(&format!(
+            "first reply to a request sent after the kill: to {:?} (sent {} ms after the kill, round trip {} ms)",
+            r.line.split_whitespace().take(2).collect::<Vec<_>>().join(" "),
+            r.sent.duration_since(t_kill).as_millis(),
+            r.rtt().as_millis()
+        ));
+        let (failover, gap, acked_before) = {
+            let s = w.stats();
+            (
+                r.done - t_kill,
+                s.longest_gap(t_kill, r.done),
+                s.acked_before(t_kill),
+            )
         };
         self.summary.failover_ms = failover.as_millis();
         say(&format!(
@@ -264,12 +266,17 @@ impl Demo {
             "b protected, a secondary {} ms after a's ftd came up",
             t.as_millis()
         ));
-        std::thread::sleep(SETTLE_RUN);
-        let s = self.ftds.status(&self.lab, "b", DOMAIN)?;
+        let s = self.ftds.wait_checkpoints(
+            &self.lab,
+            "b",
+            DOMAIN,
+            sts[0].checkpoints + PROTECTED_CHECKPOINTS,
+            CHECKPOINTS_TIMEOUT,
+        )?;
         self.check_client()?;
         let p = self.report.current().context("no phase")?;
         p.time = Some(t);
-        p.checkpoints = Some(s.checkpoints.max(sts[0].checkpoints));
+        p.checkpoints = Some(s.checkpoints);
         p.note = format!("a restarted in {} ms; b {}", boot.as_millis(), s.state);
         Ok(())
     }
@@ -294,21 +301,18 @@ impl Demo {
             "back on a, protected by b, in {} ms",
             t.as_millis()
         ));
-        std::thread::sleep(SETTLE_RUN);
+        let w = self.writer()?;
+        w.wait_acked(RUN_WRITES, WRITES_TIMEOUT)
+            .map_err(|e| w.broken_wait(e, "no_replies_after_failback"))?;
         let s = self.ftds.status(&self.lab, "a", DOMAIN)?;
         let (after, gap) = {
-            let w = self.writer()?.stats();
+            let w = w.stats();
             (
                 w.replies_in(t_back, Instant::now()).count(),
                 w.longest_gap(t0, Instant::now()),
             )
         };
-        if after == 0 {
-            return Err(broken(
-                "no_replies_after_failback",
-                format!("no client reply in the {SETTLE_RUN:?} after the fail-back"),
-            ));
-        }
+        say(&format!("{after} client replies since the fail-back"));
         let last = self.verify("the fail-back", acked_before)?;
         let p = self.report.current().context("no phase")?;
         p.time = Some(t);
@@ -358,86 +362,27 @@ impl Demo {
 
     /// A broken connection or a refused write is a broken guarantee.
     fn check_client(&self) -> Result<()> {
-        let s = self.writer()?.stats();
-        if let Some(why) = &s.broken {
-            return Err(broken(
-                "connection_lost",
-                format!("the client's connection broke: {why}"),
-            ));
-        }
-        if let Some(why) = &s.refused {
-            return Err(broken(
-                "write_refused",
-                format!("the guest refused a write: {why}"),
-            ));
-        }
+        Ok(self.writer()?.stats().trouble()?)
+    }
+
+    /// Wait until the client made [`RUN_WRITES`] more writes.
+    fn run_writes(&self, phase: &str) -> Result<()> {
+        let w = self.writer()?;
+        w.wait_acked(RUN_WRITES, WRITES_TIMEOUT)
+            .map_err(|e| w.broken_wait(e, "no_writes"))
+            .with_context(|| format!("the client writing {phase}"))?;
         Ok(())
     }
 
-    /// After `event`, on the same connection with the client paused: same boot, the
-    /// same connection (the guest's request count for it matches ours), every
-    /// acknowledged write on the disk, and records read back intact. Returns `LAST`.
+    /// After `event`, on the same connection with the client paused, every
+    /// guarantee of [`verify_writes`]; reads back the records acknowledged before
+    /// the event too. Returns `LAST`.
     fn verify(&mut self, event: &str, acked_before: u64) -> Result<u64> {
-        let w = self
-            .writer
-            .as_ref()
-            .context("the client thread is not running")?;
-        w.pause()?;
-        self.check_client()?;
-        let ask = |line: &str| crate::report::ask(w, "", line, event);
-        let info = ask("INFO")?;
-        let boot_id = field(&info, "boot_id").unwrap_or_default();
-        if boot_id != self.boot_id {
-            return Err(broken(
-                "guest_rebooted",
-                format!(
-                    "boot_id was {} and is {boot_id:?} after {event}",
-                    self.boot_id
-                ),
-            ));
-        }
-        let last_reply = ask("LAST")?;
-        let last: u64 = last_reply
-            .strip_prefix("LAST ")
-            .and_then(|n| n.trim().parse().ok())
-            .with_context(|| format!("LAST got {last_reply:?}"))?;
-        let acked = w.stats().acked;
-        let lost = acked - last.min(acked);
-        self.summary.lost = self.summary.lost.max(lost);
-        if lost > 0 {
-            return Err(broken(
-                format!("lost={lost}"),
-                format!("{acked} writes were acknowledged, the disk holds {last} after {event}"),
-            ));
-        }
-        let mut picks = vec![1, acked_before / 2, acked_before, acked];
-        picks.retain(|&n| n > 0);
-        picks.dedup();
-        for n in &picks {
-            let want = format!("REC {n} {}", payload(*n));
-            let got = ask(&format!("GET {n}"))?;
-            if got != want {
-                return Err(broken(
-                    format!("record_{n}_wrong"),
-                    format!("GET {n} got {got:?}, expected {want:?} after {event}"),
-                ));
-            }
-        }
-        let seq = ask("SEQ 1")?;
-        let (ours, theirs) = (w.stats().sent, field(&seq, "conn").unwrap_or_default());
-        if theirs != ours.to_string() {
-            return Err(broken(
-                "connection_changed",
-                format!(
-                    "the guest counts {theirs} requests on this connection, the client sent {ours}"
-                ),
-            ));
-        }
-        say(&format!(
-            "after {event}: same boot, LAST {last} >= {acked} acknowledged, GET {picks:?} intact, \
-             same connection ({ours} requests on it)"
-        ));
-        w.resume()?;
-        Ok(last)
+        let w = self.writer()?;
+        let v = verify_writes(w, &self.boot_id, event, &[acked_before / 2, acked_before])?;
+        self.summary.lost = v.acked.saturating_sub(v.last);
+        say(&format!("after {event}: {v}"));
+        self.writer()?.resume()?;
+        Ok(v.last)
     }
 }

@@ -10,7 +10,7 @@ use crate::report::broken;
 use anyhow::{Context, Result};
 use ftd::api::{DomainStatus, FtdProxy};
 use ftd::config::DEFAULT_BUS_NAME;
-use ftvirt_lab::{Host, Lab};
+use ftvirt_lab::{wait_until, Host, Lab, Look};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -125,9 +125,8 @@ impl Ftds {
         })
     }
 
-    /// Poll until every `(host, state)` holds at once; returns the time it took and
-    /// the statuses. On time-out: a `timeout:<host>_<state>` failure, with the
-    /// host's last status and ftd log tail on stderr.
+    /// Poll until every `(host, state)` of `domain` holds at once; see
+    /// [`Ftds::wait_all`].
     pub fn wait(
         &self,
         lab: &Lab,
@@ -135,39 +134,80 @@ impl Ftds {
         want: &[(&str, &str)],
         timeout: Duration,
     ) -> Result<(Duration, Vec<DomainStatus>)> {
+        let want: Vec<(&str, &str, &[&str])> = want
+            .iter()
+            .map(|(host, state)| (*host, domain, std::slice::from_ref(state)))
+            .collect();
         let t0 = Instant::now();
-        loop {
+        let sts = self.wait_all(lab, &want, timeout)?;
+        Ok((t0.elapsed(), sts))
+    }
+
+    /// Poll until every `(host, domain, any of states)` holds at once; returns
+    /// the statuses. On time-out: a `timeout:<host>_<state>` failure, with the
+    /// host's last status and ftd log tail on stderr.
+    pub fn wait_all(
+        &self,
+        lab: &Lab,
+        want: &[(&str, &str, &[&str])],
+        timeout: Duration,
+    ) -> Result<Vec<DomainStatus>> {
+        let mut missing = None;
+        let r = wait_until("the domains' states", timeout, POLL, || {
             let mut got = Vec::new();
-            let mut missing = None;
-            for &(host, state) in want {
-                match self.status(lab, host, domain) {
-                    Ok(s) if s.state == state => got.push(s),
+            for &(host, dom, states) in want {
+                match self.status(lab, host, dom) {
+                    Ok(s) if states.contains(&s.state.as_str()) => got.push(s),
                     other => {
-                        missing = Some((host, state, other));
-                        break;
+                        let last = match other {
+                            Ok(s) => format!("{s:?}"),
+                            Err(e) => format!("{e:#}"),
+                        };
+                        missing = Some((host, dom, states, last.clone()));
+                        return Look::Seen(last);
                     }
                 }
             }
-            let Some((host, state, last)) = missing else {
-                return Ok((t0.elapsed(), got));
-            };
-            if t0.elapsed() > timeout {
-                let last = match last {
-                    Ok(s) => format!("{s:?}"),
-                    Err(e) => format!("{e:#}"),
-                };
-                eprintln!("[ftd] host {host}: last status of {domain}: {last}");
-                eprintln!("[ftd] host {host}: tail of its ftd log:");
-                for l in log_tail(lab, host, 25) {
-                    eprintln!("    {l}");
-                }
-                return Err(broken(
-                    format!("timeout:{host}_{state}"),
-                    format!("host {host}: {domain} did not reach {state:?} within {timeout:?}"),
-                ));
+            Look::Ready(got)
+        });
+        let e = match r {
+            Ok(sts) => return Ok(sts),
+            Err(e) => e,
+        };
+        let Some((host, dom, states, last)) = missing else {
+            return Err(e.into());
+        };
+        eprintln!("[ftd] host {host}: last status of {dom}: {last}");
+        eprintln!("[ftd] host {host}: tail of its ftd log:");
+        eprintln!("{}", ftvirt_lab::ftd::log_tail(lab, host, 25));
+        Err(broken(
+            format!("timeout:{host}_{}", states[0]),
+            format!(
+                "host {host}: {dom} did not reach {} within {timeout:?}; last: {last}",
+                states.join("|")
+            ),
+        ))
+    }
+
+    /// Wait until host `host` has counted `n` checkpoints of `domain` (the
+    /// client's connection then lives through them); returns its status.
+    pub fn wait_checkpoints(
+        &self,
+        lab: &Lab,
+        host: &str,
+        domain: &str,
+        n: u64,
+        timeout: Duration,
+    ) -> Result<DomainStatus> {
+        let what = format!("host {host} to count {n} checkpoints of {domain}");
+        let r = wait_until(&what, timeout, POLL, || {
+            match self.status(lab, host, domain) {
+                Ok(s) if s.checkpoints >= n => Look::Ready(s),
+                Ok(s) => Look::Seen(format!("{s:?}")),
+                Err(e) => Look::Seen(format!("{e:#}")),
             }
-            std::thread::sleep(POLL);
-        }
+        });
+        r.map_err(|e| broken("no_checkpoints", e.to_string()))
     }
 }
 
@@ -175,13 +215,4 @@ impl Ftds {
 async fn proxy(addr: &str) -> zbus::Result<FtdProxy<'static>> {
     let conn = zbus::connection::Builder::address(addr)?.build().await?;
     FtdProxy::new(&conn).await
-}
-
-fn log_tail(lab: &Lab, host: &str, n: usize) -> Vec<String> {
-    let Ok(h) = lab.host(host) else {
-        return Vec::new();
-    };
-    let log = std::fs::read_to_string(h.ftd_log()).unwrap_or_default();
-    let lines: Vec<String> = log.lines().map(String::from).collect();
-    lines[lines.len().saturating_sub(n)..].to_vec()
 }

@@ -14,10 +14,11 @@
 
 mod flow;
 
-use ftvirt_demo::{ftd, report, writer};
+use ftvirt_demo::{ftd, report};
+use ftvirt_lab::writer;
 
 use anyhow::Context;
-use ftvirt_lab::{Lab, LabConfig};
+use ftvirt_lab::{wait_until, Lab, LabConfig, Look};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: ftvirt-demo\n\
@@ -128,25 +129,24 @@ fn fail(e: &anyhow::Error) -> i32 {
 /// The lab's namespaces are gone (its reaper may take a moment).
 fn no_namespace_left(id: &str) -> anyhow::Result<()> {
     let prefix = format!("{}{id}-", ftvirt_lab::netns::PREFIX);
-    let t0 = Instant::now();
-    loop {
-        let left: Vec<String> = std::fs::read_dir("/run/netns")
+    let left = || -> Vec<String> {
+        std::fs::read_dir("/run/netns")
             .map(|rd| {
                 rd.flatten()
                     .filter_map(|e| e.file_name().into_string().ok())
                     .filter(|n| n.starts_with(&prefix))
                     .collect()
             })
-            .unwrap_or_default();
-        if left.is_empty() {
-            return Ok(());
-        }
-        if t0.elapsed() > Duration::from_secs(30) {
-            return Err(report::broken(
-                "namespaces_left",
-                format!("lab namespaces left after tear-down: {left:?}"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+            .unwrap_or_default()
+    };
+    wait_until(
+        "the lab's namespaces to be gone",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            let left = left();
+            Look::holds(left.is_empty(), || format!("{left:?}"))
+        },
+    )
+    .map_err(|e| report::broken("namespaces_left", format!("after tear-down: {e}")))
 }

@@ -1,49 +1,13 @@
 //! What the demo found: its phases, the table printed at the end, and the error
 //! for a broken guarantee (whose short reason ends up in `RESULT fail reason=...`).
 
-use crate::writer::{Outcome, Stats, Writer};
-use std::fmt;
+pub use ftvirt_lab::writer::Broken;
+use ftvirt_lab::writer::Stats;
 use std::time::{Duration, Instant};
 
-/// A guarantee the demo checks did not hold.
-#[derive(Debug)]
-pub struct Broken {
-    /// Short, space-free reason for the RESULT line (`lost=3`, `guest_rebooted`, ...).
-    pub reason: String,
-    /// What happened, for people.
-    pub detail: String,
-}
-
-impl fmt::Display for Broken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.detail)
-    }
-}
-
-impl std::error::Error for Broken {}
-
+/// A broken guarantee (see [`Broken`]) as the error of a phase.
 pub fn broken(reason: impl Into<String>, detail: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Broken {
-        reason: reason.into(),
-        detail: detail.into(),
-    })
-}
-
-/// One request on the (paused) client's connection after `event`: the reply,
-/// or the failure a row reports (`unexpected_reply`, `connection_lost`); `who`
-/// prefixes the detail (the domain's name when there are several).
-pub fn ask(w: &Writer, who: &str, line: &str, event: &str) -> anyhow::Result<String> {
-    match w.request(line)? {
-        Outcome::Ok(r) => Ok(r),
-        Outcome::Refused(r) => Err(broken(
-            "unexpected_reply",
-            format!("{who}{line:?} got {r:?} after {event}"),
-        )),
-        Outcome::Broken(e) => Err(broken(
-            "connection_lost",
-            format!("{who}{line:?} after {event}: {e}"),
-        )),
-    }
+    anyhow::Error::new(Broken::new(reason, detail))
 }
 
 /// `reason=` of the RESULT line: a broken guarantee's own reason, else the error

@@ -12,7 +12,8 @@
 //! real-time priority, so the guests' TCG load does not starve its token.
 
 use crate::error::{LabError, Result};
-use crate::{cmd, Lab};
+use crate::wait::{wait_until, Look};
+use crate::Lab;
 use std::fmt::Write;
 use std::time::{Duration, Instant};
 
@@ -101,17 +102,16 @@ impl Lab {
         let votes = format!("Total votes:      {}", nodes.len() + 1);
         for n in nodes {
             let h = self.host(n)?;
-            cmd::wait_for(
+            wait_until(
                 &format!("host {n} to be quorate with every node and the witness's vote"),
                 Duration::from_secs(60),
                 Duration::from_millis(100),
-                || {
-                    let s = h.quorum_status().map_err(|e| e.to_string())?;
-                    if s.contains("Quorate:          Yes") && s.contains(&votes) {
-                        Ok(Some(()))
-                    } else {
-                        Err(s)
+                || match h.quorum_status() {
+                    Ok(s) => {
+                        let ok = s.contains("Quorate:          Yes") && s.contains(&votes);
+                        Look::holds(ok, || s)
                     }
+                    Err(e) => Look::Seen(e.to_string()),
                 },
             )?;
         }

@@ -45,30 +45,3 @@ where
 {
     output(Command::new(prog).args(args))
 }
-
-/// Poll `f` every `every` until it returns `Some`, or fail after `timeout`.
-/// `what` names the awaited condition; `detail` explains the last failure.
-pub fn wait_for<T>(
-    what: &str,
-    timeout: std::time::Duration,
-    every: std::time::Duration,
-    mut f: impl FnMut() -> std::result::Result<Option<T>, String>,
-) -> Result<T> {
-    let t0 = std::time::Instant::now();
-    let mut last = String::new();
-    loop {
-        match f() {
-            Ok(Some(v)) => return Ok(v),
-            Ok(None) => {}
-            Err(e) => last = e,
-        }
-        if t0.elapsed() >= timeout {
-            return Err(LabError::Timeout {
-                what: what.to_string(),
-                secs: t0.elapsed().as_secs_f64(),
-                detail: last,
-            });
-        }
-        std::thread::sleep(every);
-    }
-}

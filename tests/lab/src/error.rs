@@ -1,8 +1,10 @@
 //! The lab's error type: every failure names what was being done and what to check.
+//! Its `Debug` is its message (which includes its cause), so that a test's `.unwrap()` or
+//! `.expect()` on a lab call prints the message and not the enum.
 
 use std::path::PathBuf;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(thiserror::Error)]
 pub enum LabError {
     /// `{cmd}` failed ({status}): {stderr}
     #[error("`{cmd}` failed ({status}): {stderr}")]
@@ -25,6 +27,16 @@ pub enum LabError {
         secs: f64,
         detail: String,
     },
+    /// A wait ended early: what it waited for can no longer happen.
+    #[error("gave up after {secs:.1}s waiting for {what}: {detail}")]
+    WaitFailed {
+        what: String,
+        secs: f64,
+        detail: String,
+    },
+    /// This process cannot boot a lab (not root, or no set-up artifacts).
+    #[error("booting a lab needs root and `cargo xtask setup`: {0}")]
+    NotALabHost(String),
     /// A file operation failed.
     #[error("{what} {}: {source}", path.display())]
     Io {
@@ -42,6 +54,13 @@ pub enum LabError {
     /// The lab was asked for something it cannot do.
     #[error("lab: {0}")]
     Usage(String),
+}
+
+impl std::fmt::Debug for LabError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every variant's message already ends with its cause.
+        write!(f, "{self}")
+    }
 }
 
 pub type Result<T, E = LabError> = std::result::Result<T, E>;

@@ -1,11 +1,54 @@
-//! The lab hosts' ftd as the tests drive it: the standard configuration of a
-//! paired host, a D-Bus client of a host's ftd, waiting for a domain's state, and
-//! the tail of a host's ftd log for failure messages. One copy, used by ftd's own
-//! tests, the hook's and the demo.
+//! The lab hosts' ftd as the tests drive it: its binary, the standard
+//! configuration of a paired host, a D-Bus client of a host's ftd, waiting for a
+//! domain's state or checkpoints, and the tail of a host's ftd log for failure
+//! messages. One copy, used by ftd's own tests, the hook's, the matrix's and the
+//! demo.
 
+use crate::wait::{wait_until_async, Look};
 use crate::{Host, Lab};
 use ftd_proxy::{DomainStatus, FtdProxy, BUS_NAME};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+/// How often the waits below ask ftd.
+const POLL: Duration = Duration::from_millis(200);
+
+/// ftd's binary for a test of another package of the workspace (a test only
+/// gets `CARGO_BIN_EXE_*` for its own package's binaries): `FTVIRT_FTD_BIN` if
+/// set, else built (or brought up to date) by cargo into the test's own target
+/// directory and profile. `manifest_dir` is the test's `CARGO_MANIFEST_DIR`.
+pub fn binary(manifest_dir: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os("FTVIRT_FTD_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("this test's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    let target = profile_dir.parent().expect("the target directory");
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args([
+        "build",
+        "--quiet",
+        "-p",
+        "ftd",
+        "--bin",
+        "ftd",
+        "--target-dir",
+    ])
+    .arg(target)
+    .current_dir(manifest_dir);
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    let st = c.status().expect("running cargo to build ftd");
+    assert!(st.success(), "building ftd failed: {st}");
+    let bin = profile_dir.join("ftd");
+    assert!(bin.exists(), "no ftd at {}", bin.display());
+    bin
+}
 
 /// ftd's configuration for `me` paired with `peer`: heartbeat 100 ms, detection
 /// 500 ms, checkpoints every `checkpoint_ms`, the host's own system bus, state and
@@ -63,8 +106,45 @@ fn other_logs(lab: &Lab, host: &str) -> String {
         .collect()
 }
 
+/// Host `host`'s status of `domain`, on a fresh connection.
+pub async fn status(lab: &Lab, host: &str, domain: &str) -> zbus::Result<DomainStatus> {
+    client(lab, host).await?.status(domain).await
+}
+
+/// Poll host `host`'s status of `domain` until `ready` says it is; panics after
+/// `timeout` with `what`, the last status and the tail of the hosts' ftd logs.
+pub async fn wait_status(
+    lab: &Lab,
+    host: &str,
+    domain: &str,
+    what: &str,
+    timeout: Duration,
+    ready: impl Fn(&DomainStatus) -> bool,
+) -> DomainStatus {
+    let r = wait_until_async(
+        &format!("host {host}: {domain} {what}"),
+        timeout,
+        POLL,
+        || async {
+            match status(lab, host, domain).await {
+                Ok(s) if ready(&s) => Look::Ready(s),
+                Ok(s) => Look::Seen(format!("{s:?}")),
+                Err(e) => Look::Seen(e.to_string()),
+            }
+        },
+    )
+    .await;
+    r.unwrap_or_else(|e| {
+        panic!(
+            "{e}\nftd log:\n{}{}",
+            log_tail(lab, host, 25),
+            other_logs(lab, host)
+        )
+    })
+}
+
 /// Poll host `host`'s status of `domain` until it is `want`; panics after
-/// `timeout` with the last status and the tail of the host's ftd log.
+/// `timeout` with the last status and the tail of the hosts' ftd logs.
 pub async fn wait_state(
     lab: &Lab,
     host: &str,
@@ -72,23 +152,19 @@ pub async fn wait_state(
     want: &str,
     timeout: Duration,
 ) -> DomainStatus {
-    let t0 = Instant::now();
-    loop {
-        let last = match client(lab, host).await {
-            Ok(c) => c.status(domain).await,
-            Err(e) => Err(e),
-        };
-        if let Ok(s) = &last {
-            if s.state == want {
-                return s.clone();
-            }
-        }
-        assert!(
-            t0.elapsed() < timeout,
-            "host {host}: {domain} never reached {want} in {timeout:?}; last: {last:?}\nftd log:\n{}{}",
-            log_tail(lab, host, 25),
-            other_logs(lab, host)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let what = format!("to reach {want}");
+    wait_status(lab, host, domain, &what, timeout, |s| s.state == want).await
+}
+
+/// Wait until host `host` has counted at least `n` checkpoints of `domain` (ftd
+/// counts them from its QEMU's STOP/RESUME events).
+pub async fn wait_checkpoints(
+    lab: &Lab,
+    host: &str,
+    domain: &str,
+    n: u64,
+    timeout: Duration,
+) -> DomainStatus {
+    let what = format!("to count {n} checkpoints");
+    wait_status(lab, host, domain, &what, timeout, |s| s.checkpoints >= n).await
 }

@@ -11,6 +11,7 @@ use crate::artifacts::{Artifacts, QemuChoice};
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::host::Host;
+use crate::wait::{wait_until, Look};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -168,7 +169,7 @@ pub fn boot(
         .log_dir()
         .join("qemu")
         .join(format!("{}.log", spec.name));
-    cmd::wait_for(
+    wait_until(
         &format!(
             "guest {} on host {} to print {READY:?}",
             spec.name, host.name
@@ -178,13 +179,13 @@ pub fn boot(
         || {
             let log = std::fs::read_to_string(&serial).unwrap_or_default();
             if log.contains(READY) {
-                return Ok(Some(()));
+                return Look::Ready(());
             }
             let state = host.virsh(&["domstate", &spec.name]).unwrap_or_default();
             if !state.trim().starts_with("running") {
                 let ql = std::fs::read_to_string(&qemu_log).unwrap_or_default();
                 let tail: Vec<&str> = ql.lines().rev().take(5).collect();
-                return Err(format!(
+                return Look::Seen(format!(
                     "domain is {:?}; QEMU log ends: {:?}",
                     state.trim(),
                     tail
@@ -195,7 +196,7 @@ pub fn boot(
                 .rev()
                 .find(|l| !l.trim().is_empty())
                 .unwrap_or("(no console output yet)");
-            Err(format!("console ends with {:?}", last.trim()))
+            Look::Seen(format!("console ends with {:?}", last.trim()))
         },
     )?;
     host.save_caps();

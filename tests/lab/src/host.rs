@@ -33,6 +33,7 @@ use crate::caps_cache;
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::netns::NetNs;
+use crate::wait::{wait_until, Look};
 
 pub mod bus;
 pub mod cluster;
@@ -183,6 +184,13 @@ impl Host {
                 "/run/libvirt/virtlogd.pid",
             ],
         )?;
+        self.start_libvirtd()?;
+        self.save_caps();
+        Ok(t0.elapsed())
+    }
+
+    /// Start libvirtd; returns once it answers `virsh version`.
+    fn start_libvirtd(&self) -> Result<()> {
         self.start_daemon(
             "libvirtd",
             &[
@@ -192,17 +200,12 @@ impl Host {
             ],
         )?;
         let uri = self.uri();
-        cmd::wait_for(
+        wait_until(
             &format!("libvirtd of host {} to answer `virsh version`", self.name),
             Duration::from_secs(60),
             Duration::from_millis(50),
-            || match cmd::run("virsh", ["-c", &uri, "version"]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
-            },
-        )?;
-        self.save_caps();
-        Ok(t0.elapsed())
+            || cmd::run("virsh", ["-c", &uri, "version"]).map(drop).into(),
+        )
     }
 
     /// Offer this host's probed QEMU capabilities to the next hosts (see [`caps_cache`]).
@@ -351,6 +354,25 @@ impl Host {
         Ok(())
     }
 
+    /// Start `argv` in this host, in its own process group, with its stdout and
+    /// stderr appended to `log`.
+    pub fn spawn_to_log(&self, argv: &[&str], log: &Path) -> Result<Child> {
+        let f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| LabError::io("opening", log, e))?;
+        let f2 = f
+            .try_clone()
+            .map_err(|e| LabError::io("duplicating", log, e))?;
+        let mut c = self.command(argv)?;
+        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
+        c.spawn().map_err(|source| LabError::Spawn {
+            cmd: cmd::show(&c),
+            source,
+        })
+    }
+
     /// Restart only libvirtd (SIGTERM, wait, start again), as an upgrade or a
     /// crash-and-restart would; running domains keep running.
     pub fn restart_libvirtd(&self) -> Result<Duration> {
@@ -365,30 +387,16 @@ impl Host {
             nix::unistd::Pid::from_raw(pid),
             nix::sys::signal::Signal::SIGTERM,
         );
-        cmd::wait_for(
+        wait_until(
             &format!("libvirtd of host {} to exit", self.name),
             Duration::from_secs(30),
             Duration::from_millis(20),
-            || Ok((!Path::new(&format!("/proc/{pid}")).exists()).then_some(())),
-        )?;
-        self.start_daemon(
-            "libvirtd",
-            &[
-                "/usr/sbin/libvirtd",
-                "-d",
-                "--pid-file=/run/libvirt/libvirtd.pid",
-            ],
-        )?;
-        let uri = self.uri();
-        cmd::wait_for(
-            &format!("libvirtd of host {} to answer again", self.name),
-            Duration::from_secs(60),
-            Duration::from_millis(50),
-            || match cmd::run("virsh", ["-c", &uri, "version"]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
+            || {
+                let gone = !Path::new(&format!("/proc/{pid}")).exists();
+                Look::holds(gone, || format!("pid {pid} still runs"))
             },
         )?;
+        self.start_libvirtd()?;
         Ok(t0.elapsed())
     }
 
@@ -415,11 +423,11 @@ impl Host {
             source,
         })?;
         let sock = self.dir.join("journal/socket");
-        cmd::wait_for(
+        wait_until(
             &format!("journald of host {}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || Ok(sock.exists().then_some(())),
+            || Look::holds(sock.exists(), || format!("no {}", sock.display())),
         )
     }
 
@@ -442,53 +450,10 @@ impl Host {
         let cfg = self.dir.join("ftd.yaml");
         write(&cfg, config)?;
         let log = self.log_dir().join("ftd.log");
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| LabError::io("opening", &log, e))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| LabError::io("duplicating", &log, e))?;
         let bin = binary.to_string_lossy().to_string();
         let cfgs = cfg.to_string_lossy().to_string();
-        let mut c = self.command(&[&bin, "--config", &cfgs])?;
-        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
-        let mut child = c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
-        let bus = self.bus_address();
-        let r = cmd::wait_for(
-            &format!("ftd of host {} to own {bus_name}", self.name),
-            Duration::from_secs(30),
-            Duration::from_millis(50),
-            || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    let tail = std::fs::read_to_string(&log).unwrap_or_default();
-                    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
-                    return Err(format!("ftd exited ({st}): {tail:?}"));
-                }
-                let out = cmd::run(
-                    "dbus-send",
-                    [
-                        &format!("--bus={bus}"),
-                        "--print-reply",
-                        "--dest=org.freedesktop.DBus",
-                        "/org/freedesktop/DBus",
-                        "org.freedesktop.DBus.NameHasOwner",
-                        &format!("string:{bus_name}"),
-                    ],
-                )
-                .map_err(|e| e.to_string())?;
-                Ok(out.contains("boolean true").then_some(()))
-            },
-        );
-        if let Err(e) = r {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        let mut child = self.spawn_to_log(&[&bin, "--config", &cfgs], &log)?;
+        self.await_bus_name("ftd", &mut child, bus_name, &log, Duration::from_secs(30))?;
         self.ftd = Some(child);
         Ok(())
     }

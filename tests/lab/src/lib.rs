@@ -27,21 +27,26 @@ pub mod cluster;
 mod cmd;
 pub mod error;
 pub mod ftd;
+pub mod ftdlog;
+mod gate;
 pub mod guest;
 pub mod host;
 pub mod netns;
 pub mod orphans;
 mod partition;
 pub mod reaper;
+pub mod wait;
 pub mod writer;
 
 pub use accel::{Accel, AccelChoice};
 pub use artifacts::{Artifacts, QemuChoice};
 pub use client::{GuestConn, GuestInfo};
 pub use error::{LabError, Result};
+pub use gate::{check_host, skip_lab_test, SKIP_VAR};
 pub use guest::{Guest, GuestSpec};
 pub use host::Host;
 pub use netns::NetNs;
+pub use wait::{wait_until, wait_until_async, Look};
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -100,10 +105,12 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// Bring up the namespaces, links and every host's libvirtd.
+    /// Bring up the namespaces, links and every host's libvirtd. Fails at once,
+    /// having touched nothing, without root or the set-up's artifacts.
     pub fn start(cfg: LabConfig) -> Result<Lab> {
         let t0 = Instant::now();
         validate(&cfg)?;
+        check_host()?;
         orphans::adopt();
         let artifacts = Artifacts::load()?;
         let qemu = artifacts.qemu()?;
@@ -149,6 +156,16 @@ impl Lab {
         })?;
         lab.startup = t0.elapsed();
         Ok(lab)
+    }
+
+    /// A lab test's lab: `None` when `FTVIRT_SKIP_LAB=1` skips lab tests (the
+    /// test returns); panics at once with a clear message without root or the
+    /// set-up's artifacts, or when the lab does not start (see [`skip_lab_test`]).
+    pub fn for_test(cfg: LabConfig) -> Option<Lab> {
+        if skip_lab_test() {
+            return None;
+        }
+        Some(Lab::start(cfg).unwrap_or_else(|e| panic!("starting the lab: {e}")))
     }
 
     fn build_network(&mut self, prefix: &str, cfg: &LabConfig) -> Result<()> {
@@ -251,15 +268,13 @@ impl Lab {
     /// A long-lived connection from the client namespace to a guest's service.
     pub fn connect(&self, g: &Guest) -> Result<GuestConn> {
         let addr = SocketAddr::from((g.ip, g.port));
-        let t0 = Instant::now();
         // The guest's service is READY, but ARP and the bridge may need a moment.
-        loop {
-            match GuestConn::open(&self.client.path(), addr, Duration::from_secs(5)) {
-                Ok(c) => return Ok(c),
-                Err(e) if t0.elapsed() > Duration::from_secs(30) => return Err(e),
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
+        wait::wait_until(
+            &format!("the client to connect to {addr}"),
+            Duration::from_secs(30),
+            Duration::from_millis(100),
+            || GuestConn::open(&self.client.path(), addr, Duration::from_secs(5)).into(),
+        )
     }
 
     /// The client namespace (`/run/netns/...`), for programs that run in it.

@@ -7,11 +7,12 @@
 
 use crate::cmd;
 use crate::error::{LabError, Result};
+use crate::wait::{wait_until, Look};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Prefix of every namespace any lab creates.
 pub const PREFIX: &str = "ftl-";
@@ -146,27 +147,24 @@ pub fn pids_in(inodes: &[u64]) -> Vec<i32> {
 /// SIGKILL every process in the given namespaces, repeating until none is left
 /// (a process may fork while we kill); returns how many were killed.
 pub fn kill_all(inodes: &[u64], timeout: Duration) -> Result<usize> {
-    let t0 = Instant::now();
     let mut killed = 0;
-    loop {
-        let pids = pids_in(inodes);
-        if pids.is_empty() {
-            return Ok(killed);
-        }
-        for p in &pids {
-            if kill(Pid::from_raw(*p), Signal::SIGKILL).is_ok() {
-                killed += 1;
+    wait_until(
+        "the processes of a namespace to die",
+        timeout,
+        Duration::from_millis(20),
+        || {
+            let pids = pids_in(inodes);
+            if pids.is_empty() {
+                return Look::Ready(killed);
             }
-        }
-        if t0.elapsed() > timeout {
-            return Err(LabError::Timeout {
-                what: "the processes of a namespace to die".into(),
-                secs: t0.elapsed().as_secs_f64(),
-                detail: format!("still alive: {pids:?}"),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+            for p in &pids {
+                if kill(Pid::from_raw(*p), Signal::SIGKILL).is_ok() {
+                    killed += 1;
+                }
+            }
+            Look::Seen(format!("still alive: {pids:?}"))
+        },
+    )
 }
 
 /// Names of all lab namespaces on this machine (`ftl-*`), from any lab.

@@ -9,11 +9,12 @@
 //! own process group, it does not receive the terminal's SIGINT itself.
 
 use crate::error::{LabError, Result};
+use crate::wait::{wait_until, Look};
 use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[derive(Debug)]
 pub struct Reaper {
@@ -63,20 +64,15 @@ impl Reaper {
         if let Some(mut s) = self.child.stdin.take() {
             let _ = s.flush();
         }
-        let t0 = Instant::now();
-        loop {
-            match self.child.try_wait() {
-                Ok(Some(_)) => return Ok(()),
-                Ok(None) if t0.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
-                Ok(None) => {
-                    return Err(LabError::Timeout {
-                        what: "the lab reaper to finish".into(),
-                        secs: t0.elapsed().as_secs_f64(),
-                        detail: String::new(),
-                    })
-                }
-                Err(e) => return Err(LabError::io("waiting for", "lab reaper", e)),
-            }
-        }
+        wait_until(
+            "the lab reaper to finish",
+            timeout,
+            Duration::from_millis(20),
+            || match self.child.try_wait() {
+                Ok(Some(_)) => Look::Ready(()),
+                Ok(None) => Look::Seen("still cleaning up".into()),
+                Err(e) => Look::Failed(format!("waiting for the lab reaper: {e}")),
+            },
+        )
     }
 }

@@ -1,122 +1,63 @@
-//! The writing client of the demo, the benchmark and the fault tests: ONE
+//! The writing client of the demo, the matrix, the bench and the fault tests: ONE
 //! long-lived TCP connection to the guest, owned by one thread that sends `PUT n
-//! payload` (n = 1, 2, ...) every ~50 ms and records every request it makes: when
-//! it was sent, when the reply came, and what came back.
+//! payload` (n = 1, 2, ...) at a [`Pace`] and records every request it makes: when
+//! it was sent, when the reply came, and what came back ([`Stats`]).
 //!
 //! A write counts as acknowledged only when `DURABLE n` came back. The thread never
 //! reconnects: an I/O error or EOF marks the connection broken for good, which is
-//! exactly what must be shown not to happen. The main flow pauses it (the
-//! in-flight request finishes first), sends its own requests over the same
-//! connection (`INFO`, `LAST`, `GET`, `SEQ`), resumes it and finally stops it.
+//! exactly what must be shown not to happen. The main flow waits on the record
+//! ([`Writer::wait_acked`], [`Writer::wait_reply_sent_after`],
+//! [`Writer::wait_stalled`]), pauses the thread (the in-flight request finishes
+//! first), sends its own requests over the same connection ([`Writer::ask`]) or
+//! checks every write ([`verify_writes`]), resumes it and finally stops it.
 
+mod stats;
+mod verify;
+
+pub use stats::{Outcome, Req, Stats};
+pub use verify::{verify_writes, Broken, Verified};
+
+use crate::error::{LabError, Result};
+use crate::wait::{wait_until, Look};
 use crate::GuestConn;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Pace of the writes.
-const PERIOD: Duration = Duration::from_millis(50);
 /// How long [`Writer::stop`] waits for a request in flight.
 const STOP_WAIT: Duration = Duration::from_secs(5);
+/// How often the waits look at the record (the times they report come from the
+/// record itself, not from this).
+const LOOK_EVERY: Duration = Duration::from_millis(5);
 
 /// The payload of record `n` (so that any record can be checked with `GET n`).
 pub fn payload(n: u64) -> String {
     format!("ftdemo-record-{n}")
 }
 
-/// What one request got.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The expected reply (for a `PUT n`: `DURABLE n`).
-    Ok(String),
-    /// A reply, but not the expected one (e.g. `ERR expected 7 got 9`).
-    Refused(String),
-    /// No reply: I/O error, timeout or EOF. The connection is gone.
-    Broken(String),
+/// How often the client writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pace {
+    /// One write every period (the next one at once when a reply took longer):
+    /// the demo's, the matrix's and the bench's client.
+    Every(Duration),
+    /// The next write right after the previous reply (after a breath of 30 ms):
+    /// a request is nearly always in flight, so a checkpoint or a fault always
+    /// catches one.
+    BackToBack,
 }
 
-/// One request on the connection.
-#[derive(Debug, Clone)]
-pub struct Req {
-    pub line: String,
-    /// The record number of a `PUT`, `None` for the main flow's own requests.
-    pub put: Option<u64>,
-    pub sent: Instant,
-    pub done: Instant,
-    pub outcome: Outcome,
-}
+impl Pace {
+    /// One write every 50 ms.
+    pub const STEADY: Pace = Pace::Every(Duration::from_millis(50));
 
-impl Req {
-    pub fn ok(&self) -> bool {
-        matches!(self.outcome, Outcome::Ok(_))
-    }
-    pub fn rtt(&self) -> Duration {
-        self.done - self.sent
-    }
-}
-
-/// Everything the client did so far.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub log: Vec<Req>,
-    /// Requests sent on this connection, including those before the thread started.
-    pub sent: u64,
-    /// Highest `n` for which `DURABLE n` came back (writes are acknowledged in order).
-    pub acked: u64,
-    /// Why the connection broke, if it did.
-    pub broken: Option<String>,
-    /// The first unexpected reply to a `PUT`, if any (writes stop there).
-    pub refused: Option<String>,
-}
-
-impl Stats {
-    /// Highest acknowledged write whose `DURABLE` came back before `t`.
-    pub fn acked_before(&self, t: Instant) -> u64 {
-        self.log
-            .iter()
-            .filter(|r| r.ok() && r.done < t)
-            .filter_map(|r| r.put)
-            .max()
-            .unwrap_or(0)
-    }
-
-    /// The first successful reply to a request sent at or after `t`: the survivor's
-    /// answer for sure (a reply that was in flight when the primary died may still
-    /// arrive after `t` without any failover having happened).
-    pub fn first_reply_sent_after(&self, t: Instant) -> Option<&Req> {
-        self.log.iter().find(|r| r.ok() && r.sent >= t)
-    }
-
-    /// The last successful reply that came back before `t`.
-    pub fn last_reply_before(&self, t: Instant) -> Option<&Req> {
-        self.log.iter().rev().find(|r| r.ok() && r.done < t)
-    }
-
-    /// Successful replies in `[from, to)`.
-    pub fn replies_in(&self, from: Instant, to: Instant) -> impl Iterator<Item = &Req> {
-        self.log
-            .iter()
-            .filter(move |r| r.ok() && r.done >= from && r.done < to)
-    }
-
-    /// Did the connection break before `t`?
-    pub fn broken_before(&self, t: Instant) -> bool {
-        self.log
-            .iter()
-            .any(|r| matches!(r.outcome, Outcome::Broken(_)) && r.done < t)
-    }
-
-    /// Longest time without any successful reply in `[from, to)` (the guest-visible
-    /// interruption), counted from the last reply before `from`.
-    pub fn longest_gap(&self, from: Instant, to: Instant) -> Duration {
-        let mut prev = self.last_reply_before(from).map(|r| r.done).unwrap_or(from);
-        let mut gap = Duration::ZERO;
-        for r in self.replies_in(from, to) {
-            gap = gap.max(r.done - prev);
-            prev = r.done;
+    /// When the write after one sent at `sent` and answered now may go.
+    fn next(self, sent: Instant) -> Instant {
+        match self {
+            Pace::Every(period) => sent + period,
+            Pace::BackToBack => Instant::now() + Duration::from_millis(30),
         }
-        gap.max(to.saturating_duration_since(prev))
     }
 }
 
@@ -137,9 +78,20 @@ pub struct Writer {
 
 impl Writer {
     /// Hand `conn` (on which `already_sent` requests were made) to a new thread
-    /// that starts writing at once, from record `last_record + 1` (the guest's
-    /// `LAST`: records are numbered in order on its disk).
-    pub fn start(conn: GuestConn, already_sent: u64, last_record: u64) -> std::io::Result<Writer> {
+    /// that starts writing at once, every 50 ms ([`Pace::STEADY`]), from record
+    /// `last_record + 1` (the guest's `LAST`: records are numbered in order on its
+    /// disk).
+    pub fn start(conn: GuestConn, already_sent: u64, last_record: u64) -> Result<Writer> {
+        Writer::start_paced(conn, already_sent, last_record, Pace::STEADY)
+    }
+
+    /// [`Writer::start`] at another pace.
+    pub fn start_paced(
+        conn: GuestConn,
+        already_sent: u64,
+        last_record: u64,
+        pace: Pace,
+    ) -> Result<Writer> {
         let stats = Arc::new(Mutex::new(Stats {
             sent: already_sent,
             acked: last_record,
@@ -149,7 +101,8 @@ impl Writer {
         let st = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("lab-writer".into())
-            .spawn(move || client_loop(conn, rx, st))?;
+            .spawn(move || client_loop(conn, pace, rx, st))
+            .map_err(|e| LabError::Guest(format!("starting the client thread: {e}")))?;
         Ok(Writer {
             tx,
             stats,
@@ -162,24 +115,87 @@ impl Writer {
         self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// How long the request now in flight has waited for its reply.
+    pub fn waiting(&self) -> Duration {
+        self.stats().waiting()
+    }
+
     /// Stop writing; returns once no request is in flight.
-    pub fn pause(&self) -> anyhow::Result<()> {
+    pub fn pause(&self) -> Result<()> {
         let (ack, done) = mpsc::channel();
         self.send(Cmd::Pause(ack))?;
         done.recv_timeout(Duration::from_secs(120))
-            .map_err(|_| anyhow::anyhow!("the client thread did not pause within 120 s"))
+            .map_err(|_| LabError::Guest("the client thread did not pause within 120 s".into()))
     }
 
-    pub fn resume(&self) -> anyhow::Result<()> {
+    pub fn resume(&self) -> Result<()> {
         self.send(Cmd::Resume)
     }
 
     /// One request of the main flow, on the same connection.
-    pub fn request(&self, line: &str) -> anyhow::Result<Outcome> {
+    pub fn request(&self, line: &str) -> Result<Outcome> {
         let (reply, rx) = mpsc::channel();
         self.send(Cmd::Request(line.to_string(), reply))?;
-        rx.recv()
-            .map_err(|_| anyhow::anyhow!("the client thread ended before answering {line:?}"))
+        rx.recv().map_err(|_| {
+            LabError::Guest(format!("the client thread ended before answering {line:?}"))
+        })
+    }
+
+    /// Wait until `more` records beyond those acknowledged now are; returns the
+    /// highest. A broken connection or a refused write ends the wait at once.
+    pub fn wait_acked(&self, more: u64, timeout: Duration) -> Result<u64> {
+        let want = self.stats().acked + more;
+        self.wait_for(&format!("record {want} to be acknowledged"), timeout, |s| {
+            Look::when((s.acked >= want).then_some(s.acked), || {
+                format!("{} acknowledged", s.acked)
+            })
+        })
+    }
+
+    /// Wait for the first reply to a request sent at or after `t` (the first
+    /// answer that certainly came after a fault at `t`). A broken connection ends
+    /// the wait at once.
+    pub fn wait_reply_sent_after(&self, t: Instant, timeout: Duration) -> Result<Req> {
+        self.wait_for("a reply to a request sent after the event", timeout, |s| {
+            Look::when(s.first_reply_sent_after(t).cloned(), || {
+                format!("{} acknowledged, in flight for {:?}", s.acked, s.waiting())
+            })
+        })
+    }
+
+    /// Wait until the request in flight has waited `at_least` for its reply (the
+    /// guest is stopped, e.g. for a checkpoint); returns how long it has.
+    pub fn wait_stalled(&self, at_least: Duration, timeout: Duration) -> Result<Duration> {
+        self.wait_for(
+            &format!("a request to wait {at_least:?} for its reply"),
+            timeout,
+            |s| {
+                let w = s.waiting();
+                Look::when((w >= at_least).then_some(w), || {
+                    format!("{} acknowledged", s.acked)
+                })
+            },
+        )
+    }
+
+    /// Look at the record until `look` is ready; the connection breaking or a
+    /// write being refused fails the wait at once.
+    fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut look: impl FnMut(&Stats) -> Look<T>,
+    ) -> Result<T> {
+        wait_until(what, timeout, LOOK_EVERY, || {
+            let s = self.stats();
+            match look(&s) {
+                Look::Ready(v) => Look::Ready(v),
+                other => match s.trouble() {
+                    Err(b) => Look::Failed(b.detail),
+                    Ok(()) => other,
+                },
+            }
+        })
     }
 
     /// Stop the thread and return the full record (a thread still blocked on a
@@ -190,10 +206,10 @@ impl Writer {
         std::mem::take(&mut *s)
     }
 
-    fn send(&self, c: Cmd) -> anyhow::Result<()> {
+    fn send(&self, c: Cmd) -> Result<()> {
         self.tx
             .send(c)
-            .map_err(|_| anyhow::anyhow!("the client thread has ended"))
+            .map_err(|_| LabError::Guest("the client thread has ended".into()))
     }
 
     /// Ask the thread to end and wait for it a little: a request blocked on a
@@ -203,11 +219,10 @@ impl Writer {
         let Some(t) = self.thread.take() else {
             return;
         };
-        let t0 = Instant::now();
-        while !t.is_finished() && t0.elapsed() < STOP_WAIT {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if t.is_finished() && t.join().is_err() {
+        let ended = wait_until("the client thread to end", STOP_WAIT, LOOK_EVERY, || {
+            Look::holds(t.is_finished(), || "a request is still in flight".into())
+        });
+        if ended.is_ok() && t.join().is_err() {
             let mut s = self.stats();
             s.broken
                 .get_or_insert_with(|| "the client thread panicked".into());
@@ -221,7 +236,7 @@ impl Drop for Writer {
     }
 }
 
-fn client_loop(mut conn: GuestConn, rx: mpsc::Receiver<Cmd>, stats: Arc<Mutex<Stats>>) {
+fn client_loop(mut conn: GuestConn, pace: Pace, rx: mpsc::Receiver<Cmd>, stats: Arc<Mutex<Stats>>) {
     let lock = || stats.lock().unwrap_or_else(|p| p.into_inner());
     let mut running = true;
     let mut next_at = Instant::now();
@@ -262,7 +277,7 @@ fn client_loop(mut conn: GuestConn, rx: mpsc::Receiver<Cmd>, stats: Arc<Mutex<St
                     Some(n),
                     &lock,
                 );
-                next_at = sent + PERIOD;
+                next_at = pace.next(sent);
             }
         }
     }
@@ -279,9 +294,11 @@ fn exchange<'a>(
         return Outcome::Broken(format!("connection broken earlier: {why}"));
     }
     let sent = Instant::now();
+    lock().in_flight = Some(sent);
     let res = conn.request_timed(line);
     let done = Instant::now();
     let mut s = lock();
+    s.in_flight = None;
     s.sent += 1;
     let outcome = match res {
         Err(e) => {
@@ -310,53 +327,4 @@ fn exchange<'a>(
         outcome: outcome.clone(),
     });
     outcome
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn req(put: Option<u64>, done: Instant, ok: bool) -> Req {
-        Req {
-            line: String::new(),
-            put,
-            sent: done,
-            done,
-            outcome: if ok {
-                Outcome::Ok("x".into())
-            } else {
-                Outcome::Broken("eof".into())
-            },
-        }
-    }
-
-    #[test]
-    fn windows_and_gaps_are_read_from_the_log() {
-        let t0 = Instant::now();
-        let ms = |n| t0 + Duration::from_millis(n);
-        let s = Stats {
-            log: vec![
-                req(Some(1), ms(100), true),
-                req(Some(2), ms(200), true),
-                // Sent before 150 but answered after it: in flight, not the survivor's.
-                Req {
-                    sent: ms(140),
-                    ..req(Some(3), ms(1500), true)
-                },
-                req(None, ms(1600), true),
-                req(Some(4), ms(1700), false),
-            ],
-            ..Stats::default()
-        };
-        assert_eq!(s.acked_before(ms(1000)), 2);
-        assert_eq!(s.acked_before(ms(2000)), 3);
-        assert_eq!(s.first_reply_sent_after(ms(250)).unwrap().done, ms(1600));
-        assert_eq!(s.replies_in(ms(0), ms(1600)).count(), 3);
-        assert_eq!(
-            s.longest_gap(ms(250), ms(1650)),
-            Duration::from_millis(1300)
-        );
-        assert!(!s.broken_before(ms(1700)));
-        assert!(s.broken_before(ms(1701)));
-    }
 }

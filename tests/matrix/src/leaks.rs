@@ -9,10 +9,10 @@
 //!
 //! Each finding is a short line; the row counts them.
 
-use ftvirt_lab::{Host, Lab};
+use ftvirt_lab::{wait_until, Host, Lab, Look};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// QEMU objects ftd adds on either side (`rew0`, the secondary's rewriter, stays
 /// on purpose after a takeover: connections opened under COLO keep its fix-ups).
@@ -231,20 +231,27 @@ pub fn ftd_fds(host: &str, first: (u32, usize), now: Option<(u32, usize)>) -> Ve
 pub fn after_teardown(id: &str, dir: &std::path::Path) -> Vec<String> {
     let prefix = format!("{}{id}-", ftvirt_lab::netns::PREFIX);
     let dir = dir.to_string_lossy().to_string();
-    let t0 = Instant::now();
-    loop {
-        let ns: Vec<String> = ftvirt_lab::netns::list_lab_namespaces()
-            .into_iter()
-            .filter(|n| n.starts_with(&prefix))
-            .collect();
-        let procs = processes_naming(&dir);
-        if (ns.is_empty() && procs.is_empty()) || t0.elapsed() > Duration::from_secs(30) {
-            let mut out: Vec<String> = ns.into_iter().map(|n| format!("namespace {n}")).collect();
-            out.extend(procs.into_iter().map(|p| format!("process {p}")));
-            return out;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut left = Vec::new();
+    // What is left after the time-out is the answer, not an error.
+    let _ = wait_until(
+        "the lab's namespaces and processes to be gone",
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        || {
+            left = ftvirt_lab::netns::list_lab_namespaces()
+                .into_iter()
+                .filter(|n| n.starts_with(&prefix))
+                .map(|n| format!("namespace {n}"))
+                .collect();
+            left.extend(
+                processes_naming(&dir)
+                    .into_iter()
+                    .map(|p| format!("process {p}")),
+            );
+            Look::holds(left.is_empty(), || format!("{left:?}"))
+        },
+    );
+    left
 }
 
 /// `pid (command)` of every process whose command line contains `needle`.

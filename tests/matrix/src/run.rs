@@ -15,6 +15,7 @@ use crate::report::Row;
 use crate::world::{Setup, World};
 use crate::{say, Body, Opts};
 use ftvirt_demo::report::Broken;
+use ftvirt_lab::{wait_until, Look};
 
 /// The row's short reason: a broken guarantee's own (`lost=3`,
 /// `timeout:b_degraded`), else where it went wrong (the details go to the notes).
@@ -186,11 +187,16 @@ fn disable(w: &mut World, row: &mut Row) {
         }
         // The peer releases the secondary in the background.
         let peer = w.tenants[i].peer.clone();
-        let t0 = std::time::Instant::now();
-        while !leaks::peer(&w.lab, &peer, dom).is_empty() && t0.elapsed() < Duration::from_secs(30)
-        {
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        // What is still there after the time-out, the leak checks report.
+        let _ = wait_until(
+            &format!("{peer} to release {dom}'s secondary"),
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || {
+                let left = leaks::peer(&w.lab, &peer, dom);
+                Look::holds(left.is_empty(), || format!("{left:?}"))
+            },
+        );
     }
 }
 

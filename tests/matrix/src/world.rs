@@ -1,6 +1,6 @@
 //! A scenario's world: a fresh lab made as its [`Setup`] says, each paired host's
 //! own system bus and ftd, the guests, and per guest a [`Tenant`]: the client
-//! thread on ONE connection making numbered durable writes (the demo's writer),
+//! thread on ONE connection making numbered durable writes (the lab's writer),
 //! opened before `Enable`, and where the guest runs now.
 //!
 //! The helpers here are what scenario bodies are made of: protect, wait for
@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use ftd::api::DomainStatus;
 use ftvirt_demo::ftd::Ftds;
 use ftvirt_demo::report::broken;
-use ftvirt_demo::writer::Writer;
+use ftvirt_lab::writer::Writer;
 use ftvirt_lab::{Guest, GuestSpec, Lab, LabConfig};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -28,7 +28,6 @@ pub const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 pub const PROTECT_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long the client may wait for its first reply after a fault.
 pub const FAILOVER_TIMEOUT: Duration = Duration::from_secs(60);
-const POLL: Duration = Duration::from_millis(100);
 
 /// One guest of a scenario.
 #[derive(Debug, Clone, Copy)]
@@ -276,48 +275,14 @@ impl World {
         Ok(t0.elapsed())
     }
 
-    /// Poll until every `(host, domain, any of states)` holds at once; on
-    /// time-out a `timeout:<host>_<state>` failure, with the host's last status
-    /// and its ftd log tail on stderr.
+    /// Poll until every `(host, domain, any of states)` holds at once (see
+    /// [`Ftds::wait_all`]).
     pub fn wait(
         &self,
         want: &[(&str, &str, &[&str])],
         timeout: Duration,
     ) -> Result<Vec<DomainStatus>> {
-        let t0 = Instant::now();
-        loop {
-            let mut got = Vec::new();
-            let mut missing = None;
-            for &(host, dom, states) in want {
-                match self.ftds.status(&self.lab, host, dom) {
-                    Ok(s) if states.contains(&s.state.as_str()) => got.push(s),
-                    other => {
-                        missing = Some((host, dom, states, other));
-                        break;
-                    }
-                }
-            }
-            let Some((host, dom, states, last)) = missing else {
-                return Ok(got);
-            };
-            if t0.elapsed() > timeout {
-                let last = match last {
-                    Ok(s) => format!("{s:?}"),
-                    Err(e) => format!("{e:#}"),
-                };
-                say(&format!("host {host}: last status of {dom}: {last}"));
-                say(&format!("host {host}: tail of its ftd log:"));
-                eprintln!("{}", ftvirt_lab::ftd::log_tail(&self.lab, host, 25));
-                return Err(broken(
-                    format!("timeout:{host}_{}", states[0]),
-                    format!(
-                        "host {host}: {dom} did not reach {} within {timeout:?}; last: {last}",
-                        states.join("|")
-                    ),
-                ));
-            }
-            std::thread::sleep(POLL);
-        }
+        self.ftds.wait_all(&self.lab, want, timeout)
     }
 
     pub fn status(&self, host: &str, dom: &str) -> Result<DomainStatus> {
@@ -329,27 +294,11 @@ impl World {
     pub fn checkpoints(&self, i: usize, n: u64) -> Result<u64> {
         let t = &self.tenants[i];
         let first = self.status(&t.primary, t.shape.name)?.checkpoints;
-        let t0 = Instant::now();
-        loop {
-            let c = self.status(&t.primary, t.shape.name)?.checkpoints;
-            if c >= first + n {
-                return Ok(c);
-            }
-            if t0.elapsed()
-                > Duration::from_secs(30) + Duration::from_millis(self.setup.checkpoint_ms * n)
-            {
-                return Err(broken(
-                    "no_checkpoints",
-                    format!(
-                        "{}: {} checkpoints in {:?} (wanted {n} more)",
-                        t.primary,
-                        c - first,
-                        t0.elapsed()
-                    ),
-                ));
-            }
-            std::thread::sleep(POLL);
-        }
+        let timeout = Duration::from_secs(30) + Duration::from_millis(self.setup.checkpoint_ms * n);
+        let s =
+            self.ftds
+                .wait_checkpoints(&self.lab, &t.primary, t.shape.name, first + n, timeout)?;
+        Ok(s.checkpoints)
     }
 
     /// Power-cut host `name` (links down, every process SIGKILLed); returns

@@ -3,48 +3,15 @@
 //! ones, ten failover cycles and three domains, run only from the command.)
 
 use ftvirt_matrix::{report, run_all, Opts};
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// ftd's binary, built by cargo into this test's target directory and profile
-/// (a test only gets `CARGO_BIN_EXE_*` for its own package's binaries).
-/// `FTVIRT_FTD_BIN` uses a given binary instead.
-fn ftd_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("FTVIRT_FTD_BIN") {
-        return PathBuf::from(p);
-    }
-    let exe = std::env::current_exe().expect("this test's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let target = profile_dir.parent().expect("the target directory");
-    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    c.args([
-        "build",
-        "--quiet",
-        "-p",
-        "ftd",
-        "--bin",
-        "ftd",
-        "--target-dir",
-    ])
-    .arg(target)
-    .current_dir(env!("CARGO_MANIFEST_DIR"));
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        c.arg("--release");
-    }
-    let st = c.status().expect("running cargo to build ftd");
-    assert!(st.success(), "building ftd failed: {st}");
-    let bin = profile_dir.join("ftd");
-    assert!(bin.exists(), "no ftd at {}", bin.display());
-    bin
-}
 
 #[test]
 fn lab_matrix_quick_scenarios_all_pass() {
+    if ftvirt_lab::skip_lab_test() {
+        return;
+    }
     let opts = Opts {
-        ftd_bin: ftd_binary(),
+        // `FTVIRT_FTD_BIN` uses a given binary instead of building it.
+        ftd_bin: ftvirt_lab::ftd::binary(env!("CARGO_MANIFEST_DIR")),
         quick: true,
         only: Vec::new(),
     };

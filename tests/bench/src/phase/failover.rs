@@ -1,6 +1,6 @@
 //! Phase 2: failover of a protected guest, timed by a client that keeps ONE TCP
 //! connection and makes a durable write every ~50 ms (the demo's client,
-//! [`ftvirt_demo::writer`]).
+//! [`ftvirt_lab::writer`]).
 //!
 //! - primary loss: the primary's host is power-cut; the time is to the client's
 //!   first reply to a request *sent after* the cut (a reply in flight does not
@@ -18,11 +18,11 @@
 //! survivor re-protects onto it by itself (timed too); the roles then swap.
 
 use crate::bench::{say, sections, Bench, REPROTECT_TIMEOUT};
-use crate::ftlog::DomainLog;
 use crate::report::{ids, Target};
 use crate::stats::ms;
 use anyhow::{Context, Result};
-use ftvirt_demo::writer::{Stats, Writer};
+use ftvirt_lab::ftdlog::FtdLog;
+use ftvirt_lab::writer::{Stats, Writer};
 use ftvirt_lab::Guest;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -118,7 +118,7 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
             } else {
                 &["protected"]
             };
-            let log = DomainLog::read(&b.lab.host(survivor)?.ftd_log(), DOMAIN);
+            let log = FtdLog::read(&b.lab.host(survivor)?.ftd_log())?.domain(DOMAIN);
             let detect = log
                 .first_change_from(t0_sys, from)
                 .and_then(|c| c.at.duration_since(t0_sys).ok())
@@ -150,14 +150,13 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
                 REPROTECT_TIMEOUT,
             )?;
             let t_end = Instant::now();
-            std::thread::sleep(Duration::from_millis(300));
+            w.wait_reply_sent_after(t_end, FIRST_REPLY_TIMEOUT)
+                .map_err(|e| w.broken_wait(e, "no_reply_after_failover"))
+                .context("the client after the planned failover")?;
             let stats = w.stop();
-            if stats.replies_in(t_end, Instant::now()).next().is_none() {
-                anyhow::bail!("no client reply after the planned failover");
-            }
             run.total_ms = ms(stats.longest_gap(t0, t_end));
             run.tcp_kept = kept(&stats);
-            let log = DomainLog::read(&b.lab.host(s)?.ftd_log(), DOMAIN);
+            let log = FtdLog::read(&b.lab.host(s)?.ftd_log())?.domain(DOMAIN);
             let handover = log
                 .first_change_from(t0_sys, &["secondary"])
                 .and_then(|c| c.at.duration_since(t0_sys).ok())
@@ -178,13 +177,9 @@ fn one(b: &mut Bench, g: &Guest, kind: Kind, roles: &mut Roles) -> Result<Run> {
 /// checkpoint and not only from replaying the primary's input.
 fn warm_up(b: &Bench, primary: &str) -> Result<()> {
     let first = b.ftds.status(&b.lab, primary, DOMAIN)?.checkpoints;
-    let t0 = Instant::now();
-    while b.ftds.status(&b.lab, primary, DOMAIN)?.checkpoints < first + WARM_UP_CHECKPOINTS {
-        if t0.elapsed() > Duration::from_secs(60) {
-            anyhow::bail!("host {primary} made no checkpoint for 60 s");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let n = first + WARM_UP_CHECKPOINTS;
+    b.ftds
+        .wait_checkpoints(&b.lab, primary, DOMAIN, n, Duration::from_secs(60))?;
     Ok(())
 }
 
@@ -205,21 +200,10 @@ fn log_tail(b: &Bench, host: &str) {
 
 /// Time from `t0` to the first reply to a request sent at or after `t0`.
 fn wait_first_reply(w: &Writer, t0: Instant) -> Result<Duration> {
-    loop {
-        {
-            let s = w.stats();
-            if let Some(r) = s.first_reply_sent_after(t0) {
-                return Ok(r.done - t0);
-            }
-            if let Some(why) = &s.broken {
-                anyhow::bail!("the client's connection broke: {why}");
-            }
-        }
-        if t0.elapsed() > FIRST_REPLY_TIMEOUT {
-            anyhow::bail!("no client reply within {FIRST_REPLY_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    let r = w
+        .wait_reply_sent_after(t0, FIRST_REPLY_TIMEOUT)
+        .map_err(|e| w.broken_wait(e, "no_reply_after_fault"))?;
+    Ok(r.done - t0)
 }
 
 /// The figures; returns the primary-loss times (for the HA comparison).

@@ -11,7 +11,7 @@ use crate::bench::{say, sections, Bench};
 use crate::report::{ids, Target};
 use crate::stats::ms;
 use anyhow::{Context, Result};
-use ftvirt_lab::GuestConn;
+use ftvirt_lab::{wait_until, GuestConn};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -114,19 +114,20 @@ pub fn run(b: &mut Bench) -> Result<()> {
 
 /// Connect from the client namespace again and again until `INFO` is answered.
 fn first_reply(b: &Bench, addr: SocketAddr) -> Result<()> {
-    let t0 = Instant::now();
     let ns = b.lab.client_ns().path();
-    loop {
-        let attempt = GuestConn::open(&ns, addr, Duration::from_millis(300)).and_then(|mut c| {
-            c.set_timeout(Duration::from_secs(2));
-            c.info()
-        });
-        match attempt {
-            Ok(_) => return Ok(()),
-            Err(e) if t0.elapsed() > FIRST_REPLY_TIMEOUT => {
-                return Err(e).context("the restarted guest never answered")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(20)),
-        }
-    }
+    wait_until(
+        "the restarted guest to answer INFO",
+        FIRST_REPLY_TIMEOUT,
+        Duration::from_millis(20),
+        || {
+            GuestConn::open(&ns, addr, Duration::from_millis(300))
+                .and_then(|mut c| {
+                    c.set_timeout(Duration::from_secs(2));
+                    c.info()
+                })
+                .map(drop)
+                .into()
+        },
+    )?;
+    Ok(())
 }

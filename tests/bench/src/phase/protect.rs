@@ -14,10 +14,10 @@
 //! disables protection again.
 
 use crate::bench::{say, sections, Bench};
-use crate::ftlog::DomainLog;
 use crate::report::Target;
 use crate::stats::ms;
 use anyhow::{Context, Result};
+use ftvirt_lab::ftdlog::FtdLog;
 use std::time::{Duration, Instant, SystemTime};
 
 pub fn run(b: &mut Bench) -> Result<()> {
@@ -101,7 +101,9 @@ fn step_ms(b: &Bench, host: &str, domain: &str, t0: SystemTime, step: &str) -> f
         .host(host)
         .ok()
         .and_then(|h| {
-            DomainLog::read(&h.ftd_log(), domain)
+            FtdLog::read(&h.ftd_log())
+                .ok()?
+                .domain(domain)
                 .step_after(t0, step)
                 .map(|s| s.ms as f64)
         })

@@ -15,7 +15,9 @@
 use super::{mkdir, write, Host};
 use crate::cmd;
 use crate::error::Result;
+use crate::wait::{wait_until, Look};
 use std::path::Path;
+use std::process::Child;
 use std::time::Duration;
 
 /// ftd's bus policy, as installed in `/usr/share/dbus-1/system.d/`.
@@ -96,12 +98,46 @@ impl Host {
             ],
         )?;
         let sock = self.dir.join("dbus/system_bus_socket");
-        cmd::wait_for(
+        wait_until(
             &format!("the system bus of host {}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || Ok(sock.exists().then_some(())),
+            || Look::holds(sock.exists(), || format!("no {}", sock.display())),
         )
+    }
+
+    /// Wait until `child` (the daemon `what`, logging to `log`) owns `name` on the
+    /// host's bus; fails at once with the log's end if it exits, and kills it if
+    /// the wait fails.
+    pub(crate) fn await_bus_name(
+        &self,
+        what: &str,
+        child: &mut Child,
+        name: &str,
+        log: &Path,
+        timeout: Duration,
+    ) -> Result<()> {
+        let r = wait_until(
+            &format!("{what} of host {} to own {name}", self.name),
+            timeout,
+            Duration::from_millis(50),
+            || {
+                if let Ok(Some(st)) = child.try_wait() {
+                    let text = std::fs::read_to_string(log).unwrap_or_default();
+                    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+                    return Look::Failed(format!("{what} exited ({st}): {tail:?}"));
+                }
+                match self.bus_name_has_owner(name) {
+                    Ok(owned) => Look::holds(owned, || "not owned yet".into()),
+                    Err(e) => Look::Seen(e.to_string()),
+                }
+            },
+        );
+        if r.is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        r
     }
 
     /// Is `name` owned on the host's bus?

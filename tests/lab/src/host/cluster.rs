@@ -13,9 +13,8 @@
 use super::Host;
 use crate::cmd;
 use crate::error::{LabError, Result};
-use std::os::unix::process::CommandExt;
+use crate::wait::wait_until;
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 impl Host {
@@ -23,20 +22,7 @@ impl Host {
     /// `log/<name>.log`; the process is the lab's child until the host dies.
     pub fn spawn_logged(&mut self, name: &str, argv: &[&str]) -> Result<()> {
         let log = self.log_dir().join(format!("{name}.log"));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| LabError::io("opening", &log, e))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| LabError::io("duplicating", &log, e))?;
-        let mut c = self.command(argv)?;
-        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
-        let child = c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
+        let child = self.spawn_to_log(argv, &log)?;
         self.daemons.push(child);
         Ok(())
     }
@@ -59,13 +45,14 @@ impl Host {
         std::fs::write(&path, conf).map_err(|e| LabError::io("writing", &path, e))?;
         self.spawn_logged("corosync", &["corosync", "-f", "-c", &path])?;
         let name = self.name.clone();
-        cmd::wait_for(
+        wait_until(
             &format!("corosync of host {name} to answer"),
             Duration::from_secs(30),
             Duration::from_millis(50),
-            || match self.exec(&["corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
+            || {
+                self.exec(&["corosync-cmapctl", "-g", "runtime.votequorum.this_node_id"])
+                    .map(drop)
+                    .into()
             },
         )
     }
@@ -105,13 +92,14 @@ impl Host {
             ],
         )?;
         let name = self.name.clone();
-        cmd::wait_for(
+        wait_until(
             &format!("corosync-qnetd of host {name} to answer"),
             Duration::from_secs(30),
             Duration::from_millis(50),
-            || match self.exec(&["corosync-qnetd-tool", "-s", "-p", &sock]) {
-                Ok(_) => Ok(Some(())),
-                Err(e) => Err(e.to_string()),
+            || {
+                self.exec(&["corosync-qnetd-tool", "-s", "-p", &sock])
+                    .map(drop)
+                    .into()
             },
         )
     }

@@ -14,11 +14,9 @@
 //! user by itself; its log (it logs every rules reload) is `log/polkitd.log`.
 
 use super::{mkdir, write, Host};
-use crate::cmd;
 use crate::error::{LabError, Result};
-use std::os::unix::process::CommandExt;
+use crate::wait::{wait_until, Look};
 use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 /// ftd's polkit actions, as installed in `/usr/share/polkit-1/actions/`.
@@ -74,40 +72,16 @@ impl Host {
             ),
         ])?;
         let log = self.polkit_log();
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .map_err(|e| LabError::io("opening", &log, e))?;
-        let f2 = f
-            .try_clone()
-            .map_err(|e| LabError::io("duplicating", &log, e))?;
         // Without --no-debug: polkitd then logs each rules reload, which
         // add_polkit_rule waits for.
-        let mut c = self.command(&[POLKITD])?;
-        c.stdin(Stdio::null()).stdout(f).stderr(f2).process_group(0);
-        let mut child = c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
-        let r = cmd::wait_for(
-            &format!("polkitd of host {} to own {POLKIT_NAME}", self.name),
+        let mut child = self.spawn_to_log(&[POLKITD], &log)?;
+        self.await_bus_name(
+            "polkitd",
+            &mut child,
+            POLKIT_NAME,
+            &log,
             Duration::from_secs(20),
-            Duration::from_millis(50),
-            || {
-                if let Ok(Some(st)) = child.try_wait() {
-                    return Err(format!("polkitd exited ({st}): {}", tail(&log, 5)));
-                }
-                self.bus_name_has_owner(POLKIT_NAME)
-                    .map(|owned| owned.then_some(()))
-                    .map_err(|e| e.to_string())
-            },
-        );
-        if let Err(e) = r {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(e);
-        }
+        )?;
         self.polkit = Some(child);
         Ok(t0.elapsed())
     }
@@ -143,14 +117,13 @@ impl Host {
             nix::sys::signal::Signal::SIGTERM,
         );
         let _ = child.wait();
-        cmd::wait_for(
+        wait_until(
             &format!("{POLKIT_NAME} to leave the bus of host {}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || {
-                self.bus_name_has_owner(POLKIT_NAME)
-                    .map(|owned| (!owned).then_some(()))
-                    .map_err(|e| e.to_string())
+            || match self.bus_name_has_owner(POLKIT_NAME) {
+                Ok(owned) => Look::holds(!owned, || "still owned".into()),
+                Err(e) => Look::Seen(e.to_string()),
             },
         )
     }
@@ -175,18 +148,11 @@ impl Host {
         if self.polkit.is_none() {
             return Ok(());
         }
-        cmd::wait_for(
+        wait_until(
             &format!("polkitd of host {} to load rule {name}", self.name),
             Duration::from_secs(10),
             Duration::from_millis(20),
-            || Ok((loads() > before).then_some(())),
+            || Look::holds(loads() > before, || format!("{before} reloads logged")),
         )
     }
-}
-
-/// The last `n` lines of a log, for messages.
-fn tail(p: &std::path::Path, n: usize) -> String {
-    let text = std::fs::read_to_string(p).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join(" | ")
 }

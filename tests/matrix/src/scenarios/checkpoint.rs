@@ -9,10 +9,12 @@
 
 use super::kills::{moved, settle, RUNS_PRIMARY};
 use crate::world::World;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use ftd::qmp_events::QmpEvent;
 use ftvirt_demo::report::broken;
+use ftvirt_lab::{wait_until, Look};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// Wait for the primary's next checkpoint to begin, power-cut `victim` at once,
@@ -57,22 +59,16 @@ fn kill_mid_checkpoint(w: &mut World, victim: &str) -> Result<std::time::Instant
 
 /// The next `event` of domain `g`.
 fn next(rx: &mut UnboundedReceiver<QmpEvent>, event: &str, timeout: Duration) -> Result<QmpEvent> {
-    let t0 = std::time::Instant::now();
-    loop {
+    let what = format!("the primary's next {event} event");
+    let r = wait_until(&what, timeout, Duration::from_micros(200), || loop {
         match rx.try_recv() {
-            Ok(e) if e.domain == "g" && e.event == event => return Ok(e),
+            Ok(e) if e.domain == "g" && e.event == event => return Look::Ready(e),
             Ok(_) => continue,
-            Err(tokio::sync::mpsc::error::TryRecvError::Empty) => {}
-            Err(e) => return Err(e).context("the QEMU event watch ended"),
+            Err(TryRecvError::Empty) => return Look::Seen(String::new()),
+            Err(e) => return Look::Failed(format!("the QEMU event watch ended: {e}")),
         }
-        if t0.elapsed() > timeout {
-            return Err(broken(
-                "no_checkpoint_event",
-                format!("no {event} event of the primary within {timeout:?}"),
-            ));
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    });
+    r.map_err(|e| broken("no_checkpoint_event", e.to_string()))
 }
 
 fn since_epoch() -> Duration {

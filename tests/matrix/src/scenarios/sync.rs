@@ -8,30 +8,31 @@ use super::kills::moved;
 use crate::world::{World, PROTECT_TIMEOUT};
 use anyhow::{Context, Result};
 use ftvirt_demo::report::broken;
-use std::time::{Duration, Instant};
+use ftvirt_lab::{wait_until, Look};
+use std::time::Duration;
 
 /// `Enable` on a, wait for `syncing` on a, and return at once.
 fn until_syncing(w: &mut World) -> Result<()> {
     let st = w.ftds.enable(&w.lab, "a", "g")?;
     crate::say(&format!("Enable(g) on a: {st}; waiting for syncing"));
-    let t0 = Instant::now();
-    loop {
-        let s = w.status("a", "g")?.state;
-        match s.as_str() {
-            "syncing" => return Ok(()),
-            "preparing" if t0.elapsed() < PROTECT_TIMEOUT => {}
-            other => {
-                return Err(broken(
-                    format!("trigger_missed:{other}"),
-                    format!(
-                        "waiting for a to sync, a is {other} after {:?}",
-                        t0.elapsed()
-                    ),
-                ))
+    let mut last = String::new();
+    wait_until(
+        "a to start syncing",
+        PROTECT_TIMEOUT,
+        Duration::from_millis(10),
+        || {
+            last = match w.status("a", "g") {
+                Ok(s) => s.state,
+                Err(e) => return Look::Failed(format!("{e:#}")),
+            };
+            match last.as_str() {
+                "syncing" => Look::Ready(()),
+                "preparing" => Look::Seen(last.clone()),
+                other => Look::Failed(format!("a is {other}")),
             }
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+        },
+    )
+    .map_err(|e| broken(format!("trigger_missed:{last}"), e.to_string()))
 }
 
 pub fn secondary_host(w: &mut World) -> Result<()> {
@@ -74,16 +75,21 @@ pub fn primary_host(w: &mut World) -> Result<()> {
     w.note(format!("b: standby, last_error {:?}", s[0].last_error));
     // b destroys its copy in the background, once standing by.
     let b = w.lab.host("b")?;
-    let t0 = Instant::now();
-    while b.domains(false)?.iter().any(|d| d == "g") {
-        if t0.elapsed() > Duration::from_secs(30) {
-            return Err(broken(
-                "partial_copy_kept",
-                "b still runs its incomplete copy of g 30 s after the primary's loss",
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_until(
+        "b to destroy its incomplete copy of g",
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || match b.domains(false) {
+            Ok(doms) => Look::holds(!doms.iter().any(|d| d == "g"), || format!("{doms:?} run")),
+            Err(e) => Look::Failed(e.to_string()),
+        },
+    )
+    .map_err(|e| {
+        broken(
+            "partial_copy_kept",
+            format!("after the primary's loss: {e}"),
+        )
+    })?;
     // a comes back; the guest's definition points at the disk it was writing
     // to, which holds every acknowledged write. Started again, it is protected
     // again (its annotation was written by Enable).

@@ -7,11 +7,8 @@ use super::{World, FAILOVER_TIMEOUT};
 use crate::say;
 use anyhow::{Context, Result};
 use ftvirt_demo::report::broken;
-use ftvirt_demo::writer::payload;
-use ftvirt_lab::client::field;
+use ftvirt_lab::writer::verify_writes;
 use std::time::{Duration, Instant};
-
-const POLL: Duration = Duration::from_millis(100);
 
 impl World {
     /// Wait until every client has `n` more writes acknowledged than now.
@@ -21,20 +18,8 @@ impl World {
                 .writer
                 .as_ref()
                 .context("the client thread is not running")?;
-            let first = w.stats().acked;
-            let t0 = Instant::now();
-            while w.stats().acked < first + n {
-                if t0.elapsed() > Duration::from_secs(30) {
-                    return Err(broken(
-                        "no_writes",
-                        format!(
-                            "{}: fewer than {n} writes acknowledged in 30 s",
-                            t.shape.name
-                        ),
-                    ));
-                }
-                std::thread::sleep(POLL);
-            }
+            w.wait_acked(n, Duration::from_secs(30))
+                .map_err(|e| w.broken_wait(e, "no_writes").about(t.shape.name))?;
         }
         self.check_clients()
     }
@@ -49,33 +34,11 @@ impl World {
                 .writer
                 .as_ref()
                 .context("the client thread is not running")?;
-            let took = loop {
-                {
-                    let s = w.stats();
-                    if let Some(r) = s.first_reply_sent_after(t) {
-                        break r.done - t;
-                    }
-                    if let Some(why) = &s.broken {
-                        return Err(broken(
-                            "connection_lost",
-                            format!(
-                                "{}: the client's connection broke after the fault: {why}",
-                                tn.shape.name
-                            ),
-                        ));
-                    }
-                }
-                if t.elapsed() > FAILOVER_TIMEOUT {
-                    return Err(broken(
-                        "no_reply_after_fault",
-                        format!(
-                            "{}: no client reply within {FAILOVER_TIMEOUT:?} of the fault",
-                            tn.shape.name
-                        ),
-                    ));
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            };
+            let r = w.wait_reply_sent_after(t, FAILOVER_TIMEOUT).map_err(|e| {
+                w.broken_wait(e, "no_reply_after_fault")
+                    .about(tn.shape.name)
+            })?;
+            let took = r.done - t;
             say(&format!(
                 "{}: first reply {} ms after the fault",
                 tn.shape.name,
@@ -87,20 +50,18 @@ impl World {
         Ok(worst)
     }
 
-    /// A broken connection or a refused write is a broken guarantee.
+    /// A broken connection (where the scenario promises it survives) or a
+    /// refused write is a broken guarantee.
     pub fn check_clients(&self) -> Result<()> {
         for t in &self.tenants {
             let Some(w) = &t.writer else { continue };
             let s = w.stats();
-            if let Some(why) = &s.broken {
-                if t.tcp_promised {
-                    return Err(broken(
-                        "connection_lost",
-                        format!("{}: the client's connection broke: {why}", t.shape.name),
-                    ));
-                }
+            let lost_as_allowed = s.broken.is_some() && !t.tcp_promised;
+            match s.trouble() {
+                Err(b) if b.reason == "connection_lost" && lost_as_allowed => {}
+                r => r.map_err(|b| b.about(t.shape.name))?,
             }
-            if let Some(why) = &s.refused {
+            if let (true, Some(why)) = (lost_as_allowed, &s.refused) {
                 return Err(broken(
                     "write_refused",
                     format!("{}: the guest refused a write: {why}", t.shape.name),
@@ -118,10 +79,8 @@ impl World {
         Ok(())
     }
 
-    /// After `event`, on guest `i`'s own connection with its writes paused: the
-    /// same boot, the same connection (the guest's request count for it matches
-    /// the client's), every acknowledged write on the disk (`LAST`) and records
-    /// read back intact (`GET`). Returns `LAST`.
+    /// After `event`, on guest `i`'s own connection with its writes paused, the
+    /// checks of [`verify_writes`]; the writes go on afterwards. Returns `LAST`.
     pub fn verify(&mut self, i: usize, event: &str) -> Result<u64> {
         let last = self.verify_paused(i, event)?;
         if let Some(w) = &self.tenants[i].writer {
@@ -140,57 +99,17 @@ impl World {
             .writer
             .as_ref()
             .context("the client thread is not running")?;
-        w.pause()?;
-        let who = format!("{dom}: ");
-        let ask = |line: &str| ftvirt_demo::report::ask(w, &who, line, event);
-        let info = ask("INFO")?;
-        let boot_id = field(&info, "boot_id").unwrap_or_default();
-        if boot_id != t.boot_id {
-            return Err(broken(
-                "guest_rebooted",
-                format!(
-                    "{dom}: boot_id was {} and is {boot_id:?} after {event}",
-                    t.boot_id
-                ),
-            ));
-        }
-        let last = parse_last(&ask("LAST")?)?;
-        let acked = w.stats().acked;
-        t.found = Some(last);
-        t.lost = acked.saturating_sub(last);
-        if t.lost > 0 {
-            return Err(broken(
-                format!("lost={}", t.lost),
-                format!(
-                    "{dom}: {acked} writes were acknowledged, the disk holds {last} after {event}"
-                ),
-            ));
-        }
-        let mut picks = vec![1, acked / 2, acked];
-        picks.retain(|&n| n > 0);
-        picks.dedup();
-        for n in &picks {
-            let want = format!("REC {n} {}", payload(*n));
-            let got = ask(&format!("GET {n}"))?;
-            if got != want {
-                return Err(broken(
-                    format!("record_{n}_wrong"),
-                    format!("{dom}: GET {n} got {got:?}, expected {want:?} after {event}"),
-                ));
+        let v = verify_writes(w, &t.boot_id, event, &[]).map_err(|b| {
+            if let Some(found) = b.found {
+                t.found = Some(found);
+                t.lost = w.stats().acked.saturating_sub(found);
             }
-        }
-        let seq = ask("SEQ 1")?;
-        let (ours, theirs) = (w.stats().sent, field(&seq, "conn").unwrap_or_default());
-        if theirs != ours.to_string() {
-            return Err(broken(
-                "connection_changed",
-                format!("{dom}: the guest counts {theirs} requests on this connection, the client sent {ours}"),
-            ));
-        }
-        say(&format!(
-            "{dom} after {event}: same boot, LAST {last} >= {acked} acknowledged, GET {picks:?} intact, same connection ({ours} requests)"
-        ));
-        Ok(last)
+            b.about(dom)
+        })?;
+        t.found = Some(v.last);
+        t.lost = 0;
+        say(&format!("{dom} after {event}: {v}"));
+        Ok(v.last)
     }
 
     /// `LAST` on a new connection to guest `i` (when its own connection is gone).
@@ -199,11 +118,4 @@ impl World {
         c.set_timeout(Duration::from_secs(30));
         Ok(c.last()?)
     }
-}
-
-fn parse_last(reply: &str) -> Result<u64> {
-    reply
-        .strip_prefix("LAST ")
-        .and_then(|n| n.trim().parse().ok())
-        .with_context(|| format!("LAST got {reply:?}"))
 }
