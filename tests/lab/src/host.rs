@@ -16,6 +16,9 @@
 //! | `corosync/corosync.pid` | `/run/corosync.pid` | corosync's lock file ([`cluster`]) |
 //! | `images` | (not mounted)       | guest disks; same absolute path inside and out |
 //!
+//! The host's journald is started by `journald.rs`, its ftd (and its TLS files) by
+//! `ftd.rs`.
+//!
 //! A host's system bus ([`bus`]) has the standard system bus policy plus ftd's
 //! real one; a real polkitd can run on it ([`polkit`], which mounts its own
 //! actions and rules directories when it starts).
@@ -37,6 +40,8 @@ use crate::wait::{wait_until, Look};
 
 pub mod bus;
 pub mod cluster;
+mod ftd;
+mod journald;
 pub mod polkit;
 use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
@@ -398,117 +403,6 @@ impl Host {
         )?;
         self.start_libvirtd()?;
         Ok(t0.elapsed())
-    }
-
-    /// Start the host's own systemd-journald (sockets in `/run/systemd/journal`,
-    /// files in `/run/log/journal`, both private to the host); returns once its
-    /// socket is there. Read what it stored with [`Host::journal`].
-    pub fn start_journald(&self) -> Result<()> {
-        let log = self.log_dir().join("journald.start.log");
-        let f = std::fs::File::create(&log).map_err(|e| LabError::io("creating", &log, e))?;
-        // journald needs the cgroup file system, which `ip netns exec`'s fresh /sys
-        // lacks; mounting it in the host's own mount namespace changes nothing outside.
-        let mut c = self.command(&[
-            "sh",
-            "-c",
-            "mountpoint -q /sys/fs/cgroup || mount -t cgroup2 cgroup2 /sys/fs/cgroup; \
-             exec /lib/systemd/systemd-journald",
-        ])?;
-        c.stdin(Stdio::null())
-            .stdout(f)
-            .stderr(Stdio::null())
-            .process_group(0);
-        c.spawn().map_err(|source| LabError::Spawn {
-            cmd: cmd::show(&c),
-            source,
-        })?;
-        let sock = self.dir.join("journal/socket");
-        wait_until(
-            &format!("journald of host {}", self.name),
-            Duration::from_secs(10),
-            Duration::from_millis(20),
-            || Look::holds(sock.exists(), || format!("no {}", sock.display())),
-        )
-    }
-
-    /// Every entry this host's journald stored, as `journalctl -o json` lines.
-    pub fn journal(&self) -> Result<Vec<String>> {
-        let dir = self.dir.join("journal-log");
-        let out = cmd::run(
-            "journalctl",
-            ["-D", &dir.to_string_lossy(), "-o", "json", "--no-pager"],
-        )?;
-        Ok(out.lines().map(String::from).collect())
-    }
-
-    /// Start this host's ftd (`binary`) with `config` (YAML), logging to
-    /// `log/ftd.log`; returns once it owns `bus_name` on the host's bus. Makes the
-    /// host's TLS files first if needed (`config` should include
-    /// [`Host::ftd_tls_yaml`]).
-    pub fn start_ftd(&mut self, binary: &Path, config: &str, bus_name: &str) -> Result<()> {
-        self.ensure_tls(binary)?;
-        let cfg = self.dir.join("ftd.yaml");
-        write(&cfg, config)?;
-        let log = self.log_dir().join("ftd.log");
-        let bin = binary.to_string_lossy().to_string();
-        let cfgs = cfg.to_string_lossy().to_string();
-        let mut child = self.spawn_to_log(&[&bin, "--config", &cfgs], &log)?;
-        self.await_bus_name("ftd", &mut child, bus_name, &log, Duration::from_secs(30))?;
-        self.ftd = Some(child);
-        Ok(())
-    }
-
-    /// This host's peer-link TLS files: `ca.crt`, `host.crt`, `host.key`.
-    pub fn tls_dir(&self) -> PathBuf {
-        self.lab_tls_dir().join(&self.name)
-    }
-
-    /// The lab's CA and every host's TLS directory.
-    fn lab_tls_dir(&self) -> PathBuf {
-        self.dir.parent().unwrap_or(&self.dir).join("tls")
-    }
-
-    /// The `peer-link:` section of ftd's configuration for this host's TLS files.
-    pub fn ftd_tls_yaml(&self) -> String {
-        let d = self.tls_dir();
-        format!(
-            "peer-link:\n  tls:\n    ca: {ca}\n    cert: {cert}\n    key: {key}\n",
-            ca = d.join("ca.crt").display(),
-            cert = d.join("host.crt").display(),
-            key = d.join("host.key").display(),
-        )
-    }
-
-    /// Make this host's TLS files with `ftd make-certs` (the lab's CA is made by the
-    /// first call and reused by the others), unless they exist.
-    fn ensure_tls(&self, ftd: &Path) -> Result<()> {
-        if self.tls_dir().join("host.crt").exists() {
-            return Ok(());
-        }
-        let dir = self.lab_tls_dir();
-        cmd::run(
-            &ftd.to_string_lossy(),
-            [
-                "make-certs".as_ref(),
-                "--dir".as_ref(),
-                dir.as_os_str(),
-                self.name.as_ref(),
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// SIGKILL this host's ftd only (the rest of the host keeps running).
-    pub fn kill_ftd(&mut self) {
-        if let Some(mut c) = self.ftd.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-
-    /// The path of this host's ftd log.
-    pub fn ftd_log(&self) -> PathBuf {
-        self.log_dir().join("ftd.log")
     }
 
     /// Run a command inside this host to completion.
