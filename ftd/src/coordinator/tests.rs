@@ -390,6 +390,25 @@ impl Pair {
         p
     }
 
+    /// A pair with these settings on both sides, protected by A (asserted).
+    fn protected(settings: Settings) -> Pair {
+        let mut p = Pair::new();
+        p.a.set_settings(settings);
+        p.b.set_settings(settings);
+        p.feed(true, Event::Enable);
+        p.assert_states(State::Protected, State::Secondary);
+        p
+    }
+
+    fn assert_states(&self, a: State, b: State) {
+        assert_eq!(
+            (self.a.state(), self.b.state()),
+            (a, b),
+            "log:\n{}",
+            self.log.join("\n")
+        );
+    }
+
     /// Feed `ev` to A (`to_a`) or B and run everything that follows to quiescence.
     fn feed(&mut self, to_a: bool, ev: Event) {
         let mut queue = vec![(to_a, ev)];

@@ -70,15 +70,7 @@ fn serves(c: &Coordinator) -> bool {
 }
 
 fn pair_with_arbiter() -> Pair {
-    let mut p = Pair::new();
-    p.a.set_settings(ARBITER);
-    p.b.set_settings(ARBITER);
-    p.feed(true, Event::Enable);
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Protected, State::Secondary)
-    );
-    p
+    Pair::protected(ARBITER)
 }
 
 #[test]
@@ -145,10 +137,7 @@ fn secondary_cut_off_never_takes_over() {
     assert_eq!(p.b.state(), State::Fenced);
     p.feed(false, Event::PeerUp);
     p.feed(true, Event::PeerUp);
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Protected, State::Secondary)
-    );
+    p.assert_states(State::Protected, State::Secondary);
 }
 
 #[test]
@@ -208,10 +197,7 @@ fn a_peer_that_stayed_in_the_cluster_is_not_a_host_loss() {
     p.feed(false, Event::PeerLost);
     p.feed(true, Event::Verdict(Verdict::PeerAlive));
     p.feed(false, Event::Verdict(Verdict::PeerAlive));
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Protected, State::Secondary)
-    );
+    p.assert_states(State::Protected, State::Secondary);
     assert_eq!(p.a.last_failover(), None);
     // COLO broke meanwhile: the primary is cut off, and reconnected if the peer
     // is alive.

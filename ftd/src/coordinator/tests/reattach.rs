@@ -128,13 +128,7 @@ fn what_cannot_be_re_attached_is_cleaned_up_and_explained() {
 /// A pair protected by A, then one host's ftd restarts (killed: its peer sees
 /// the ftd, not the host, go) and re-attaches to what QEMU runs there.
 fn protected_pair() -> Pair {
-    let mut p = Pair::new();
-    p.feed(true, Event::Enable);
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Protected, State::Secondary)
-    );
-    p
+    Pair::protected(Settings::default())
 }
 
 #[test]
@@ -146,10 +140,7 @@ fn pair_primary_ftd_restart_re_attaches_without_a_step() {
     p.feed(true, Event::Found(Found::ColoPrimary));
     p.feed(true, Event::PeerUp);
     p.feed(false, Event::PeerUp);
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Protected, State::Secondary)
-    );
+    p.assert_states(State::Protected, State::Secondary);
     assert!(!p.a.unconfirmed());
     assert_eq!((p.a.last_error(), p.b.last_error()), (None, None));
     let since_restart = p.log.iter().skip_while(|l| !l.contains("Found"));
@@ -173,10 +164,7 @@ fn pair_secondary_ftd_restart_re_attaches_without_a_step() {
     p.feed(false, Event::Found(Found::ColoSecondary));
     p.feed(false, Event::PeerUp);
     p.feed(true, Event::PeerUp);
-    assert_eq!(
-        (p.a.state(), p.b.state()),
-        (State::Protected, State::Secondary)
-    );
+    p.assert_states(State::Protected, State::Secondary);
     assert!(!p.b.unconfirmed());
     // And protection works: A's host dies, B takes over.
     p.feed(false, Event::PeerLost);
