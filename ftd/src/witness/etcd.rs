@@ -346,10 +346,14 @@ fn classify(e: &etcd_client::Error) -> Failure {
     }
 }
 
-/// An error and its sources, each said once.
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = vec![e.to_string()];
-    let mut cur = e.source();
+/// An error in plain words: gRPC's message and the causes under it, each said once
+/// (not tonic's `Debug` of the whole chain).
+fn chain(e: &etcd_client::Error) -> String {
+    use std::error::Error as _;
+    let (mut parts, mut cur) = match e {
+        etcd_client::Error::GRpcStatus(s) => (vec![s.message().to_string()], s.source()),
+        e => (vec![e.to_string()], e.source()),
+    };
     while let Some(s) = cur {
         let text = s.to_string();
         if !parts.iter().any(|p| p.contains(&text)) {
@@ -357,5 +361,6 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = s.source();
     }
+    parts.retain(|p| !p.is_empty());
     parts.join(": ")
 }
