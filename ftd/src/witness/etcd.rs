@@ -80,6 +80,8 @@ pub enum SetupError {
     #[error("cannot read the witness's {what} {}: {source}", path.display())]
     Read {
         what: &'static str,
+        /// Which of `ca`, `cert`, `key`.
+        key: &'static str,
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -87,6 +89,7 @@ pub enum SetupError {
     #[error("the witness's {what} {} holds no {pem}", path.display())]
     NoPem {
         what: &'static str,
+        key: &'static str,
         path: PathBuf,
         pem: &'static str,
     },
@@ -99,30 +102,28 @@ pub enum SetupError {
 impl Pem {
     /// Read the three PEM files, checking that each holds what it should.
     pub fn load(ca: &Path, cert: &Path, key: &Path) -> Result<Pem, SetupError> {
-        let read = |what, path: &Path, marker: &str, pem| {
+        let read = |(what, key), path: &Path, marker: &str, pem| {
             let text = std::fs::read(path).map_err(|source| SetupError::Read {
                 what,
+                key,
                 path: path.to_owned(),
                 source,
             })?;
             if !String::from_utf8_lossy(&text).contains(marker) {
                 return Err(SetupError::NoPem {
                     what,
+                    key,
                     path: path.to_owned(),
                     pem,
                 });
             }
             Ok(text)
         };
+        const CERT: &str = "-----BEGIN CERTIFICATE-----";
         Ok(Pem {
-            ca: read("CA", ca, "-----BEGIN CERTIFICATE-----", "certificate")?,
-            cert: read(
-                "certificate",
-                cert,
-                "-----BEGIN CERTIFICATE-----",
-                "certificate",
-            )?,
-            key: read("key", key, "PRIVATE KEY-----", "private key")?,
+            ca: read(("CA", "ca"), ca, CERT, "certificate")?,
+            cert: read(("certificate", "cert"), cert, CERT, "certificate")?,
+            key: read(("key", "key"), key, "PRIVATE KEY-----", "private key")?,
         })
     }
 }
