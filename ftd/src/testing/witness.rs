@@ -82,6 +82,11 @@ impl FakeWitness {
         self.lock().reachable = reachable;
     }
 
+    /// The deadline an unreachable call waits out (as `arbiter.witness.timeout`).
+    pub fn set_deadline(&self, deadline: Duration) {
+        self.lock().deadline = deadline;
+    }
+
     /// Store `value` under `domain`'s key as is, as etcdctl would.
     pub fn put_raw(&self, domain: &str, value: &[u8]) {
         let mut g = self.lock();
@@ -250,6 +255,10 @@ mod tests {
         let e = w.read("web1").await.unwrap_err();
         assert!(e.is_unreachable());
         assert_eq!(t0.elapsed(), DEFAULT_TIMEOUT);
+        w.set_deadline(Duration::from_millis(120));
+        let t0 = Instant::now();
+        assert!(w.read("web1").await.unwrap_err().is_unreachable());
+        assert_eq!(t0.elapsed(), Duration::from_millis(120));
         assert!(w
             .swap("web1", None, &first("hosta"))
             .await
@@ -264,6 +273,10 @@ mod tests {
         assert!(matches!(
             &w.calls()[..],
             [
+                WitnessCall::Read {
+                    outcome: Err(_),
+                    ..
+                },
                 WitnessCall::Read {
                     outcome: Err(_),
                     ..

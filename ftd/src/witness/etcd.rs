@@ -365,3 +365,38 @@ fn chain(e: &etcd_client::Error) -> String {
     parts.retain(|p| !p.is_empty());
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::{Code, Status};
+
+    fn status(code: Code, msg: &str) -> etcd_client::Error {
+        etcd_client::Error::GRpcStatus(Status::new(code, msg))
+    }
+
+    #[test]
+    fn only_transport_trouble_and_no_leader_are_retried() {
+        let transient = |e: &etcd_client::Error| matches!(classify(e), Failure::Transient(_));
+        assert!(transient(&status(
+            Code::Unavailable,
+            "etcdserver: no leader"
+        )));
+        assert!(transient(&status(
+            Code::DeadlineExceeded,
+            "etcdserver: request timed out"
+        )));
+        assert!(transient(&status(Code::Unknown, "transport error")));
+        for code in [
+            Code::PermissionDenied,
+            Code::Unauthenticated,
+            Code::InvalidArgument,
+        ] {
+            match classify(&status(code, "etcdserver: permission denied")) {
+                Failure::Refused(d) => assert_eq!(d, "etcdserver: permission denied"),
+                Failure::Transient(d) => panic!("{code:?} retried: {d}"),
+            }
+        }
+        assert!(!transient(&etcd_client::Error::InvalidArgs("x".into())));
+    }
+}
