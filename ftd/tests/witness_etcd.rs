@@ -112,7 +112,14 @@ async fn a_stale_expected_version_loses_and_gets_the_current_record() {
         a.swap("web1", Some(&v2), &back).await.unwrap(),
         Swap::Won(v3.clone())
     );
-    assert_eq!(b.read("web1").await.unwrap(), Some(v3));
+    assert_eq!(b.read("web1").await.unwrap(), Some(v3.clone()));
+    // A record deleted by hand: a swap from it loses and learns there is none.
+    c.etcdctl(0, &["del", "/ftvirt/v1/domains/web1"]);
+    let after = v3.value.next("hostb", "/srv/web1.qcow2", true);
+    assert_eq!(
+        b.swap("web1", Some(&v3), &after).await.unwrap(),
+        Swap::Lost(None)
+    );
     // Records of other domains are their own.
     assert_eq!(a.read("web2").await.unwrap(), None);
 }
