@@ -11,6 +11,8 @@
 //! - [`auth`]: who may call the D-Bus API ([`api`]): polkit, for the caller.
 //! - [`certs`]: `ftd make-certs`, the certificates of the peer link's mutual TLS.
 //! - [`arbiter`]: which host keeps a domain when the pair is split (corosync's quorum).
+//! - [`witness`]: the copy of record of each protected domain (etcd), changed only by
+//!   compare-and-swap.
 //!
 //! - [`daemon`] routes the API's commands, peer-link and QEMU events to one task
 //!   per [`domain`], which owns the domain's coordinator and executes its actions
@@ -42,3 +44,4 @@ pub mod runner;
 mod shell_tests;
 pub mod sockets;
 pub mod testing;
+pub mod witness;

@@ -73,6 +73,9 @@ fn main() {
     }
     let (cfg, creds) = match Config::load(&args.config).and_then(|c| {
         let creds = c.peer_credentials()?;
+        if c.arbiter.kind == ArbiterKind::Etcd {
+            c.witness_settings()?;
+        }
         Ok((c, creds))
     }) {
         Ok(c) => c,
@@ -81,6 +84,10 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if cfg.arbiter.kind == ArbiterKind::Etcd {
+        eprintln!("ftd: {}", etcd_not_yet(&cfg));
+        std::process::exit(2);
+    }
     init_logging(&cfg);
     // libvirt prints every error to stderr by default; ftd reports them itself.
     virt::error::clear_error_callback();
@@ -157,12 +164,23 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
     Ok(())
 }
 
+/// Why ftd refuses `arbiter.kind: etcd` for now (checked before anything starts).
+fn etcd_not_yet(cfg: &Config) -> String {
+    format!(
+        "{}: arbiter.kind etcd: the witness's settings and TLS files are valid, but this \
+         ftd does not decide go-live and starts on the witness yet (issue 13, being \
+         built); use kind: none or corosync until then",
+        cfg.origin()
+    )
+}
+
 /// The partition arbiter of `arbiter:`. A corosync that answers but cannot
 /// arbitrate this pair stops ftd with the fix named; one that does not answer yet is
 /// waited for (it may start after ftd), and until then a lost peer fences this
 /// host's copies rather than risking two running ones.
 fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<ArbiterHandle>> {
     match cfg.arbiter.kind {
+        ArbiterKind::Etcd => bail!("{}", etcd_not_yet(cfg)),
         ArbiterKind::None => {
             tracing::warn!(
                 "no arbiter configured (arbiter: in {}): if only the link between the hosts \

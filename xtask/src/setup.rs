@@ -59,6 +59,13 @@ pub const PACKAGES: &[&str] = &[
     "libquorum-dev",
     "libvotequorum-dev",
     "nftables",
+    // The witness (ftd's `arbiter: {kind: etcd}`): the copy of record of each
+    // protected domain in etcd (the server on the witness host, and the tests start
+    // their own), etcdctl for people looking at the records, and protoc, which the
+    // `etcd-client` crate's build runs to generate its gRPC code.
+    "etcd-server",
+    "etcd-client",
+    "protobuf-compiler",
     // The test guest: Debian kernel + busybox initramfs.
     "busybox-static",
     "linux-image-amd64",
@@ -349,6 +356,21 @@ mod tests {
             .map(|(v, _)| v.as_str())
             .collect();
         assert_eq!(ok, ["1:7.2+dfsg-7+deb12u18+b3", "1:7.2+dfsg-7+deb12u15"]);
+    }
+
+    #[test]
+    fn each_package_is_listed_once_with_the_witness_and_its_build_tools() {
+        let mut seen = std::collections::HashSet::new();
+        for p in PACKAGES {
+            assert!(seen.insert(p), "{p} is listed twice");
+        }
+        // ftd's witness tests run `etcd`; ftd's build needs `protoc`.
+        for p in ["etcd-server", "etcd-client", "protobuf-compiler"] {
+            assert!(PACKAGES.contains(&p), "{p} is missing");
+        }
+        let mut m = all_installed("1:7.2+dfsg-7+deb12u18+b3", "1:7.2+dfsg-7+deb12u18+b3");
+        m.remove("etcd-server");
+        assert_eq!(missing_packages(PACKAGES, &m), vec!["etcd-server"]);
     }
 
     #[test]

@@ -84,7 +84,7 @@ impl<T> Visitor<'_> for Text<T> {
     }
 }
 
-fn text<'de, D: Deserializer<'de>, T>(
+pub(super) fn text<'de, D: Deserializer<'de>, T>(
     d: D,
     what: &'static str,
     parse: fn(&str) -> Option<T>,

@@ -212,7 +212,7 @@ fn quoted(msg: &str) -> (String, Vec<String>) {
 /// Every section and its keys, to say where a key written in the wrong place
 /// belongs. A test checks this against what serde accepts.
 #[rustfmt::skip]
-pub(super) const SECTIONS: [(&str, &[&str]); 11] = [
+pub(super) const SECTIONS: [(&str, &[&str]); 13] = [
     ("at the top level", &[
         "host", "peers", "peer-link", "defaults", "colo", "bus", "libvirt-uri", "state-dir",
         "run-dir", "log", "authorization", "arbiter",
@@ -229,7 +229,9 @@ pub(super) const SECTIONS: [(&str, &[&str]); 11] = [
     ("under ports: in colo:", &["migration", "nbd", "mirror", "compare", "compare-in", "compare-out"]),
     ("under bus:", &["connect", "name"]),
     ("under log:", &["output", "level"]),
-    ("under arbiter:", &["kind", "fence-margin"]),
+    ("under arbiter:", &["kind", "fence-margin", "witness"]),
+    ("under witness: in arbiter:", &["endpoints", "server-name", "tls", "prefix", "timeout"]),
+    ("under tls: in arbiter.witness:", &["ca", "cert", "key"]),
 ];
 
 /// The known name closest to `got`, if it is close enough to be a typo.

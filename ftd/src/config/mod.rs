@@ -34,6 +34,7 @@ mod de;
 mod error;
 mod locate;
 mod validate;
+mod witness;
 
 #[cfg(test)]
 mod tests;
@@ -42,6 +43,7 @@ pub use arbiter::{ArbiterConfig, ArbiterKind};
 pub use colo::{Colo, ColoPorts};
 pub use de::is_host_name;
 pub use error::{ConfigError, Position, UnknownPeer};
+pub use witness::{Endpoint, WitnessConfig, WitnessTls};
 
 use crate::peer::Credentials;
 use locate::{locate, Seg};

@@ -1,3 +1,4 @@
+mod arbiter;
 mod fuzz;
 mod tls;
 
@@ -51,7 +52,15 @@ fn the_example_loads_and_shows_the_defaults() {
     assert_eq!(c.log, minimal.log);
     assert_eq!(c.authorization, minimal.authorization);
     assert_eq!(c.peer_link, minimal.peer_link);
-    assert_eq!(c.arbiter, minimal.arbiter);
+    assert_eq!(c.arbiter.kind, minimal.arbiter.kind);
+    assert_eq!(c.arbiter.fence_margin, minimal.arbiter.fence_margin);
+    // The witness's TLS files are shown as what they default to: the peer link's.
+    let (w, m) = (&c.arbiter.witness, &minimal.arbiter.witness);
+    assert_eq!(
+        (&w.endpoints, &w.server_name, &w.prefix, w.timeout),
+        (&m.endpoints, &m.server_name, &m.prefix, m.timeout)
+    );
+    assert_eq!(c.witness_tls(), minimal.witness_tls());
 }
 
 /// The keys a section accepts, as serde lists them when it refuses an unknown one.
@@ -70,8 +79,16 @@ fn keys_of<T: DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
 #[test]
 fn the_example_shows_every_key() {
     let text = std::fs::read_to_string(example_path()).unwrap();
-    let sections: [(&[Seg], Vec<String>); 11] = [
+    let sections: [(&[Seg], Vec<String>); 13] = [
         (&[Seg::Key("arbiter")], keys_of::<ArbiterConfig>()),
+        (
+            &[Seg::Key("arbiter"), Seg::Key("witness")],
+            keys_of::<WitnessConfig>(),
+        ),
+        (
+            &[Seg::Key("arbiter"), Seg::Key("witness"), Seg::Key("tls")],
+            keys_of::<WitnessTls>(),
+        ),
         (&[], keys_of::<Config>()),
         (&[Seg::Key("host")], keys_of::<Host>()),
         (&[Seg::Key("peers"), Seg::Index(0)], keys_of::<Peer>()),
@@ -100,7 +117,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 42);
+    assert_eq!(count, 51);
 }
 
 #[test]
@@ -469,40 +486,10 @@ fn the_table_of_sections_matches_the_types() {
         keys_of::<Bus>(),
         keys_of::<Log>(),
         keys_of::<ArbiterConfig>(),
+        keys_of::<WitnessConfig>(),
+        keys_of::<WitnessTls>(),
     ];
     for ((home, keys), actual) in SECTIONS.iter().zip(actual) {
         assert_eq!(keys.to_vec(), actual, "{home}");
     }
-}
-
-#[test]
-fn the_arbiter_section_is_checked() {
-    let c = Config::from_str(HOST, "t").unwrap();
-    assert_eq!(
-        c.arbiter.kind,
-        ArbiterKind::None,
-        "no arbiter unless asked for"
-    );
-    let c = Config::from_str(
-        &format!("{HOST}arbiter:\n  kind: corosync\n  fence-margin: 800\n"),
-        "t",
-    )
-    .unwrap();
-    assert_eq!(c.arbiter.kind, ArbiterKind::Corosync);
-    assert_eq!(c.arbiter.fence_margin, Duration::from_millis(800));
-    assert_eq!(
-        err(&format!("{HOST}arbiter:\n  kind: pacemaker\n")),
-        "/etc/ftvirt/ftd.yaml:5:9: unknown value \"pacemaker\" for arbiter.kind; use one of \
-         none, corosync"
-    );
-    assert_eq!(
-        err(&format!(
-            "{HOST}arbiter:\n  kind: corosync\n  fence-margin: 50\n"
-        )),
-        "/etc/ftvirt/ftd.yaml:6:17: fence-margin 50 is out of range: use 100 to 60000 ms"
-    );
-    let e = err(&format!(
-        "{HOST}arbiter:\n  kind: corosync\n  fence_margin: 800\n"
-    ));
-    assert!(e.contains("fence-margin"), "{e}");
 }

@@ -53,6 +53,8 @@ const COMPARE_TIMEOUT_MS: (u64, u64) = (10, 60_000);
 const SYNC_TIMEOUT_S: (u64, u64) = (10, 86_400);
 /// Allowed values of `arbiter.fence-margin` (ms).
 const FENCE_MARGIN_MS: (u64, u64) = (100, 60_000);
+/// Allowed values of `arbiter.witness.timeout` (ms).
+const WITNESS_TIMEOUT_MS: (u64, u64) = (10, 10_000);
 
 fn range(
     key: &'static str,
@@ -110,6 +112,7 @@ pub fn check(c: &Config) -> Result<(), Problem> {
             ),
         ));
     }
+    check_witness(c)?;
     if t.detection_time < 3 * t.heartbeat_interval {
         let (d, h) = (
             t.detection_time.as_millis(),
@@ -130,6 +133,65 @@ pub fn check(c: &Config) -> Result<(), Problem> {
     }
     check_peers(c)?;
     check_ports(c)
+}
+
+/// `arbiter.witness`: its deadline, and endpoints exactly when `kind` is etcd, each
+/// listed once.
+fn check_witness(c: &Config) -> Result<(), Problem> {
+    use super::ArbiterKind;
+    let w = &c.arbiter.witness;
+    let here = |key| vec![Key("arbiter"), Key("witness"), Key(key)];
+    let ms = w.timeout.as_millis() as u64;
+    let (min, max) = WITNESS_TIMEOUT_MS;
+    if !(min..=max).contains(&ms) {
+        return Err(Problem::at(
+            here("timeout"),
+            format!(
+                "arbiter.witness.timeout {ms} is out of range: use {min} to {max} ms (a \
+                 failover waits this long when the witness does not answer)"
+            ),
+        ));
+    }
+    let kind = match c.arbiter.kind {
+        ArbiterKind::Etcd => None,
+        ArbiterKind::None => Some("none"),
+        ArbiterKind::Corosync => Some("corosync"),
+    };
+    match (kind, w.endpoints.is_empty()) {
+        (None, true) => {
+            return Err(Problem {
+                paths: vec![here("endpoints"), vec![Key("arbiter"), Key("kind")]],
+                message: "arbiter.kind is etcd but arbiter.witness.endpoints lists no etcd \
+                          member: add the witness's client addresses, e.g. endpoints: \
+                          [10.200.0.20:2379]"
+                    .into(),
+            })
+        }
+        (Some(kind), false) => {
+            return Err(Problem::at(
+                here("endpoints"),
+                format!(
+                    "arbiter.witness.endpoints is set but arbiter.kind is {kind}: set kind: \
+                     etcd to use the witness, or remove the endpoints"
+                ),
+            ))
+        }
+        _ => {}
+    }
+    let mut seen = HashMap::new();
+    for (i, e) in w.endpoints.iter().enumerate() {
+        if let Some(first) = seen.insert(e.0, i) {
+            return Err(Problem::at(
+                vec![Key("arbiter"), Key("witness"), Key("endpoints"), Index(i)],
+                format!(
+                    "endpoint {} is listed twice (arbiter.witness.endpoints[{first}] and \
+                     [{i}]): remove one",
+                    e.0
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_peers(c: &Config) -> Result<(), Problem> {

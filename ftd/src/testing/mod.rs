@@ -18,9 +18,15 @@
 //! ([`FakeHost::kill_qemu`]), a dead host ([`FakeCluster::kill_host`]), a command
 //! that fails ([`FakeHost::fail`]). Time is tokio's, so tests run with the
 //! clock paused.
+//!
+//! [`FakeWitness`] (`witness.rs`) is the copy-of-record store of [`crate::witness`] in
+//! memory, with its own faults (unreachable, a malformed value written by hand).
 
 mod hypervisor;
 mod qmp;
+mod witness;
+
+pub use witness::{FakeWitness, WitnessCall};
 
 use hypervisor::{boot, shut_off, timeout};
 
