@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone)]
 pub struct PortPool {
     inner: Arc<Mutex<Inner>>,
+    /// Held while the file is written (one write at a time).
+    writing: Arc<Mutex<()>>,
 }
 
 #[derive(Debug)]
@@ -51,6 +53,7 @@ impl PortPool {
                 file: Some(file),
                 slots,
             })),
+            writing: Arc::default(),
         })
     }
 
@@ -62,6 +65,7 @@ impl PortPool {
                 file: None,
                 slots: BTreeMap::new(),
             })),
+            writing: Arc::default(),
         }
     }
 
@@ -81,12 +85,36 @@ impl PortPool {
                 )
             })?;
         g.slots.insert(domain.to_string(), n);
-        if let Some(file) = &g.file {
-            if let Err(e) = save(file, &g.slots) {
+        let ports = g.bases.nth(n);
+        if g.file.is_some() {
+            drop(g);
+            self.persist(domain);
+        }
+        Ok(ports)
+    }
+
+    /// Write the slots to the file. Called from the daemon's router (through
+    /// `domain::spawn`), which must not wait on a disk: inside a runtime the
+    /// write goes to the blocking pool. Writes are serialized and each writes
+    /// the newest slots, so the last one to finish leaves the newest file.
+    fn persist(&self, domain: &str) {
+        let (inner, writing, domain) =
+            (self.inner.clone(), self.writing.clone(), domain.to_string());
+        let write = move || {
+            let _one_at_a_time = writing.lock().unwrap_or_else(|p| p.into_inner());
+            let (file, slots) = {
+                let g = inner.lock().unwrap_or_else(|p| p.into_inner());
+                (g.file.clone(), g.slots.clone())
+            };
+            let Some(file) = file else { return };
+            if let Err(e) = save(&file, &slots) {
                 tracing::warn!(%domain, file = %file.display(), error = %e, "COLO port slots not saved: a restarted ftd may not find this domain's ports");
             }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(write)),
+            Err(_) => write(),
         }
-        Ok(g.bases.nth(n))
     }
 }
 
@@ -125,6 +153,30 @@ mod tests {
         assert_eq!(q.ports("y").unwrap(), Ports::slot(1));
         assert_eq!(q.ports("z").unwrap(), Ports::slot(2));
         assert_eq!(q.ports("x").unwrap(), Ports::slot(0));
+    }
+
+    #[tokio::test]
+    async fn inside_a_runtime_the_slots_are_written_off_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = PortPool::load(Ports::DEFAULT, dir.path()).unwrap();
+        for d in ["x", "y", "z"] {
+            p.ports(d).unwrap();
+        }
+        let file = dir.path().join("ports.json");
+        let t0 = std::time::Instant::now();
+        loop {
+            let kept = std::fs::read(&file).ok().and_then(|b| parse(&b).ok());
+            if kept.is_some_and(|m| m.len() == 3) {
+                break;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(10),
+                "ports.json never had all three"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        let q = PortPool::load(Ports::DEFAULT, dir.path()).unwrap();
+        assert_eq!(q.ports("z").unwrap(), Ports::slot(2));
     }
 
     #[test]
