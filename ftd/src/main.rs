@@ -14,8 +14,11 @@ use ftd::domain::{HostCtx, PortPool};
 use ftd::libvirt::Libvirt;
 use ftd::observe::Observer;
 use ftd::peer::{Credentials, PeerConfig, PeerLink};
+use ftd::witness::etcd::EtcdWitness;
+use ftd::witness::Witness;
 use ftd::{api, daemon};
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -84,10 +87,6 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if cfg.arbiter.kind == ArbiterKind::Etcd {
-        eprintln!("ftd: {}", etcd_not_yet(&cfg));
-        std::process::exit(2);
-    }
     init_logging(&cfg);
     // libvirt prints every error to stderr by default; ftd reports them itself.
     virt::error::clear_error_callback();
@@ -164,23 +163,14 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
     Ok(())
 }
 
-/// Why ftd refuses `arbiter.kind: etcd` for now (checked before anything starts).
-fn etcd_not_yet(cfg: &Config) -> String {
-    format!(
-        "{}: arbiter.kind etcd: the witness's settings and TLS files are valid, but this \
-         ftd does not decide go-live and starts on the witness yet (issue 13, being \
-         built); use kind: none or corosync until then",
-        cfg.origin()
-    )
-}
-
 /// The partition arbiter of `arbiter:`. A corosync that answers but cannot
 /// arbitrate this pair stops ftd with the fix named; one that does not answer yet is
 /// waited for (it may start after ftd), and until then a lost peer fences this
 /// host's copies rather than risking two running ones.
 fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<ArbiterHandle>> {
     match cfg.arbiter.kind {
-        ArbiterKind::Etcd => bail!("{}", etcd_not_yet(cfg)),
+        // The witness is no cluster engine: see `start_witness`.
+        ArbiterKind::Etcd => Ok(None),
         ArbiterKind::None => {
             tracing::warn!(
                 "no arbiter configured (arbiter: in {}): if only the link between the hosts \
@@ -207,6 +197,22 @@ fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<Arbite
     }
 }
 
+/// The witness of `arbiter: kind: etcd`. Its client connects lazily: a witness
+/// that does not answer yet delays nothing until a domain needs it (a pair runs on
+/// without it; only going live waits for it).
+async fn start_witness(cfg: &Config) -> Result<Option<Arc<dyn Witness>>> {
+    if cfg.arbiter.kind != ArbiterKind::Etcd {
+        return Ok(None);
+    }
+    let settings = cfg.witness_settings().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let endpoints = format!("{:?}", settings.endpoints);
+    let w = EtcdWitness::connect(settings)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: arbiter.witness: {e}", cfg.origin()))?;
+    tracing::info!(%endpoints, "arbiter: the witness (etcd); every go-live and protection start is claimed on it");
+    Ok(Some(Arc::new(w)))
+}
+
 async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let Some(peer) = cfg.peers.first() else {
         bail!(
@@ -229,6 +235,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let (peer_handle, links) =
         PeerLink::spawn(pc, cancel.child_token()).context("starting the peer link")?;
     let arbiter = start_arbiter(&cfg, peer)?;
+    let witness = start_witness(&cfg).await?;
     let ports = PortPool::load(cfg.colo.ports.into(), &cfg.state_dir)
         .map_err(|e| anyhow::anyhow!("{}: state-dir: {e}", cfg.origin()))?;
     let (observer, changes) = Observer::channel();
@@ -248,6 +255,8 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
         observer,
         arbiter,
+        witness,
+        claim_delay: ftd::witness::claim::secondary_delay(cfg.defaults.heartbeat_interval),
     };
     let (_watcher, qmp) = ftd::qmp_events::watch(&cfg.libvirt_uri);
     let (handle, daemon_task) = daemon::spawn(ctx, links, qmp, cancel.child_token());

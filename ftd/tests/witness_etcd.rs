@@ -133,7 +133,7 @@ async fn a_malformed_record_written_by_hand_is_reported() {
     let cases: [(&str, Expect); 5] = [
         ("hosta", |e| matches!(e, RecordError::Json(_))),
         (
-            r#"{"domain":"web1","holder":"hosta","epoch":1,"disk":"/d"}"#,
+            r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":1,"disk":"/d"}"#,
             |e| matches!(e, RecordError::Json(j) if j.contains("running")),
         ),
         (

@@ -38,6 +38,7 @@
 //! - `PeerAlive` means the peer stayed in the same membership the whole time, so it
 //!   cannot have taken over: the pair simply goes on.
 
+use super::golive::{GoLive, WITNESS_UNREACHABLE};
 use super::machine::{Coordinator, Outcome, ON_SECONDARY};
 use super::rules::{ALREADY_RUNS, NOT_REATTACHING, NO_COLO};
 use super::types::{Action, Event, PeerMsg, State, Step, Verdict};
@@ -52,24 +53,23 @@ const RESIGNED: &str = "the link came back before the arbiter's verdict: this ho
 const UNEXPECTED: &str = "unexpected message while the arbiter decides";
 
 impl Coordinator {
-    /// The peer is lost and an arbiter is configured: ask it.
+    /// The peer is lost and an arbiter is configured: ask it (with the
+    /// witness: claim the record) before going live.
     pub(super) fn arbitrate(&mut self) -> Outcome {
-        let next = if self.state() == State::Secondary {
-            State::SecondaryArbitrating
-        } else {
-            State::Arbitrating
-        };
-        self.go(next, vec![Action::Arbitrate])
+        let g = self.lost_peer_go_live();
+        self.claim(g)
     }
 
     /// Run alone from `Arbitrating`: leave COLO, and reconnect a frozen guest.
     fn run_alone(&mut self, why: &str) -> Outcome {
-        self.set_last_failover(why);
-        let mut acts = vec![Action::Run(Step::LeaveColo)];
-        if self.frozen {
-            acts.push(Action::Run(Step::Thaw));
+        self.perform(GoLive::alone(why))
+    }
+
+    /// The witness does not answer the claim: nobody goes live meanwhile.
+    fn claim_unanswered(&mut self) {
+        if self.settings.witness {
+            self.set_last_error(WITNESS_UNREACHABLE);
         }
-        self.go(State::Degraded, acts)
     }
 
     /// Cut the guest off unless it already is.
@@ -98,16 +98,11 @@ impl Coordinator {
             // The peer's host answers but its ftd is gone: the arbiter still
             // decides (its membership shows the peer alive: `PeerAlive`).
             E::PeerDaemonLost => self.stay(),
-            E::Verdict(Verdict::Stop) => self.freeze(),
-            E::Verdict(Verdict::Proceed) => {
-                self.run_alone("secondary host lost; this host kept quorum (arbiter)")
+            E::Verdict(Verdict::Stop) => {
+                self.claim_unanswered();
+                self.freeze()
             }
-            E::Verdict(Verdict::Lost) => {
-                self.set_last_failover(
-                    "fenced: this host lost quorum, the peer keeps the domain (arbiter)",
-                );
-                self.go(S::Fenced, vec![Action::Run(Step::DestroyPrimary)])
-            }
+            E::Verdict(v @ (Verdict::Proceed | Verdict::Lost)) => self.claim_decided(v),
             E::Verdict(Verdict::PeerAlive) => {
                 let thaw = std::mem::take(&mut self.frozen);
                 self.go(
@@ -119,6 +114,9 @@ impl Coordinator {
                     },
                 )
             }
+            // With the witness the claim decides: the peer's own claim may be
+            // on its way to the store.
+            E::Peer(M::SecondaryFailed(_)) if self.settings.witness => self.stay(),
             E::Peer(M::SecondaryFailed(e)) => self.run_alone(&format!("secondary failed: {e}")),
             E::Peer(M::HostSecondary) => {
                 self.set_last_failover("fenced: the peer took the domain over");
@@ -163,6 +161,8 @@ impl Coordinator {
         use State as S;
         match ev {
             E::Enable | E::Disable | E::SwitchOver => self.invalid(&ev, ON_SECONDARY),
+            // A claim sent cannot be recalled: its verdict decides.
+            E::PeerUp if self.settings.witness => self.stay(),
             E::PeerUp => {
                 self.set_last_error(RESIGNED);
                 self.give_secondary_up(RESIGNED.into())
@@ -170,18 +170,15 @@ impl Coordinator {
             E::PeerLost => self.stay(),
             E::PeerDaemonLost => self.stay(),
             // The secondary emits nothing to clients: there is nothing to cut off.
-            E::Verdict(Verdict::Stop) => self.stay(),
-            E::Verdict(Verdict::Proceed) => {
-                self.set_last_failover("primary host lost; this host kept quorum (arbiter)");
-                self.go(S::TakingOver, vec![Action::Run(Step::TakeOver)])
+            E::Verdict(Verdict::Stop) => {
+                self.claim_unanswered();
+                self.stay()
             }
-            E::Verdict(Verdict::Lost) => {
-                self.set_last_failover(
-                    "fenced: this host lost quorum, the peer keeps the domain (arbiter)",
-                );
-                self.go(S::Fenced, vec![Action::Run(Step::DestroySecondary)])
-            }
+            E::Verdict(v @ (Verdict::Proceed | Verdict::Lost)) => self.claim_decided(v),
             E::Verdict(Verdict::PeerAlive) => self.go(S::Secondary, Vec::new()),
+            // The primary releases this copy only once its own claim was won (or
+            // its copy died): this claim's verdict follows.
+            E::Peer(M::ReleaseSecondary) if self.settings.witness => self.stay(),
             E::Peer(M::ReleaseSecondary) => self.release_secondary(),
             E::Peer(M::HostSecondary) => self.host_secondary(),
             E::Peer(M::StandingBy | M::SecondaryFailed(_)) => self.stay(),

@@ -6,23 +6,24 @@
 //! the message and wait for the verdict (`arbitration.rs`); where no replication
 //! runs, the handlers ignore it.
 
+use super::golive::GoLive;
 use super::machine::{Coordinator, Outcome};
-use super::types::{Action, PeerMsg, State, Step};
+use super::types::{Action, PeerMsg, Step};
 
 impl Coordinator {
     /// `Protected`: the secondary's copy missed a write (the primary saw its NBD
     /// write fail): it is no copy to fail over to. Release it first (its COLO
     /// ends when this side leaves), then run alone.
     pub(super) fn replication_failed(&mut self, e: String) -> Outcome {
-        self.set_last_failover(&format!("replication to the secondary failed: {e}"));
-        self.set_last_error(&e);
-        self.go(
-            State::Degraded,
-            vec![
+        self.go_live(GoLive::RunAlone {
+            why: format!("replication to the secondary failed: {e}"),
+            error: Some(e),
+            acts: vec![
                 Action::Send(PeerMsg::ReleaseSecondary),
                 Action::Run(Step::LeaveColo),
             ],
-        )
+            reprotect: false,
+        })
     }
 
     /// `Starting`: the same, and the attempt fails (retried later).

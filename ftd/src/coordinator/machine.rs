@@ -16,6 +16,7 @@
 //! `Fenced`) is ignored. A progress step finishing anywhere else is an
 //! [`InvalidTransition`]: nothing could have started it.
 
+use super::golive::GoLive;
 use super::types::{Action, Event, EventKind, PeerMsg, State, Step};
 
 /// Per-domain settings the coordinator needs.
@@ -26,6 +27,9 @@ pub struct Settings {
     /// A partition arbiter is configured: a lost peer is arbitrated (see
     /// `arbitration.rs`) instead of being taken for dead.
     pub arbiter: bool,
+    /// The arbiter is the witness: every go-live is claimed on the domain's
+    /// record first (see `golive.rs`), a lost peer included.
+    pub witness: bool,
 }
 
 impl Default for Settings {
@@ -33,6 +37,7 @@ impl Default for Settings {
         Settings {
             auto_reprotect: true,
             arbiter: false,
+            witness: false,
         }
     }
 }
@@ -69,6 +74,8 @@ pub struct Coordinator {
     /// Re-attached to a running COLO copy, and the peer has not confirmed yet
     /// that it holds the other half (`CheckPair` goes out on every `PeerUp`).
     pub(super) unconfirmed: bool,
+    /// What to do once the claim this host waits for is won (`golive.rs`).
+    pub(super) go_live: Option<GoLive>,
 }
 
 pub(super) type Outcome = Result<Vec<Action>, InvalidTransition>;
@@ -100,6 +107,7 @@ impl Coordinator {
             last_error: None,
             last_failover: None,
             unconfirmed: false,
+            go_live: None,
         }
     }
 
@@ -151,6 +159,11 @@ impl Coordinator {
     pub fn unconfirmed(&self) -> bool {
         self.unconfirmed
     }
+    /// Is a lost peer arbitrated (by corosync or the witness) rather than taken
+    /// for dead?
+    pub(super) fn arbitrated(&self) -> bool {
+        self.settings.arbiter || self.settings.witness
+    }
     /// New settings, used from the next decision on.
     pub fn set_settings(&mut self, settings: Settings) {
         self.settings = settings;
@@ -186,6 +199,9 @@ impl Coordinator {
         }
         if s != State::Arbitrating {
             self.frozen = false;
+        }
+        if !matches!(s, State::Arbitrating | State::SecondaryArbitrating) {
+            self.go_live = None;
         }
         self.state = s;
         Ok(actions)

@@ -35,7 +35,9 @@
 //!
 //! With a partition arbiter configured, `PeerLost` in `Protected` or `Secondary`
 //! asks the arbiter instead (`Arbitrating`, `SecondaryArbitrating`, `Fenced`): see
-//! `arbitration.rs`.
+//! `arbitration.rs`. With the witness as the arbiter, every step that lets a copy
+//! serve alone (leaving COLO, taking over) waits for a won claim on the domain's
+//! record first, whatever caused it: see `golive.rs`.
 //!
 //! When only the peer's *ftd* is gone (its host answers, see [`crate::peer`]),
 //! `PeerDaemonLost` leaves a running pair alone (`Protected`, `Secondary`: QEMU
@@ -57,6 +59,7 @@
 mod alone;
 mod arbitration;
 mod disk;
+mod golive;
 mod machine;
 mod primary;
 mod protecting;
@@ -69,5 +72,6 @@ mod types;
 #[cfg(test)]
 mod tests;
 
+pub use golive::WITNESS_UNREACHABLE;
 pub use machine::{Coordinator, InvalidTransition, Settings};
 pub use types::{Action, Event, EventKind, Found, PeerMsg, State, Step, Verdict};

@@ -5,6 +5,7 @@
 //! `Unprotected`). Losing the secondary leads to `Degraded` (`alone.rs`); with
 //! an arbiter, losing the peer leads to `Arbitrating` (`arbitration.rs`).
 
+use super::golive::GoLive;
 use super::machine::{Coordinator, Outcome};
 use super::rules::{ALREADY_RUNS, NOT_REATTACHING};
 use super::types::{Action, Event, PeerMsg, State, Step};
@@ -16,32 +17,21 @@ impl Coordinator {
         use State as S;
         match ev {
             E::Enable => self.invalid(&ev, "the domain is already protected"),
-            E::Disable => {
-                self.wanted = false;
-                self.go(
-                    S::Disabling,
-                    vec![
-                        Action::Run(Step::LeaveColo),
-                        Action::Send(M::ReleaseSecondary),
-                    ],
-                )
-            }
+            E::Disable => self.go_live(GoLive::Disable),
             E::SwitchOver => {
                 self.planned = true;
                 self.go(S::SwitchingOver, vec![Action::Run(Step::StopPrimary)])
             }
             E::PeerUp => Ok(self.check_if_unconfirmed(true)),
-            E::PeerLost if self.settings.arbiter => self.arbitrate(),
-            E::PeerLost => {
-                self.last_failover = Some("secondary host lost (no heartbeat)".into());
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
-            }
+            E::PeerLost if self.arbitrated() => self.arbitrate(),
+            E::PeerLost => self.perform(GoLive::alone("secondary host lost (no heartbeat)")),
             E::PeerDaemonLost => self.daemon_lost_colo_goes_on(),
-            E::Peer(M::SecondaryFailed(e)) => {
-                self.last_failover = Some(format!("secondary failed: {e}"));
-                self.last_error = Some(format!("the secondary failed: {e}"));
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
-            }
+            E::Peer(M::SecondaryFailed(e)) => self.go_live(GoLive::RunAlone {
+                why: format!("secondary failed: {e}"),
+                error: Some(format!("the secondary failed: {e}")),
+                acts: vec![Action::Run(Step::LeaveColo)],
+                reprotect: false,
+            }),
             E::Peer(M::StandingBy) => self.stay(),
             // `HostSecondary`: the peer took over while this copy still runs
             // (see `a_request_to_host_the_secondary_missed_while_the_old_copy_died_is_repeated`):
@@ -61,16 +51,15 @@ impl Coordinator {
             E::StepDone(st) => self.step_not_started(st, None),
             E::StepFailed(st, e) => self.step_not_started(st, Some(e)),
             E::Checkpoint => self.checkpoint(),
-            E::ColoExited(r) => {
-                self.last_failover = Some(format!("COLO exited on the primary ({r})"));
-                self.go(
-                    S::Degraded,
-                    vec![
-                        Action::Run(Step::LeaveColo),
-                        Action::Send(M::ReleaseSecondary),
-                    ],
-                )
-            }
+            E::ColoExited(r) => self.go_live(GoLive::RunAlone {
+                why: format!("COLO exited on the primary ({r})"),
+                error: None,
+                acts: vec![
+                    Action::Run(Step::LeaveColo),
+                    Action::Send(M::ReleaseSecondary),
+                ],
+                reprotect: false,
+            }),
             E::DomainStarted => self.invalid(&ev, ALREADY_RUNS),
             // The secondary is a full copy: it takes over, and this host stands
             // by to host the next secondary.
@@ -100,19 +89,19 @@ impl Coordinator {
             E::PeerUp => self.stay(),
             // The peer may already have taken over (TakeOver was sent): the guest
             // stays paused here until the peer is heard from again.
-            E::PeerLost if self.settings.arbiter => self.stay(),
+            E::PeerLost if self.arbitrated() => self.stay(),
             E::PeerLost => {
                 // Without an arbiter the safest guess is that the peer is dead: run on.
                 self.planned = false;
-                self.last_failover = Some("secondary host lost during a switch-over".into());
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+                self.perform(GoLive::alone("secondary host lost during a switch-over"))
             }
             E::PeerDaemonLost => self.daemon_lost_as_host_lost(),
             E::Peer(M::TookOver) => Ok(vec![Action::Run(Step::DestroyPrimary)]),
             E::Peer(M::SecondaryFailed(e)) => {
                 self.planned = false;
-                self.last_failover = Some(format!("secondary failed during a switch-over: {e}"));
-                self.go(S::Degraded, vec![Action::Run(Step::LeaveColo)])
+                self.go_live(GoLive::alone(format!(
+                    "secondary failed during a switch-over: {e}"
+                )))
             }
             ev @ E::Peer(
                 M::HostSecondary

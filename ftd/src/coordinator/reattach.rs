@@ -4,6 +4,7 @@
 //! re-attached asks; every state answers, from what it holds; whoever asked
 //! yields when the answer says the pair is not what it found.
 
+use super::golive::GoLive;
 use super::machine::{Coordinator, Outcome, REATTACHING};
 use super::rules::NO_COLO;
 use super::types::{Action, Event, Found, PeerMsg, State, Step};
@@ -168,16 +169,15 @@ impl Coordinator {
                 ],
             );
         }
-        self.last_failover = Some(format!(
-            "the peer holds no secondary any more ({why}): left COLO"
-        ));
-        self.go(S::Degraded, Vec::new())?;
-        let mut acts = vec![
-            Action::Run(Step::LeaveColo),
-            Action::Send(PeerMsg::ReleaseSecondary),
-        ];
-        acts.extend(self.maybe_reprotect()?);
-        Ok(acts)
+        self.go_live(GoLive::RunAlone {
+            why: format!("the peer holds no secondary any more ({why}): left COLO"),
+            error: None,
+            acts: vec![
+                Action::Run(Step::LeaveColo),
+                Action::Send(PeerMsg::ReleaseSecondary),
+            ],
+            reprotect: true,
+        })
     }
 
     /// `PairDenied` in `Secondary`: the peer does not run the primary of the

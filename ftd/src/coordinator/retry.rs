@@ -74,6 +74,7 @@ mod tests {
             Settings {
                 auto_reprotect,
                 arbiter: false,
+                witness: false,
             },
         );
         c.peer_up = true;

@@ -4,6 +4,7 @@
 //! (`TakingOver`), which makes this host the primary (`Degraded`, re-protecting
 //! onto the peer when it can).
 
+use super::golive::GoLive;
 use super::machine::{Coordinator, Outcome, NOT_HERE, ON_SECONDARY};
 use super::rules::{NOT_REATTACHING, NO_COLO};
 use super::types::{Action, Event, PeerMsg, State, Step};
@@ -138,13 +139,13 @@ impl Coordinator {
         match ev {
             E::Enable | E::Disable | E::SwitchOver => self.invalid(&ev, ON_SECONDARY),
             E::PeerUp => Ok(self.check_if_unconfirmed(false)),
-            E::PeerLost if self.settings.arbiter => self.arbitrate(),
+            E::PeerLost if self.arbitrated() => self.arbitrate(),
             E::PeerLost => self.take_over("primary host lost (no heartbeat)".into()),
             E::PeerDaemonLost => self.daemon_lost_colo_goes_on(),
-            E::Peer(M::TakeOver) => {
-                self.planned = true;
-                self.take_over("planned switch-over".into())
-            }
+            E::Peer(M::TakeOver) => self.go_live(GoLive::TakeOver {
+                why: "planned switch-over".into(),
+                planned: true,
+            }),
             // The primary's copy stopped on its host (its QEMU died) while its
             // ftd lives: this copy is the domain now.
             E::Peer(M::StandingBy) => {
@@ -266,9 +267,12 @@ impl Coordinator {
         )
     }
 
-    /// Become the primary: fail over (`why` is kept as the last failover).
+    /// Become the primary: fail over (`why` is kept as the last failover),
+    /// once the witness agrees if there is one (`golive.rs`).
     fn take_over(&mut self, why: String) -> Outcome {
-        self.last_failover = Some(why);
-        self.go(State::TakingOver, vec![Action::Run(Step::TakeOver)])
+        self.go_live(GoLive::TakeOver {
+            why,
+            planned: false,
+        })
     }
 }

@@ -358,6 +358,7 @@ fn without_auto_reprotect_a_returning_peer_changes_nothing() {
         Settings {
             auto_reprotect: false,
             arbiter: false,
+            witness: false,
         },
     );
     c.set_wanted(true);

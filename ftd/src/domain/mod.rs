@@ -9,8 +9,10 @@
 //! - `reattach`: what a restarted ftd finds of a running domain;
 //! - `resolve`: what a new task starts from (libvirt's view, the mark);
 //! - `ports`: the domain's COLO ports on this host, kept for good;
-//! - `disk`, `fence`: disk error events; cutting a guest off the network.
+//! - `disk`, `fence`: disk error events; cutting a guest off the network;
+//! - `claim`: the witness's pairing record and go-live claims.
 
+mod claim;
 mod disk;
 mod enable;
 mod events;
@@ -35,6 +37,7 @@ use crate::coordinator::{Coordinator, Event, Settings};
 use crate::host::{HostOs, Hypervisor};
 use crate::observe::{Observer, Publisher};
 use crate::peer::PeerHandle;
+use crate::witness::Witness;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,6 +73,23 @@ pub struct HostCtx {
     /// Who decides which host keeps a domain when the peer is lost (`None`: the
     /// peer is taken for dead, unsafe against partitions).
     pub arbiter: Option<ArbiterHandle>,
+    /// The witness holding each domain's record: with it, every go-live is
+    /// claimed there first (`crate::witness::claim`).
+    pub witness: Option<Arc<dyn Witness>>,
+    /// How long a secondary waits before claiming a domain whose primary is
+    /// unreachable ([`crate::witness::claim::secondary_delay`]).
+    pub claim_delay: Duration,
+}
+
+impl HostCtx {
+    /// The coordinator's settings for a domain on this host.
+    pub fn settings(&self, auto_reprotect: bool) -> Settings {
+        Settings {
+            auto_reprotect,
+            arbiter: self.arbiter.is_some() || self.witness.is_some(),
+            witness: self.witness.is_some(),
+        }
+    }
 }
 
 /// A domain's own protection settings (from `Enable`'s options or its annotation;
@@ -93,13 +113,7 @@ pub(crate) struct StepOut {
 /// Start the task for `name`, found as [`Resolved`] says on this host.
 pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToken) -> DomainHandle {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut coord = Coordinator::new(
-        found.initial,
-        Settings {
-            auto_reprotect: ctx.auto_reprotect,
-            arbiter: ctx.arbiter.is_some(),
-        },
-    );
+    let mut coord = Coordinator::new(found.initial, ctx.settings(ctx.auto_reprotect));
     coord.set_wanted(found.marked.is_some());
     if ctx.peer.is_up() {
         let _ = coord.on(Event::PeerUp);

@@ -58,9 +58,14 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
             out.wiring = w;
             r
         }
+        // With a witness, the record names the pair before COLO starts: only
+        // the partner may take it over (`crate::witness::claim`).
         Step::StartColo => match &wiring {
             Some(w) => match probe_nbd(&ctx, w).await {
-                Ok(()) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
+                Ok(()) => match super::claim::pair(&ctx, &name).await {
+                    Ok(()) => plan_run_until(&ctx, &name, &plan::start_colo(w), &stop).await,
+                    Err(e) => Err(e),
+                },
                 Err(e) => Err(e),
             },
             None => Err("no wiring: the disk sync did not run".into()),
@@ -317,6 +322,11 @@ pub(crate) async fn secondary_spec(
         ports,
         primary_addr: ctx.rep_addr.clone(),
     })
+}
+
+/// The secondary's parent image: the survivor's disk after a takeover.
+pub(super) fn overlay_parent(ctx: &HostCtx, name: &str) -> PathBuf {
+    overlay_paths(ctx, name).0
 }
 
 fn overlay_paths(ctx: &HostCtx, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {

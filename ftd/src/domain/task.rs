@@ -195,10 +195,7 @@ impl Task {
     pub(super) fn configure(&mut self, s: super::DomainSettings) {
         self.ctx.checkpoint_ms = s.checkpoint_ms;
         self.ctx.auto_reprotect = s.auto_reprotect;
-        self.coord.set_settings(crate::coordinator::Settings {
-            auto_reprotect: s.auto_reprotect,
-            arbiter: self.ctx.arbiter.is_some(),
-        });
+        self.coord.set_settings(self.ctx.settings(s.auto_reprotect));
         tracing::info!(domain = %self.name, checkpoint_ms = s.checkpoint_ms, auto_reprotect = s.auto_reprotect, "settings");
     }
 
@@ -309,19 +306,22 @@ impl Task {
                     tracing::warn!(domain = %self.name, attempt, after_s = after.as_secs(), "protection failed; trying again later");
                     self.retry = Some((attempt, Box::pin(tokio::time::sleep(after))));
                 }
-                Action::Arbitrate => match &self.ctx.arbiter {
-                    Some(a) => {
-                        let role = if self.coord.state().holds_secondary() {
-                            Role::Secondary
-                        } else {
-                            Role::Primary
-                        };
-                        self.arbitration = Some(a.arbitrate(&self.name, role));
-                    }
-                    None => {
-                        tracing::error!(domain = %self.name, "the coordinator asked for an arbiter, but none is configured")
-                    }
-                },
+                Action::Arbitrate => {
+                    let role = if self.coord.state().holds_secondary() {
+                        Role::Secondary
+                    } else {
+                        Role::Primary
+                    };
+                    let peer_up = self.coord.peer_up();
+                    self.arbitration = match (&self.ctx.arbiter, &self.ctx.witness) {
+                        (_, Some(_)) => super::claim::go_live(&self.ctx, &self.name, role, peer_up),
+                        (Some(a), None) => Some(a.arbitrate(&self.name, role)),
+                        (None, None) => {
+                            tracing::error!(domain = %self.name, "the coordinator asked for an arbiter, but none is configured");
+                            None
+                        }
+                    };
+                }
             }
         }
     }

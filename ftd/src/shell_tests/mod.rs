@@ -7,6 +7,7 @@ mod api;
 mod daemon;
 mod failover;
 mod protect;
+mod witness;
 
 use crate::colo::plan::Ports;
 use crate::coordinator::State;
@@ -14,7 +15,7 @@ use crate::daemon::{self as d, DaemonHandle};
 use crate::domain::{HostCtx, PortPool};
 use crate::observe::{Observer, Status};
 use crate::peer::memory::MemoryNet;
-use crate::testing::{FakeCluster, FakeHost};
+use crate::testing::{FakeCluster, FakeHost, FakeWitness};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,8 @@ pub(super) struct Side {
 pub(super) struct World {
     pub cluster: FakeCluster,
     pub net: MemoryNet,
+    /// The witness both ftds claim on (`World::with_witness`).
+    pub witness: Option<FakeWitness>,
     pub a: Side,
     pub b: Side,
     _tmp: tempfile::TempDir,
@@ -50,17 +53,36 @@ pub(super) const ADDR_B: &str = "10.77.0.2";
 impl World {
     /// Two hosts; `g` is defined and running on `a`, unknown to `b`.
     pub async fn new() -> World {
+        World::build(None).await
+    }
+
+    /// The same, both ftds with a witness (`arbiter: kind: etcd`).
+    pub async fn with_witness() -> World {
+        World::build(Some(FakeWitness::new())).await
+    }
+
+    async fn build(witness: Option<FakeWitness>) -> World {
         let tmp = tempfile::tempdir().expect("temporary directory");
         let cluster = FakeCluster::new();
         let net = MemoryNet::new();
         let (fa, qa) = cluster.host("a", ADDR_A);
         let (fb, qb) = cluster.host("b", ADDR_B);
-        let a = side(&net, fa, qa, tmp.path(), "a", ADDR_A, "b", ADDR_B);
-        let b = side(&net, fb, qb, tmp.path(), "b", ADDR_B, "a", ADDR_A);
+        let w = witness.clone();
+        let a = side(
+            &net,
+            fa,
+            qa,
+            tmp.path(),
+            ("a", ADDR_A),
+            ("b", ADDR_B),
+            w.clone(),
+        );
+        let b = side(&net, fb, qb, tmp.path(), ("b", ADDR_B), ("a", ADDR_A), w);
         a.fake.add_domain("g", &a.dir.join("images/g.qcow2"), true);
         let w = World {
             cluster,
             net,
+            witness,
             a,
             b,
             _tmp: tmp,
@@ -108,10 +130,9 @@ impl World {
             old.fake.clone(),
             qmp,
             &dir,
-            old.name,
-            addr,
-            peer,
-            peer_addr,
+            (old.name, addr),
+            (peer, peer_addr),
+            self.witness.clone(),
         )
     }
 
@@ -137,16 +158,14 @@ impl World {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn side(
     net: &MemoryNet,
     fake: FakeHost,
     qmp: tokio::sync::mpsc::UnboundedReceiver<crate::qmp_events::QmpEvent>,
     dir: &std::path::Path,
-    name: &'static str,
-    addr: &str,
-    peer: &str,
-    peer_addr: &str,
+    (name, addr): (&'static str, &str),
+    (peer, peer_addr): (&str, &str),
+    witness: Option<FakeWitness>,
 ) -> Side {
     let dir = crate::testing::scratch(dir, name);
     let cancel = CancellationToken::new();
@@ -173,6 +192,8 @@ fn side(
         peers: vec![peer.into()],
         observer,
         arbiter: None,
+        witness: witness.map(|w| Arc::new(w) as Arc<dyn crate::witness::Witness>),
+        claim_delay: crate::witness::claim::secondary_delay(HEARTBEAT),
     };
     let (daemon, _) = d::spawn(ctx, links, qmp, cancel.child_token());
     Side {

@@ -45,6 +45,7 @@
 //! [`Witness`] is the seam: [`etcd::EtcdWitness`] is the real one, and
 //! `crate::testing::FakeWitness` the in-memory one for the middle-tier tests.
 
+pub mod claim;
 pub mod etcd;
 mod record;
 

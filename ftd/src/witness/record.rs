@@ -2,7 +2,7 @@
 //! its checks and where it lives (the key under the configured prefix).
 //!
 //! ```json
-//! {"domain":"web1","holder":"hosta","epoch":7,
+//! {"domain":"web1","holder":"hosta","partner":"hostb","epoch":7,
 //!  "disk":"/var/lib/libvirt/images/web1.qcow2","running":true}
 //! ```
 //!
@@ -10,6 +10,10 @@
 //!   stored under another domain's key is refused.
 //! - `holder`: the host (ftd's `host.name`) that holds the domain: it runs the
 //!   serving copy, or would run it when `running` is false.
+//! - `partner`: the host holding the COLO secondary the holder set up (`null`: none).
+//!   Only that host may take the record over, and only from this very version: when
+//!   the holder goes live alone it swaps the partner out, which makes the partner's
+//!   claim lose (see `claim.rs`).
 //! - `epoch`: 1 for the first record, +1 on every change (1 to 2^53 - 1, so that
 //!   tools that read JSON numbers as doubles, such as `jq`, read it exactly).
 //! - `disk`: the path, on the holder, of the disk that is the copy of record.
@@ -44,6 +48,8 @@ const MAX_DOMAIN_BYTES: usize = 200;
 pub struct Record {
     pub domain: String,
     pub holder: String,
+    #[serde(deserialize_with = "present")]
+    pub partner: Option<String>,
     pub epoch: u64,
     pub disk: PathBuf,
     pub running: bool,
@@ -66,6 +72,11 @@ pub enum RecordError {
          with a letter or digit)"
     )]
     BadHolder(String),
+    #[error(
+        "partner {0:?} is not a host name other than the holder's (letters, digits, '.', \
+         '-' and '_')"
+    )]
+    BadPartner(String),
     #[error("epoch {0} is out of range: 1 to {MAX_EPOCH}")]
     BadEpoch(u64),
     #[error(
@@ -88,6 +99,7 @@ impl Record {
         let r = Record {
             domain: domain.into(),
             holder: holder.into(),
+            partner: None,
             epoch: 1,
             disk: disk.into(),
             running,
@@ -96,16 +108,23 @@ impl Record {
         Ok(r)
     }
 
-    /// The record that follows this one (epoch + 1) with the given contents. Its
-    /// fields are checked when it is swapped in.
+    /// The record that follows this one (epoch + 1) with the given contents and no
+    /// partner. Its fields are checked when it is swapped in.
     pub fn next(&self, holder: &str, disk: impl Into<PathBuf>, running: bool) -> Record {
         Record {
             domain: self.domain.clone(),
             holder: holder.into(),
+            partner: None,
             epoch: self.epoch.saturating_add(1),
             disk: disk.into(),
             running,
         }
+    }
+
+    /// The same record naming `partner` as the host of its COLO secondary.
+    pub fn with_partner(mut self, partner: Option<&str>) -> Record {
+        self.partner = partner.map(String::from);
+        self
     }
 
     /// Every field as the store may hold it.
@@ -115,6 +134,11 @@ impl Record {
         }
         if !crate::config::is_host_name(&self.holder) {
             return Err(RecordError::BadHolder(self.holder.clone()));
+        }
+        if let Some(p) = &self.partner {
+            if !crate::config::is_host_name(p) || *p == self.holder {
+                return Err(RecordError::BadPartner(p.clone()));
+            }
         }
         if !(1..=MAX_EPOCH).contains(&self.epoch) {
             return Err(RecordError::BadEpoch(self.epoch));
@@ -146,6 +170,12 @@ impl Record {
         }
         Ok(r)
     }
+}
+
+/// An optional field that must be present (as `null` when empty): serde would
+/// take a missing `Option` for `None`, and a record has exactly its keys.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Option::<String>::deserialize(d)
 }
 
 /// A libvirt domain name as a key part: 1 to 200 bytes, no `/` (libvirt refuses it
@@ -229,9 +259,24 @@ mod tests {
         let json = String::from_utf8(r.to_json()).unwrap();
         assert_eq!(
             json,
-            r#"{"domain":"web1","holder":"hosta","epoch":1,"disk":"/var/lib/libvirt/images/web1.qcow2","running":true}"#
+            r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":1,"disk":"/var/lib/libvirt/images/web1.qcow2","running":true}"#
         );
         assert_eq!(Record::parse("web1", json.as_bytes()).unwrap(), r);
+    }
+
+    #[test]
+    fn a_partner_is_named_and_dropped_by_next() {
+        let r = web1().with_partner(Some("hostb"));
+        assert_eq!(r.check(), Ok(()));
+        let json = String::from_utf8(r.to_json()).unwrap();
+        assert!(json.contains(r#""partner":"hostb""#), "{json}");
+        assert_eq!(Record::parse("web1", json.as_bytes()).unwrap(), r);
+        assert_eq!(r.next("hosta", "/d", true).partner, None);
+        let missing = r#"{"domain":"web1","holder":"hosta","epoch":3,"disk":"/d","running":true}"#;
+        match Record::parse("web1", missing.as_bytes()) {
+            Err(RecordError::Json(e)) => assert!(e.contains("missing field `partner`"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -287,6 +332,14 @@ mod tests {
             RecordError::BadHolder(_)
         ));
         assert!(matches!(bad(|r| r.epoch = 0), RecordError::BadEpoch(0)));
+        assert!(matches!(
+            bad(|r| r.partner = Some("hosta".into())),
+            RecordError::BadPartner(_)
+        ));
+        assert!(matches!(
+            bad(|r| r.partner = Some("b/../c".into())),
+            RecordError::BadPartner(_)
+        ));
         for disk in [
             "",
             "relative.qcow2",
@@ -311,42 +364,42 @@ mod tests {
     #[test]
     fn a_stored_value_is_untrusted() {
         let parse = |s: &str| Record::parse("web1", s.as_bytes());
-        let ok = r#"{"domain":"web1","holder":"hosta","epoch":3,"disk":"/d","running":false}"#;
+        let ok = r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"disk":"/d","running":false}"#;
         assert_eq!(parse(ok).unwrap().epoch, 3);
         let cases = [
             ("", "EOF"),
             ("not json", "expected"),
             ("null", "invalid type"),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":3,"disk":"/d"}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"disk":"/d"}"#,
                 "missing field `running`",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":3,"disk":"/d","running":false,"owner":"x"}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"disk":"/d","running":false,"owner":"x"}"#,
                 "unknown field `owner`",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":3,"epoch":4,"disk":"/d","running":false}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"epoch":4,"disk":"/d","running":false}"#,
                 "duplicate field `epoch`",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":-1,"disk":"/d","running":false}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":-1,"disk":"/d","running":false}"#,
                 "invalid value",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":1.5,"disk":"/d","running":false}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":1.5,"disk":"/d","running":false}"#,
                 "invalid type",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":"3","disk":"/d","running":false}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":"3","disk":"/d","running":false}"#,
                 "invalid type",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":3,"disk":"/d","running":"yes"}"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"disk":"/d","running":"yes"}"#,
                 "invalid type",
             ),
             (
-                r#"{"domain":"web1","holder":"hosta","epoch":3,"disk":"/d","running":false} x"#,
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"disk":"/d","running":false} x"#,
                 "trailing",
             ),
         ];
@@ -357,22 +410,28 @@ mod tests {
             }
         }
         assert_eq!(
-            parse(r#"{"domain":"web2","holder":"hosta","epoch":3,"disk":"/d","running":false}"#),
+            parse(
+                r#"{"domain":"web2","holder":"hosta","partner":null,"epoch":3,"disk":"/d","running":false}"#
+            ),
             Err(RecordError::WrongDomain {
                 key: "web1".into(),
                 found: "web2".into()
             })
         );
         assert_eq!(
-            parse(r#"{"domain":"web1","holder":"../x","epoch":3,"disk":"/d","running":false}"#),
+            parse(
+                r#"{"domain":"web1","holder":"../x","partner":null,"epoch":3,"disk":"/d","running":false}"#
+            ),
             Err(RecordError::BadHolder("../x".into()))
         );
         assert_eq!(
-            parse(r#"{"domain":"web1","holder":"hosta","epoch":0,"disk":"/d","running":false}"#),
+            parse(
+                r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":0,"disk":"/d","running":false}"#
+            ),
             Err(RecordError::BadEpoch(0))
         );
         let huge = format!(
-            r#"{{"domain":"web1","holder":"hosta","epoch":3,"disk":"/{}","running":false}}"#,
+            r#"{{"domain":"web1","holder":"hosta","partner":null,"epoch":3,"disk":"/{}","running":false}}"#,
             "d".repeat(MAX_RECORD_BYTES)
         );
         assert!(matches!(parse(&huge), Err(RecordError::TooLarge { .. })));

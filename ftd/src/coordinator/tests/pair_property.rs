@@ -230,7 +230,7 @@ proptest! {
         auto_reprotect in any::<bool>(),
         picks in proptest::collection::vec(any::<u32>(), 1..400),
     ) {
-        let settings = Settings { auto_reprotect, arbiter };
+        let settings = Settings { auto_reprotect, arbiter, witness: false };
         if let Err(e) = run(settings, &picks) {
             return Err(TestCaseError::fail(e));
         }

@@ -7,6 +7,7 @@ use super::*;
 const ARBITER: Settings = Settings {
     auto_reprotect: true,
     arbiter: true,
+    witness: false,
 };
 
 fn with_arbiter(s: State) -> Coordinator {

@@ -14,7 +14,7 @@ struct Context {
     set: fn(&mut Coordinator),
 }
 
-const CONTEXTS: [Context; 8] = [
+const CONTEXTS: [Context; 9] = [
     Context {
         name: "default",
         what: "protection wanted, peer reachable, automatic re-protection on, no arbiter, \
@@ -25,6 +25,15 @@ const CONTEXTS: [Context; 8] = [
         name: "arbiter",
         what: "as default, with a partition arbiter configured",
         set: |c| c.settings.arbiter = true,
+    },
+    Context {
+        name: "witness",
+        what: "as default, with the witness as the arbiter: every go-live is claimed on \
+               the domain's record first",
+        set: |c| {
+            c.settings.arbiter = true;
+            c.settings.witness = true;
+        },
     },
     Context {
         name: "peer down",

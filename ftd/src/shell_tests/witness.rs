@@ -1,0 +1,224 @@
+//! A protected pair with the witness (`arbiter: kind: etcd`, a `FakeWitness`
+//! shared by both ftds): the record written before COLO starts, a lost host, a cut
+//! link with both hosts alive, the witness down, a planned switch-over and a
+//! disable, each checked by the calls made, the states reached and the record.
+
+use super::*;
+use crate::coordinator::WITNESS_UNREACHABLE;
+use crate::witness::Record;
+
+impl World {
+    fn record(&self) -> Option<Record> {
+        self.witness.as_ref().expect("a witness").record("g")
+    }
+
+    /// Is exactly one copy of `g` running out of COLO (serving alone), or a
+    /// COLO pair (primary + secondary)? Returns the hosts whose copy serves.
+    fn serving(&self) -> Vec<&'static str> {
+        [&self.a, &self.b]
+            .into_iter()
+            .filter(|s| s.fake.runs("g") && s.fake.colo_mode("g") != "secondary")
+            .map(|s| s.name)
+            .collect()
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_record_names_the_pair_before_colo_starts() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    let r = w.record().expect("a record");
+    assert_eq!(
+        (r.holder.as_str(), r.partner.as_deref(), r.running),
+        ("a", Some("b"), true)
+    );
+    assert_eq!(r.disk, w.a.dir.join("images/g.qcow2"));
+    // Written before the migration into COLO began.
+    let calls = w.witness.as_ref().unwrap().calls();
+    assert!(calls
+        .iter()
+        .any(|c| matches!(c, crate::testing::WitnessCall::Swap { new, .. } if new.partner.as_deref() == Some("b"))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_secondary_claims_then_takes_over_when_the_primarys_host_dies() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    let before = w.record().unwrap();
+    w.b.fake.clear_calls();
+    let t0 = tokio::time::Instant::now();
+    w.cluster.kill_host(&w.a.fake);
+    w.net.kill_host("a");
+    w.wait("b runs g alone", || async {
+        w.b.state("g").await == Some(State::Degraded)
+    })
+    .await;
+    let took =
+        w.b.fake
+            .timed_calls()
+            .into_iter()
+            .find(|(t, c)| *t >= t0 && c.contains("x-colo-lost-heartbeat"))
+            .map(|(t, _)| t - t0)
+            .expect("no takeover");
+    let delay = crate::witness::claim::secondary_delay(HEARTBEAT);
+    assert!(
+        took <= DETECTION + delay + 2 * HEARTBEAT,
+        "the takeover began {took:?} after the loss (detection {DETECTION:?}, claim delay {delay:?})"
+    );
+    let r = w.record().unwrap();
+    assert_eq!(
+        (r.holder.as_str(), r.partner.as_deref(), r.epoch),
+        ("b", None, before.epoch + 1)
+    );
+    assert_eq!(
+        r.disk,
+        w.b.dir.join("overlays/g/secondary/parent0.qcow2"),
+        "the survivor's disk"
+    );
+    let s = w.b.status("g").await.unwrap();
+    assert!(
+        s.last_failover.as_deref().unwrap_or("").contains("witness"),
+        "{s:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cut_link_leaves_one_copy_serving_and_the_loser_rejoins() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    w.net.cut();
+    w.wait("a alone, b fenced", || async {
+        w.a.state("g").await == Some(State::Degraded) && w.b.state("g").await == Some(State::Fenced)
+    })
+    .await;
+    // The primary, which claims first, won; b's copy never served.
+    assert!(!w.b.fake.runs("g"), "b's copy still runs");
+    assert!(
+        !w.b.qmp("g").iter().any(|c| c == "x-colo-lost-heartbeat"),
+        "b took over: {:?}",
+        w.b.qmp("g")
+    );
+    assert_eq!(w.serving(), vec!["a"]);
+    let r = w.record().unwrap();
+    assert_eq!((r.holder.as_str(), r.partner.as_deref()), ("a", None));
+    // The link heals: a protects onto b again, and the record names the pair.
+    w.net.heal();
+    w.wait("b secondary again", || async {
+        w.b.state("g").await == Some(State::Secondary)
+    })
+    .await;
+    w.cluster.checkpoint("g");
+    w.wait("a protected", || async {
+        w.a.state("g").await == Some(State::Protected)
+    })
+    .await;
+    let r = w.record().unwrap();
+    assert_eq!((r.holder.as_str(), r.partner.as_deref()), ("a", Some("b")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_the_witness_down_nobody_goes_live_until_it_answers() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    let witness = w.witness.clone().unwrap();
+    witness.set_reachable(false);
+    // No fault: protection goes on without the witness.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    w.cluster.checkpoint("g");
+    assert_eq!(w.a.state("g").await, Some(State::Protected));
+    assert_eq!(w.b.state("g").await, Some(State::Secondary));
+    // Then the primary's host dies: b waits for the witness.
+    w.cluster.kill_host(&w.a.fake);
+    w.net.kill_host("a");
+    w.wait("b arbitrating, saying why", || async {
+        let s = w.b.status("g").await;
+        s.is_some_and(|s| {
+            s.state == State::SecondaryArbitrating
+                && s.last_error.as_deref() == Some(WITNESS_UNREACHABLE)
+        })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    assert_eq!(w.b.state("g").await, Some(State::SecondaryArbitrating));
+    assert!(
+        !w.b.qmp("g").iter().any(|c| c == "x-colo-lost-heartbeat"),
+        "b went live without the witness"
+    );
+    witness.set_reachable(true);
+    w.wait("b runs g alone", || async {
+        w.b.state("g").await == Some(State::Degraded)
+    })
+    .await;
+    assert_eq!(w.record().unwrap().holder, "b");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_primary_cut_off_from_the_witness_and_its_peer_keeps_its_guest_off_the_network() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    w.witness.as_ref().unwrap().set_reachable(false);
+    w.net.cut();
+    w.wait("a arbitrating with its guest cut off", || async {
+        w.a.state("g").await == Some(State::Arbitrating)
+            && w.a.fake.calls().iter().any(|c| c.starts_with("link "))
+    })
+    .await;
+    let s = w.a.status("g").await.unwrap();
+    assert_eq!(s.last_error.as_deref(), Some(WITNESS_UNREACHABLE));
+    assert!(
+        !w.a.qmp("g").iter().any(|c| c == "x-colo-lost-heartbeat"),
+        "a left COLO without the witness"
+    );
+    // The witness answers again: the primary, first to ask, wins and runs on.
+    w.witness.as_ref().unwrap().set_reachable(true);
+    w.wait("a alone, b fenced", || async {
+        w.a.state("g").await == Some(State::Degraded) && w.b.state("g").await == Some(State::Fenced)
+    })
+    .await;
+    assert_eq!(w.serving(), vec!["a"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_planned_switch_over_moves_the_record_and_protection_comes_back() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    assert_eq!(w.a.daemon.failover("g").await, Ok(State::SwitchingOver));
+    w.wait("b protects g onto a", || async {
+        matches!(
+            w.b.state("g").await,
+            Some(State::Starting | State::Protected)
+        ) && w.a.state("g").await == Some(State::Secondary)
+    })
+    .await;
+    let r = w.record().unwrap();
+    assert_eq!((r.holder.as_str(), r.partner.as_deref()), ("b", Some("a")));
+    // b claimed the record before it took over (epoch 2), then paired (3).
+    assert_eq!(r.epoch, 3);
+    let claimed = w.witness.as_ref().unwrap().calls().into_iter().any(|c| {
+        matches!(c, crate::testing::WitnessCall::Swap { new, outcome: Ok(crate::witness::Swap::Won(_)), .. }
+            if new.holder == "b" && new.partner.is_none() && new.epoch == 2)
+    });
+    assert!(claimed, "no won claim by b before its takeover");
+}
+
+#[tokio::test(start_paused = true)]
+async fn disable_claims_the_record_before_leaving_colo() {
+    let w = World::with_witness().await;
+    w.protect().await;
+    let epoch = w.record().unwrap().epoch;
+    let st = w.a.daemon.disable("g").await;
+    assert!(
+        matches!(st, Ok(State::Arbitrating | State::Disabling)),
+        "{st:?}"
+    );
+    w.wait("a unprotected, b standing by", || async {
+        w.a.state("g").await == Some(State::Unprotected)
+            && w.b.state("g").await == Some(State::Standby)
+    })
+    .await;
+    let r = w.record().unwrap();
+    assert_eq!(
+        (r.holder.as_str(), r.partner.as_deref(), r.epoch),
+        ("a", None, epoch + 1)
+    );
+}

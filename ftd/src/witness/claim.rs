@@ -1,0 +1,395 @@
+//! Claims on the witness's record: what a host writes before it pairs a domain
+//! and before a copy of it serves alone, decided from the record as read (pure:
+//! [`plan_pair`], [`plan_go_live`]), then swapped in ([`pair`], [`go_live`]), and the
+//! loop a domain task runs until the witness answers ([`spawn_go_live`]).
+//!
+//! ## Why one copy serves
+//!
+//! While a COLO pair runs, the record names the primary's host as `holder` and the
+//! secondary's host as `partner`, at some version V (the primary wrote it, by a swap,
+//! before it started COLO: [`plan_pair`]). A copy that is about to serve alone
+//! (the secondary taking over, the primary leaving COLO, which releases every packet
+//! colo-compare holds) first swaps the record away from V:
+//!
+//! - the primary to `holder: itself, partner: null`;
+//! - the secondary to `holder: itself, partner: null`, and only if V names the peer
+//!   as holder and itself as partner.
+//!
+//! Both swap from the same version V, so exactly one of them wins; the other finds
+//! the winner's record and has lost: it never runs its go-live step, and its copy is
+//! fenced. A record with no partner is one nobody else may take by a go-live claim,
+//! so a secondary that reads the record only after the primary went alone (V+1)
+//! loses too. A lost swap is decided again from what the store holds now (which
+//! settles a retried swap whose first answer was lost).
+//!
+//! A record that is missing while a pair runs (deleted by hand, or a pair set up
+//! before the witness was configured) is claimed by a first record: of two such
+//! claims one wins, as with any swap.
+
+use super::{Record, Swap, Versioned, Witness, WitnessError};
+use crate::arbiter::Role;
+use crate::coordinator::Verdict;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// What to do about the record as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// Swap this record in (from the one read).
+    Swap(Record),
+    /// The record already says what the claim wants.
+    Won,
+    /// Another host holds the domain; the message says which and what follows.
+    Lost(String),
+}
+
+/// Who asks and for what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub domain: String,
+    /// This host.
+    pub me: String,
+    /// The other host of the pair.
+    pub peer: String,
+    /// The disk this host's copy uses (the copy of record if the claim wins);
+    /// `None`: unknown, keep the record's.
+    pub disk: Option<PathBuf>,
+}
+
+impl Claim {
+    fn disk_or<'a>(&'a self, r: Option<&'a Record>) -> &'a Path {
+        match (&self.disk, r) {
+            (Some(d), _) => d,
+            (None, Some(r)) => &r.disk,
+            (None, None) => Path::new("/unknown"),
+        }
+    }
+}
+
+/// The outcome of a claim that the witness answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claimed {
+    /// The record names this host as the holder (this version).
+    Won(Option<Versioned<Record>>),
+    /// It does not; why.
+    Lost(String),
+}
+
+fn held_by(r: &Record) -> String {
+    format!(
+        "the witness's record says {} holds {} (epoch {})",
+        r.holder, r.domain, r.epoch
+    )
+}
+
+/// Before COLO starts on the primary (`c.me`): name this host the holder and the
+/// peer the partner. Refused (`Lost`) when another host holds the domain and a copy
+/// of it is meant to run: this host's copy is then not the copy of record.
+pub fn plan_pair(c: &Claim, current: Option<&Record>) -> Plan {
+    let disk = c.disk_or(current).to_path_buf();
+    match current {
+        None => match Record::first(&c.domain, &c.me, disk, true) {
+            Ok(r) => Plan::Swap(r.with_partner(Some(&c.peer))),
+            Err(e) => Plan::Lost(format!("no valid first record: {e}")),
+        },
+        Some(r) if r.holder == c.me || !r.running => {
+            let want = r.next(&c.me, disk, true).with_partner(Some(&c.peer));
+            if r.holder == want.holder
+                && r.partner == want.partner
+                && r.disk == want.disk
+                && r.running
+            {
+                Plan::Won
+            } else {
+                Plan::Swap(want)
+            }
+        }
+        Some(r) => Plan::Lost(format!(
+            "{}: this host's copy is not the copy of record and is not protected; \
+             stop it (the holder's copy serves), or, if the holder's copy is certainly \
+             gone, take the record over with `etcdctl` as docs/witness.md shows",
+            held_by(r)
+        )),
+    }
+}
+
+/// Before this host's copy serves alone (`role`: the part it holds in the pair).
+pub fn plan_go_live(c: &Claim, role: Role, current: Option<&Record>) -> Plan {
+    let disk = c.disk_or(current).to_path_buf();
+    let Some(r) = current else {
+        return match Record::first(&c.domain, &c.me, disk, true) {
+            Ok(r) => Plan::Swap(r),
+            Err(e) => Plan::Lost(format!("no valid first record: {e}")),
+        };
+    };
+    let mine_alone = r.holder == c.me && r.partner.is_none();
+    if mine_alone {
+        return Plan::Won;
+    }
+    let ours_to_take = match role {
+        Role::Primary => r.holder == c.me,
+        Role::Secondary => r.holder == c.peer && r.partner.as_deref() == Some(&c.me),
+    };
+    if ours_to_take {
+        Plan::Swap(r.next(&c.me, disk, true))
+    } else {
+        Plan::Lost(format!("{}: this host's copy must not serve", held_by(r)))
+    }
+}
+
+/// How many times a claim is decided again after losing a swap to a change it
+/// may still win against (each time from the record the store returned).
+const REPLANS: usize = 3;
+
+async fn claim(
+    w: &dyn Witness,
+    c: &Claim,
+    plan: impl Fn(Option<&Record>) -> Plan,
+) -> Result<Claimed, WitnessError> {
+    let mut current = w.read(&c.domain).await?;
+    for _ in 0..REPLANS {
+        let new = match plan(current.as_ref().map(|v| &v.value)) {
+            Plan::Won => return Ok(Claimed::Won(current)),
+            Plan::Lost(why) => return Ok(Claimed::Lost(why)),
+            Plan::Swap(new) => new,
+        };
+        match w.swap(&c.domain, current.as_ref(), &new).await? {
+            Swap::Won(v) => return Ok(Claimed::Won(Some(v))),
+            Swap::Lost(now) => current = now,
+        }
+    }
+    Err(WitnessError::Refused {
+        detail: format!(
+            "the record of {} kept changing under {REPLANS} swaps in a row",
+            c.domain
+        ),
+    })
+}
+
+/// Write the pairing record ([`plan_pair`]).
+pub async fn pair(w: &dyn Witness, c: &Claim) -> Result<Claimed, WitnessError> {
+    claim(w, c, |r| plan_pair(c, r)).await
+}
+
+/// Claim the domain before this host's copy serves alone ([`plan_go_live`]).
+pub async fn go_live(w: &dyn Witness, c: &Claim, role: Role) -> Result<Claimed, WitnessError> {
+    claim(w, c, |r| plan_go_live(c, role, r)).await
+}
+
+/// How long a secondary waits before its go-live claim when the peer is
+/// unreachable: both sides notice a cut link within about a heartbeat of each
+/// other, and the primary, whose copy clients already see, should win it.
+pub fn secondary_delay(heartbeat: Duration) -> Duration {
+    (heartbeat * 2).max(Duration::from_millis(100))
+}
+
+/// How long a claim waits before asking an unreachable witness again.
+pub const RETRY: Duration = Duration::from_millis(250);
+
+/// Claim until the witness answers, in a task of its own (`disk`, looked up while
+/// the claim waits out `delay`, fills the claim's disk if it has none); its verdicts arrive on
+/// the receiver: `Stop` once when the witness does not answer (and the claim goes
+/// on), then `Proceed` (won) or `Lost`. Dropping the receiver ends the claim
+/// between two calls (a swap already sent is not recalled: its outcome is what the
+/// record says, and the next claim reads it).
+pub fn spawn_go_live(
+    w: Arc<dyn Witness>,
+    mut c: Claim,
+    role: Role,
+    delay: Duration,
+    disk: impl Future<Output = Option<PathBuf>> + Send + 'static,
+) -> mpsc::Receiver<Verdict> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let (_, disk) = tokio::join!(tokio::time::sleep(delay), disk);
+        if c.disk.is_none() {
+            c.disk = disk;
+        }
+        let mut told = false;
+        loop {
+            if tx.is_closed() {
+                return;
+            }
+            match go_live(&*w, &c, role).await {
+                Ok(Claimed::Won(v)) => {
+                    let epoch = v.map(|v| v.value.epoch);
+                    tracing::info!(domain = %c.domain, ?role, ?epoch, "witness: claim won; this copy may serve");
+                    let _ = tx.send(Verdict::Proceed).await;
+                    return;
+                }
+                Ok(Claimed::Lost(why)) => {
+                    tracing::warn!(domain = %c.domain, ?role, %why, "witness: claim lost; this copy is fenced");
+                    let _ = tx.send(Verdict::Lost).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(domain = %c.domain, ?role, error = %e, "witness: claim not answered; nobody goes live until it is");
+                    if !told {
+                        told = true;
+                        let _ = tx.send(Verdict::Stop).await;
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::FakeWitness;
+
+    fn claim(me: &str, peer: &str, disk: &str) -> Claim {
+        Claim {
+            domain: "web1".into(),
+            me: me.into(),
+            peer: peer.into(),
+            disk: Some(disk.into()),
+        }
+    }
+
+    fn paired() -> Record {
+        Record::first("web1", "hosta", "/a/web1.qcow2", true)
+            .unwrap()
+            .with_partner(Some("hostb"))
+    }
+
+    #[test]
+    fn exactly_one_side_of_a_pair_may_take_its_record() {
+        let (a, b) = (
+            claim("hosta", "hostb", "/a/web1.qcow2"),
+            claim("hostb", "hosta", "/b/web1.qcow2"),
+        );
+        let r = paired();
+        let Plan::Swap(pa) = plan_go_live(&a, Role::Primary, Some(&r)) else {
+            panic!()
+        };
+        let Plan::Swap(pb) = plan_go_live(&b, Role::Secondary, Some(&r)) else {
+            panic!()
+        };
+        assert_eq!((pa.holder.as_str(), pa.partner.as_deref()), ("hosta", None));
+        assert_eq!((pb.holder.as_str(), pb.partner.as_deref()), ("hostb", None));
+        assert_eq!(pb.disk, PathBuf::from("/b/web1.qcow2"));
+        assert_eq!(pa.epoch, 2);
+        assert_eq!(pb.epoch, 2);
+        // Whoever won, the other finds the winner's record and loses.
+        assert!(matches!(
+            plan_go_live(&b, Role::Secondary, Some(&pa)),
+            Plan::Lost(_)
+        ));
+        assert!(matches!(
+            plan_go_live(&a, Role::Primary, Some(&pb)),
+            Plan::Lost(_)
+        ));
+        // And the winner, asking again, has won.
+        assert_eq!(plan_go_live(&a, Role::Primary, Some(&pa)), Plan::Won);
+        assert_eq!(plan_go_live(&b, Role::Secondary, Some(&pb)), Plan::Won);
+    }
+
+    #[test]
+    fn a_secondary_takes_only_a_record_naming_it_partner() {
+        let b = claim("hostb", "hosta", "/b/d");
+        let other = paired().with_partner(Some("hostc"));
+        assert!(matches!(
+            plan_go_live(&b, Role::Secondary, Some(&other)),
+            Plan::Lost(_)
+        ));
+        let alone = paired().with_partner(None);
+        match plan_go_live(&b, Role::Secondary, Some(&alone)) {
+            Plan::Lost(why) => assert!(why.contains("hosta holds web1 (epoch 1)"), "{why}"),
+            p => panic!("{p:?}"),
+        }
+        // A primary never takes a record another host holds.
+        let a = claim("hosta", "hostb", "/a/d");
+        let held = Record::first("web1", "hostb", "/b/d", true).unwrap();
+        assert!(matches!(
+            plan_go_live(&a, Role::Primary, Some(&held)),
+            Plan::Lost(_)
+        ));
+    }
+
+    #[test]
+    fn pairing_refuses_a_copy_that_is_not_of_record() {
+        let a = claim("hosta", "hostb", "/a/d");
+        match plan_pair(&a, None) {
+            Plan::Swap(r) => {
+                assert_eq!((r.epoch, r.partner.as_deref()), (1, Some("hostb")));
+            }
+            p => panic!("{p:?}"),
+        }
+        let mine = Record::first("web1", "hosta", "/a/d", true).unwrap();
+        let Plan::Swap(r) = plan_pair(&a, Some(&mine)) else {
+            panic!()
+        };
+        assert_eq!((r.epoch, r.partner.as_deref()), (2, Some("hostb")));
+        assert_eq!(plan_pair(&a, Some(&r)), Plan::Won);
+        let theirs = Record::first("web1", "hostb", "/b/d", true).unwrap();
+        match plan_pair(&a, Some(&theirs)) {
+            Plan::Lost(why) => assert!(why.contains("not the copy of record"), "{why}"),
+            p => panic!("{p:?}"),
+        }
+        // A record whose copy was shut down cleanly may be taken.
+        let stopped = Record::first("web1", "hostb", "/b/d", false).unwrap();
+        assert!(matches!(plan_pair(&a, Some(&stopped)), Plan::Swap(_)));
+    }
+
+    #[tokio::test]
+    async fn two_claims_from_the_same_pair_have_one_winner() {
+        let w = FakeWitness::new();
+        let (a, b) = (
+            claim("hosta", "hostb", "/a/d"),
+            claim("hostb", "hosta", "/b/d"),
+        );
+        assert!(matches!(pair(&w, &a).await, Ok(Claimed::Won(Some(_)))));
+        let (ra, rb) = tokio::join!(
+            go_live(&w, &a, Role::Primary),
+            go_live(&w, &b, Role::Secondary)
+        );
+        let won = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, Ok(Claimed::Won(_))))
+            .count();
+        assert_eq!(won, 1, "{ra:?} {rb:?}");
+        // The loser asking again still loses; the winner still wins.
+        let (again_a, again_b) = (
+            go_live(&w, &a, Role::Primary).await.unwrap(),
+            go_live(&w, &b, Role::Secondary).await.unwrap(),
+        );
+        assert_eq!(
+            matches!(again_a, Claimed::Won(_)),
+            matches!(ra, Ok(Claimed::Won(_)))
+        );
+        assert_eq!(
+            matches!(again_b, Claimed::Won(_)),
+            matches!(rb, Ok(Claimed::Won(_)))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_witness_stops_then_the_claim_goes_on() {
+        let w = FakeWitness::new();
+        let a = claim("hosta", "hostb", "/a/d");
+        pair(&w, &a).await.unwrap();
+        w.set_reachable(false);
+        let b = claim("hostb", "hosta", "/b/d");
+        let mut rx = spawn_go_live(
+            Arc::new(w.clone()),
+            b,
+            Role::Secondary,
+            Duration::ZERO,
+            async { None },
+        );
+        assert_eq!(rx.recv().await, Some(Verdict::Stop));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(rx.try_recv().is_err(), "no verdict while unreachable");
+        w.set_reachable(true);
+        assert_eq!(rx.recv().await, Some(Verdict::Proceed));
+        let r = w.read("web1").await.unwrap().unwrap().value;
+        assert_eq!((r.holder.as_str(), r.epoch), ("hostb", 2));
+    }
+}
