@@ -11,9 +11,9 @@
 //! - without a witness it is carried out at once ([`Coordinator::perform`]), as
 //!   ftd always did (and, with the corosync arbiter, a lost peer still asks it
 //!   first, `arbitration.rs`);
-//! - with a witness the state becomes `Arbitrating` (primary) or
-//!   `SecondaryArbitrating` (secondary) and the task claims the record
-//!   ([`Action::Arbitrate`], `crate::witness::claim`). `Verdict(Proceed)`: the claim
+//! - with a witness the state becomes `Arbitrating` (primary, whose guest is cut
+//!   off the network at once: `Freeze`) or `SecondaryArbitrating` (secondary) and
+//!   the task claims the record ([`Action::Arbitrate`], `crate::witness::claim`). `Verdict(Proceed)`: the claim
 //!   was won, carry the go-live out; `Verdict(Lost)`: the peer holds the record, this
 //!   copy is fenced (cut off the network at once, then destroyed) and never served;
 //!   `Verdict(Stop)`: the witness does not answer, nobody goes live (the primary's
@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! Protected --PeerLost | SecondaryFailed | ColoExited | DiskFailed | Disable-->
-//!   Arbitrating --Proceed--> Degraded (LeaveColo) or Disabling (LeaveColo)
+//!   Arbitrating (Freeze) --Proceed--> Degraded or Disabling (LeaveColo, Thaw)
 //!               --Lost--> Fenced (Freeze, DestroyPrimary)
 //! Secondary --PeerLost | TakeOver | StandingBy | ColoExited (peer lost)-->
 //!   SecondaryArbitrating --Proceed--> TakingOver (TakeOver)
@@ -85,12 +85,21 @@ impl Coordinator {
     /// peer) before `g`.
     pub(super) fn claim(&mut self, g: GoLive) -> Outcome {
         self.go_live = Some(g);
-        let next = if self.state.holds_secondary() {
-            State::SecondaryArbitrating
-        } else {
-            State::Arbitrating
-        };
-        self.go(next, vec![Action::Arbitrate])
+        if self.state.holds_secondary() {
+            return self.go(State::SecondaryArbitrating, vec![Action::Arbitrate]);
+        }
+        // With the witness, the primary's guest is cut off the network while
+        // the claim runs (a few milliseconds when the witness answers): the peer
+        // may win it and serve, and colo-compare holds only the guest's IPv4
+        // output, not ARP or IPv6 (see `WITNESS_UNREACHABLE` for a long wait).
+        let mut acts = vec![Action::Arbitrate];
+        if self.settings.witness && !self.frozen {
+            acts.insert(0, Action::Run(Step::Freeze));
+        }
+        let freeze = acts.len() > 1;
+        let out = self.go(State::Arbitrating, acts)?;
+        self.frozen |= freeze;
+        Ok(out)
     }
 
     /// Carry a go-live out (reconnecting a guest cut off while it was claimed).

@@ -99,6 +99,21 @@ async fn a_cut_link_leaves_one_copy_serving_and_the_loser_rejoins() {
         w.b.qmp("g")
     );
     assert_eq!(w.serving(), vec!["a"]);
+    // Its guest was cut off the network while it claimed, and is back.
+    let links: Vec<String> =
+        w.a.fake
+            .calls()
+            .into_iter()
+            .filter(|c| c.starts_with("link "))
+            .collect();
+    assert!(
+        links.first().is_some_and(|c| c.ends_with(" down")),
+        "{links:?}"
+    );
+    assert!(
+        links.last().is_some_and(|c| c.ends_with(" up")),
+        "{links:?}"
+    );
     let r = w.record().unwrap();
     assert_eq!((r.holder.as_str(), r.partner.as_deref()), ("a", None));
     // The link heals: a protects onto b again, and the record names the pair.
@@ -158,13 +173,20 @@ async fn a_primary_cut_off_from_the_witness_and_its_peer_keeps_its_guest_off_the
     w.protect().await;
     w.witness.as_ref().unwrap().set_reachable(false);
     w.net.cut();
-    w.wait("a arbitrating with its guest cut off", || async {
-        w.a.state("g").await == Some(State::Arbitrating)
-            && w.a.fake.calls().iter().any(|c| c.starts_with("link "))
-    })
+    w.wait(
+        "a arbitrating with its guest cut off, saying why",
+        || async {
+            let s = w.a.status("g").await.unwrap();
+            s.state == State::Arbitrating
+                && s.last_error.as_deref() == Some(WITNESS_UNREACHABLE)
+                && w.a
+                    .fake
+                    .calls()
+                    .iter()
+                    .any(|c| c.starts_with("link ") && c.ends_with(" down"))
+        },
+    )
     .await;
-    let s = w.a.status("g").await.unwrap();
-    assert_eq!(s.last_error.as_deref(), Some(WITNESS_UNREACHABLE));
     assert!(
         !w.a.qmp("g").iter().any(|c| c == "x-colo-lost-heartbeat"),
         "a left COLO without the witness"
