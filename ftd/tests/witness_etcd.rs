@@ -137,15 +137,15 @@ async fn a_malformed_record_written_by_hand_is_reported() {
             |e| matches!(e, RecordError::Json(j) if j.contains("running")),
         ),
         (
-            r#"{"domain":"web1","holder":"host a","epoch":1,"disk":"/d","running":true}"#,
+            r#"{"domain":"web1","holder":"host a","partner":null,"epoch":1,"disk":"/d","running":true}"#,
             |e| matches!(e, RecordError::BadHolder(_)),
         ),
         (
-            r#"{"domain":"web1","holder":"hosta","epoch":1,"disk":"../d","running":true}"#,
+            r#"{"domain":"web1","holder":"hosta","partner":null,"epoch":1,"disk":"../d","running":true}"#,
             |e| matches!(e, RecordError::BadDisk(_)),
         ),
         (
-            r#"{"domain":"web2","holder":"hosta","epoch":1,"disk":"/d","running":true}"#,
+            r#"{"domain":"web2","holder":"hosta","partner":null,"epoch":1,"disk":"/d","running":true}"#,
             |e| matches!(e, RecordError::WrongDomain { .. }),
         ),
     ];
