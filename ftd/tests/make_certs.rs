@@ -167,7 +167,11 @@ fn ftd_checks_the_witness_files_then_goes_on() {
     // thing it needs, the bus, which this configuration points nowhere.
     let run = s.0.join("run");
     std::fs::create_dir(&run).unwrap();
-    let text = format!("{}{etcd}run-dir: {}\n", config(&s.0, "hosta"), run.display());
+    let text = format!(
+        "{}{etcd}run-dir: {}\n",
+        config(&s.0, "hosta"),
+        run.display()
+    );
     std::fs::write(&cfg, text).unwrap();
     let out = ftd(&["--config", cfg.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -22,7 +22,7 @@
 //! ```text
 //! Protected --PeerLost | SecondaryFailed | ColoExited | DiskFailed | Disable-->
 //!   Arbitrating (Freeze) --Proceed--> Degraded or Disabling (LeaveColo, Thaw)
-//!               --Lost--> Fenced (Freeze, DestroyPrimary)
+//!               --Lost--> Fenced (Freeze, DestroyPrimary; StandingBy to a reachable peer)
 //! Secondary --PeerLost | TakeOver | StandingBy | ColoExited (peer lost)-->
 //!   SecondaryArbitrating --Proceed--> TakingOver (TakeOver)
 //!                        --Lost--> Fenced (DestroySecondary)
@@ -118,6 +118,13 @@ impl Coordinator {
                 if let Some(e) = error {
                     self.set_last_error(&e);
                 }
+                // Claimed while the peer was away, which is back now: its
+                // secondary is of no use any more, and it must hear so.
+                let release = Action::Send(PeerMsg::ReleaseSecondary);
+                let claimed = self.state == State::Arbitrating;
+                if claimed && self.peer_up && !acts.contains(&release) {
+                    acts.push(release);
+                }
                 acts.extend(thaw);
                 let mut out = self.go(State::Degraded, acts)?;
                 if reprotect {
@@ -161,7 +168,7 @@ impl Coordinator {
                 } else {
                     "fenced: this host lost quorum, the peer keeps the domain (arbiter)"
                 });
-                let acts = if secondary {
+                let mut acts = if secondary {
                     vec![Action::Run(Step::DestroySecondary)]
                 } else if self.settings.witness && !self.frozen {
                     // Cut the guest off at once: destroying it takes longer.
@@ -169,6 +176,14 @@ impl Coordinator {
                 } else {
                     vec![Action::Run(Step::DestroyPrimary)]
                 };
+                // A primary that lost the witness's record while the peer is
+                // reachable: the record names the peer, whose secondary may be
+                // waiting for this primary (COLO ended, link up) and would
+                // never go live on its own. Its copy is the domain: say so (it
+                // claims the record too before it serves).
+                if !secondary && self.settings.witness && self.peer_up {
+                    acts.push(Action::Send(PeerMsg::StandingBy));
+                }
                 self.go(State::Fenced, acts)
             }
             Verdict::Stop | Verdict::PeerAlive => unreachable!("decided by the handlers"),

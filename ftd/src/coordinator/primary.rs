@@ -118,6 +118,11 @@ impl Coordinator {
             E::StepFailed(Step::StopPrimary, e) => {
                 self.planned = false;
                 self.last_error = Some(format!("switch-over: pausing the primary failed: {e}"));
+                // The peer went silent meanwhile (and was ignored, the switch-over
+                // being under way): the arbiter decides now, as from `Protected`.
+                if !self.peer_up && self.arbitrated() {
+                    return self.arbitrate();
+                }
                 self.go(S::Protected, Vec::new())
             }
             E::StepDone(Step::DestroyPrimary) => {

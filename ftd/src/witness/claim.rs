@@ -190,11 +190,11 @@ pub fn secondary_delay(heartbeat: Duration) -> Duration {
 pub const RETRY: Duration = Duration::from_millis(250);
 
 /// Claim until the witness answers, in a task of its own (`disk`, looked up while
-/// the claim waits out `delay`, fills the claim's disk if it has none); its verdicts arrive on
-/// the receiver: `Stop` once when the witness does not answer (and the claim goes
-/// on), then `Proceed` (won) or `Lost`. Dropping the receiver ends the claim
-/// between two calls (a swap already sent is not recalled: its outcome is what the
-/// record says, and the next claim reads it).
+/// the claim waits out `delay`, fills the claim's disk if it has none); its
+/// verdicts arrive on the receiver: `Stop` once when the witness does not answer
+/// (and the claim goes on), then `Proceed` (won) or `Lost`. Dropping the receiver
+/// ends the claim at once (a swap already sent is not recalled: its outcome is
+/// what the record says, and the next claim reads it).
 pub fn spawn_go_live(
     w: Arc<dyn Witness>,
     mut c: Claim,
@@ -204,16 +204,34 @@ pub fn spawn_go_live(
 ) -> mpsc::Receiver<Verdict> {
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
+        // Given up (the receiver dropped): stop at once, even mid-call. A swap
+        // already sent may still land; it compares against the record read
+        // before, so it cannot take a record written since.
+        let closed = tx.clone();
+        tokio::select! {
+            _ = closed.closed() => {}
+            _ = claim_until_answered(w, &mut c, role, delay, disk, tx) => {}
+        }
+    });
+    rx
+}
+
+async fn claim_until_answered(
+    w: Arc<dyn Witness>,
+    c: &mut Claim,
+    role: Role,
+    delay: Duration,
+    disk: impl Future<Output = Option<PathBuf>>,
+    tx: mpsc::Sender<Verdict>,
+) {
+    {
         let (_, disk) = tokio::join!(tokio::time::sleep(delay), disk);
         if c.disk.is_none() {
             c.disk = disk;
         }
         let mut told = false;
         loop {
-            if tx.is_closed() {
-                return;
-            }
-            match go_live(&*w, &c, role).await {
+            match go_live(&*w, c, role).await {
                 Ok(Claimed::Won(v)) => {
                     let epoch = v.map(|v| v.value.epoch);
                     tracing::info!(domain = %c.domain, ?role, ?epoch, "witness: claim won; this copy may serve");
@@ -235,8 +253,7 @@ pub fn spawn_go_live(
                 }
             }
         }
-    });
-    rx
+    }
 }
 
 #[cfg(test)]

@@ -28,8 +28,22 @@
 //!   `crate::arbiter` promises, a winner that held the secondary hears `Proceed`
 //!   only once the other side serves nothing. A dead peer makes the survivor win;
 //!   a peer whose ftd alone died is `PeerAlive`.
+//! - **The witness** (when it is the arbiter): one record, changed by the real
+//!   claim rules (`crate::witness::claim`: `plan_pair` when `StartColo` completes,
+//!   `plan_go_live` for each `Arbitrate`). A claim is decided against the record
+//!   at a random later point (the store's answer), its verdict delivered later
+//!   still; the witness may also fail to answer first (`Stop`, the claim goes on).
+//!   A claim in flight when its host or ftd dies lands in the record or not, at
+//!   random. A cut of the link between two live hosts breaks their COLO session
+//!   (it carries the checkpoints and the secondary's packets), unless only the
+//!   ftd link is cut; and a secondary taking over serves once its `TakeOver` step
+//!   is done (until `x-colo-lost-heartbeat`, its packets go to the primary's
+//!   colo-compare only).
 
 use super::*;
+use crate::arbiter::Role;
+use crate::witness::claim::{plan_go_live, plan_pair, Claim, Plan};
+use crate::witness::Record;
 use std::collections::VecDeque;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,6 +106,18 @@ pub(super) struct Host {
     pub attempts: u32,
     /// The attempt whose secondary this host was last asked to host.
     pub hosts_attempt: u32,
+    /// With the witness: a go-live claim sent and not yet decided by the store
+    /// (the role it claims for), and whether the witness failed to answer it once.
+    pub claim: Option<Role>,
+    pub unanswered: bool,
+    /// A claim given up while its call may be in flight (the state left the
+    /// arbitrating states, or a new claim replaced it, or ftd or the host died):
+    /// the record as it was then, which its swap compares against if it lands.
+    pub abandoned: Option<(Role, Option<Record>)>,
+    /// `StartColo` steps (by when they were asked for) whose pairing already
+    /// happened, and whether it was granted: a step runs only after every step
+    /// asked for before it, so a later step's outcome means it paired already.
+    pub paired: Vec<(u64, bool)>,
 }
 
 pub(super) struct World {
@@ -106,6 +132,8 @@ pub(super) struct World {
     /// Counts the steps asked for.
     pub seq: u64,
     pub log: Vec<String>,
+    /// The witness's record of the domain (with the witness as the arbiter).
+    pub record: Option<Record>,
 }
 
 pub(super) fn primary_colo(s: State) -> bool {
@@ -143,6 +171,10 @@ impl Host {
             copy_stopped: false,
             attempts: 0,
             hosts_attempt: 0,
+            claim: None,
+            unanswered: false,
+            abandoned: None,
+            paired: Vec::new(),
         }
     }
 
@@ -170,9 +202,23 @@ impl Host {
     fn forget(&mut self) {
         self.inbox.clear();
         self.steps.clear();
+        self.paired.clear();
         self.timers.clear();
         self.verdicts.clear();
         self.colo_exit = false;
+        self.unanswered = false;
+    }
+
+    /// What this host asks the witness for.
+    pub fn claim_request(&self) -> Claim {
+        let me = self.name.to_ascii_lowercase().to_string();
+        let peer = if me == "a" { "b" } else { "a" };
+        Claim {
+            domain: "g".into(),
+            disk: Some(format!("/disks/{me}").into()),
+            me,
+            peer: peer.into(),
+        }
     }
 }
 
@@ -190,6 +236,7 @@ impl World {
             colo_seq: 0,
             seq: 0,
             log: Vec::new(),
+            record: None,
         };
         w.open_session();
         w
@@ -230,6 +277,9 @@ impl World {
             self.colo_broken = false;
             self.colo_seq = self.seq;
         }
+        if !matches!(after, State::Arbitrating | State::SecondaryArbitrating) {
+            self.abandon_claim(i);
+        }
         let Ok(acts) = out else {
             return;
         };
@@ -255,6 +305,17 @@ impl World {
                     }
                 }
                 Action::RetryIn { attempt, .. } => self.h[i].timers = vec![attempt],
+                Action::Arbitrate if self.settings.witness => {
+                    self.abandon_claim(i);
+                    let h = &mut self.h[i];
+                    h.claim = Some(if h.c.state().holds_secondary() {
+                        Role::Secondary
+                    } else {
+                        Role::Primary
+                    });
+                    h.unanswered = false;
+                    h.verdicts.clear();
+                }
                 Action::Arbitrate => {
                     let v = self.verdicts_for(i);
                     self.h[i].verdicts.extend(v);
@@ -317,8 +378,116 @@ impl World {
                 || (a.colo_secondary() && b.colo_primary()))
     }
 
+    /// The store decides host `i`'s claim now: the record changes if it wins.
+    pub fn decide_claim(&mut self, i: usize) -> Option<Verdict> {
+        let role = self.h[i].claim.take()?;
+        let c = self.h[i].claim_request();
+        let (v, how) = match plan_go_live(&c, role, self.record.as_ref()) {
+            Plan::Swap(r) => {
+                self.record = Some(r);
+                (Verdict::Proceed, "won")
+            }
+            Plan::Won => (Verdict::Proceed, "already held"),
+            Plan::Lost(_) => (Verdict::Lost, "lost"),
+        };
+        self.log.push(format!(
+            "  witness: {}'s claim {how}: {:?}",
+            self.h[i].name, self.record
+        ));
+        Some(v)
+    }
+
+    /// `StartColo` of host `i` is about to complete: the pairing record. `false`:
+    /// refused (another host holds the domain), the step fails.
+    pub fn pair_once(&mut self, i: usize, seq: u64) -> bool {
+        if let Some(&(_, granted)) = self.h[i].paired.iter().find(|(s, _)| *s == seq) {
+            return granted;
+        }
+        let granted = self.pair(i);
+        self.h[i].paired.push((seq, granted));
+        granted
+    }
+
+    /// Every `StartColo` of host `i` asked for before `seq` has run its pairing
+    /// by the time the step asked for at `seq` ends (steps run in order).
+    pub fn pair_earlier(&mut self, i: usize, seq: u64) {
+        let earlier: Vec<u64> = self.h[i]
+            .steps
+            .iter()
+            .filter(|(st, s)| *st == Step::StartColo && *s < seq)
+            .map(|(_, s)| *s)
+            .collect();
+        for s in earlier {
+            self.pair_once(i, s);
+        }
+    }
+
+    fn pair(&mut self, i: usize) -> bool {
+        let c = self.h[i].claim_request();
+        match plan_pair(&c, self.record.as_ref()) {
+            Plan::Swap(r) => {
+                self.record = Some(r);
+                true
+            }
+            Plan::Won => true,
+            Plan::Lost(_) => false,
+        }
+    }
+
+    /// Host `i`'s task gives its claim up (the receiver dropped): a call in
+    /// flight may still land later ([`World::abandoned_lands`]). An earlier
+    /// abandoned claim still pending lands now, or not (`lands`).
+    pub fn abandon_claim(&mut self, i: usize) {
+        let Some(role) = self.h[i].claim.take() else {
+            return;
+        };
+        if self.h[i].abandoned.is_some() {
+            self.abandoned_lands(i, true);
+        }
+        self.log.push(format!(
+            "  {}'s claim given up (may be in flight)",
+            self.h[i].name
+        ));
+        self.h[i].abandoned = Some((role, self.record.clone()));
+    }
+
+    /// An abandoned claim's swap reaches the store (`lands`) or never does: it
+    /// compares against the record it was sent with.
+    pub fn abandoned_lands(&mut self, i: usize, lands: bool) {
+        let Some((role, seen)) = self.h[i].abandoned.take() else {
+            return;
+        };
+        if !lands || self.record != seen {
+            self.log.push(format!(
+                "  {}'s abandoned claim: {}",
+                self.h[i].name,
+                if lands {
+                    "lost (the record changed)"
+                } else {
+                    "never arrives"
+                }
+            ));
+            return;
+        }
+        let c = self.h[i].claim_request();
+        if let Plan::Swap(r) = plan_go_live(&c, role, seen.as_ref()) {
+            self.log.push(format!(
+                "  {}'s abandoned claim lands: {r:?}",
+                self.h[i].name
+            ));
+            self.record = Some(r);
+        }
+    }
+
+    /// Host `i` or its ftd dies with a claim in flight: it lands or not.
+    fn claim_in_flight(&mut self, i: usize, lands: bool) {
+        self.abandon_claim(i);
+        self.abandoned_lands(i, lands);
+    }
+
     pub fn host_dies(&mut self, i: usize, lost: usize) {
         self.log.push(format!("{} host dies", self.h[i].name));
+        self.claim_in_flight(i, lost % 2 == 1);
         let colo = self.colo_runs();
         self.h[i].life = Life::Dead;
         self.h[i].forget();
@@ -330,8 +499,9 @@ impl World {
             self.cut_session(1 - i, lost, Event::PeerLost);
         }
         // The arbiter sees the peer leave: the survivor keeps the domain.
+        // (The witness decides by its record alone.)
         let pending = &mut self.h[1 - i].verdicts;
-        if !pending.is_empty() {
+        if !pending.is_empty() && !self.settings.witness {
             *pending = VecDeque::from([Verdict::Proceed]);
         }
     }
@@ -350,8 +520,9 @@ impl World {
         self.open_session();
     }
 
-    pub fn ftd_dies(&mut self, i: usize, lost: usize) {
+    pub fn ftd_dies(&mut self, i: usize, lost: usize, lands: bool) {
         self.log.push(format!("{} ftd dies", self.h[i].name));
+        self.claim_in_flight(i, lands);
         self.h[i].life = Life::FtdDead;
         self.h[i].forget();
         if !matches!(self.cut, Some(Cut::Partition { .. })) {

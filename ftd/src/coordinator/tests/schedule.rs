@@ -14,6 +14,12 @@ pub(super) enum Choice {
     Timer(usize),
     ColoExit(usize),
     Verdict(usize),
+    /// The witness decides host `i`'s claim (the store's answer).
+    Claim(usize),
+    /// The witness does not answer host `i`'s claim in time (it goes on).
+    WitnessSilent(usize),
+    /// Host `i`'s abandoned claim reaches the store (`true`) or never does.
+    Abandoned(usize, bool),
     User(usize, u8),
     Checkpoint(usize),
     BreakColo,
@@ -23,7 +29,10 @@ pub(super) enum Choice {
     HostReturns(usize),
     FtdDies(usize),
     FtdRestarts(usize),
-    Cut { winner: usize, alive: bool },
+    Cut {
+        winner: usize,
+        alive: bool,
+    },
     Heal,
 }
 
@@ -40,12 +49,17 @@ pub(super) fn choices(w: &World) -> Vec<(u32, Choice)> {
         let other = &w.h[1 - i];
         match h.life {
             Life::Up => {
+                // G3, G4, G5 cannot happen with the witness: each is a go-live
+                // that a claim now decides.
+                let witness = w.settings.witness;
                 // G5: a re-attached primary acts before the pair check.
-                let g5 = h.c.state() == State::Protected && h.c.unconfirmed();
+                let g5 = !witness && h.c.state() == State::Protected && h.c.unconfirmed();
                 if !h.inbox.is_empty() {
                     v.push((60, C::Deliver(i)));
                 }
-                for (j, (st, _)) in h.steps.iter().enumerate() {
+                // Steps run one at a time, in the order asked for (the domain
+                // task's queue): only the oldest can end.
+                for (j, (st, _)) in h.steps.iter().enumerate().take(1) {
                     v.push((40, C::StepOutcome(i, j, true)));
                     // G6: a failed takeover.
                     if *st != Step::TakeOver || gaps() {
@@ -59,14 +73,25 @@ pub(super) fn choices(w: &World) -> Vec<(u32, Choice)> {
                 // peer is not up, also while its host is alive. G2: nothing
                 // that sends a message during a partition. G5.
                 let peer_gone = h.c.peer_up() || other.life == Life::Dead;
-                let g4 = h.c.state() == State::Secondary && !peer_gone;
+                let g4 = !witness && h.c.state() == State::Secondary && !peer_gone;
                 let held = g4 || partition || g5;
                 if h.colo_exit && (!held || gaps()) {
                     v.push((30, C::ColoExit(i)));
                 }
-                let gate = |v: &Verdict| *v != Verdict::Proceed || !serving(w, 1 - i);
+                // corosync's promise; the witness's verdicts are its record's.
+                let gate = |v: &Verdict| witness || *v != Verdict::Proceed || !serving(w, 1 - i);
                 if h.verdicts.front().is_some_and(gate) {
                     v.push((30, C::Verdict(i)));
+                }
+                if h.abandoned.is_some() {
+                    v.push((5, C::Abandoned(i, true)));
+                    v.push((5, C::Abandoned(i, false)));
+                }
+                if h.claim.is_some() {
+                    v.push((30, C::Claim(i)));
+                    if !h.unanswered {
+                        v.push((3, C::WitnessSilent(i)));
+                    }
                 }
                 for (r, n) in [(0, 3), (1, 1), (2, 2)] {
                     if !(partition || g5) || gaps() {
@@ -90,7 +115,8 @@ pub(super) fn choices(w: &World) -> Vec<(u32, Choice)> {
                     v.push((1, C::HostDies(i)));
                 }
                 // G3: the secondary's ftd dies during a switch-over.
-                if other.life == Life::Up && (other.c.state() != State::SwitchingOver || gaps()) {
+                let g3 = !witness && other.c.state() == State::SwitchingOver;
+                if other.life == Life::Up && (!g3 || gaps()) {
                     v.push((1, C::FtdDies(i)));
                 }
             }
@@ -170,11 +196,19 @@ pub(super) fn run_choice(w: &mut World, c: Choice, more: &mut impl FnMut() -> us
             None => {}
         },
         C::StepOutcome(i, j, ok) => {
+            let seq = w.h[i].steps[j].1;
+            if w.settings.witness {
+                w.pair_earlier(i, seq);
+            }
             let (st, seq) = w.h[i].steps.remove(j);
             match (st, ok) {
                 (Step::Inspect, _) => {
                     let f = w.h[i].found.clone().unwrap_or(Found::Plain);
                     w.apply(i, Event::Found(f));
+                }
+                (Step::StartColo, true) if w.settings.witness && !w.pair_once(i, seq) => {
+                    w.log.push(format!("  {}: pairing refused", w.h[i].name));
+                    w.apply(i, Event::StepFailed(Step::StartColo, "model".into()));
                 }
                 (st, true) => {
                     // `StopPrimary` pauses the guest; `LeaveColo` and `Undo`
@@ -214,9 +248,19 @@ pub(super) fn run_choice(w: &mut World, c: Choice, more: &mut impl FnMut() -> us
             w.h[i].colo_exit = false;
             w.apply(i, Event::ColoExited("model".into()));
         }
+        C::Claim(i) => {
+            if let Some(v) = w.decide_claim(i) {
+                w.h[i].verdicts.push_back(v);
+            }
+        }
+        C::Abandoned(i, lands) => w.abandoned_lands(i, lands),
+        C::WitnessSilent(i) => {
+            w.h[i].unanswered = true;
+            w.h[i].verdicts.push_back(Verdict::Stop);
+        }
         C::Verdict(i) => {
             if let Some(mut v) = w.h[i].verdicts.pop_front() {
-                if w.h[1 - i].life == Life::Dead {
+                if w.h[1 - i].life == Life::Dead && !w.settings.witness {
                     // The arbiter decides when it answers: a peer gone since
                     // leaves this host the domain.
                     v = Verdict::Proceed;
@@ -254,7 +298,8 @@ pub(super) fn run_choice(w: &mut World, c: Choice, more: &mut impl FnMut() -> us
         C::FtdDies(i) => {
             // G2: what is in flight is lost with the session.
             let lost = if gaps() { more() } else { 0 };
-            w.ftd_dies(i, lost);
+            let lands = more() % 2 == 1;
+            w.ftd_dies(i, lost, lands);
         }
         C::FtdRestarts(i) => w.ftd_restarts(i),
         C::Cut { winner, alive } => {
@@ -264,6 +309,11 @@ pub(super) fn run_choice(w: &mut World, c: Choice, more: &mut impl FnMut() -> us
                 w.cut_session(i, lost, Event::PeerLost);
             }
             w.cut = Some(Cut::Partition { winner, alive });
+            // The cut link carried the pair's checkpoints (the witness's
+            // model only; corosync's oracle keeps its own account).
+            if w.settings.witness && !alive && w.colo_runs() {
+                w.break_colo();
+            }
         }
         C::Heal => {
             w.log.push("link heals".into());
