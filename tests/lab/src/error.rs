@@ -51,6 +51,12 @@ pub enum LabError {
     /// The guest's service answered something unexpected, or not at all.
     #[error("guest service: {0}")]
     Guest(String),
+    /// The lab's certificates (for the etcd witness) could not be made.
+    #[error("making the lab's TLS files: {0}")]
+    Certs(#[source] ftd::certs::CertsError),
+    /// The lab's etcd witness answered something unexpected.
+    #[error("etcd witness: {0}")]
+    Etcd(String),
     /// The lab was asked for something it cannot do.
     #[error("lab: {0}")]
     Usage(String),

@@ -1,5 +1,6 @@
 //! The lab hosts' ftd as the tests drive it: its binary, the standard
-//! configuration of a paired host, a D-Bus client of a host's ftd, waiting for a
+//! configuration of a paired host (with the etcd witness's `arbiter:` section when
+//! the lab runs one, [`lab_yaml`]), a D-Bus client of a host's ftd, waiting for a
 //! domain's state or checkpoints, and the tail of a host's ftd log for failure
 //! messages. One copy, used by ftd's own tests, the hook's, the matrix's and the
 //! demo.
@@ -67,6 +68,18 @@ pub fn yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
         dir = me.dir.display(),
         tls = me.ftd_tls_yaml(),
     )
+}
+
+/// [`yaml`] for `me` in `lab`, plus the `arbiter:` section of the lab's etcd
+/// witness when it has one ([`LabConfig::with_etcd`](crate::LabConfig::with_etcd),
+/// [`Lab::etcd_arbiter_yaml`]): `kind: etcd`, every member, `me`'s certificate.
+/// Without the etcd witness it is [`yaml`]'s text.
+pub fn lab_yaml(lab: &Lab, me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
+    let mut y = yaml(me, peer, checkpoint_ms);
+    if let Some(arbiter) = lab.etcd_arbiter_yaml(me) {
+        y.push_str(&arbiter);
+    }
+    y
 }
 
 /// A client of host `name`'s ftd, on a fresh connection to that host's bus.

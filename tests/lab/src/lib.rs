@@ -8,7 +8,9 @@
 //!   libvirtd (private `/run/libvirt`, `/var/lib/libvirt`, `/etc/libvirt`, ...), a
 //!   bridge `br0` on the LAN for guest taps, and `10.200.0.(11+i)` on `rep`;
 //! - optionally ([`LabConfig::witness`]) a *witness* host `w` at `10.200.0.10` on
-//!   `rep` only, without libvirtd, for the partition arbiter's witness ([`cluster`]).
+//!   `rep` only, without libvirtd, for the partition arbiter's witness ([`cluster`]);
+//!   with [`LabConfig::with_etcd`] it runs an etcd witness for ftd's `arbiter: kind:
+//!   etcd` ([`etcd`]).
 //!
 //! Single paths can be cut while everything runs ([`Lab::set_rep_link`],
 //! [`Lab::cut_path`]).
@@ -26,6 +28,7 @@ pub mod client;
 pub mod cluster;
 mod cmd;
 pub mod error;
+pub mod etcd;
 pub mod ftd;
 pub mod ftdlog;
 mod gate;
@@ -68,6 +71,8 @@ pub struct LabConfig {
     pub keep_dir: bool,
     /// Add the witness host [`WITNESS`] (no libvirtd; see [`cluster`]).
     pub witness: bool,
+    /// etcd members on the witness (0: none; 1 or 3; see [`etcd`]).
+    pub etcd: usize,
 }
 
 impl LabConfig {
@@ -76,12 +81,21 @@ impl LabConfig {
             hosts: names.iter().map(|s| s.to_string()).collect(),
             keep_dir: std::env::var_os("FTVIRT_LAB_KEEP").is_some(),
             witness: false,
+            etcd: 0,
         }
     }
 
     /// The same, with the witness host.
     pub fn with_witness(mut self) -> LabConfig {
         self.witness = true;
+        self
+    }
+
+    /// The same, with an etcd witness of `members` members (1 or 3) on the
+    /// witness host, started by [`Lab::start`] (see [`etcd`]).
+    pub fn with_etcd(mut self, members: usize) -> LabConfig {
+        self.witness = true;
+        self.etcd = members;
         self
     }
 }
@@ -100,6 +114,7 @@ pub struct Lab {
     client: NetNs,
     hosts: Vec<Host>,
     witness: Option<Host>,
+    etcd: Option<etcd::Etcd>,
     inodes: Vec<u64>,
     reaper: Option<reaper::Reaper>,
 }
@@ -139,6 +154,7 @@ impl Lab {
             },
             hosts: Vec::new(),
             witness: None,
+            etcd: None,
             inodes: Vec::new(),
             reaper: Some(reaper),
         };
@@ -154,6 +170,9 @@ impl Lab {
                 .into_iter()
                 .try_for_each(|h| h.join().expect("host boot thread").map(|_| ()))
         })?;
+        if cfg.etcd > 0 {
+            lab.start_etcd(cfg.etcd)?;
+        }
         lab.startup = t0.elapsed();
         Ok(lab)
     }
@@ -306,10 +325,14 @@ impl Lab {
         for h in &self.hosts {
             let _ = h.destroy_all();
         }
-        match self.reaper.take() {
+        let r = match self.reaper.take() {
             Some(r) => r.finish(Duration::from_secs(60)),
             None => Ok(()),
+        };
+        if let Some(e) = &mut self.etcd {
+            e.reap();
         }
+        r
     }
 }
 
@@ -342,6 +365,13 @@ fn validate(cfg: &LabConfig) -> Result<()> {
         if cfg.hosts[..i].contains(h) {
             return Err(LabError::Usage(format!("host name {h:?} given twice")));
         }
+    }
+    if !matches!(cfg.etcd, 0 | 1 | 3) {
+        return Err(LabError::Usage(format!(
+            "{} etcd members: use 1 (a single witness) or 3 (a cluster that keeps a \
+             quorum of 2)",
+            cfg.etcd
+        )));
     }
     if cfg.hosts.len() > 200 {
         return Err(LabError::Usage("at most 200 hosts".into()));
@@ -376,6 +406,16 @@ mod tests {
         ] {
             let e = validate(&LabConfig::hosts(bad)).unwrap_err().to_string();
             assert!(e.contains("host") || e.contains("at least"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn etcd_needs_one_or_three_members_and_brings_the_witness() {
+        let c = LabConfig::hosts(&["a", "b"]).with_etcd(3);
+        assert!(c.witness && validate(&c).is_ok());
+        for n in [2, 4] {
+            let e = validate(&LabConfig::hosts(&["a"]).with_etcd(n)).unwrap_err();
+            assert!(e.to_string().contains("use 1"), "{n}: {e}");
         }
     }
 

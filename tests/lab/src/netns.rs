@@ -8,6 +8,7 @@
 use crate::cmd;
 use crate::error::{LabError, Result};
 use crate::wait::{wait_until, Look};
+use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::os::unix::fs::MetadataExt;
@@ -106,6 +107,24 @@ impl NetNs {
     pub fn link(&self, dev: &str, up: bool) -> Result<()> {
         self.ip(&["link", "set", dev, if up { "up" } else { "down" }])?;
         Ok(())
+    }
+
+    /// Run `f` on a thread that has entered this network namespace: every socket it
+    /// opens is in the namespace (an async client runs on a runtime built inside
+    /// `f`). A panic in `f` is passed on.
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        let path = self.path();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let ns =
+                    std::fs::File::open(&path).map_err(|e| LabError::io("opening", &path, e))?;
+                setns(&ns, CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| LabError::io("entering network namespace", &path, e.into()))?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
     }
 
     /// PIDs of every process in this namespace.
