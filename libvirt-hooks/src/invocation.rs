@@ -73,7 +73,11 @@ impl Operation {
     pub fn concerns_ftd(&self) -> bool {
         matches!(
             self,
-            Operation::Started | Operation::Stopped | Operation::Release | Operation::Migrate
+            Operation::Prepare
+                | Operation::Started
+                | Operation::Stopped
+                | Operation::Release
+                | Operation::Migrate
         )
     }
 }
@@ -233,7 +237,7 @@ mod tests {
             assert!(!matches!(op, Operation::Other(_)), "{name}");
             assert_eq!(
                 op.concerns_ftd(),
-                ["started", "stopped", "release", "migrate"].contains(&name),
+                ["prepare", "started", "stopped", "release", "migrate"].contains(&name),
                 "{name}"
             );
         }

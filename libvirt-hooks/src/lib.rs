@@ -11,12 +11,16 @@
 //! - for a marked domain makes one D-Bus call to ftd ([`notify`]), bounded by
 //!   [`notify::TIMEOUT`] in all, connection included; ftd replies before doing any
 //!   work;
-//! - never fails libvirt's operation: every outcome, errors and panics included,
-//!   exits 0. It writes nothing on stdout (libvirt would take it for a rewritten
-//!   domain XML) and logs one line on stderr, which libvirtd keeps in its debug log.
+//! - never fails libvirt's operation but one: a marked domain's `prepare` that
+//!   must not go on ([`start`]: the witness's record names another host whose copy
+//!   runs). Every other outcome, errors and panics included, exits 0. It writes
+//!   nothing on stdout (libvirt would take it for a rewritten domain XML) and logs
+//!   one line on stderr, which libvirtd keeps in its debug log (and, for a refused
+//!   start, puts in the error `virsh start` prints).
 //!
 //! | operation | marked domain |
 //! |---|---|
+//! | `prepare` | `Notify(domain, "prepare")`: may this host start it? A refusal fails the start (exit 1, with ftd's reason) |
 //! | `started` | `Notify(domain, "started")`: ftd protects it |
 //! | `stopped`, `release` | `Notify(domain, op)`: ftd acknowledges (it sees stops itself) |
 //! | `migrate` | log: live migration of a protected domain is not supported yet |
@@ -24,6 +28,7 @@
 
 pub mod invocation;
 pub mod notify;
+pub mod start;
 
 pub use invocation::{InputError, Invocation, Operation, MAX_XML, STDIN_DEADLINE};
 
@@ -36,6 +41,9 @@ pub enum Action {
     Nothing,
     /// Tell ftd: `Notify(domain, operation)`.
     Notify,
+    /// Ask ftd whether this host may start the domain (`prepare`), and fail the
+    /// start if not ([`start::verdict`]).
+    AskToStart,
     /// Only log this line.
     Log(String),
 }
@@ -62,6 +70,7 @@ pub fn decide(inv: &Invocation, xml: &str) -> Action {
                 "ftvirt-hook: domain {d} is marked for protection; live migration of a \
                  protected domain is not supported yet (disable protection before migrating)"
             )),
+            Operation::Prepare => Action::AskToStart,
             _ => Action::Notify,
         },
     }
@@ -106,6 +115,7 @@ mod tests {
         for op in ["started", "stopped", "release"] {
             assert_eq!(decide(&inv(op), MARKED), Action::Notify, "{op}");
         }
+        assert_eq!(decide(&inv("prepare"), MARKED), Action::AskToStart);
         match decide(&inv("migrate"), MARKED) {
             Action::Log(l) => assert!(
                 l.contains("live migration of a protected domain is not supported yet"),
@@ -117,17 +127,10 @@ mod tests {
 
     #[test]
     fn unmarked_domains_and_other_operations_are_left_alone() {
-        for op in ["started", "stopped", "release", "migrate"] {
+        for op in ["prepare", "started", "stopped", "release", "migrate"] {
             assert_eq!(decide(&inv(op), UNMARKED), Action::Nothing, "{op}");
         }
-        for op in [
-            "prepare",
-            "start",
-            "restore",
-            "reconnect",
-            "attach",
-            "future-op",
-        ] {
+        for op in ["start", "restore", "reconnect", "attach", "future-op"] {
             assert_eq!(decide(&inv(op), MARKED), Action::Nothing, "{op}");
         }
     }

@@ -1,8 +1,9 @@
 //! `ftvirt-hook DOMAIN OPERATION SUB-OPERATION EXTRA < domain.xml`: see the crate
-//! documentation (`src/lib.rs`). Always exits 0, at once.
+//! documentation (`src/lib.rs`). Exits 0 at once, except for a refused start of a
+//! marked domain (`prepare`, exit 1).
 
 use ftvirt_hook::notify::{self, Bus};
-use ftvirt_hook::{decide, invocation, outcome_line, Action, Invocation};
+use ftvirt_hook::{decide, invocation, outcome_line, start, Action, Invocation};
 
 fn main() {
     // A panic must not fail libvirt's operation (exit code 101): log it, exit 0.
@@ -40,6 +41,17 @@ fn run() {
     match decide(&inv, &xml) {
         Action::Nothing => {}
         Action::Log(line) => eprintln!("{line}"),
+        Action::AskToStart => {
+            let r = notify::notify(&Bus::from_env(), &inv.domain, "prepare", notify::TIMEOUT);
+            let path = start::config_path();
+            match start::verdict(&inv.domain, &r, || start::uses_witness(&path)) {
+                start::Verdict::Start(line) => eprintln!("{line}"),
+                start::Verdict::Refuse(line) => {
+                    eprintln!("{line}");
+                    std::process::exit(1);
+                }
+            }
+        }
         Action::Notify => {
             let r = notify::notify(
                 &Bus::from_env(),

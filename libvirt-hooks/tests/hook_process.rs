@@ -1,7 +1,8 @@
 //! The hook as libvirtd runs it: a process with four arguments and the domain XML
-//! on stdin. Whatever happens it exits 0, quickly, with nothing on stdout; it
-//! touches the bus only for a marked domain; with ftd down or mute it says so and
-//! gives up within its deadline; with ftd up it delivers `Notify(domain, op)`.
+//! on stdin. Whatever happens it exits 0, quickly, with nothing on stdout (but for
+//! a marked domain's `prepare` that must not go on: exit 1, the reason on stderr);
+//! it touches the bus only for a marked domain; with ftd down or mute it says so
+//! and gives up within its deadline; with ftd up it delivers `Notify(domain, op)`.
 
 use std::io::Write;
 use std::os::unix::net::UnixListener;
@@ -55,6 +56,16 @@ fn mute_bus(dir: &Path) -> (UnixListener, String) {
 
 /// Run the hook like libvirtd does; returns its output and how long it took.
 fn run(args: &[&str], stdin: &[u8], bus: Option<&str>) -> (Output, Duration) {
+    run_env(args, stdin, bus, &[])
+}
+
+/// [`run`] with more environment variables.
+fn run_env(
+    args: &[&str],
+    stdin: &[u8],
+    bus: Option<&str>,
+    env: &[(&str, &str)],
+) -> (Output, Duration) {
     let mut c = Command::new(HOOK);
     c.args(args)
         .stdin(Stdio::piped())
@@ -65,6 +76,7 @@ fn run(args: &[&str], stdin: &[u8], bus: Option<&str>) -> (Output, Duration) {
     if let Some(b) = bus {
         c.env("FTVIRT_BUS", b);
     }
+    c.envs(env.iter().copied());
     let t0 = Instant::now();
     let mut child = c.spawn().unwrap();
     let mut w = child.stdin.take().unwrap();
@@ -360,4 +372,48 @@ fn the_hook_cannot_call_back_into_libvirt() {
             String::from_utf8_lossy(word)
         );
     }
+}
+
+#[test]
+fn a_marked_domain_starts_without_ftd_only_where_no_witness_is_configured() {
+    let dir = TempDir::new("prepare");
+    let cfg = dir.0.join("ftd.yaml");
+    let cfgs = cfg.to_string_lossy().to_string();
+    let down = Some("unix:path=/nonexistent/ftvirt-test/bus");
+    let args = ["g", "prepare", "begin", "-"];
+    let xml = marked();
+
+    // No configuration at all: the start goes on.
+    let env = [("FTVIRT_CONFIG", cfgs.as_str())];
+    let (o, _) = run_env(&args, xml.as_bytes(), down, &env);
+    assert_silent_success(&o);
+    assert!(
+        stderr(&o).contains("no witness configured"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The witness configured: refused, exit 1, the reason on stderr (libvirt
+    // shows it), nothing on stdout.
+    std::fs::write(&cfg, "arbiter:\n  kind: etcd\n").unwrap();
+    let (o, took) = run_env(&args, xml.as_bytes(), down, &env);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(o.stdout.is_empty());
+    assert!(
+        stderr(&o).starts_with("ftvirt-hook: domain g must not start yet")
+            && stderr(&o).contains("Start ftd"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(took < Duration::from_millis(600), "took {took:?}");
+
+    // A configuration that cannot be read: refused too, naming the file.
+    std::fs::write(&cfg, "arbiter: [unclosed\n").unwrap();
+    let (o, _) = run_env(&args, xml.as_bytes(), down, &env);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&cfgs), "{}", stderr(&o));
+
+    // Other operations never fail, whatever the configuration.
+    let (o, _) = run_env(&["g", "started", "begin", "-"], xml.as_bytes(), down, &env);
+    assert_silent_success(&o);
 }

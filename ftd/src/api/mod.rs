@@ -165,6 +165,9 @@ impl Manager {
 
     /// From the libvirt hook: libvirt's hook `operation` (`started`, `stopped`,
     /// `release`) happened to `domain`, which carries the protection annotation.
+    /// `prepare` asks whether this host may start its copy: "ok", or "refused: WHY"
+    /// when the witness's record names another host whose copy runs (or the
+    /// witness does not answer); the hook then fails the start with WHY.
     /// Replies at once, "ok" or "ignored": libvirtd waits for its hook, and ftd's
     /// libvirt calls about the domain would wait for libvirtd, so `started` starts
     /// protecting (as `Enable` with the annotation's settings) after the reply; the
@@ -177,6 +180,9 @@ impl Manager {
         #[zbus(connection)] conn: &Connection,
     ) -> Result<String, ApiError> {
         self.auth.check(conn, &hdr, Action::Manage).await?;
+        if operation == "prepare" {
+            return Ok(self.daemon.may_start(&domain).await?);
+        }
         Ok(self.daemon.notify(&domain, &operation).await?.into())
     }
 

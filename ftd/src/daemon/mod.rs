@@ -60,6 +60,13 @@ pub enum DaemonCmd {
         operation: String,
         reply: oneshot::Sender<&'static str>,
     },
+    /// The libvirt hook's `prepare`: may this host start its copy of a marked
+    /// domain? "ok", or "refused: WHY". Answered from the witness's record on a
+    /// task of its own (the router does not wait for the witness).
+    MayStart {
+        domain: String,
+        reply: oneshot::Sender<String>,
+    },
     Status {
         domain: String,
         reply: oneshot::Sender<Result<Status, CommandError>>,
@@ -128,6 +135,15 @@ impl DaemonHandle {
         self.ask(|reply| DaemonCmd::Notify {
             domain: domain.into(),
             operation: operation.into(),
+            reply,
+        })
+        .await
+    }
+
+    /// "ok" when this host may start its copy of `domain`, else "refused: WHY".
+    pub async fn may_start(&self, domain: &str) -> Result<String, CommandError> {
+        self.ask(|reply| DaemonCmd::MayStart {
+            domain: domain.into(),
             reply,
         })
         .await
@@ -307,6 +323,34 @@ impl Daemon {
         self.domains.insert(name, h);
     }
 
+    /// Answer the hook's `prepare` from the witness's record: a copy starts only
+    /// where the record allows ([`crate::witness::claim::plan_start`]); without a
+    /// witness, always.
+    fn may_start(&self, domain: String, reply: oneshot::Sender<String>) {
+        let Some(w) = self.ctx.witness.clone() else {
+            let _ = reply.send("ok".into());
+            return;
+        };
+        let me = self.ctx.host.clone();
+        tokio::spawn(async move {
+            let answer = match w.read(&domain).await {
+                Ok(cur) => {
+                    match crate::witness::claim::plan_start(&me, cur.as_ref().map(|v| &v.value)) {
+                        Ok(()) => "ok".to_string(),
+                        Err(why) => format!("refused: {why}"),
+                    }
+                }
+                Err(e) => format!(
+                    "refused: the witness (etcd) did not answer ({e}), so this host cannot \
+                     tell whether its copy of {domain} is the copy of record; start it once \
+                     the witness answers"
+                ),
+            };
+            tracing::info!(domain, %answer, "libvirt hook: may this copy start?");
+            let _ = reply.send(answer);
+        });
+    }
+
     fn command(&mut self, c: DaemonCmd) {
         match c {
             DaemonCmd::Adopt { domain } => self.route(&domain, None),
@@ -321,6 +365,7 @@ impl Daemon {
             DaemonCmd::Failover { domain, reply } => {
                 self.route(&domain, Some(DomainCmd::Failover(reply)))
             }
+            DaemonCmd::MayStart { domain, reply } => self.may_start(domain, reply),
             DaemonCmd::Notify {
                 domain,
                 operation,

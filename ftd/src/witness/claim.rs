@@ -116,6 +116,24 @@ pub fn plan_pair(c: &Claim, current: Option<&Record>) -> Plan {
     }
 }
 
+/// May host `me` start its copy of `domain` (libvirt's `prepare`, from the hook)?
+/// Yes when the record names no running copy or names this host; otherwise the
+/// reason, which the hook hands to libvirt (`virsh start` prints it).
+pub fn plan_start(me: &str, current: Option<&Record>) -> Result<(), String> {
+    match current {
+        None => Ok(()),
+        Some(r) if r.holder == me || !r.running => Ok(()),
+        Some(r) => Err(format!(
+            "{}, whose copy runs: the copy on this host ({me}) is stale and must not start. \
+             {} makes this host its secondary once the two hosts reach each other; \
+             if {} is gone for good, take the record over first (docs/witness.md)",
+            held_by(r),
+            r.holder,
+            r.holder
+        )),
+    }
+}
+
 /// Before this host's copy serves alone (`role`: the part it holds in the pair).
 pub fn plan_go_live(c: &Claim, role: Role, current: Option<&Record>) -> Plan {
     let disk = c.disk_or(current).to_path_buf();
@@ -258,6 +276,24 @@ async fn claim_until_answered(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_copy_starts_only_where_the_record_allows() {
+        let r = Record::first("g", "a", "/d", true)
+            .unwrap()
+            .with_partner(Some("b"));
+        assert_eq!(plan_start("b", None), Ok(()));
+        assert_eq!(plan_start("a", Some(&r)), Ok(()));
+        let e = plan_start("b", Some(&r)).unwrap_err();
+        assert!(
+            e.starts_with("the witness's record says a holds g (epoch 1), whose copy runs")
+                && e.contains("this host (b) is stale")
+                && e.contains("docs/witness.md"),
+            "{e}"
+        );
+        let stopped = r.next("a", "/d", false);
+        assert_eq!(plan_start("b", Some(&stopped)), Ok(()));
+    }
+
     use super::*;
     use crate::testing::FakeWitness;
 

@@ -13,6 +13,7 @@
 //! | `dbus`   | `/run/dbus`         | the host's own system bus socket ([`bus`])     |
 //! | `journal`| `/run/systemd/journal` | the host's own journald sockets (if started) |
 //! | `journal-log` | `/run/log/journal` | that journald's files (`journalctl -D`)     |
+//! | `etc-ftvirt` | `/etc/ftvirt`   | ftd's configuration, where the libvirt hook reads it |
 //! | `corosync/corosync.pid` | `/run/corosync.pid` | corosync's lock file ([`cluster`]) |
 //! | `images` | (not mounted)       | guest disks; same absolute path inside and out |
 //!
@@ -60,6 +61,9 @@ const MOUNTS: &[(&str, &str)] = &[
     ("dbus", "/run/dbus"),
     ("journal", "/run/systemd/journal"),
     ("journal-log", "/run/log/journal"),
+    // ftd's configuration where the libvirt hook looks for it (`start_ftd`
+    // writes it there too).
+    ("etc-ftvirt", "/etc/ftvirt"),
 ];
 
 /// Our `qemu.conf` for lab hosts: QEMU as root with no per-VM namespaces, cgroups

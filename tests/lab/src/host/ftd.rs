@@ -17,6 +17,9 @@ impl Host {
         self.ensure_tls(binary)?;
         let cfg = self.dir.join("ftd.yaml");
         write(&cfg, config)?;
+        // Where the libvirt hook reads it when ftd does not answer (the host's
+        // own /etc/ftvirt); it outlives a power cut, as a real host's /etc does.
+        write(&self.dir.join("etc-ftvirt/ftd.yaml"), config)?;
         let log = self.log_dir().join("ftd.log");
         let bin = binary.to_string_lossy().to_string();
         let cfgs = cfg.to_string_lossy().to_string();
