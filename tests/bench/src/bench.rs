@@ -228,7 +228,7 @@ impl Bench {
                 .is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
             if !alive {
                 say(&format!("recovering: starting host {name}'s ftd again"));
-                let cfg = ftd::yaml(h, self.lab.host(peer)?);
+                let cfg = ftd::yaml(&self.lab, h, self.lab.host(peer)?);
                 self.lab.host_mut(name)?.kill_ftd();
                 self.lab.host_mut(name)?.start_ftd(
                     &self.ftd_bin,

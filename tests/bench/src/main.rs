@@ -21,7 +21,7 @@ mod workload;
 
 use anyhow::{bail, Context, Result};
 use bench::{say, Bench, Opts, PHASES};
-use ftvirt_lab::{Lab, LabConfig};
+use ftvirt_lab::Lab;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -99,8 +99,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> Result<Option<Opts>> {
 fn run(opts: Opts) -> Result<i32> {
     let t0 = Instant::now();
     let bin = ftvirt_demo::ftd::binary()?;
-    say("starting the lab: hosts a and b (own netns, mount ns, virtlogd, libvirtd), client namespace");
-    let lab = Lab::start(LabConfig::hosts(&["a", "b"])).context("starting the lab")?;
+    say("starting the lab: hosts a and b (own netns, mount ns, virtlogd, libvirtd), the witness w (etcd), client namespace");
+    let lab = Lab::start(ftvirt_demo::ftd::lab_config()).context("starting the lab")?;
+    say(&ftvirt_demo::ftd::arbiter_line(&lab));
     say(&format!(
         "lab {} up in {:.1}s; accelerator: {}",
         lab.id,

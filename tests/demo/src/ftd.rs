@@ -44,14 +44,35 @@ pub fn binary() -> Result<PathBuf> {
 }
 
 /// ftd's configuration for host `me`, paired with `peer`: the lab's standard one
-/// (heartbeat 100 ms, detection 500 ms) with the demo's checkpoint interval.
-pub fn yaml(me: &Host, peer: &Host) -> String {
-    ftvirt_lab::ftd::yaml(me, peer, CHECKPOINT_MS)
+/// (heartbeat 100 ms, detection 500 ms) with the demo's checkpoint interval, and
+/// the lab's etcd witness as the arbiter when the lab has one.
+pub fn yaml(lab: &Lab, me: &Host, peer: &Host) -> String {
+    ftvirt_lab::ftd::lab_yaml(lab, me, peer, CHECKPOINT_MS)
+}
+
+/// The lab the demo and the benchmark run on: hosts a and b, and the witness
+/// host w with one etcd member (ftd's `arbiter: kind: etcd`).
+pub fn lab_config() -> ftvirt_lab::LabConfig {
+    ftvirt_lab::LabConfig::hosts(&["a", "b"]).with_etcd(1)
+}
+
+/// One line saying which arbiter the hosts' ftds use.
+pub fn arbiter_line(lab: &Lab) -> String {
+    let eps = lab.etcd_endpoints();
+    if eps.is_empty() {
+        "arbiter: none (no witness in this lab): a cut link would make both hosts serve".into()
+    } else {
+        let eps: Vec<String> = eps.iter().map(|e| e.to_string()).collect();
+        format!(
+            "arbiter: the etcd witness on host w ({}): every go-live is claimed on it first",
+            eps.join(", ")
+        )
+    }
 }
 
 /// Start host `name`'s system bus and its ftd (paired with `peer`).
 pub fn start(lab: &mut Lab, bin: &std::path::Path, name: &str, peer: &str) -> Result<()> {
-    let cfg = yaml(lab.host(name)?, lab.host(peer)?);
+    let cfg = yaml(lab, lab.host(name)?, lab.host(peer)?);
     let h = lab.host_mut(name)?;
     h.start_dbus()
         .with_context(|| format!("starting the system bus of host {name}"))?;

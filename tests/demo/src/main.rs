@@ -18,7 +18,7 @@ use ftvirt_demo::{ftd, report};
 use ftvirt_lab::writer;
 
 use anyhow::Context;
-use ftvirt_lab::{wait_until, Lab, LabConfig, Look};
+use ftvirt_lab::{wait_until, Lab, Look};
 use std::time::{Duration, Instant};
 
 const USAGE: &str = "usage: ftvirt-demo\n\
@@ -60,9 +60,10 @@ fn main() {
 fn run() -> i32 {
     let t0 = Instant::now();
     let started = ftd::binary().and_then(|bin| {
-        say("starting the lab: hosts a and b (own netns, mount ns, virtlogd, libvirtd), client namespace");
-        let lab = Lab::start(LabConfig::hosts(&["a", "b"])).context("starting the lab")?;
+        say("starting the lab: hosts a and b (own netns, mount ns, virtlogd, libvirtd), the witness w (etcd), client namespace");
+        let lab = Lab::start(ftd::lab_config()).context("starting the lab")?;
         say(&format!("lab {} up in {:.1}s", lab.id, lab.startup.as_secs_f64()));
+        say(&ftd::arbiter_line(&lab));
         say(&format!("QEMU: {} ({})", lab.qemu.label, lab.qemu.path.display()));
         say(&format!("accelerator: {}", lab.accel));
         say(&format!("ftd: {}", bin.display()));
