@@ -173,8 +173,9 @@ fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<Arbite
         ArbiterKind::Etcd => Ok(None),
         ArbiterKind::None => {
             tracing::warn!(
-                "no arbiter configured (arbiter: in {}): if only the link between the hosts \
-                 fails, both may run the domain; see examples/ftd.yaml",
+                "NO ARBITER (arbiter: kind: none in {}): if only the link between the hosts \
+                 fails, BOTH will run the domain (split brain); configure the witness, \
+                 arbiter: kind: etcd (docs/witness.md)",
                 cfg.origin()
             );
             Ok(None)
