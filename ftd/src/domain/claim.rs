@@ -18,12 +18,15 @@ use tokio::sync::mpsc;
 pub(super) async fn disk(ctx: &HostCtx, name: &str, role: Role) -> Option<PathBuf> {
     match role {
         Role::Secondary => Some(super::steps::overlay_parent(ctx, name)),
-        Role::Primary => {
-            let xml = ctx.lv.xml(name, false).await.ok()?;
-            let layout = DomainLayout::parse(&xml).ok()?;
-            layout.disks.into_iter().next().map(|d| d.source)
-        }
+        Role::Primary => first_disk(ctx, name).await,
     }
+}
+
+/// The first disk of `name`'s live definition.
+async fn first_disk(ctx: &HostCtx, name: &str) -> Option<PathBuf> {
+    let xml = ctx.lv.xml(name, false).await.ok()?;
+    let layout = DomainLayout::parse(&xml).ok()?;
+    layout.disks.into_iter().next().map(|d| d.source)
 }
 
 fn request(ctx: &HostCtx, name: &str, disk: Option<PathBuf>) -> Claim {

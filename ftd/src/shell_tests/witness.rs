@@ -244,3 +244,38 @@ async fn disable_claims_the_record_before_leaving_colo() {
         ("a", None, epoch + 1)
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_copy_starts_only_with_the_record_and_takes_it() {
+    let w = World::with_witness().await;
+    // No record yet: a start goes on and writes nothing (protection pairs it).
+    assert_eq!(w.a.daemon.may_start("g").await.unwrap(), "ok");
+    assert!(w.record().is_none());
+    w.protect().await;
+    let paired = w.record().unwrap();
+    // The secondary's host may not start a copy of its own.
+    let r = w.b.daemon.may_start("g").await.unwrap();
+    assert!(
+        r.starts_with("refused: the witness's record says a holds g (epoch 1), whose copy runs"),
+        "{r}"
+    );
+    assert_eq!(w.record().unwrap(), paired);
+    // The holder's start takes the record: no partner, epoch + 1, so that a
+    // takeover the peer planned on the paired record would now lose.
+    assert_eq!(w.a.daemon.may_start("g").await.unwrap(), "ok");
+    let taken = w.record().unwrap();
+    assert_eq!(
+        (taken.holder.as_str(), taken.partner.as_deref(), taken.epoch),
+        ("a", None, paired.epoch + 1)
+    );
+    // The disk stays the record's until protection pairs this copy's (ftd asks
+    // libvirt nothing while libvirtd runs the hook).
+    assert_eq!(taken.disk, paired.disk);
+    // The witness down: refused, saying why.
+    w.witness.as_ref().unwrap().set_reachable(false);
+    let r = w.a.daemon.may_start("g").await.unwrap();
+    assert!(
+        r.starts_with("refused: the witness (etcd) did not answer"),
+        "{r}"
+    );
+}

@@ -134,6 +134,24 @@ pub fn plan_start(me: &str, current: Option<&Record>) -> Result<(), String> {
     }
 }
 
+/// Before this host's copy starts (libvirt's `prepare`, [`plan_start`] allows it):
+/// a record that names a copy is taken by this host (holder, no partner, epoch + 1),
+/// so that a go-live claim the peer may have in flight, compared against the old
+/// record, loses. No record: nothing to take (the first pairing writes it); the
+/// record already names this host's copy alone and running: nothing to change.
+pub fn plan_start_claim(c: &Claim, current: Option<&Record>) -> Plan {
+    let Some(r) = current else {
+        return Plan::Won;
+    };
+    if let Err(why) = plan_start(&c.me, Some(r)) {
+        return Plan::Lost(why);
+    }
+    if r.holder == c.me && r.partner.is_none() && r.running {
+        return Plan::Won;
+    }
+    Plan::Swap(r.next(&c.me, c.disk_or(current), true))
+}
+
 /// Before this host's copy serves alone (`role`: the part it holds in the pair).
 pub fn plan_go_live(c: &Claim, role: Role, current: Option<&Record>) -> Plan {
     let disk = c.disk_or(current).to_path_buf();
@@ -190,6 +208,11 @@ async fn claim(
 /// Write the pairing record ([`plan_pair`]).
 pub async fn pair(w: &dyn Witness, c: &Claim) -> Result<Claimed, WitnessError> {
     claim(w, c, |r| plan_pair(c, r)).await
+}
+
+/// Take the record before this host's copy starts ([`plan_start_claim`]).
+pub async fn start(w: &dyn Witness, c: &Claim) -> Result<Claimed, WitnessError> {
+    claim(w, c, |r| plan_start_claim(c, r)).await
 }
 
 /// Claim the domain before this host's copy serves alone ([`plan_go_live`]).
@@ -292,6 +315,37 @@ mod tests {
         );
         let stopped = r.next("a", "/d", false);
         assert_eq!(plan_start("b", Some(&stopped)), Ok(()));
+
+        // Starting takes the record: a claim in flight against it then loses.
+        let c = |me: &str| Claim {
+            domain: "g".into(),
+            me: me.into(),
+            peer: if me == "a" { "b" } else { "a" }.into(),
+            disk: Some("/mine".into()),
+        };
+        assert_eq!(plan_start_claim(&c("b"), None), Plan::Won);
+        match plan_start_claim(&c("a"), Some(&r)) {
+            Plan::Swap(n) => {
+                assert_eq!(
+                    (n.holder.as_str(), n.partner.clone(), n.epoch),
+                    ("a", None, 2)
+                );
+                assert!(n.running);
+                // b's takeover, planned on the old record, is now refused.
+                assert!(matches!(
+                    plan_go_live(&c("b"), Role::Secondary, Some(&n)),
+                    Plan::Lost(_)
+                ));
+            }
+            p => panic!("{p:?}"),
+        }
+        assert!(matches!(plan_start_claim(&c("b"), Some(&r)), Plan::Lost(_)));
+        match plan_start_claim(&c("b"), Some(&stopped)) {
+            Plan::Swap(n) => assert_eq!((n.holder.as_str(), n.disk.to_str()), ("b", Some("/mine"))),
+            p => panic!("{p:?}"),
+        }
+        let alone = r.next("a", "/d", true);
+        assert_eq!(plan_start_claim(&c("a"), Some(&alone)), Plan::Won);
     }
 
     use super::*;
