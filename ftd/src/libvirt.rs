@@ -196,6 +196,21 @@ impl Libvirt {
         .await
     }
 
+    /// The persistent definition; `None` for a transient domain.
+    pub async fn persistent_xml(&self, domain: &str) -> Result<Option<String>> {
+        let d = domain.to_string();
+        self.call("dumpxml", domain, self.deadline, move |c| {
+            let dom = lookup(c, &d)?;
+            if !dom.is_persistent().map_err(|e| op_err("dumpxml", &d, e))? {
+                return Ok(None);
+            }
+            dom.xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
+                .map(Some)
+                .map_err(|e| op_err("dumpxml", &d, e))
+        })
+        .await
+    }
+
     /// Define (or redefine) a persistent domain; returns its name.
     pub async fn define(&self, xml: &str) -> Result<String> {
         let x = xml.to_string();

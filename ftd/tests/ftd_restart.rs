@@ -320,3 +320,57 @@ async fn a_secondary_whose_ftd_was_down_when_the_primary_died_takes_over_on_rest
     assert_client_fine(&w.stop());
     lab.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn disable_on_a_survivor_then_an_ftd_restart_keeps_it_running() {
+    // The review of 2026-12-04 (8.2): after a takeover the survivor's disk is in
+    // its overlay directory; `Disable` removed its mark, and the next ftd start
+    // took it for a stale secondary, destroyed it and deleted its only disk.
+    let Some((mut lab, w, boot)) = protected_lab().await else {
+        return;
+    };
+    lab.kill_host("a").unwrap();
+    wait_state(&lab, "b", "g", "degraded", LONG).await;
+    let def = lab
+        .host("b")
+        .unwrap()
+        .virsh(&["dumpxml", "--inactive", "g"])
+        .unwrap();
+    assert!(def.contains("/secondary/parent0.qcow2"), "{def}");
+    client(&lab, "b").await.disable("g").await.unwrap();
+    wait_state(&lab, "b", "g", "unprotected", LONG).await;
+    let written = w.stats().acked;
+
+    lab.host_mut("b").unwrap().kill_ftd();
+    let yaml = {
+        let (me, p) = (lab.host("b").unwrap(), lab.host("a").unwrap());
+        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
+    };
+    lab.host_mut("b")
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .unwrap();
+    // The restarted ftd looks at it and leaves it running, unprotected.
+    let s = wait_state(&lab, "b", "g", "unprotected", LONG).await;
+    eprintln!("after the restart: {s:?}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let state = lab.host("b").unwrap().virsh(&["domstate", "g"]).unwrap();
+    assert_eq!(state.trim(), "running", "the survivor was stopped");
+    let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
+    assert!(!log.contains("destroyed the secondary copy"), "{log}");
+    let parent = lab
+        .host("b")
+        .unwrap()
+        .dir
+        .join("overlays/g/secondary/parent0.qcow2");
+    assert!(parent.is_file(), "{} is gone", parent.display());
+    w.wait_acked(5, Duration::from_secs(30)).unwrap();
+    assert!(w.stats().acked > written);
+    verify(&w, &boot, "disable on the survivor and an ftd restart");
+    assert_client_fine(&w.stop());
+    lab.shutdown().unwrap();
+}

@@ -22,6 +22,7 @@ mod monitor;
 mod ports;
 mod reattach;
 mod resolve;
+mod scratch;
 mod steps;
 mod task;
 

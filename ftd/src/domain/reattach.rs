@@ -28,8 +28,14 @@ pub(crate) struct Facts {
     pub status: String,
     /// The domain carries the protection annotation.
     pub marked: bool,
+    /// Reading the annotation failed (why): whether it is marked is unknown.
+    pub mark_unreadable: Option<String>,
     /// This host keeps a secondary's overlays for it (it was made a secondary).
     pub secondary_dir: bool,
+    /// The secondary's role file is there (`spec.json`, written when this host
+    /// built the secondary, removed when it took over): this host's copy was
+    /// last a secondary, never the domain.
+    pub secondary_role: bool,
     /// Block node names.
     pub nodes: Vec<String>,
     /// QOM object ids under `/objects`.
@@ -43,11 +49,26 @@ pub(crate) fn judge(f: &Facts) -> Found {
     match f.colo_mode.as_str() {
         "primary" => Found::ColoPrimary,
         "secondary" => Found::ColoSecondary,
-        _ if f.secondary_dir && !f.marked => Found::StaleSecondary(format!(
-            "the secondary copy is not in COLO (QEMU is {}: the primary never started COLO \
-             with it, or COLO ended)",
-            f.status
+        _ if f.status == "inmigrate" && !f.marked && f.mark_unreadable.is_none() => {
+            Found::StaleSecondary(
+                "the secondary copy still waits for the primary's state (QEMU is inmigrate: \
+             it never ran the guest)"
+                    .into(),
+            )
+        }
+        _ if f.mark_unreadable.is_some() => Found::Unreadable(format!(
+            "the domain's protection mark could not be read: {}",
+            f.mark_unreadable.as_deref().unwrap_or_default()
         )),
+        // A secondary only by an explicit role, never by a directory alone: after
+        // a takeover the survivor runs from that directory, its role file gone.
+        _ if f.secondary_dir && f.secondary_role && !f.marked && f.status != "running" => {
+            Found::StaleSecondary(format!(
+                "the secondary copy is not in COLO (QEMU is {}: COLO ended without a \
+                 takeover)",
+                f.status
+            ))
+        }
         _ => {
             let left = leftovers(f);
             if left.is_empty() {
@@ -185,12 +206,17 @@ async fn read_facts(ctx: &HostCtx, name: &str) -> Result<(Facts, Value), String>
     )
     .await?;
     let jobs = qmp(ctx, name, json!({"execute": "query-block-jobs"})).await?;
-    let marked = matches!(ctx.lv.metadata(name, NAMESPACE).await, Ok(Some(_)));
+    let (marked, mark_unreadable) = match ctx.lv.metadata(name, NAMESPACE).await {
+        Ok(m) => (m.is_some(), None),
+        Err(e) => (false, Some(e.to_string())),
+    };
     let facts = Facts {
         colo_mode: colo["mode"].as_str().unwrap_or("none").to_string(),
         status: status["status"].as_str().unwrap_or("?").to_string(),
         marked,
+        mark_unreadable,
         secondary_dir: tokio::fs::metadata(secondary_dir(ctx, name)).await.is_ok(),
+        secondary_role: tokio::fs::metadata(spec_path(ctx, name)).await.is_ok(),
         nodes: ids(&nodes, "node-name"),
         objects: ids(&objects, "name"),
         jobs: ids(&jobs, "device"),
@@ -339,6 +365,35 @@ mod tests {
         // A survivor of a takeover keeps its overlays but is marked: not stale.
         f.marked = true;
         assert_eq!(judge(&f), Found::Plain);
+        // COLO ended without a takeover: stale only by the secondary's role file.
+        (f.marked, f.status) = (false, "paused".into());
+        assert_eq!(judge(&f), Found::Plain);
+        f.secondary_role = true;
+        assert!(matches!(judge(&f), Found::StaleSecondary(_)));
+    }
+
+    #[test]
+    fn a_survivor_unmarked_by_disable_is_never_stale() {
+        // Took over (running, out of COLO, its disk in the overlay directory, its
+        // role file removed), then `Disable` removed its mark: the domain itself.
+        let mut f = facts("none");
+        (f.marked, f.secondary_dir) = (false, true);
+        assert_eq!(judge(&f), Found::Plain);
+        // Even with a role file left behind (ftd died mid-takeover): it runs.
+        f.secondary_role = true;
+        assert_eq!(judge(&f), Found::Plain);
+    }
+
+    #[test]
+    fn an_unreadable_mark_is_not_taken_for_no_mark() {
+        let mut f = facts("none");
+        (f.marked, f.secondary_dir, f.secondary_role) = (false, true, true);
+        f.status = "paused".into();
+        f.mark_unreadable = Some("libvirt: connection reset".into());
+        let Found::Unreadable(why) = judge(&f) else {
+            panic!("{:?}", judge(&f))
+        };
+        assert!(why.contains("connection reset"), "{why}");
     }
 
     #[test]

@@ -358,6 +358,18 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     };
     let spec = *spec;
     let (parent, active, hidden, serial) = overlay_paths(ctx, name);
+    // A stale copy from an earlier life of this host must not be running (a
+    // transient one then has no definition left).
+    let _ = ctx.lv.destroy(name).await;
+    // Never over the disk of a copy that took over here (its definition
+    // still points into the overlay directory).
+    if let Some(why) = super::scratch::kept_for(ctx, name, &super::scratch::dir(ctx, name)).await {
+        return Err(format!(
+            "{why}; a secondary is not built over it: move that copy's disk out \
+             (virsh blockcopy, or copy it while the domain is shut off, then edit the \
+             definition) or undefine it, then protect again"
+        ));
+    }
     for p in [&parent, &active, &hidden] {
         ctx.os.create_image(p, spec.disk_size).await?;
     }
@@ -373,8 +385,6 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     };
     let xml =
         secondary_xml(&spec.primary_live_xml, &spec.disk, &params).map_err(|e| e.to_string())?;
-    // A stale copy from an earlier life of this host must not be running.
-    let _ = ctx.lv.destroy(name).await;
     ctx.lv
         .create(&xml)
         .await
@@ -405,6 +415,9 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
 /// QEMU just died may still be running in libvirt's eyes while libvirt cleans
 /// up (its destroy then fails): the images go once libvirt says it is gone.
 async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
+    if let Some(why) = runs_as_the_domain(ctx, name).await {
+        return Err(format!("{name} was not destroyed: {why}"));
+    }
     let destroyed = ctx.lv.destroy(name).await;
     let t0 = tokio::time::Instant::now();
     loop {
@@ -423,12 +436,35 @@ async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
     if let Err(e) = &destroyed {
         tracing::info!(domain = name, error = %e, "the secondary went away by itself");
     }
-    let dir = ctx.overlay_dir.join(name).join("secondary");
+    let dir = super::scratch::dir(ctx, name);
+    if let Some(why) = super::scratch::kept_for(ctx, name, &dir).await {
+        tracing::warn!(domain = name, dir = %dir.display(), %why, "overlays kept");
+        return Ok(());
+    }
     match tokio::fs::remove_dir_all(&dir).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(format!("removing {}: {e}", dir.display())),
     }
+}
+
+/// Why `name`, running here, is the domain's copy rather than a secondary: it
+/// runs out of COLO (`query-colo-status`: none, `query-status`: running) on a
+/// disk in the overlay directory that its definition uses (a survivor). `None`
+/// when it is a secondary (in COLO, or waiting for the primary), or not running.
+async fn runs_as_the_domain(ctx: &HostCtx, name: &str) -> Option<String> {
+    let ask = |cmd: &'static str| async move {
+        ctx.lv
+            .qmp(name, &json!({ "execute": cmd }), QMP_DEADLINE)
+            .await
+            .ok()
+    };
+    let colo = ask("query-colo-status").await?;
+    let status = ask("query-status").await?;
+    if colo["mode"] != "none" || status["status"] != "running" {
+        return None;
+    }
+    super::scratch::kept_for(ctx, name, &super::scratch::dir(ctx, name)).await
 }
 
 /// Drop QEMU's connections to the peer host on the domain's COLO ports, so that

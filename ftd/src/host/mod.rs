@@ -35,6 +35,8 @@ pub trait Hypervisor: Send + Sync + std::fmt::Debug {
     async fn state(&self, domain: &str) -> Result<DomState>;
     /// Live XML (`inactive = false`) or the persistent definition.
     async fn xml(&self, domain: &str, inactive: bool) -> Result<String>;
+    /// The persistent definition; `None` for a transient domain.
+    async fn persistent_xml(&self, domain: &str) -> Result<Option<String>>;
     /// Define (or redefine) a persistent domain; returns its name.
     async fn define(&self, xml: &str) -> Result<String>;
     /// Create and start a transient domain; returns its name.
@@ -80,6 +82,9 @@ impl Hypervisor for Libvirt {
     }
     async fn xml(&self, domain: &str, inactive: bool) -> Result<String> {
         Libvirt::xml(self, domain, inactive).await
+    }
+    async fn persistent_xml(&self, domain: &str) -> Result<Option<String>> {
+        Libvirt::persistent_xml(self, domain).await
     }
     async fn define(&self, xml: &str) -> Result<String> {
         Libvirt::define(self, xml).await

@@ -76,8 +76,8 @@ async fn enable_protects_with_the_planned_calls_in_order() {
             .position(|c| c.starts_with(what))
             .unwrap_or_else(|| panic!("no {what:?} in {b:#?}"))
     };
-    assert!(i("qemu-img") < i("destroy g"));
-    assert!(i("destroy g") < i("create g"));
+    assert!(i("destroy g") < i("qemu-img"));
+    assert!(i("qemu-img") < i("create g"));
     assert!(i("create g") < i("qmp g query-status"));
     assert!(i("qmp g nbd-server-start") < i("qmp g nbd-server-add"));
     assert_eq!(w.b.fake.colo_mode("g"), "secondary");

@@ -132,6 +132,12 @@ impl Hypervisor for FakeHost {
         })
     }
 
+    async fn persistent_xml(&self, domain: &str) -> Result<Option<String>, LibvirtError> {
+        self.enter("dumpxml", domain, "--persistent", LIBVIRT_DEADLINE)
+            .await?;
+        self.with_dom(domain, |d| Ok(d.persistent.then(|| d.inactive_xml.clone())))
+    }
+
     async fn define(&self, xml: &str) -> Result<String, LibvirtError> {
         let name = name_of(xml)?;
         self.enter("define", &name, "", LIBVIRT_DEADLINE).await?;
