@@ -109,7 +109,7 @@ fn check_one_server_and_writes(w: Writer, watcher: Watcher, boot: &str, acked_be
     let v = verify_writes(&w, boot, "the witness scenario", &[acked_before]).unwrap();
     eprintln!("writes: {v}");
     assert_eq!(v.last, v.acked, "the disk holds a write never acknowledged");
-    assert!(v.acked > acked_before + 5, "{v:?}");
+    assert!(v.acked >= acked_before + 5, "{v:?}");
     w.stop();
 }
 

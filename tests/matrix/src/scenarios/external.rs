@@ -1,5 +1,6 @@
 //! Rows made by running other checks of the project that need their own set-up:
-//! the partition tests (a witness host with corosync and qnetd), the ftd-restart
+//! the partition tests (a witness host with corosync and qnetd, or etcd), the
+//! witness and hook lab tests, the ftd-restart
 //! tests, and bounded fuzzing (`cargo xtask fuzz`). Each is the project's real
 //! test or command, run from the workspace; the row passes when it does, and its
 //! notes carry the summary line (the tests themselves check that no acknowledged
@@ -93,4 +94,135 @@ pub fn fuzz(_: &Opts) -> Row {
         row.fail("no_fuzz_line", "cargo xtask fuzz printed no FUZZ line");
     }
     row
+}
+
+/// Run one lab test, `test` of `package`'s test file `file`, as row `name`. Its
+/// own measurements (lines with `keep`'s words) go to the notes; its failure
+/// names a split brain when the test saw two copies serve.
+fn one_lab_test(name: &str, package: &str, file: &str, test: &str, keep: &[&str]) -> Row {
+    let mut c = cargo();
+    c.args([
+        "test",
+        "-p",
+        package,
+        "--test",
+        file,
+        test,
+        "--",
+        "--exact",
+        "--test-threads=1",
+        "--nocapture",
+    ]);
+    let keep: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+    let mut row = Row::new(name);
+    say(&format!("{name}: running {c:?}"));
+    match c.output() {
+        Err(e) => row.fail("not_run", format!("{c:?}: {e}")),
+        Ok(out) => {
+            let text = format!(
+                "{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            row.notes.extend(
+                text.lines()
+                    .filter(|l| test_summary(l) || keep.iter().any(|k| l.contains(k.as_str())))
+                    .map(|l| l.trim().chars().take(400).collect::<String>()),
+            );
+            if text.contains("both copies served at once") {
+                row.split_brain = true;
+            }
+            if !text.contains("test result: ok. 1 passed") {
+                row.fail(
+                    "lab_test_failed",
+                    if out.status.success() {
+                        format!("{test} did not run (filtered out?)")
+                    } else {
+                        text.lines().rev().take(15).collect::<Vec<_>>().join("\n")
+                    },
+                );
+            }
+        }
+    }
+    row
+}
+
+/// Lines of the witness tests worth keeping: their measurements.
+const WITNESS_NOTES: &[&str] = &[
+    "failover with the witness",
+    "degraded",
+    "guest cut off",
+    "protected again",
+    "witness back",
+    "writes:",
+];
+
+pub fn witness_primary_host(_: &Opts) -> Row {
+    one_lab_test(
+        "witness-primary-host-kill",
+        "ftd",
+        "witness_lab",
+        "primary_host_lost_the_secondary_claims_the_record_and_takes_over",
+        WITNESS_NOTES,
+    )
+}
+
+pub fn partition_primary_link(_: &Opts) -> Row {
+    one_lab_test(
+        "partition-primary-link",
+        "ftd",
+        "witness_lab",
+        "primary_cut_off_waits_cut_off_and_the_secondary_wins_the_record",
+        WITNESS_NOTES,
+    )
+}
+
+pub fn partition_secondary_link(_: &Opts) -> Row {
+    one_lab_test(
+        "partition-secondary-link",
+        "ftd",
+        "witness_lab",
+        "secondary_cut_off_never_takes_over",
+        WITNESS_NOTES,
+    )
+}
+
+pub fn partition_pair_path(_: &Opts) -> Row {
+    one_lab_test(
+        "partition-pair-path",
+        "ftd",
+        "witness_lab",
+        "only_the_path_between_the_pair_cut_the_primary_keeps_the_record",
+        WITNESS_NOTES,
+    )
+}
+
+pub fn witness_down_primary_lost(_: &Opts) -> Row {
+    one_lab_test(
+        "witness-down-primary-lost",
+        "ftd",
+        "witness_lab",
+        "witness_down_when_the_primary_dies_nobody_serves_until_it_answers",
+        WITNESS_NOTES,
+    )
+}
+
+pub fn autostart_stale_copy(_: &Opts) -> Row {
+    one_lab_test(
+        "autostart-stale-copy",
+        "ftvirt-hook",
+        "hook_lab",
+        "a_stale_copy_never_starts_next_to_the_survivor",
+        &["virsh start on a"],
+    )
+}
+
+pub fn disable_survivor_restart_ftd(_: &Opts) -> Row {
+    one_lab_test(
+        "disable-survivor-restart-ftd",
+        "ftd",
+        "ftd_restart",
+        "disable_on_a_survivor_then_an_ftd_restart_keeps_it_running",
+        &["after the restart", "after disable on the survivor"],
+    )
 }

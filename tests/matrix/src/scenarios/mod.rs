@@ -143,6 +143,41 @@ pub static SCENARIOS: &[Scenario] = &[
         external::partitions,
     ),
     custom(
+        "witness-primary-host-kill",
+        "power cut of the primary's host with the etcd witness: b wins the record and takes over, nothing lost, same connection (ftd/tests/witness_lab.rs)",
+        external::witness_primary_host,
+    ),
+    custom(
+        "partition-primary-link",
+        "the primary's replication link cut, with the etcd witness: its guest is cut off, b wins the record and serves, a rejoins as secondary on the heal",
+        external::partition_primary_link,
+    ),
+    custom(
+        "partition-secondary-link",
+        "the secondary's replication link cut, with the etcd witness: a wins and serves on, b never takes over and rejoins on the heal",
+        external::partition_secondary_link,
+    ),
+    custom(
+        "partition-pair-path",
+        "only the path between the pair cut (both reach the witness): the primary keeps the record, the secondary is fenced and rejoins",
+        external::partition_pair_path,
+    ),
+    custom(
+        "witness-down-primary-lost",
+        "the etcd witness down (protection goes on), then the primary's host lost: nobody serves until the witness answers, then b does, nothing lost",
+        external::witness_down_primary_lost,
+    ),
+    custom(
+        "autostart-stale-copy",
+        "the old primary's host boots after a failover with its copy set to autostart: the hook refuses it (ftd down, then ftd up), b makes a its secondary (libvirt-hooks/tests/hook_lab.rs)",
+        external::autostart_stale_copy,
+    ),
+    custom(
+        "disable-survivor-restart-ftd",
+        "Disable on the survivor of a takeover, then its ftd restarted: the guest runs on, its disk and every write intact (ftd/tests/ftd_restart.rs)",
+        external::disable_survivor_restart_ftd,
+    ),
+    custom(
         "ftd-restarts",
         "ftd SIGKILLed on either host while protected: COLO goes on, the restarted ftd re-attaches; a host killed after its ftd still fails over (ftd/tests/ftd_restart.rs)",
         external::ftd_restarts,
