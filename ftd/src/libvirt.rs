@@ -211,6 +211,17 @@ impl Libvirt {
         .await
     }
 
+    /// Whether libvirt starts the (persistent) domain when libvirtd starts.
+    pub async fn autostart(&self, domain: &str) -> Result<bool> {
+        let d = domain.to_string();
+        self.call("autostart", domain, self.deadline, move |c| {
+            lookup(c, &d)?
+                .autostart()
+                .map_err(|e| op_err("autostart", &d, e))
+        })
+        .await
+    }
+
     /// Define (or redefine) a persistent domain; returns its name.
     pub async fn define(&self, xml: &str) -> Result<String> {
         let x = xml.to_string();

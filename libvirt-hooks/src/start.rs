@@ -77,7 +77,8 @@ pub fn verdict(
             Ok(true) => Verdict::Refuse(format!(
                 "ftvirt-hook: domain {domain} must not start yet: it is protected with the \
                  witness, and ftd, which checks the witness's record, does not answer ({e}). \
-                 Start ftd (systemctl start ftd), then start the domain again"
+                 Start ftd (systemctl start ftd): it starts a domain set to autostart \
+                 itself when this host holds its record; else start the domain again"
             )),
             Err(c) => Verdict::Refuse(format!(
                 "ftvirt-hook: domain {domain} must not start yet: ftd does not answer ({e}) \

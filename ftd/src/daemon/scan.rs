@@ -2,11 +2,19 @@
 //! keeps a secondary's overlays, is taken up; its task reads QEMU and re-attaches
 //! to a running COLO pair, or protects the domain. It runs in a task of its own:
 //! the daemon serves requests meanwhile.
+//!
+//! With the witness, libvirt's autostart of a marked domain is refused by the
+//! hook while ftd is not running (at boot libvirtd starts first: the hook cannot
+//! check the record then). So ftd starts those domains itself here, each only
+//! after it took the witness's record for this host ([`claim::start`]); a stale
+//! copy (the record names another host's running copy) stays shut off, and that
+//! host makes this one its secondary.
 
 use super::WeakDaemonHandle;
 use crate::annotation::NAMESPACE;
 use crate::domain::HostCtx;
 use crate::libvirt::DomState;
+use crate::witness::claim::{self, Claimed};
 
 pub(super) fn scan(ctx: HostCtx, me: WeakDaemonHandle) {
     tokio::spawn(async move {
@@ -18,6 +26,12 @@ pub(super) fn scan(ctx: HostCtx, me: WeakDaemonHandle) {
             }
         };
         for (name, st) in domains {
+            if st == DomState::ShutOff {
+                if ctx.witness.is_some() {
+                    autostart(&ctx, &me, name).await;
+                }
+                continue;
+            }
             if !matches!(st, DomState::Running | DomState::Paused) {
                 continue;
             }
@@ -38,4 +52,39 @@ pub(super) fn scan(ctx: HostCtx, me: WeakDaemonHandle) {
             }
         }
     });
+}
+
+/// A shut-off domain: start it if it is marked, set to autostart, and this host
+/// wins its record; then take it up like a running marked domain.
+async fn autostart(ctx: &HostCtx, me: &WeakDaemonHandle, name: String) {
+    let Some(w) = ctx.witness.clone() else { return };
+    if !matches!(ctx.lv.metadata(&name, NAMESPACE).await, Ok(Some(_))) {
+        return;
+    }
+    if !ctx.lv.autostart(&name).await.unwrap_or(false) {
+        return;
+    }
+    let c = claim::Claim {
+        domain: name.clone(),
+        me: ctx.host.clone(),
+        peer: ctx.peer.peer_host().to_string(),
+        disk: None,
+    };
+    match claim::start(&*w, &c).await {
+        Ok(Claimed::Won(_)) => match ctx.lv.start(&name).await {
+            Ok(()) => {
+                tracing::info!(domain = %name, "start-up: marked, autostart, and this host holds the witness's record: started");
+                me.adopt(name)
+            }
+            Err(e) => {
+                tracing::warn!(domain = %name, error = %e, "start-up: starting the autostart domain failed")
+            }
+        },
+        Ok(Claimed::Lost(why)) => {
+            tracing::info!(domain = %name, %why, "start-up: autostart domain left shut off")
+        }
+        Err(e) => {
+            tracing::warn!(domain = %name, error = %e, "start-up: the witness does not answer; the autostart domain stays shut off (start it with virsh start once the witness answers)")
+        }
+    }
 }

@@ -37,6 +37,10 @@ pub trait Hypervisor: Send + Sync + std::fmt::Debug {
     async fn xml(&self, domain: &str, inactive: bool) -> Result<String>;
     /// The persistent definition; `None` for a transient domain.
     async fn persistent_xml(&self, domain: &str) -> Result<Option<String>>;
+    /// Whether libvirt autostarts the domain.
+    async fn autostart(&self, domain: &str) -> Result<bool>;
+    /// Start a defined, shut-off domain.
+    async fn start(&self, domain: &str) -> Result<()>;
     /// Define (or redefine) a persistent domain; returns its name.
     async fn define(&self, xml: &str) -> Result<String>;
     /// Create and start a transient domain; returns its name.
@@ -85,6 +89,12 @@ impl Hypervisor for Libvirt {
     }
     async fn persistent_xml(&self, domain: &str) -> Result<Option<String>> {
         Libvirt::persistent_xml(self, domain).await
+    }
+    async fn autostart(&self, domain: &str) -> Result<bool> {
+        Libvirt::autostart(self, domain).await
+    }
+    async fn start(&self, domain: &str) -> Result<()> {
+        Libvirt::start(self, domain).await
     }
     async fn define(&self, xml: &str) -> Result<String> {
         Libvirt::define(self, xml).await

@@ -280,3 +280,53 @@ async fn a_copy_starts_only_with_the_record_and_takes_it() {
         "{r}"
     );
 }
+
+/// Mark `g` on `fake` (peer `peer`), set it to autostart, and shut it off.
+async fn marked_autostart_shut_off(fake: &crate::testing::FakeHost, peer: &str) {
+    use crate::annotation::{self, Protection};
+    use crate::host::Hypervisor;
+    let el = annotation::to_element(&Protection::new(peer));
+    fake.set_metadata("g", Some(&el), annotation::KEY, annotation::NAMESPACE)
+        .await
+        .unwrap();
+    fake.set_autostart("g", true);
+    fake.destroy("g").await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn ftd_starts_an_autostart_domain_only_where_the_record_allows() {
+    let mut w = World::with_witness().await;
+    let witness = w.witness.clone().unwrap();
+    // The record names a's copy, alone (b's copy is stale).
+    let r = Record::first("g", "a", w.a.dir.join("images/g.qcow2"), true).unwrap();
+    witness.put_raw("g", &r.to_json());
+    w.b.fake
+        .add_domain("g", &w.b.dir.join("images/g.qcow2"), false);
+    for (side, peer) in [(&w.a, "b"), (&w.b, "a")] {
+        side.stop_ftd();
+        marked_autostart_shut_off(&side.fake, peer).await;
+    }
+    assert!(!w.a.fake.runs("g") && !w.b.fake.runs("g"));
+    // Both ftds start again (libvirt's autostart was refused by the hook).
+    w.a = w.restart("a").await;
+    w.b = w.restart("b").await;
+    w.wait("a started g", || async { w.a.fake.runs("g") }).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    // b never started its own copy (a copy of g on b now is a's secondary).
+    assert!(
+        w.b.fake.calls().iter().all(|c| !c.starts_with("start g")),
+        "b started its stale copy: {:#?}",
+        w.b.fake.calls()
+    );
+    if w.b.fake.runs("g") {
+        assert_ne!(w.b.fake.colo_mode("g"), "none", "b's g serves");
+    }
+    // a's copy is the domain: the record still names it, and it is protected
+    // again onto b (the survivor's usual re-protection).
+    let now = w.record().unwrap();
+    assert_eq!(now.holder, "a");
+    w.wait("a protects g onto b", || async {
+        w.a.state("g").await.is_some_and(|s| s != State::Stopped)
+    })
+    .await;
+}

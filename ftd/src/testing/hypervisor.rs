@@ -132,6 +132,35 @@ impl Hypervisor for FakeHost {
         })
     }
 
+    async fn autostart(&self, domain: &str) -> Result<bool, LibvirtError> {
+        self.enter("autostart", domain, "", LIBVIRT_DEADLINE)
+            .await?;
+        self.with_dom(domain, |d| Ok(d.autostart))
+    }
+
+    async fn start(&self, domain: &str) -> Result<(), LibvirtError> {
+        self.enter("start", domain, "", LIBVIRT_DEADLINE).await?;
+        let mut g = self.lock();
+        let Some(d) = g.domains.get_mut(domain) else {
+            return Err(LibvirtError::NoDomain(domain.into()));
+        };
+        if d.running {
+            return Err(LibvirtError::Op {
+                op: "start",
+                domain: domain.into(),
+                msg: "domain is already active".into(),
+            });
+        }
+        boot(d, false);
+        d.live_xml = with_aliases(&d.inactive_xml);
+        g.emit(
+            domain,
+            crate::qmp_events::LIFECYCLE,
+            json!({"event": "started", "detail": 0}),
+        );
+        Ok(())
+    }
+
     async fn persistent_xml(&self, domain: &str) -> Result<Option<String>, LibvirtError> {
         self.enter("dumpxml", domain, "--persistent", LIBVIRT_DEADLINE)
             .await?;

@@ -164,6 +164,8 @@ impl Inner {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Dom {
     pub persistent: bool,
+    /// `virsh autostart` is set.
+    pub autostart: bool,
     pub running: bool,
     /// QEMU was killed: its monitor is closed; libvirt still lists it running
     /// until [`FakeHost::reap`].
@@ -230,6 +232,13 @@ impl FakeHost {
             boot(&mut d, false);
         }
         self.lock().domains.insert(name.into(), d);
+    }
+
+    /// Set `virsh autostart` on a defined domain.
+    pub fn set_autostart(&self, name: &str, on: bool) {
+        if let Some(d) = self.lock().domains.get_mut(name) {
+            d.autostart = on;
+        }
     }
 
     /// A new ftd listens to this host's QMP events from now on.
