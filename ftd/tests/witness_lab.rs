@@ -335,3 +335,56 @@ async fn witness_down_when_the_primary_dies_nobody_serves_until_it_answers() {
     check_one_server_and_writes(w, watcher, &boot, acked_before);
     lab.shutdown().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_full_cycle_with_the_witness_reprotects_both_ways() {
+    // Takeover, re-protection onto the returned host, a planned failover back,
+    // and re-protection onto the first survivor: its definition still points
+    // into its overlay directory (the disk it ran on), and only the record (now
+    // naming the other host's copy) says those files are scratch again.
+    let Some((mut lab, w, boot)) = witnessed_pair().await else {
+        return;
+    };
+    let acked_before = w.stats().acked;
+    lab.kill_host("a").unwrap();
+    wait_state(&lab, "b", "g", "degraded", LONG).await;
+    lab.restart_host("a").unwrap();
+    let yaml = lab_yaml(&lab, lab.host("a").unwrap(), lab.host("b").unwrap(), 2000);
+    start_ftd_with(&mut lab, "a", &yaml);
+    wait_state(&lab, "b", "g", "protected", LONG).await;
+    wait_state(&lab, "a", "g", "secondary", LONG).await;
+    let r = record(&lab);
+    assert_eq!(
+        (r.holder.as_str(), r.partner.as_deref()),
+        ("b", Some("a")),
+        "{r:?}"
+    );
+    let def = lab
+        .host("b")
+        .unwrap()
+        .virsh(&["dumpxml", "--inactive", "g"])
+        .unwrap();
+    assert!(def.contains("/overlays/g/secondary/"), "{def}");
+
+    let st = client(&lab, "b").await.failover("g").await.unwrap();
+    assert_eq!(st, "switching-over");
+    wait_state(&lab, "a", "g", "protected", LONG).await;
+    wait_state(&lab, "b", "g", "secondary", LONG).await;
+    let r = record(&lab);
+    assert_eq!(
+        (r.holder.as_str(), r.partner.as_deref()),
+        ("a", Some("b")),
+        "{r:?}"
+    );
+    let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
+    assert!(
+        log.contains("this definition is stale, its files are scratch"),
+        "b rebuilt its secondary over its old disk without saying why"
+    );
+    w.wait_acked(5, Duration::from_secs(60)).unwrap();
+    let v = verify_writes(&w, &boot, "the full cycle", &[acked_before]).unwrap();
+    eprintln!("writes: {v}");
+    assert_eq!(v.last, v.acked);
+    w.stop();
+    lab.shutdown().unwrap();
+}

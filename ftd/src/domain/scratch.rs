@@ -3,7 +3,8 @@
 //! file in it. After a takeover the survivor's definition points at
 //! `parent0.qcow2` there: that file is then the domain's only disk. The steps
 //! that destroy a secondary or create its images ask [`kept_for`] first and
-//! leave the directory alone when it holds the domain's disk.
+//! leave the directory alone when it may hold the domain's disk: when the
+//! witness's record does not name another host's running copy.
 
 use super::HostCtx;
 use crate::libvirt::LibvirtError;
@@ -23,17 +24,53 @@ pub(super) fn names_a_file_in(xml: &str, dir: &Path) -> bool {
 
 /// Why the files in `dir` must be kept for `name`, if they must: its persistent
 /// definition on this host uses one of them (or cannot be read, which is taken
-/// to mean it might). `None`: `name` has no persistent definition here that
-/// uses them (a transient secondary has none at all).
+/// to mean it might) and that definition may be the domain's copy. Whose copy is
+/// the domain, the witness's record says: a definition here is stale once the
+/// record names another host's running copy (after a switch-over back, say).
+/// Without a witness nothing tells, and the files go as they always did (a
+/// running survivor is still never destroyed: `runs_as_the_domain` in the steps;
+/// docs/witness.md). `None`: nothing to keep.
 pub(super) async fn kept_for(ctx: &HostCtx, name: &str, dir: &Path) -> Option<String> {
-    match ctx.lv.persistent_xml(name).await {
-        Ok(Some(xml)) if names_a_file_in(&xml, dir) => Some(format!(
-            "the definition of {name} on this host uses a file in {} (the disk of \
-             the copy that took over here): it is the domain's disk, not scratch",
-            dir.display()
+    match definition_uses(ctx, name, dir).await {
+        Ok(false) => return None,
+        Ok(true) => {}
+        Err(why) => return Some(why),
+    }
+    let used = format!(
+        "the definition of {name} on this host uses a file in {} (the disk of a copy \
+         that took over here)",
+        dir.display()
+    );
+    let Some(w) = &ctx.witness else {
+        tracing::warn!(domain = name, dir = %dir.display(), "{used}; without a witness nothing says whether that copy is stale: its files are reused as scratch");
+        return None;
+    };
+    match w.read(name).await {
+        Ok(Some(r)) if r.value.holder != ctx.host && r.value.running => {
+            tracing::info!(domain = name, holder = %r.value.holder, "{used}; the witness's record names the copy on {}: this definition is stale, its files are scratch", r.value.holder);
+            None
+        }
+        Ok(Some(r)) => Some(format!(
+            "{used}, and the witness's record names this host's copy (holder {}, epoch \
+             {}): it is the domain's disk, not scratch",
+            r.value.holder, r.value.epoch
         )),
-        Ok(_) | Err(LibvirtError::NoDomain(_)) => None,
+        Ok(None) => Some(format!(
+            "{used}, and the witness has no record of {name} to say it is stale"
+        )),
         Err(e) => Some(format!(
+            "{used}, and the witness does not answer ({e}) to say whether it is stale"
+        )),
+    }
+}
+
+/// Does `name`'s persistent definition on this host use a file in `dir`? `Err`
+/// (why) when it cannot be read.
+pub(super) async fn definition_uses(ctx: &HostCtx, name: &str, dir: &Path) -> Result<bool, String> {
+    match ctx.lv.persistent_xml(name).await {
+        Ok(Some(xml)) => Ok(names_a_file_in(&xml, dir)),
+        Ok(None) | Err(LibvirtError::NoDomain(_)) => Ok(false),
+        Err(e) => Err(format!(
             "the definition of {name} could not be read ({e}), so whether it uses a \
              file in {} is unknown",
             dir.display()

@@ -464,7 +464,16 @@ async fn runs_as_the_domain(ctx: &HostCtx, name: &str) -> Option<String> {
     if colo["mode"] != "none" || status["status"] != "running" {
         return None;
     }
-    super::scratch::kept_for(ctx, name, &super::scratch::dir(ctx, name)).await
+    let dir = super::scratch::dir(ctx, name);
+    match super::scratch::definition_uses(ctx, name, &dir).await {
+        Ok(false) => None,
+        Ok(true) => Some(format!(
+            "it runs out of COLO on a disk in {} that its definition uses: it is the \
+             domain's copy (it took over here), not a secondary",
+            dir.display()
+        )),
+        Err(why) => Some(why),
+    }
 }
 
 /// Drop QEMU's connections to the peer host on the domain's COLO ports, so that
