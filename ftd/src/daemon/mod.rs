@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 mod scan;
+mod start;
 
 pub use crate::domain::CommandError;
 use crate::domain::UserReply;
@@ -323,45 +324,6 @@ impl Daemon {
         self.domains.insert(name, h);
     }
 
-    /// Answer the hook's `prepare` from the witness's record: a copy starts only
-    /// where the record allows, and takes the record as it does, so that a claim
-    /// the peer has in flight loses ([`crate::witness::claim::plan_start_claim`]);
-    /// without a witness, always.
-    fn may_start(&self, domain: String, reply: oneshot::Sender<String>) {
-        let Some(w) = self.ctx.witness.clone() else {
-            let _ = reply.send("ok".into());
-            return;
-        };
-        let ctx = self.ctx.clone();
-        tokio::spawn(async move {
-            use crate::witness::claim::{self, Claimed};
-            let c = claim::Claim {
-                domain: domain.clone(),
-                me: ctx.host.clone(),
-                peer: ctx.peer.peer_host().to_string(),
-                // Not asked of libvirt: it runs the hook holding the domain, and a
-                // call about it would wait for the hook (which gives up first).
-                // The record keeps its disk until protection pairs this copy's.
-                disk: None,
-            };
-            let answer = match claim::start(&*w, &c).await {
-                Ok(Claimed::Won(v)) => {
-                    let epoch = v.map(|v| v.value.epoch);
-                    tracing::info!(domain, ?epoch, "witness: this host's copy may start");
-                    "ok".to_string()
-                }
-                Ok(Claimed::Lost(why)) => format!("refused: {why}"),
-                Err(e) => format!(
-                    "refused: the witness (etcd) did not answer ({e}), so this host cannot \
-                     tell whether its copy of {domain} is the copy of record; start it once \
-                     the witness answers"
-                ),
-            };
-            tracing::info!(domain, %answer, "libvirt hook: may this copy start?");
-            let _ = reply.send(answer);
-        });
-    }
-
     fn command(&mut self, c: DaemonCmd) {
         match c {
             DaemonCmd::Adopt { domain } => self.route(&domain, None),
@@ -376,7 +338,7 @@ impl Daemon {
             DaemonCmd::Failover { domain, reply } => {
                 self.route(&domain, Some(DomainCmd::Failover(reply)))
             }
-            DaemonCmd::MayStart { domain, reply } => self.may_start(domain, reply),
+            DaemonCmd::MayStart { domain, reply } => start::may_start(&self.ctx, domain, reply),
             DaemonCmd::Notify {
                 domain,
                 operation,

@@ -6,7 +6,8 @@
 //! With the witness, libvirt's autostart of a marked domain is refused by the
 //! hook while ftd is not running (at boot libvirtd starts first: the hook cannot
 //! check the record then). So ftd starts those domains itself here, each only
-//! after it took the witness's record for this host ([`claim::start`]); a stale
+//! after it took the witness's record for this host
+//! ([`crate::domain::claim_start`]); a stale
 //! copy (the record names another host's running copy) stays shut off, and that
 //! host makes this one its secondary.
 
@@ -14,7 +15,7 @@ use super::WeakDaemonHandle;
 use crate::annotation::NAMESPACE;
 use crate::domain::HostCtx;
 use crate::libvirt::DomState;
-use crate::witness::claim::{self, Claimed};
+use crate::witness::claim::Claimed;
 
 pub(super) fn scan(ctx: HostCtx, me: WeakDaemonHandle) {
     tokio::spawn(async move {
@@ -57,27 +58,23 @@ pub(super) fn scan(ctx: HostCtx, me: WeakDaemonHandle) {
 /// A shut-off domain: start it if it is marked, set to autostart, and this host
 /// wins its record; then take it up like a running marked domain.
 async fn autostart(ctx: &HostCtx, me: &WeakDaemonHandle, name: String) {
-    let Some(w) = ctx.witness.clone() else { return };
     if !matches!(ctx.lv.metadata(&name, NAMESPACE).await, Ok(Some(_))) {
         return;
     }
     if !ctx.lv.autostart(&name).await.unwrap_or(false) {
         return;
     }
-    let c = claim::Claim {
-        domain: name.clone(),
-        me: ctx.host.clone(),
-        peer: ctx.peer.peer_host().to_string(),
-        disk: None,
+    let Some(claimed) = crate::domain::claim_start(ctx, &name).await else {
+        return;
     };
-    match claim::start(&*w, &c).await {
+    match claimed {
         Ok(Claimed::Won(_)) => match ctx.lv.start(&name).await {
             Ok(()) => {
                 tracing::info!(domain = %name, "start-up: marked, autostart, and this host holds the witness's record: started");
                 me.adopt(name)
             }
             Err(e) => {
-                tracing::warn!(domain = %name, error = %e, "start-up: starting the autostart domain failed")
+                tracing::warn!(domain = %name, error = %e, "start-up: starting the autostart domain failed; start it with virsh start, and see libvirtd's log if that fails too")
             }
         },
         Ok(Claimed::Lost(why)) => {

@@ -38,6 +38,20 @@ fn request(ctx: &HostCtx, name: &str, disk: Option<PathBuf>) -> Claim {
     }
 }
 
+/// This host's copy of `name` is about to start (libvirt's `prepare`, or ftd's
+/// start-up starting an autostart domain): take the record for it
+/// ([`claim::plan_start_claim`]). `None` without a witness (nothing to take).
+/// The claim names no disk: libvirt is not asked (during `prepare` it runs the
+/// hook holding the domain, and a call about it would wait for the hook); the
+/// record keeps its disk until protection pairs this copy's.
+pub async fn start(
+    ctx: &HostCtx,
+    name: &str,
+) -> Option<Result<Claimed, crate::witness::WitnessError>> {
+    let w = ctx.witness.as_ref()?;
+    Some(claim::start(&**w, &request(ctx, name, None)).await)
+}
+
 /// `StartColo`, before anything changes in QEMU: the record names this host the
 /// holder and the peer the partner (the only host that may take it over). Without
 /// a witness there is nothing to write.

@@ -13,6 +13,7 @@
 //! - `claim`: the witness's pairing record and go-live claims.
 
 mod claim;
+pub use claim::start as claim_start;
 mod disk;
 mod enable;
 mod events;

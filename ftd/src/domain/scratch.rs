@@ -1,14 +1,18 @@
 //! The secondary's overlay directory (`<overlay-dir>/<domain>/secondary`) is
 //! scratch only while no persistent definition of the domain on this host uses a
 //! file in it. After a takeover the survivor's definition points at
-//! `parent0.qcow2` there: that file is then the domain's only disk. The steps
-//! that destroy a secondary or create its images ask [`kept_for`] first and
-//! leave the directory alone when it may hold the domain's disk: when the
-//! witness's record does not name another host's running copy.
+//! `parent0.qcow2` there: that file is then the domain's only disk. Destroying a
+//! secondary ([`destroy_secondary`]) and creating its images ask [`kept_for`]
+//! first and leave the directory alone when it may hold the domain's disk: when
+//! the witness's record does not name another host's running copy.
 
+use super::reattach::secondary_dir as dir;
 use super::HostCtx;
 use crate::libvirt::LibvirtError;
-use std::path::{Path, PathBuf};
+use crate::runner::QMP_DEADLINE;
+use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
 
 /// Does `xml` name a file inside `dir` (as a disk source, a backing file, a
 /// serial log, anything)? Checked on the text, so that a definition this
@@ -78,9 +82,69 @@ pub(super) async fn definition_uses(ctx: &HostCtx, name: &str, dir: &Path) -> Re
     }
 }
 
-/// The secondary's overlay directory of `name` on this host.
-pub(super) fn dir(ctx: &HostCtx, name: &str) -> PathBuf {
-    ctx.overlay_dir.join(name).join("secondary")
+/// Secondary: destroy the secondary and remove its images. A secondary whose
+/// QEMU just died may still be running in libvirt's eyes while libvirt cleans
+/// up (its destroy then fails): the images go once libvirt says it is gone.
+pub(super) async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
+    if let Some(why) = runs_as_the_domain(ctx, name).await {
+        return Err(format!("{name} was not destroyed: {why}"));
+    }
+    let destroyed = ctx.lv.destroy(name).await;
+    let t0 = tokio::time::Instant::now();
+    loop {
+        match ctx.lv.state(name).await {
+            Ok(crate::libvirt::DomState::ShutOff)
+            | Err(crate::libvirt::LibvirtError::NoDomain(_)) => break,
+            _ if t0.elapsed() > Duration::from_secs(20) => {
+                return Err(match destroyed {
+                    Err(e) => e.to_string(),
+                    Ok(()) => format!("the secondary of {name} still runs 20 s after its destroy"),
+                })
+            }
+            _ => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    if let Err(e) = &destroyed {
+        tracing::info!(domain = name, error = %e, "the secondary went away by itself");
+    }
+    let dir = dir(ctx, name);
+    if let Some(why) = kept_for(ctx, name, &dir).await {
+        tracing::warn!(domain = name, dir = %dir.display(), %why, "overlays kept");
+        return Ok(());
+    }
+    match tokio::fs::remove_dir_all(&dir).await {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("removing {}: {e}", dir.display())),
+    }
+}
+
+/// Why `name`, running here, is the domain's copy rather than a secondary: it
+/// runs out of COLO (`query-colo-status`: none, `query-status`: running) on a
+/// disk in the overlay directory that its definition uses (a survivor). `None`
+/// when it is a secondary (in COLO, or waiting for the primary), or not running.
+async fn runs_as_the_domain(ctx: &HostCtx, name: &str) -> Option<String> {
+    let ask = |cmd: &'static str| async move {
+        ctx.lv
+            .qmp(name, &json!({ "execute": cmd }), QMP_DEADLINE)
+            .await
+            .ok()
+    };
+    let colo = ask("query-colo-status").await?;
+    let status = ask("query-status").await?;
+    if colo["mode"] != "none" || status["status"] != "running" {
+        return None;
+    }
+    let dir = dir(ctx, name);
+    match definition_uses(ctx, name, &dir).await {
+        Ok(false) => None,
+        Ok(true) => Some(format!(
+            "it runs out of COLO on a disk in {} that its definition uses: it is the \
+             domain's copy (it took over here), not a secondary",
+            dir.display()
+        )),
+        Err(why) => Some(why),
+    }
 }
 
 #[cfg(test)]

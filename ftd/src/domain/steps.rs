@@ -91,7 +91,7 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
         Step::CreateSecondary => create_secondary(&name, &ctx)
             .await
             .map(|s| out.spec = Some(s)),
-        Step::DestroySecondary => destroy_secondary(&name, &ctx).await,
+        Step::DestroySecondary => super::scratch::destroy_secondary(&name, &ctx).await,
         Step::TakeOver => {
             // The old primary is gone, or stopped for a planned switch-over: its
             // stream is of no use any more, and may be what QEMU waits on. The
@@ -330,7 +330,7 @@ pub(super) fn overlay_parent(ctx: &HostCtx, name: &str) -> PathBuf {
 }
 
 fn overlay_paths(ctx: &HostCtx, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let d = ctx.overlay_dir.join(name).join("secondary");
+    let d = super::reattach::secondary_dir(ctx, name);
     (
         d.join("parent0.qcow2"),
         d.join("active.qcow2"),
@@ -363,7 +363,9 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     let _ = ctx.lv.destroy(name).await;
     // Never over the disk of a copy that took over here (its definition
     // still points into the overlay directory).
-    if let Some(why) = super::scratch::kept_for(ctx, name, &super::scratch::dir(ctx, name)).await {
+    if let Some(why) =
+        super::scratch::kept_for(ctx, name, &super::reattach::secondary_dir(ctx, name)).await
+    {
         return Err(format!(
             "{why}; a secondary is not built over it: move that copy's disk out \
              (virsh blockcopy, or copy it while the domain is shut off, then edit the \
@@ -409,71 +411,6 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     .map_err(|e| format!("NBD export: {e}"))?;
     super::reattach::save_spec(ctx, name, &spec).await;
     Ok(spec)
-}
-
-/// Secondary: destroy the secondary and remove its images. A secondary whose
-/// QEMU just died may still be running in libvirt's eyes while libvirt cleans
-/// up (its destroy then fails): the images go once libvirt says it is gone.
-async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), String> {
-    if let Some(why) = runs_as_the_domain(ctx, name).await {
-        return Err(format!("{name} was not destroyed: {why}"));
-    }
-    let destroyed = ctx.lv.destroy(name).await;
-    let t0 = tokio::time::Instant::now();
-    loop {
-        match ctx.lv.state(name).await {
-            Ok(crate::libvirt::DomState::ShutOff)
-            | Err(crate::libvirt::LibvirtError::NoDomain(_)) => break,
-            _ if t0.elapsed() > Duration::from_secs(20) => {
-                return Err(match destroyed {
-                    Err(e) => e.to_string(),
-                    Ok(()) => format!("the secondary of {name} still runs 20 s after its destroy"),
-                })
-            }
-            _ => tokio::time::sleep(Duration::from_millis(100)).await,
-        }
-    }
-    if let Err(e) = &destroyed {
-        tracing::info!(domain = name, error = %e, "the secondary went away by itself");
-    }
-    let dir = super::scratch::dir(ctx, name);
-    if let Some(why) = super::scratch::kept_for(ctx, name, &dir).await {
-        tracing::warn!(domain = name, dir = %dir.display(), %why, "overlays kept");
-        return Ok(());
-    }
-    match tokio::fs::remove_dir_all(&dir).await {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("removing {}: {e}", dir.display())),
-    }
-}
-
-/// Why `name`, running here, is the domain's copy rather than a secondary: it
-/// runs out of COLO (`query-colo-status`: none, `query-status`: running) on a
-/// disk in the overlay directory that its definition uses (a survivor). `None`
-/// when it is a secondary (in COLO, or waiting for the primary), or not running.
-async fn runs_as_the_domain(ctx: &HostCtx, name: &str) -> Option<String> {
-    let ask = |cmd: &'static str| async move {
-        ctx.lv
-            .qmp(name, &json!({ "execute": cmd }), QMP_DEADLINE)
-            .await
-            .ok()
-    };
-    let colo = ask("query-colo-status").await?;
-    let status = ask("query-status").await?;
-    if colo["mode"] != "none" || status["status"] != "running" {
-        return None;
-    }
-    let dir = super::scratch::dir(ctx, name);
-    match super::scratch::definition_uses(ctx, name, &dir).await {
-        Ok(false) => None,
-        Ok(true) => Some(format!(
-            "it runs out of COLO on a disk in {} that its definition uses: it is the \
-             domain's copy (it took over here), not a secondary",
-            dir.display()
-        )),
-        Err(why) => Some(why),
-    }
 }
 
 /// Drop QEMU's connections to the peer host on the domain's COLO ports, so that
