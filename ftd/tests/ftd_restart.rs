@@ -114,6 +114,23 @@ async fn protected_lab() -> Option<(Lab, Writer, String)> {
     Some((lab, w, boot))
 }
 
+/// Start `me`'s ftd again, its bus still up (paired with `peer`, the test's
+/// checkpoint interval).
+fn start_ftd_again(lab: &mut Lab, me: &str, peer: &str) {
+    let yaml = {
+        let (h, p) = (lab.host(me).unwrap(), lab.host(peer).unwrap());
+        ftd_yaml(h, p, CHECKPOINT.as_millis() as u64)
+    };
+    lab.host_mut(me)
+        .unwrap()
+        .start_ftd(
+            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
+            &yaml,
+            BUS_NAME,
+        )
+        .unwrap();
+}
+
 /// Kill ftd on `victim` (holding the `victim_state` half), check its peer keeps
 /// COLO running and counting checkpoints, restart it, and wait until it has
 /// re-attached. Returns the time from the restart to `protected`/`secondary`.
@@ -147,19 +164,8 @@ async fn kill_and_restart_ftd(lab: &mut Lab, victim: &str, peer: &str) -> Durati
     );
 
     let victim_log = log_len(lab, victim);
-    let yaml = {
-        let (me, p) = (lab.host(victim).unwrap(), lab.host(peer).unwrap());
-        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
-    };
     let t = Instant::now();
-    lab.host_mut(victim)
-        .unwrap()
-        .start_ftd(
-            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
-            &yaml,
-            BUS_NAME,
-        )
-        .unwrap();
+    start_ftd_again(lab, victim, peer);
     let s = wait_state(lab, victim, "g", victim_state, LONG).await;
     let took = t.elapsed();
     eprintln!("{victim}'s ftd restarted: {victim_state} again after {took:?}: {s:?}");
@@ -291,19 +297,8 @@ async fn a_secondary_whose_ftd_was_down_when_the_primary_died_takes_over_on_rest
     lab.kill_host("a").unwrap();
     let t_kill = Instant::now();
     assert_eq!(colo_mode(&lab, "b"), "secondary");
-    let yaml = {
-        let (me, p) = (lab.host("b").unwrap(), lab.host("a").unwrap());
-        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
-    };
     let t = Instant::now();
-    lab.host_mut("b")
-        .unwrap()
-        .start_ftd(
-            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
-            &yaml,
-            BUS_NAME,
-        )
-        .unwrap();
+    start_ftd_again(&mut lab, "b", "a");
     // b's ftd re-attaches to its secondary, finds a's host silent since it
     // started, and takes over.
     let sb = wait_state(&lab, "b", "g", "degraded", LONG).await;
@@ -342,18 +337,7 @@ async fn disable_on_a_survivor_then_an_ftd_restart_keeps_it_running() {
     let written = w.stats().acked;
 
     lab.host_mut("b").unwrap().kill_ftd();
-    let yaml = {
-        let (me, p) = (lab.host("b").unwrap(), lab.host("a").unwrap());
-        ftd_yaml(me, p, CHECKPOINT.as_millis() as u64)
-    };
-    lab.host_mut("b")
-        .unwrap()
-        .start_ftd(
-            std::path::Path::new(env!("CARGO_BIN_EXE_ftd")),
-            &yaml,
-            BUS_NAME,
-        )
-        .unwrap();
+    start_ftd_again(&mut lab, "b", "a");
     // The restarted ftd looks at it and leaves it running, unprotected.
     let s = wait_state(&lab, "b", "g", "unprotected", LONG).await;
     eprintln!("after the restart: {s:?}");

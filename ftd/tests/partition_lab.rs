@@ -24,39 +24,13 @@ mod split;
 
 use common::*;
 use ftvirt_lab::cluster::ClusterTiming;
-use ftvirt_lab::ftdlog::{ms_between, FtdLog};
+use ftvirt_lab::ftdlog::ms_between;
 use ftvirt_lab::writer::{verify_writes, Writer};
 use ftvirt_lab::{GuestSpec, Lab, LabConfig};
-use split::Watcher;
-use std::path::Path;
+use split::{log_time, Cut, Watcher};
 use std::time::{Duration, Instant, SystemTime};
 
-/// When the first line of the ftd log at `path` containing every one of
-/// `needles` was logged (the log must exist).
-fn log_time(path: &Path, needles: &[&str]) -> Option<SystemTime> {
-    FtdLog::read(path).unwrap().first(needles)
-}
-
 const LONG: Duration = Duration::from_secs(120);
-
-/// How the pair is split and healed.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    /// Host's replication port down.
-    Port(&'static str),
-    /// Only the path between a and b.
-    Path,
-}
-
-impl Cut {
-    fn apply(self, lab: &Lab, cut: bool) {
-        match (self, cut) {
-            (Cut::Port(h), _) => lab.set_rep_link(h, !cut).unwrap(),
-            (Cut::Path, true) => lab.cut_path("a", "b").unwrap(),
-            (Cut::Path, false) => lab.heal_path("a", "b").unwrap(),
-        }
-    }
-}
 
 /// A lab with the arbiter's cluster, the guest protected on a (secondary on b),
 /// the client writing and two checkpoints taken with it connected; `None` when
@@ -173,20 +147,7 @@ async fn split_and_heal(cut: Cut, survivor: &str, loser: &str, takeover: bool) {
     }
     assert_secondary_console_clean(&lab, loser, "g");
     w.wait_acked(10, Duration::from_secs(60)).unwrap();
-    let watched = watcher.stop();
-
-    eprintln!(
-        "watcher: {} samples, pair states (a, b) over time:",
-        watched.samples
-    );
-    for (t, a, b) in &watched.changes {
-        eprintln!("  {t:>10.3?}  a {a:<16} b {b}");
-    }
-    assert!(
-        watched.both_serving.is_empty(),
-        "both copies served at once: {:?}",
-        watched.both_serving
-    );
+    watcher.stop_and_check();
     // Same boot, every acknowledged write on the disk and nothing more, and the
     // guest counted every request of this connection: one connection all along.
     let v = verify_writes(&w, &boot, "the split and the heal", &[acked_before]).unwrap();

@@ -29,21 +29,14 @@ mod split;
 use common::*;
 use ftd::witness::Record;
 use ftvirt_lab::ftd::lab_yaml;
-use ftvirt_lab::ftdlog::{ms_between, FtdLog};
+use ftvirt_lab::ftdlog::ms_between;
 use ftvirt_lab::writer::{verify_writes, Writer};
 use ftvirt_lab::{GuestSpec, Lab, LabConfig};
-use split::Watcher;
-use std::path::Path;
+use split::{log_time, Cut, Watcher};
 use std::time::{Duration, Instant, SystemTime};
 
 const LONG: Duration = Duration::from_secs(120);
 const KEY: &str = "/ftvirt/v1/domains/g";
-
-/// When the first line of the ftd log at `path` containing every one of
-/// `needles` was logged.
-fn log_time(path: &Path, needles: &[&str]) -> Option<SystemTime> {
-    FtdLog::read(path).unwrap().first(needles)
-}
 
 /// The witness's record of `g`, read with etcdctl from the witness host.
 fn record(lab: &Lab) -> Record {
@@ -93,19 +86,7 @@ async fn witnessed_pair() -> Option<(Lab, Writer, String)> {
 /// The watcher saw no instant with both copies serving; the disk holds every
 /// acknowledged write and nothing more, from the same boot, on one connection.
 fn check_one_server_and_writes(w: Writer, watcher: Watcher, boot: &str, acked_before: u64) {
-    let watched = watcher.stop();
-    eprintln!(
-        "watcher: {} samples, pair states (a, b) over time:",
-        watched.samples
-    );
-    for (t, a, b) in &watched.changes {
-        eprintln!("  {t:>10.3?}  a {a:<16} b {b}");
-    }
-    assert!(
-        watched.both_serving.is_empty(),
-        "both copies served at once: {:?}",
-        watched.both_serving
-    );
+    watcher.stop_and_check();
     let v = verify_writes(&w, boot, "the witness scenario", &[acked_before]).unwrap();
     eprintln!("writes: {v}");
     assert_eq!(v.last, v.acked, "the disk holds a write never acknowledged");
@@ -149,25 +130,6 @@ async fn primary_host_lost_the_secondary_claims_the_record_and_takes_over() {
     assert!(after.running, "{after:?}");
     check_one_server_and_writes(w, watcher, &boot, acked_before);
     lab.shutdown().unwrap();
-}
-
-/// How the pair is split and healed.
-#[derive(Debug, Clone, Copy)]
-enum Cut {
-    /// Host's replication port down (it reaches neither peer nor witness).
-    Port(&'static str),
-    /// Only the path between a and b (both reach the witness).
-    Path,
-}
-
-impl Cut {
-    fn apply(self, lab: &Lab, cut: bool) {
-        match (self, cut) {
-            (Cut::Port(h), _) => lab.set_rep_link(h, !cut).unwrap(),
-            (Cut::Path, true) => lab.cut_path("a", "b").unwrap(),
-            (Cut::Path, false) => lab.heal_path("a", "b").unwrap(),
-        }
-    }
 }
 
 /// Split the protected pair with `cut`: `survivor` must win the record and keep

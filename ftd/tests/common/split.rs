@@ -1,12 +1,17 @@
-//! What the partition tests watch besides the client (the lab's writer): both
+//! How the partition tests split the pair ([`Cut`]), and what they watch besides
+//! the client (the lab's writer): both
 //! hosts' copies of the domain, sampled from outside through their libvirtd
 //! ([`Watcher`]: a copy *serves* when it runs out of COLO). The order of events in
 //! the hosts' ftd logs is read with `ftvirt_lab::ftdlog`.
 
+use ftvirt_lab::ftdlog::FtdLog;
+use ftvirt_lab::Lab;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::SystemTime;
 use std::time::{Duration, Instant};
 
 /// One sample of a host's copy: libvirt's state and, running, COLO's mode.
@@ -91,5 +96,53 @@ impl Watcher {
     pub fn stop(mut self) -> Watched {
         self.stop.store(true, Ordering::Relaxed);
         self.join.take().unwrap().join().expect("watcher thread")
+    }
+}
+
+/// How the pair is split and healed.
+#[derive(Debug, Clone, Copy)]
+pub enum Cut {
+    /// Host's replication port down (it reaches neither its peer nor the
+    /// witness host).
+    Port(&'static str),
+    /// Only the path between a and b (both still reach the witness host).
+    Path,
+}
+
+impl Cut {
+    /// Cut (`cut`) or heal.
+    pub fn apply(self, lab: &Lab, cut: bool) {
+        match (self, cut) {
+            (Cut::Port(h), _) => lab.set_rep_link(h, !cut).unwrap(),
+            (Cut::Path, true) => lab.cut_path("a", "b").unwrap(),
+            (Cut::Path, false) => lab.heal_path("a", "b").unwrap(),
+        }
+    }
+}
+
+/// When the first line of the ftd log at `path` containing every one of
+/// `needles` was logged.
+pub fn log_time(path: &Path, needles: &[&str]) -> Option<SystemTime> {
+    FtdLog::read(path).unwrap().first(needles)
+}
+
+impl Watcher {
+    /// Stop watching, print the pair's states over time, and assert that the
+    /// two copies never served at once.
+    pub fn stop_and_check(self) -> Watched {
+        let watched = self.stop();
+        eprintln!(
+            "watcher: {} samples, pair states (a, b) over time:",
+            watched.samples
+        );
+        for (t, a, b) in &watched.changes {
+            eprintln!("  {t:>10.3?}  a {a:<16} b {b}");
+        }
+        assert!(
+            watched.both_serving.is_empty(),
+            "both copies served at once: {:?}",
+            watched.both_serving
+        );
+        watched
     }
 }

@@ -23,7 +23,7 @@ fn cargo() -> Command {
 
 /// Run `c`; the row fails with `reason` unless it exits 0. The lines of its
 /// output that `keep` selects go to the notes.
-fn row_of(name: &str, mut c: Command, reason: &str, keep: fn(&str) -> bool) -> Row {
+fn row_of(name: &str, mut c: Command, reason: &str, keep: impl Fn(&str) -> bool) -> Row {
     let mut row = Row::new(name);
     say(&format!("{name}: running {c:?}"));
     match c.output() {
@@ -37,7 +37,7 @@ fn row_of(name: &str, mut c: Command, reason: &str, keep: fn(&str) -> bool) -> R
             row.notes.extend(
                 text.lines()
                     .filter(|l| keep(l))
-                    .map(|l| l.trim().to_string()),
+                    .map(|l| l.trim().chars().take(400).collect::<String>()),
             );
             if !out.status.success() {
                 let tail: Vec<&str> = text.lines().rev().take(15).collect();
@@ -113,36 +113,20 @@ fn one_lab_test(name: &str, package: &str, file: &str, test: &str, keep: &[&str]
         "--test-threads=1",
         "--nocapture",
     ]);
-    let keep: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
-    let mut row = Row::new(name);
-    say(&format!("{name}: running {c:?}"));
-    match c.output() {
-        Err(e) => row.fail("not_run", format!("{c:?}: {e}")),
-        Ok(out) => {
-            let text = format!(
-                "{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            row.notes.extend(
-                text.lines()
-                    .filter(|l| test_summary(l) || keep.iter().any(|k| l.contains(k.as_str())))
-                    .map(|l| l.trim().chars().take(400).collect::<String>()),
-            );
-            if text.contains("both copies served at once") {
-                row.split_brain = true;
-            }
-            if !text.contains("test result: ok. 1 passed") {
-                row.fail(
-                    "lab_test_failed",
-                    if out.status.success() {
-                        format!("{test} did not run (filtered out?)")
-                    } else {
-                        text.lines().rev().take(15).collect::<Vec<_>>().join("\n")
-                    },
-                );
-            }
-        }
+    const SPLIT: &str = "both copies served at once";
+    let mut row = row_of(name, c, "lab_test_failed", |l| {
+        test_summary(l) || l.contains(SPLIT) || keep.iter().any(|k| l.contains(k))
+    });
+    row.split_brain = row.notes.iter().any(|l| l.contains(SPLIT));
+    let ran = row
+        .notes
+        .iter()
+        .any(|l| l.contains("test result: ok. 1 passed"));
+    if !ran && row.failure.is_none() {
+        row.fail(
+            "lab_test_failed",
+            format!("{test} did not run (filtered out?)"),
+        );
     }
     row
 }
