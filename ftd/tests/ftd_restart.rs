@@ -331,7 +331,9 @@ async fn disable_on_a_survivor_then_an_ftd_restart_keeps_it_running() {
         .unwrap()
         .virsh(&["dumpxml", "--inactive", "g"])
         .unwrap();
-    assert!(def.contains("/secondary/parent0.qcow2"), "{def}");
+    // Its disk left the scratch directory at the takeover.
+    assert!(def.contains("/overlays/g/disk/g.qcow2"), "{def}");
+    assert!(!def.contains("/secondary/"), "{def}");
     client(&lab, "b").await.disable("g").await.unwrap();
     wait_state(&lab, "b", "g", "unprotected", LONG).await;
     let written = w.stats().acked;
@@ -346,12 +348,8 @@ async fn disable_on_a_survivor_then_an_ftd_restart_keeps_it_running() {
     assert_eq!(state.trim(), "running", "the survivor was stopped");
     let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
     assert!(!log.contains("destroyed the secondary copy"), "{log}");
-    let parent = lab
-        .host("b")
-        .unwrap()
-        .dir
-        .join("overlays/g/secondary/parent0.qcow2");
-    assert!(parent.is_file(), "{} is gone", parent.display());
+    let disk = lab.host("b").unwrap().dir.join("overlays/g/disk/g.qcow2");
+    assert!(disk.is_file(), "{} is gone", disk.display());
     w.wait_acked(5, Duration::from_secs(30)).unwrap();
     assert!(w.stats().acked > written);
     verify(&w, &boot, "disable on the survivor and an ftd restart");

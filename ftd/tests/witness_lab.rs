@@ -301,9 +301,10 @@ async fn witness_down_when_the_primary_dies_nobody_serves_until_it_answers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_full_cycle_with_the_witness_reprotects_both_ways() {
     // Takeover, re-protection onto the returned host, a planned failover back,
-    // and re-protection onto the first survivor: its definition still points
-    // into its overlay directory (the disk it ran on), and only the record (now
-    // naming the other host's copy) says those files are scratch again.
+    // and re-protection onto the first survivor. Its disk left the scratch
+    // directory at the takeover, and the protection's new base image went
+    // beside it: its secondary is later built in the scratch directory again,
+    // over nothing its definition uses.
     let Some((mut lab, w, boot)) = witnessed_pair().await else {
         return;
     };
@@ -326,7 +327,8 @@ async fn the_full_cycle_with_the_witness_reprotects_both_ways() {
         .unwrap()
         .virsh(&["dumpxml", "--inactive", "g"])
         .unwrap();
-    assert!(def.contains("/overlays/g/secondary/"), "{def}");
+    assert!(def.contains("/overlays/g/disk/g.ftvirt"), "{def}");
+    assert!(!def.contains("/secondary/"), "{def}");
 
     let st = client(&lab, "b").await.failover("g").await.unwrap();
     assert_eq!(st, "switching-over");
@@ -340,13 +342,138 @@ async fn the_full_cycle_with_the_witness_reprotects_both_ways() {
     );
     let log = std::fs::read_to_string(lab.host("b").unwrap().ftd_log()).unwrap();
     assert!(
-        log.contains("this definition is stale, its files are scratch"),
-        "b rebuilt its secondary over its old disk without saying why"
+        log.contains("the survivor's disk moved out of the scratch directory")
+            && log.contains("removed the survivor's disk the new base image replaces"),
+        "{log}"
     );
+    assert!(!log.contains("overlays kept"), "{log}");
     w.wait_acked(5, Duration::from_secs(60)).unwrap();
     let v = verify_writes(&w, &boot, "the full cycle", &[acked_before]).unwrap();
     eprintln!("writes: {v}");
     assert_eq!(v.last, v.acked);
     w.stop();
+    lab.shutdown().unwrap();
+}
+
+/// Both hosts' cores kept busy for minutes (issue 13, item 6): with the witness a
+/// false alarm may cost a needless switch-over or a spell unprotected, never two
+/// serving copies or a lost write. How many there were is reported (a
+/// measurement, not asserted). `FTVIRT_LOAD_SECS` long (default 180): the
+/// matrix's `cpu-load` row runs it.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "minutes of full CPU load: run by the fault matrix (cpu-load)"]
+async fn full_cpu_load_on_both_hosts_never_serves_two_copies() {
+    let Some((lab, w, boot)) = witnessed_pair().await else {
+        return;
+    };
+    let secs: u64 = std::env::var("FTVIRT_LOAD_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(180);
+    let uris = [lab.host("a").unwrap().uri(), lab.host("b").unwrap().uri()];
+    let watcher = Watcher::start(uris, "g");
+    let acked_before = w.stats().acked;
+    let before = record(&lab);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // As many busy loops as cores in each host: every core has three times as
+    // much to run as it can.
+    let mut burners = Vec::new();
+    for h in ["a", "b"] {
+        let host = lab.host(h).unwrap();
+        let log = host.log_dir().join("burn.log");
+        for _ in 0..cores {
+            burners.push(
+                host.spawn_to_log(&["sh", "-c", "while :; do :; done"], &log)
+                    .unwrap(),
+            );
+        }
+    }
+    eprintln!(
+        "cpu load: {} busy loops on {cores} cores for {secs} s",
+        burners.len()
+    );
+    let state = |h: &'static str| {
+        let lab = &lab;
+        async move {
+            match client(lab, h).await.status("g").await {
+                Ok(s) => s.state,
+                Err(_) => "?".to_string(),
+            }
+        }
+    };
+    let paired = |a: &str, b: &str| {
+        matches!(
+            (a, b),
+            ("protected", "secondary") | ("secondary", "protected")
+        )
+    };
+    let (mut spells, mut out, mut holders) = (0u32, None::<Instant>, vec![before.holder.clone()]);
+    let mut unprotected = Duration::ZERO;
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(secs) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (sa, sb) = (state("a").await, state("b").await);
+        match (paired(&sa, &sb), out) {
+            (false, None) => {
+                spells += 1;
+                out = Some(Instant::now());
+                eprintln!(
+                    "cpu load: out of protection at {:?}: a {sa}, b {sb}",
+                    t0.elapsed()
+                );
+            }
+            (true, Some(since)) => {
+                unprotected += since.elapsed();
+                out = None;
+                eprintln!("cpu load: protected again at {:?}", t0.elapsed());
+            }
+            _ => {}
+        }
+        if let Ok(Some(v)) = lab.etcd_get(KEY) {
+            if let Ok(r) = Record::parse("g", v.as_bytes()) {
+                if holders.last() != Some(&r.holder) {
+                    eprintln!(
+                        "cpu load: the record moved to {} at {:?}",
+                        r.holder,
+                        t0.elapsed()
+                    );
+                    holders.push(r.holder);
+                }
+            }
+        }
+    }
+    for mut b in burners {
+        let _ = b.kill();
+        let _ = b.wait();
+    }
+    // Whatever happened, protection comes back by itself once the load is gone.
+    let t_end = Instant::now();
+    loop {
+        let (sa, sb) = (state("a").await, state("b").await);
+        if paired(&sa, &sb) {
+            break;
+        }
+        assert!(
+            t_end.elapsed() < LONG,
+            "not protected again: a {sa}, b {sb}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    if let Some(since) = out {
+        unprotected += since.elapsed();
+    }
+    let after = record(&lab);
+    eprintln!(
+        "cpu load result: {secs} s, {} busy loops on {cores} cores: {spells} spells out of \
+         protection ({} ms in all), {} needless switch-overs (record holders {}), epoch {} -> {}",
+        cores * 2,
+        unprotected.as_millis(),
+        holders.len() - 1,
+        holders.join(" -> "),
+        before.epoch,
+        after.epoch
+    );
+    w.wait_acked(5, Duration::from_secs(60)).unwrap();
+    check_one_server_and_writes(w, watcher, &boot, acked_before);
     lab.shutdown().unwrap();
 }

@@ -27,14 +27,7 @@ pub struct SecondarySpec {
 /// definition with the disk's source replaced by the survivor's own image, so the
 /// next boot uses the data the guest wrote here.
 pub fn takeover_definition(inactive_xml: &str, disk_path: &Path) -> Result<String, LayoutError> {
-    let doc =
-        roxmltree::Document::parse(inactive_xml).map_err(|e| LayoutError::Xml(e.to_string()))?;
-    let source = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("disk") && n.attribute("device").unwrap_or("disk") == "disk")
-        .filter_map(|d| d.children().find(|c| c.has_tag_name("source")))
-        .find_map(|s| s.attribute("file"))
-        .ok_or_else(|| LayoutError::Xml("the definition has no file-backed disk".into()))?;
+    let source = disk_source(inactive_xml)?;
     let new = disk_path.display().to_string();
     for quote in ['\'', '"'] {
         let old_attr = format!("file={quote}{source}{quote}");
@@ -45,6 +38,17 @@ pub fn takeover_definition(inactive_xml: &str, disk_path: &Path) -> Result<Strin
     Err(LayoutError::Xml(format!(
         "cannot find a unique file='{source}' to replace"
     )))
+}
+
+/// The source file of the first disk (`device='disk'`) of a domain definition.
+pub fn disk_source(xml: &str) -> Result<String, LayoutError> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| LayoutError::Xml(e.to_string()))?;
+    doc.descendants()
+        .filter(|n| n.has_tag_name("disk") && n.attribute("device").unwrap_or("disk") == "disk")
+        .filter_map(|d| d.children().find(|c| c.has_tag_name("source")))
+        .find_map(|s| s.attribute("file"))
+        .map(str::to_string)
+        .ok_or_else(|| LayoutError::Xml("the definition has no file-backed disk".into()))
 }
 
 #[cfg(test)]

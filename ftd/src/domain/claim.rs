@@ -13,17 +13,27 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 /// The disk of this host's copy, as the record names it: the primary's first disk
-/// (from libvirt's live XML), the secondary's parent image in its overlay
-/// directory (what the survivor's definition points at after a takeover).
+/// (from its persistent definition, which follows the disk's moves), the path
+/// the secondary's parent image gets at takeover (`survivor.rs`).
 pub(super) async fn disk(ctx: &HostCtx, name: &str, role: Role) -> Option<PathBuf> {
     match role {
-        Role::Secondary => Some(super::steps::overlay_parent(ctx, name)),
+        Role::Secondary => Some(super::survivor::planned(
+            &super::survivor::disk_dir(&ctx.overlay_dir, name),
+            name,
+        )),
         Role::Primary => first_disk(ctx, name).await,
     }
 }
 
-/// The first disk of `name`'s live definition.
-async fn first_disk(ctx: &HostCtx, name: &str) -> Option<PathBuf> {
+/// The first disk of `name`'s definition: the persistent one where there is
+/// one (after a protection's pivot or a takeover it names the file the guest
+/// writes to, which the live XML does not), else the live one.
+pub(super) async fn first_disk(ctx: &HostCtx, name: &str) -> Option<PathBuf> {
+    if let Ok(Some(xml)) = ctx.lv.persistent_xml(name).await {
+        if let Ok(src) = crate::colo::spec::disk_source(&xml) {
+            return Some(PathBuf::from(src));
+        }
+    }
     let xml = ctx.lv.xml(name, false).await.ok()?;
     let layout = DomainLayout::parse(&xml).ok()?;
     layout.disks.into_iter().next().map(|d| d.source)

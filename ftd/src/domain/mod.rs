@@ -10,7 +10,8 @@
 //! - `resolve`: what a new task starts from (libvirt's view, the mark);
 //! - `ports`: the domain's COLO ports on this host, kept for good;
 //! - `disk`, `fence`: disk error events; cutting a guest off the network;
-//! - `claim`: the witness's pairing record and go-live claims.
+//! - `claim`: the witness's pairing record and go-live claims;
+//! - `scratch`, `survivor`: the secondary's scratch images; the survivor's disk.
 
 mod claim;
 pub use claim::start as claim_start;
@@ -25,6 +26,7 @@ mod reattach;
 mod resolve;
 mod scratch;
 mod steps;
+mod survivor;
 mod task;
 
 pub use handle::{CommandError, DomainCmd, DomainHandle, UserReply};

@@ -181,13 +181,22 @@ async fn wire(name: &str, ctx: &HostCtx, ports: Option<Ports>, gen: u32) -> Resu
     let (node, size) = inspect::disk_node(&*ctx.lv, name, disk)
         .await
         .map_err(|e| e.to_string())?;
-    let gen = plan::next_gen(&node, gen);
-    let dir = disk
-        .source
+    // Beside the file the guest writes to now, as its definition says.
+    let source = super::claim::first_disk(ctx, name)
+        .await
+        .unwrap_or_else(|| disk.source.clone());
+    let dir = source
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/var/lib/libvirt/images"));
-    let base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
+    // Never over an existing file: after a cold boot the disk's node names say
+    // nothing of earlier generations, and the definition may name one of them.
+    let mut gen = plan::next_gen(&node, gen);
+    let mut base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
+    while tokio::fs::symlink_metadata(&base_image).await.is_ok() && gen < u32::MAX {
+        gen += 1;
+        base_image = dir.join(format!("{name}.ftvirt{gen}.qcow2"));
+    }
     ctx.os.create_image(&base_image, size).await?;
     Ok(Wiring {
         device_node: node,
@@ -217,13 +226,23 @@ async fn pivot_and_mirror(
         .await
         .map_err(|e| format!("moving the disk under a quorum: {e}"))?;
     // The next boot must use the image the guest now writes to.
+    let before = super::claim::first_disk(ctx, name).await;
     match ctx.lv.xml(name, true).await {
         Ok(inactive) => match takeover_definition(&inactive, base_image) {
-            Ok(x) => {
-                if let Err(e) = ctx.lv.define(&x).await {
-                    tracing::warn!(domain = name, error = %e, "could not point the definition at the new image");
+            Ok(x) => match ctx.lv.define(&x).await {
+                Err(e) => {
+                    tracing::warn!(domain = name, error = %e, "could not point the definition at the new image")
                 }
-            }
+                // A survivor's disk the guest no longer writes to.
+                Ok(_) => {
+                    let survivors = super::survivor::disk_dir(&ctx.overlay_dir, name);
+                    if let Some(f) = before
+                        .and_then(|b| super::survivor::drop_replaced(&survivors, &b, base_image))
+                    {
+                        tracing::info!(domain = name, file = %f.display(), "removed the survivor's disk the new base image replaces");
+                    }
+                }
+            },
             Err(e) => tracing::warn!(domain = name, error = %e, "definition not updated"),
         },
         Err(e) => tracing::warn!(domain = name, error = %e, "no persistent definition to update"),
@@ -322,11 +341,6 @@ pub(crate) async fn secondary_spec(
         ports,
         primary_addr: ctx.rep_addr.clone(),
     })
-}
-
-/// The secondary's parent image: the survivor's disk after a takeover.
-pub(super) fn overlay_parent(ctx: &HostCtx, name: &str) -> PathBuf {
-    overlay_paths(ctx, name).0
 }
 
 fn overlay_paths(ctx: &HostCtx, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
@@ -439,8 +453,8 @@ async fn cut_if_peer_lost(ctx: &HostCtx, name: &str, ports: &Ports) {
 async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> Result<(), String> {
     plan_run(ctx, name, &plan::take_over()).await?;
     if let Some(spec) = spec {
-        let (parent, ..) = overlay_paths(ctx, name);
-        match takeover_definition(&spec.primary_inactive_xml, &parent) {
+        let disk = survivor_disk(ctx, name).await;
+        match takeover_definition(&spec.primary_inactive_xml, &disk) {
             Ok(x) => {
                 if let Err(e) = ctx.lv.define(&x).await {
                     tracing::warn!(domain = name, error = %e, "could not define the survivor's domain");
@@ -454,6 +468,30 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
     // secondary (its overlays stay: the survivor's disk is among them).
     let _ = tokio::fs::remove_file(super::reattach::spec_path(ctx, name)).await;
     Ok(())
+}
+
+/// The guest runs on the secondary's parent image now: move it out of the
+/// scratch directory (`survivor.rs`); where it is now.
+async fn survivor_disk(ctx: &HostCtx, name: &str) -> PathBuf {
+    let (parent, ..) = overlay_paths(ctx, name);
+    let dir = super::survivor::disk_dir(&ctx.overlay_dir, name);
+    let (from, n) = (parent.clone(), name.to_string());
+    let moved =
+        tokio::task::spawn_blocking(move || super::survivor::move_out(&from, &dir, &n)).await;
+    match moved {
+        Ok(Ok(to)) => {
+            tracing::info!(domain = name, from = %parent.display(), to = %to.display(), "the survivor's disk moved out of the scratch directory");
+            to
+        }
+        Ok(Err(why)) => {
+            tracing::warn!(domain = name, disk = %parent.display(), %why, "the survivor's disk stays in the scratch directory (kept there while its definition uses it)");
+            parent
+        }
+        Err(e) => {
+            tracing::warn!(domain = name, error = %e, "moving the survivor's disk failed");
+            parent
+        }
+    }
 }
 
 /// The survivor keeps the domain's protection mark, pointing at its own peer (the

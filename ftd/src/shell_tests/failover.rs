@@ -135,6 +135,22 @@ async fn a_planned_failover_hands_the_domain_over_and_b_protects_it_back() {
     assert!(i(&b, "qmp g x-colo-lost-heartbeat") < i(&b, "qmp g drive-mirror"));
     let s = w.b.status("g").await.unwrap();
     assert_eq!(s.last_failover.as_deref(), Some("planned switch-over"));
+    // b's disk left its scratch directory at the takeover; the protection's new
+    // base image replaced it there, and the definition follows.
+    use crate::host::Hypervisor;
+    let def = w.b.fake.persistent_xml("g").await.unwrap().unwrap();
+    let survivors = w.b.dir.join("overlays/g/disk");
+    let src = crate::colo::spec::disk_source(&def).unwrap();
+    assert!(
+        src.starts_with(&format!("{}/g.ftvirt", survivors.display())),
+        "{src}"
+    );
+    assert!(std::path::Path::new(&src).is_file());
+    assert!(
+        !survivors.join("g.qcow2").exists(),
+        "the replaced disk stays"
+    );
+    assert!(!w.b.dir.join("overlays/g/secondary/parent0.qcow2").exists());
 }
 
 #[tokio::test(start_paused = true)]

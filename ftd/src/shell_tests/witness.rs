@@ -32,7 +32,9 @@ async fn the_record_names_the_pair_before_colo_starts() {
         (r.holder.as_str(), r.partner.as_deref(), r.running),
         ("a", Some("b"), true)
     );
-    assert_eq!(r.disk, w.a.dir.join("images/g.qcow2"));
+    // The file the guest writes to since the pivot under COLO's quorum (the
+    // live XML still names the one it booted from).
+    assert_eq!(r.disk, w.a.dir.join("images/g.ftvirt1.qcow2"));
     // Written before the migration into COLO began.
     let calls = w.witness.as_ref().unwrap().calls();
     assert!(calls
@@ -72,9 +74,11 @@ async fn the_secondary_claims_then_takes_over_when_the_primarys_host_dies() {
     );
     assert_eq!(
         r.disk,
-        w.b.dir.join("overlays/g/secondary/parent0.qcow2"),
-        "the survivor's disk"
+        w.b.dir.join("overlays/g/disk/g.qcow2"),
+        "the survivor's disk, out of the scratch directory"
     );
+    assert!(r.disk.is_file(), "{} is not there", r.disk.display());
+    assert!(!w.b.dir.join("overlays/g/secondary/parent0.qcow2").exists());
     let s = w.b.status("g").await.unwrap();
     assert!(
         s.last_failover.as_deref().unwrap_or("").contains("witness"),

@@ -51,13 +51,25 @@ pub fn binary(manifest_dir: &str) -> PathBuf {
     bin
 }
 
+/// A lab timing in ms: the environment's `var` when set to a number, else `default`.
+fn timing(var: &str, default: u64) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// ftd's configuration for `me` paired with `peer`: heartbeat 100 ms, detection
-/// 500 ms, checkpoints every `checkpoint_ms`, the host's own system bus, state and
-/// overlays under the host's directory, the lab's TLS files, logs to stderr.
+/// 500 ms (`FTVIRT_LAB_HEARTBEAT_MS`, `FTVIRT_LAB_DETECTION_MS` change them, to
+/// measure other settings), checkpoints every `checkpoint_ms`, the host's own
+/// system bus, state and overlays under the host's directory, the lab's TLS
+/// files, logs to stderr.
 pub fn yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
+    let heartbeat = timing("FTVIRT_LAB_HEARTBEAT_MS", 100);
+    let detection = timing("FTVIRT_LAB_DETECTION_MS", 500);
     format!(
         "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
-         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: 100\n  detection-time: 500\n\
+         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: {heartbeat}\n  detection-time: {detection}\n\
          colo:\n  overlay-dir: {dir}/overlays\n\
          bus:\n  connect: system\n  name: {BUS_NAME}\n\
          state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",

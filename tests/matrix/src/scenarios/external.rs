@@ -110,6 +110,7 @@ fn one_lab_test(name: &str, package: &str, file: &str, test: &str, keep: &[&str]
         test,
         "--",
         "--exact",
+        "--include-ignored",
         "--test-threads=1",
         "--nocapture",
     ]);
@@ -139,6 +140,7 @@ const WITNESS_NOTES: &[&str] = &[
     "protected again",
     "witness back",
     "writes:",
+    "cpu load result",
 ];
 
 pub fn witness_primary_host(_: &Opts) -> Row {
@@ -208,5 +210,15 @@ pub fn disable_survivor_restart_ftd(_: &Opts) -> Row {
         "ftd_restart",
         "disable_on_a_survivor_then_an_ftd_restart_keeps_it_running",
         &["after the restart", "after disable on the survivor"],
+    )
+}
+
+pub fn cpu_load(_: &Opts) -> Row {
+    one_lab_test(
+        "cpu-load",
+        "ftd",
+        "witness_lab",
+        "full_cpu_load_on_both_hosts_never_serves_two_copies",
+        WITNESS_NOTES,
     )
 }

@@ -178,6 +178,11 @@ pub static SCENARIOS: &[Scenario] = &[
         external::disable_survivor_restart_ftd,
     ),
     custom(
+        "cpu-load",
+        "both hosts' cores kept busy for 3 minutes, protected with the etcd witness: never two copies serving, nothing lost; the needless switch-overs and spells out of protection are counted (ftd/tests/witness_lab.rs)",
+        external::cpu_load,
+    ),
+    custom(
         "ftd-restarts",
         "ftd SIGKILLed on either host while protected: COLO goes on, the restarted ftd re-attaches; a host killed after its ftd still fails over (ftd/tests/ftd_restart.rs)",
         external::ftd_restarts,
