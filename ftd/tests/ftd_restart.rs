@@ -95,10 +95,10 @@ fn first_reply_after(w: &Writer, t_kill: Instant) -> Duration {
     r.done - t_kill
 }
 
-/// A lab with the guest on a, protected onto b, and the writer running; `None`
-/// when lab tests are skipped.
+/// A lab with the etcd witness, the guest on a, protected onto b, and the
+/// writer running; `None` when lab tests are skipped.
 async fn protected_lab() -> Option<(Lab, Writer, String)> {
-    let mut lab = Lab::for_test(LabConfig::hosts(&["a", "b"]))?;
+    let mut lab = Lab::for_test(LabConfig::hosts(&["a", "b"]).with_etcd(1))?;
     let g = lab
         .boot_guest("a", &ftvirt_lab::GuestSpec::standard("g", 0))
         .expect("boot");
@@ -119,7 +119,7 @@ async fn protected_lab() -> Option<(Lab, Writer, String)> {
 fn start_ftd_again(lab: &mut Lab, me: &str, peer: &str) {
     let yaml = {
         let (h, p) = (lab.host(me).unwrap(), lab.host(peer).unwrap());
-        ftd_yaml(h, p, CHECKPOINT.as_millis() as u64)
+        ftvirt_lab::ftd::lab_yaml(lab, h, p, CHECKPOINT.as_millis() as u64)
     };
     lab.host_mut(me)
         .unwrap()

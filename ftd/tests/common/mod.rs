@@ -16,11 +16,12 @@ pub fn ftd_yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
     ftvirt_lab::ftd::yaml(me, peer, checkpoint_ms)
 }
 
-/// Start the system bus and ftd on host `name` of the lab.
+/// Start the system bus and ftd on host `name` of the lab, with the lab's etcd
+/// witness as its arbiter when the lab has one.
 pub fn start_ftd(lab: &mut Lab, name: &str, peer: &str) {
     let yaml = {
         let (me, p) = (lab.host(name).unwrap(), lab.host(peer).unwrap());
-        ftd_yaml(me, p, 2000)
+        ftvirt_lab::ftd::lab_yaml(lab, me, p, 2000)
     };
     start_ftd_with(lab, name, &yaml);
 }
@@ -45,11 +46,12 @@ pub async fn client(lab: &Lab, name: &str) -> FtdProxy<'static> {
 #[allow(unused_imports)]
 pub use ftvirt_lab::ftd::{wait_checkpoints, wait_state};
 
-/// The start of most lab tests: hosts a and b, guest `g` (2 vCPUs) running on
+/// The start of most lab tests: hosts a and b, the etcd witness w (one member:
+/// the arbiter ftd's default set-up runs with), guest `g` (2 vCPUs) running on
 /// a, and each host's ftd up, paired with the other (2 s checkpoints). `None`
 /// when lab tests are skipped (`FTVIRT_SKIP_LAB=1`): the test returns.
 pub fn lab_with_guest() -> Option<(Lab, ftvirt_lab::Guest)> {
-    let mut lab = Lab::for_test(ftvirt_lab::LabConfig::hosts(&["a", "b"]))?;
+    let mut lab = Lab::for_test(ftvirt_lab::LabConfig::hosts(&["a", "b"]).with_etcd(1))?;
     let g = lab
         .boot_guest("a", &ftvirt_lab::GuestSpec::standard("g", 0))
         .expect("boot");

@@ -132,7 +132,7 @@ fn run(opts: Opts) -> Result<i32> {
         ),
         (
             "ftd".to_string(),
-            "checkpoint 2000 ms, heartbeat 100 ms, detection 500 ms (the demo's)".to_string(),
+            "checkpoint 2000 ms; heartbeat 50 ms, detection 200 ms (ftd's defaults with the etcd witness; the demo's)".to_string(),
         ),
     ];
     b.report.meta = meta;
@@ -207,7 +207,7 @@ const NOTES: &[&str] = &[
     "median and spread (min, max) over the runs; a target is judged on the median",
     "overhead: the same guest, each workload on a new TCP connection from the client namespace, unprotected then protected in the same run; ratios are per run, protected/unprotected throughput",
     "failover: one client connection writing every ~50 ms; detection and takeover split by the survivor's ftd log (microsecond timestamps)",
-    "HA: unprotected guest; after the kill, the same 500 ms detection, then the survivor's libvirtd defines and starts the domain from the same disk image; first reply on a new connection",
+    "HA: unprotected guest; after the kill, the same 200 ms detection, then the survivor's libvirtd defines and starts the domain from the same disk image; first reply on a new connection",
     "checkpoints: STOP/RESUME events of the primary's QEMU (as ftd counts them), pause = RESUME - STOP",
     "protect: Enable until a's ftd logs Protected; migration: virsh migrate --live --copy-storage-all, client-driven, over the replication network",
     "ftd: VmRSS (largest in the window) and utime+stime over the window, both hosts' ftd",

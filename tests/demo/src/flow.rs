@@ -106,7 +106,7 @@ impl Demo {
         let g = self.lab.boot_guest("a", &spec)?;
         self.report.begin_at("boot / unprotected", t0).time = Some(g.boot_time);
         say(&format!("guest READY after {} ms", g.boot_time.as_millis()));
-        say("starting each host's own system bus and ftd (checkpoint 2000 ms, heartbeat 100 ms, detection 500 ms)");
+        say("starting each host's own system bus and ftd (checkpoint 2000 ms; heartbeat 50 ms and detection 200 ms, ftd's defaults with the witness)");
         ftd::start(&mut self.lab, &self.ftd_bin, "a", "b")?;
         ftd::start(&mut self.lab, &self.ftd_bin, "b", "a")?;
         say(&format!(

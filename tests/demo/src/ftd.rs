@@ -44,8 +44,8 @@ pub fn binary() -> Result<PathBuf> {
 }
 
 /// ftd's configuration for host `me`, paired with `peer`: the lab's standard one
-/// (heartbeat 100 ms, detection 500 ms) with the demo's checkpoint interval, and
-/// the lab's etcd witness as the arbiter when the lab has one.
+/// with the demo's checkpoint interval and the lab's etcd witness as the arbiter
+/// (and so ftd's heartbeat and detection for the witness, 50 and 200 ms).
 pub fn yaml(lab: &Lab, me: &Host, peer: &Host) -> String {
     ftvirt_lab::ftd::lab_yaml(lab, me, peer, CHECKPOINT_MS)
 }

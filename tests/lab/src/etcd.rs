@@ -289,6 +289,31 @@ impl Lab {
         self.etcdctl(WITNESS)?.get(key)
     }
 
+    /// The index of the members' current leader, as they report it
+    /// (`etcdctl endpoint status` from the witness host).
+    pub fn etcd_leader(&self) -> Result<usize> {
+        let out = self
+            .etcdctl(WITNESS)?
+            .run(&["endpoint", "status", "--write-out=json"])?;
+        let bad = |why: &str| LabError::Usage(format!("etcd's endpoint status {why}: {out}"));
+        let v: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| bad(&format!("is not JSON ({e})")))?;
+        let eps = self.etcd_endpoints();
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|e| {
+                let s = &e["Status"];
+                let me = s["header"]["member_id"].as_u64()?;
+                let url = e["Endpoint"].as_str()?;
+                if s["leader"].as_u64()? != me {
+                    return None;
+                }
+                eps.iter().position(|a| url == format!("https://{a}"))
+            })
+            .ok_or_else(|| bad("names no member that leads"))
+    }
+
     /// The last `n` lines of member `i`'s log.
     pub fn etcd_log_tail(&self, i: usize, n: usize) -> Result<String> {
         Ok(tail(&self.etcd()?.member(i)?.log, n))

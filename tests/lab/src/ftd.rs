@@ -51,25 +51,35 @@ pub fn binary(manifest_dir: &str) -> PathBuf {
     bin
 }
 
-/// A lab timing in ms: the environment's `var` when set to a number, else `default`.
-fn timing(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// The lab's heartbeat and detection in ms: the environment's
+/// `FTVIRT_LAB_HEARTBEAT_MS` / `FTVIRT_LAB_DETECTION_MS` where set (to measure
+/// other settings), else `default`. `None`: leave both to ftd.
+fn timings(default: Option<(u64, u64)>) -> Option<(u64, u64)> {
+    let env = |var: &str| std::env::var(var).ok().and_then(|v| v.parse::<u64>().ok());
+    match (
+        env("FTVIRT_LAB_HEARTBEAT_MS"),
+        env("FTVIRT_LAB_DETECTION_MS"),
+    ) {
+        (None, None) => default,
+        (h, d) => Some((h.unwrap_or(100), d.unwrap_or(500))),
+    }
 }
 
 /// ftd's configuration for `me` paired with `peer`: heartbeat 100 ms, detection
-/// 500 ms (`FTVIRT_LAB_HEARTBEAT_MS`, `FTVIRT_LAB_DETECTION_MS` change them, to
-/// measure other settings), checkpoints every `checkpoint_ms`, the host's own
+/// 500 ms (see [`timings`]), checkpoints every `checkpoint_ms`, the host's own
 /// system bus, state and overlays under the host's directory, the lab's TLS
 /// files, logs to stderr.
 pub fn yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
-    let heartbeat = timing("FTVIRT_LAB_HEARTBEAT_MS", 100);
-    let detection = timing("FTVIRT_LAB_DETECTION_MS", 500);
+    yaml_with(me, peer, checkpoint_ms, timings(Some((100, 500))))
+}
+
+fn yaml_with(me: &Host, peer: &Host, checkpoint_ms: u64, timing: Option<(u64, u64)>) -> String {
+    let timing = timing
+        .map(|(h, d)| format!("  heartbeat-interval: {h}\n  detection-time: {d}\n"))
+        .unwrap_or_default();
     format!(
         "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
-         defaults:\n  checkpoint-interval: {checkpoint_ms}\n  heartbeat-interval: {heartbeat}\n  detection-time: {detection}\n\
+         defaults:\n  checkpoint-interval: {checkpoint_ms}\n{timing}\
          colo:\n  overlay-dir: {dir}/overlays\n\
          bus:\n  connect: system\n  name: {BUS_NAME}\n\
          state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
@@ -84,14 +94,15 @@ pub fn yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
 
 /// [`yaml`] for `me` in `lab`, plus the `arbiter:` section of the lab's etcd
 /// witness when it has one ([`LabConfig::with_etcd`](crate::LabConfig::with_etcd),
-/// [`Lab::etcd_arbiter_yaml`]): `kind: etcd`, every member, `me`'s certificate.
-/// Without the etcd witness it is [`yaml`]'s text.
+/// [`Lab::etcd_arbiter_yaml`]): `kind: etcd`, every member, `me`'s certificate,
+/// and ftd's own heartbeat and detection for the witness (50 and 200 ms) unless
+/// the environment sets the lab's ([`timings`]). Without the etcd witness it
+/// is [`yaml`]'s text.
 pub fn lab_yaml(lab: &Lab, me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
-    let mut y = yaml(me, peer, checkpoint_ms);
-    if let Some(arbiter) = lab.etcd_arbiter_yaml(me) {
-        y.push_str(&arbiter);
+    match lab.etcd_arbiter_yaml(me) {
+        Some(arbiter) => yaml_with(me, peer, checkpoint_ms, timings(None)) + &arbiter,
+        None => yaml(me, peer, checkpoint_ms),
     }
-    y
 }
 
 /// A client of host `name`'s ftd, on a fresh connection to that host's bus.

@@ -159,28 +159,6 @@ fn one_member_serves_the_hosts_over_mutual_tls_and_outlives_a_restart() {
     );
 }
 
-/// The index of the current leader among the members, as they report it.
-fn leader(lab: &Lab) -> usize {
-    let out = lab
-        .etcdctl("a")
-        .unwrap()
-        .run(&["endpoint", "status", "--write-out=json"])
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    let eps = lab.etcd_endpoints();
-    let found = v.as_array().unwrap().iter().find_map(|e| {
-        let s = &e["Status"];
-        let me = s["header"]["member_id"].as_u64()?;
-        let url = e["Endpoint"].as_str()?;
-        (s["leader"].as_u64()? == me).then(|| {
-            eps.iter()
-                .position(|a| url == format!("https://{a}"))
-                .unwrap()
-        })
-    });
-    found.unwrap_or_else(|| panic!("no member says it leads: {out}"))
-}
-
 #[test]
 fn three_members_take_writes_with_one_down_and_not_with_two() {
     let Some(mut lab) = Lab::for_test(LabConfig::hosts(&["a", "b"]).with_etcd(3)) else {
@@ -195,7 +173,7 @@ fn three_members_take_writes_with_one_down_and_not_with_two() {
     assert_eq!(v["members"].as_array().map(Vec::len), Some(3), "{list}");
 
     // The leader down: the other two elect one and take the write (quorum 2 of 3).
-    let down = leader(&lab);
+    let down = lab.etcd_leader().unwrap();
     lab.etcd_stop_member(down).unwrap();
     let took = wait_until(
         "the two members left to take a write",

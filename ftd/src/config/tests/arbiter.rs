@@ -234,3 +234,39 @@ fn the_witness_tls_files_are_read_and_a_missing_one_is_named() {
         )
     );
 }
+
+#[test]
+fn the_witness_makes_detection_faster_where_the_file_leaves_it_unset() {
+    let t = |text: &str| {
+        let c = Config::from_str(text, "t").unwrap();
+        (
+            c.defaults.heartbeat_interval.as_millis(),
+            c.defaults.detection_time.as_millis(),
+        )
+    };
+    // No witness: a false alarm could make two copies serve.
+    assert_eq!(t(HOST), (100, 500));
+    assert_eq!(
+        t(&format!("{HOST}arbiter:\n  kind: corosync\n")),
+        (100, 500)
+    );
+    // The witness: at most a needless switch-over.
+    assert_eq!(t(&format!("{HOST}{ETCD}")), (50, 200));
+    // What the file says stays; an unset detection follows the heartbeat.
+    assert_eq!(
+        t(&format!(
+            "{HOST}defaults:\n  heartbeat-interval: 100\n{ETCD}"
+        )),
+        (100, 400)
+    );
+    assert_eq!(
+        t(&format!("{HOST}defaults:\n  detection-time: 900\n{ETCD}")),
+        (50, 900)
+    );
+    assert_eq!(
+        t(&format!(
+            "{HOST}defaults:\n  heartbeat-interval: 100\n  detection-time: 500\n{ETCD}"
+        )),
+        (100, 500)
+    );
+}
