@@ -89,10 +89,12 @@ async fn fail_over_reprotect_fail_back_and_disable() {
     assert_eq!(c.last().unwrap(), last);
     assert!(last > acked);
 
-    // 4. Disable: a runs alone, nothing of COLO remains anywhere.
+    // 4. Disable: a runs alone, nothing of COLO remains anywhere. With the
+    // witness, a first claims the record (running alone is a go-live), then
+    // leaves COLO.
     assert_eq!(
         client(&lab, "a").await.disable("g").await.unwrap(),
-        "disabling"
+        "arbitrating"
     );
     wait_state(&lab, "a", "g", "unprotected", LONG).await;
     wait_state(&lab, "b", "g", "standby", LONG).await;

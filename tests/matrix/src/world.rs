@@ -57,7 +57,8 @@ pub struct Setup {
     /// Lab hosts; the first two are the pair, each runs ftd with the other as peer.
     pub hosts: &'static [&'static str],
     pub guests: &'static [GuestShape],
-    /// ftd's checkpoint interval (heartbeat 100 ms, detection 500 ms: the lab's).
+    /// ftd's checkpoint interval (heartbeat and detection: ftd's defaults with
+    /// the witness, 50 and 200 ms).
     pub checkpoint_ms: u64,
     /// Protect every guest before the body runs (until protected, which ftd
     /// reports after the session's first checkpoint).
@@ -133,7 +134,10 @@ impl World {
     /// writing on its one connection, the split-brain watch running, and (if the
     /// setup says so) every guest protected.
     pub fn start(setup: &Setup, bin: &std::path::Path) -> Result<World> {
-        let lab = Lab::start(LabConfig::hosts(setup.hosts)).context("starting the lab")?;
+        // The etcd witness on host w, as production runs (ftd's arbiter and its
+        // detection defaults with it).
+        let lab =
+            Lab::start(LabConfig::hosts(setup.hosts).with_etcd(1)).context("starting the lab")?;
         say(&format!(
             "lab {} up in {:.1}s ({}; {})",
             lab.id,
@@ -209,10 +213,12 @@ impl World {
         self.pair().into_iter().find(|h| *h != host).unwrap_or("b")
     }
 
-    /// Start host `name`'s system bus and ftd (paired with the other host).
+    /// Start host `name`'s system bus and ftd (paired with the other host, the
+    /// lab's etcd witness its arbiter).
     pub fn start_ftd(&mut self, name: &str) -> Result<()> {
         let peer = self.other(name);
-        let cfg = ftvirt_lab::ftd::yaml(
+        let cfg = ftvirt_lab::ftd::lab_yaml(
+            &self.lab,
             self.lab.host(name)?,
             self.lab.host(peer)?,
             self.setup.checkpoint_ms,
