@@ -62,10 +62,13 @@ pub const PACKAGES: &[&str] = &[
     // The witness (ftd's `arbiter: {kind: etcd}`): the copy of record of each
     // protected domain in etcd (the server on the witness host, and the tests start
     // their own), etcdctl for people looking at the records, and protoc, which the
-    // `etcd-client` crate's build runs to generate its gRPC code.
+    // `etcd-client` crate's build runs to generate its gRPC code, with the
+    // well-known types it imports (`google/protobuf/descriptor.proto`, which
+    // Debian ships in libprotobuf-dev, not with protoc).
     "etcd-server",
     "etcd-client",
     "protobuf-compiler",
+    "libprotobuf-dev",
     // The test guest: Debian kernel + busybox initramfs.
     "busybox-static",
     "linux-image-amd64",
@@ -364,8 +367,14 @@ mod tests {
         for p in PACKAGES {
             assert!(seen.insert(p), "{p} is listed twice");
         }
-        // ftd's witness tests run `etcd`; ftd's build needs `protoc`.
-        for p in ["etcd-server", "etcd-client", "protobuf-compiler"] {
+        // ftd's witness tests run `etcd`; ftd's build needs `protoc` and the
+        // well-known types.
+        for p in [
+            "etcd-server",
+            "etcd-client",
+            "protobuf-compiler",
+            "libprotobuf-dev",
+        ] {
             assert!(PACKAGES.contains(&p), "{p} is missing");
         }
         let mut m = all_installed("1:7.2+dfsg-7+deb12u18+b3", "1:7.2+dfsg-7+deb12u18+b3");
