@@ -1,7 +1,11 @@
-//! `ftd make-certs`: the certificates the peer link's mutual TLS needs, made with
-//! `rcgen`: one CA per cluster, and per host a certificate that names the host
-//! (subjectAltName = the host name in ftd's configuration) and allows both TLS
-//! client and server authentication (either host may dial), with its own key.
+//! `ftd make-certs`: the certificates the peer link's and COLO's mutual TLS need,
+//! made with `rcgen`: one CA per cluster, and per host a certificate that names the
+//! host (subjectAltName = the host name in ftd's configuration, and its replication
+//! address when given as `HOST=ADDR`) and allows both TLS client and server
+//! authentication (either host may dial), with its own key. QEMU checks the
+//! replication address: the secondary's proxy sockets connect to the primary by
+//! address, and QEMU (gnutls) then wants that address in the primary's
+//! certificate; it also wants key encipherment in a critical key usage.
 //!
 //! `make` writes, under one directory:
 //!
@@ -23,6 +27,7 @@ use rcgen::{
     KeyUsagePurpose,
 };
 use std::io::Write;
+use std::net::IpAddr;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -53,9 +58,19 @@ pub enum CertsError {
     Exists { path: PathBuf, host: String },
     #[error(
         "{0:?} is not a host name: use letters, digits, '.', '-' and '_', starting with a \
-             letter or digit, as under host: and peers: in ftd's configuration"
+             letter or digit, as under host: and peers: in ftd's configuration, then \
+             optionally =ADDR (its replication address), e.g. hosta=10.200.0.11"
     )]
     BadHost(String),
+    #[error(
+        "{addr:?} in {arg:?} is not an IP address: give the host's replication address \
+             (host.address in its ftd.yaml), e.g. {host}=10.200.0.11"
+    )]
+    BadAddress {
+        arg: String,
+        host: String,
+        addr: String,
+    },
     #[error(
         "no host given: name every host of the cluster, e.g. `ftd make-certs --dir DIR \
              hosta hostb`"
@@ -133,12 +148,17 @@ impl Ca {
         self.issuer.key().serialize_pem()
     }
 
-    /// A certificate for `host` (its only name), valid for `days`, with a new key.
-    pub fn host(&self, host: &str, days: u32) -> Result<HostCert, CertsError> {
-        self.cert_for(host, &[host], days)
+    /// A certificate for `host` (its name and `addrs`), valid for `days`, with a
+    /// new key.
+    pub fn host(&self, host: &str, addrs: &[IpAddr], days: u32) -> Result<HostCert, CertsError> {
+        let addrs: Vec<String> = addrs.iter().map(IpAddr::to_string).collect();
+        let mut names = vec![host];
+        names.extend(addrs.iter().map(String::as_str));
+        self.cert_for(host, &names, days)
     }
 
-    /// A certificate for `host` that names `names` instead (tests make wrong ones).
+    /// A certificate for `host` that names `names` (host names or IP addresses;
+    /// tests make wrong ones).
     pub fn cert_for(&self, host: &str, names: &[&str], days: u32) -> Result<HostCert, CertsError> {
         let what = format!("certificate of {host:?}");
         let key = KeyPair::generate().map_err(made(&what))?;
@@ -146,7 +166,12 @@ impl Ca {
             .map_err(made(&what))?;
         p.distinguished_name = rcgen::DistinguishedName::new();
         p.distinguished_name.push(DnType::CommonName, host);
-        p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        // QEMU refuses a critical key usage without key encipherment (its
+        // `qcrypto_tls_creds_check_cert_key_usage`), whatever the key type.
+        p.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
         p.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
@@ -178,6 +203,8 @@ impl std::fmt::Debug for HostCert {
 #[derive(Debug)]
 pub struct Made {
     pub host: String,
+    /// The addresses the certificate names beside the host.
+    pub addrs: Vec<IpAddr>,
     /// `DIR/HOST`, to copy to the host's `/etc/ftvirt/tls/`.
     pub dir: PathBuf,
 }
@@ -191,14 +218,16 @@ pub struct Report {
 }
 
 /// Make (or reuse) the CA in `dir` and a certificate for each of `hosts`.
-pub fn make(dir: &Path, hosts: &[String], days: u32, force: bool) -> Result<Report, CertsError> {
-    if hosts.is_empty() {
+pub fn make(dir: &Path, args: &[String], days: u32, force: bool) -> Result<Report, CertsError> {
+    if args.is_empty() {
         return Err(CertsError::NoHost);
     }
-    if let Some(bad) = hosts.iter().find(|h| !crate::config::is_host_name(h)) {
-        return Err(CertsError::BadHost(bad.clone()));
-    }
-    for h in hosts {
+    let parsed = args
+        .iter()
+        .map(|a| host_arg(a))
+        .collect::<Result<Vec<_>, _>>()?;
+    let hosts: Vec<String> = parsed.iter().map(|(h, _)| h.clone()).collect();
+    for h in &hosts {
         let crt = dir.join(h).join("host.crt");
         if !force && crt.exists() {
             return Err(CertsError::Exists {
@@ -227,8 +256,8 @@ pub fn make(dir: &Path, hosts: &[String], days: u32, force: bool) -> Result<Repo
         new_ca,
         hosts: vec![],
     };
-    for h in hosts {
-        let hc = ca.host(h, days)?;
+    for (h, addrs) in &parsed {
+        let hc = ca.host(h, addrs, days)?;
         let paths = Paths {
             ca: &ca_crt,
             cert: Path::new("host.crt"),
@@ -252,10 +281,36 @@ pub fn make(dir: &Path, hosts: &[String], days: u32, force: bool) -> Result<Repo
         write(&hd.join("ca.crt"), ca.cert_pem(), 0o644)?;
         report.hosts.push(Made {
             host: h.clone(),
+            addrs: addrs.clone(),
             dir: hd,
         });
     }
     Ok(report)
+}
+
+/// `HOST` or `HOST=ADDR[,ADDR...]`: a host name and its replication address(es).
+pub fn host_arg(arg: &str) -> Result<(String, Vec<IpAddr>), CertsError> {
+    let (host, addrs) = match arg.split_once('=') {
+        Some((h, a)) => (h, Some(a)),
+        None => (arg, None),
+    };
+    if !crate::config::is_host_name(host) {
+        return Err(CertsError::BadHost(arg.to_owned()));
+    }
+    let addrs = match addrs {
+        None => vec![],
+        Some(a) => a
+            .split(',')
+            .map(|one| {
+                one.parse::<IpAddr>().map_err(|_| CertsError::BadAddress {
+                    arg: arg.to_owned(),
+                    host: host.to_owned(),
+                    addr: one.to_owned(),
+                })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    Ok((host.to_owned(), addrs))
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CertsError + '_ {

@@ -51,7 +51,10 @@ enum Command {
         /// Replace the certificates and keys of HOSTs that already have them.
         #[arg(long)]
         force: bool,
-        /// Host names, as under host: and peers: in ftd's configuration.
+        /// Hosts, each as NAME=ADDR: its name as under host: and peers: in ftd's
+        /// configuration and its replication address (host.address), which COLO's
+        /// TLS checks (several addresses: NAME=ADDR,ADDR). A bare NAME makes a
+        /// certificate for the peer link only.
         #[arg(required = true)]
         hosts: Vec<String>,
     },
@@ -153,6 +156,13 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
         println!("used the CA in {}", ca.display());
     }
     for m in &r.hosts {
+        if m.addrs.is_empty() {
+            println!(
+                "note: {host}'s certificate names no address: COLO's TLS needs \
+                 {host}=ADDR (its replication address, host.address) unless colo.tls is off",
+                host = m.host
+            );
+        }
         println!(
             "made {host}'s certificate (valid {days} days): copy {d}/ca.crt, host.crt and \
              host.key to {host}:/etc/ftvirt/tls/ (host.key readable by root only)",
@@ -161,6 +171,31 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
         );
     }
     Ok(())
+}
+
+/// COLO's TLS (`colo.tls`): QEMU's copy of the peer link's files, written now
+/// (the configuration's check made sure the certificate names this host's
+/// replication address). Off is said loudly: COLO's data then crosses in clear.
+fn qemu_tls(cfg: &Config) -> Result<Option<std::path::PathBuf>> {
+    if !cfg.colo.tls {
+        tracing::warn!(
+            "colo.tls is false: the guests' memory, disk writes and network traffic \
+             cross the replication network in clear, and anyone who reaches a \
+             secondary's NBD export can write to its disk; use this only over an \
+             authenticated tunnel (WireGuard, IPsec) between the replication addresses"
+        );
+        return Ok(None);
+    }
+    let dir = ftd::colo::tls::dir(&cfg.state_dir);
+    let t = &cfg.peer_link.tls;
+    ftd::colo::tls::write_dir(&dir, &t.ca, &t.cert, &t.key).with_context(|| {
+        format!(
+            "writing QEMU's copy of the TLS files into {}",
+            dir.display()
+        )
+    })?;
+    tracing::info!(dir = %dir.display(), "COLO's channels run over mutual TLS");
+    Ok(Some(dir))
 }
 
 /// The partition arbiter of `arbiter:`. A corosync that answers but cannot
@@ -239,6 +274,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let witness = start_witness(&cfg).await?;
     let ports = PortPool::load(cfg.colo.ports.into(), &cfg.state_dir)
         .map_err(|e| anyhow::anyhow!("{}: state-dir: {e}", cfg.origin()))?;
+    let colo_tls = qemu_tls(&cfg)?;
     let (observer, changes) = Observer::channel();
     let ctx = HostCtx {
         host: cfg.host.name.clone(),
@@ -258,6 +294,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         arbiter,
         witness,
         claim_delay: ftd::witness::claim::secondary_delay(cfg.defaults.heartbeat_interval),
+        colo_tls,
     };
     let (_watcher, qmp) = ftd::qmp_events::watch(&cfg.libvirt_uri);
     let (handle, daemon_task) = daemon::spawn(ctx, links, qmp, cancel.child_token());

@@ -80,6 +80,11 @@ pub async fn run_until(
             Op::WaitColoMode { mode, timeout } => {
                 wait_colo(lv, domain, mode, *timeout, stop).await?
             }
+            Op::WaitConnected {
+                chardevs,
+                peer,
+                timeout,
+            } => wait_connected(lv, domain, chardevs, peer, *timeout, stop).await?,
             Op::IoThread { id, add, tolerate } => {
                 rep.commands += 1;
                 match lv.iothread(domain, *id, *add).await {
@@ -189,6 +194,62 @@ async fn wait_job(
     }
 }
 
+/// Which of `chardevs` have no client from `peer` in a `query-chardev` reply,
+/// with what QEMU shows for each (`tcp:A:9003,server=on <-> B:41234` once a
+/// client got through TLS and the authz check; without `<->` none has).
+pub fn unconnected(reply: &Value, chardevs: &[String], peer: &str) -> Vec<String> {
+    let from = [format!("<-> {peer}:"), format!("<-> [{peer}]:")];
+    chardevs
+        .iter()
+        .filter_map(|id| {
+            let c = reply
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["label"] == id.as_str());
+            let filename = c.and_then(|c| c["filename"].as_str()).unwrap_or("absent");
+            (!from.iter().any(|f| filename.contains(f.as_str())))
+                .then(|| format!("{id}: {filename}"))
+        })
+        .collect()
+}
+
+async fn wait_connected(
+    lv: &dyn Hypervisor,
+    domain: &str,
+    chardevs: &[String],
+    peer: &str,
+    timeout: Duration,
+    stop: &CancellationToken,
+) -> Result<(), RunError> {
+    let t0 = Instant::now();
+    loop {
+        if stop.is_cancelled() {
+            return Err(RunError::Abandoned);
+        }
+        let reply = lv
+            .qmp(domain, &json!({"execute": "query-chardev"}), QMP_DEADLINE)
+            .await?;
+        let missing = unconnected(&reply, chardevs, peer);
+        if missing.is_empty() {
+            return Ok(());
+        }
+        if t0.elapsed() > timeout {
+            return Err(RunError::Timeout {
+                what: format!(
+                    "the secondary at {peer} connecting to the proxy's sockets ({}): another \
+                     client may hold a port, or the secondary's certificate was refused \
+                     (see this domain's QEMU log)",
+                    chardevs.join(", ")
+                ),
+                secs: timeout.as_secs_f64(),
+                last: missing.join("; "),
+            });
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
 async fn wait_colo(
     lv: &dyn Hypervisor,
     domain: &str,
@@ -251,6 +312,36 @@ mod tests {
             run_until(&lv, "g", &plan, &stop).await,
             Err(RunError::Abandoned)
         ));
+    }
+
+    #[test]
+    fn a_proxy_socket_counts_only_with_the_peer_connected() {
+        let ids = vec!["mirror0".to_string(), "compare1".to_string()];
+        let reply = json!([
+            {"label": "mirror0", "filename": "tcp:10.200.0.11:9003,server=on <-> 10.200.0.12:41234"},
+            {"label": "compare1", "filename": "disconnected:tcp:10.200.0.11:9004,server=on"},
+        ]);
+        assert_eq!(
+            unconnected(&reply, &ids, "10.200.0.12"),
+            vec!["compare1: disconnected:tcp:10.200.0.11:9004,server=on"]
+        );
+        // Another host holding the socket is no connection of the peer's.
+        let held = json!([
+            {"label": "mirror0", "filename": "tcp:10.200.0.11:9003,server=on <-> 10.200.0.13:5000"},
+            {"label": "compare1", "filename": "tcp:10.200.0.11:9004,server=on <-> 10.200.0.12:41235"},
+        ]);
+        assert_eq!(unconnected(&held, &ids, "10.200.0.12").len(), 1);
+        assert_eq!(
+            unconnected(&held, &ids, "10.200.0.1").len(),
+            2,
+            "a prefix is no match"
+        );
+        let v6 = json!([{"label": "mirror0", "filename": "tcp:[fd00::1]:9003,server=on <-> [fd00::2]:41234"}]);
+        assert!(unconnected(&v6, &ids[..1], "fd00::2").is_empty());
+        assert_eq!(
+            unconnected(&json!([]), &ids[..1], "fd00::2"),
+            vec!["mirror0: absent"]
+        );
     }
 
     #[test]

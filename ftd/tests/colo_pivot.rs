@@ -43,6 +43,8 @@ async fn pivot_to_quorum_keeps_the_guest_and_its_writes() {
         checkpoint_ms: 2000,
         compare_timeout_ms: 3000,
         sync_timeout: Duration::from_secs(60),
+        // The pivot talks to no peer.
+        tls: None,
     };
     let rep = runner::run(&lv, "piv", &plan::pivot(&w))
         .await

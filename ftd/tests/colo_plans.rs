@@ -7,6 +7,7 @@
 use ftd::colo::layout::DomainLayout;
 use ftd::colo::plan::{self, Ports, Wiring};
 use ftd::colo::secondary::{secondary_xml, SecondaryParams};
+use ftd::colo::tls::ColoTls;
 use ftd::inspect;
 use ftd::libvirt::{DomState, Libvirt};
 use ftd::runner::{self, QMP_DEADLINE};
@@ -58,6 +59,37 @@ async fn plans_protect_and_survive_primary_loss() {
     let dev = inspect::disk_device(&lva, "g", disk).await.unwrap();
     eprintln!("primary disk: node {node}, {size} bytes, device {dev:?}");
 
+    // COLO's TLS: each host's certificate (naming its replication address) from
+    // one CA, in QEMU's layout, as ftd writes it at start.
+    let certs = lab.dir.join("colo-plans-tls");
+    ftd::certs::make(
+        &certs,
+        &[format!("a={}", a.rep_ip), format!("b={}", b.rep_ip)],
+        1,
+        true,
+    )
+    .expect("certificates");
+    let qemu_tls = |h: &str| {
+        let d = lab.dir.join(format!("qemu-tls-{h}"));
+        let f = certs.join(h);
+        ftd::colo::tls::write_dir(
+            &d,
+            &f.join("ca.crt"),
+            &f.join("host.crt"),
+            &f.join("host.key"),
+        )
+        .expect("QEMU's TLS files");
+        d
+    };
+    let tls_b = ColoTls {
+        dir: qemu_tls("b"),
+        peer: "a".into(),
+    };
+    let tls_a = ColoTls {
+        dir: qemu_tls("a"),
+        peer: "b".into(),
+    };
+
     // Secondary on b.
     let t0 = Instant::now();
     let ports = Ports::slot(0);
@@ -65,11 +97,11 @@ async fn plans_protect_and_survive_primary_loss() {
         primary_addr: a.rep_ip.to_string(),
         mirror_port: ports.mirror,
         compare_port: ports.compare,
-        migration_port: ports.migration,
         parent: b.images().join("g.parent0.qcow2"),
         active: b.images().join("g.active.qcow2"),
         hidden: b.images().join("g.hidden.qcow2"),
         serial_log: b.images().join("g.serial.log"),
+        tls: Some(tls_b.clone()),
     };
     for p in [&sp.parent, &sp.active, &sp.hidden] {
         qemu_img(p, size);
@@ -85,7 +117,7 @@ async fn plans_protect_and_survive_primary_loss() {
     runner::run(
         &lvb,
         "g",
-        &plan::secondary_export(&ports, &b.rep_ip.to_string()),
+        &plan::secondary_export(&ports, &b.rep_ip.to_string(), Some(&tls_b)),
     )
     .await
     .expect("nbd export");
@@ -102,6 +134,7 @@ async fn plans_protect_and_survive_primary_loss() {
         checkpoint_ms: 2000,
         compare_timeout_ms: 3000,
         sync_timeout: Duration::from_secs(120),
+        tls: Some(tls_a),
     };
     qemu_img(&w.base_image, size);
     for (name, p) in [

@@ -3,10 +3,13 @@
 //!   replicate it;
 //! - [`secondary`]: the secondary's domain XML, generated from the primary's;
 //! - [`plan`]: the QMP sequences that wire and unwire COLO on each side;
-//! - [`ports`]: the TCP ports of one domain's COLO, per slot.
+//! - [`ports`]: the TCP ports of one domain's COLO, per slot;
+//! - [`tls`]: the TLS objects of COLO's channels (and, the one part that is not
+//!   pure, [`tls::write_dir`]: QEMU's copy of the TLS files, written at start).
 
 pub mod layout;
 pub mod plan;
 pub mod ports;
 pub mod secondary;
 pub mod spec;
+pub mod tls;

@@ -6,26 +6,34 @@
 //! ## Protect (primary A, secondary B)
 //! ```text
 //! B  CreateSecondary: empty parent0 (disk size), hidden, active images;
-//!    define + start the generated secondary XML (-incoming: paused, "inmigrate");
-//!    nbd-server-start <B>:<nbd>; nbd-server-add parent0 writable
+//!    define + start the generated secondary XML (its TLS objects on the command
+//!    line; -incoming defer: paused, "inmigrate"); nbd-server-start <B>:<nbd>
+//!    (TLS, only A's certificate admitted); nbd-server-add parent0 writable;
+//!    migrate-set-parameters tls-creds, tls-authz; migrate-incoming
+//!    tcp:<B>:<migration> (B's replication address only)
 //! A  Sync, part 1 (pivot): the running disk moves under a quorum without a
 //!    restart: blockdev-add <base> (a fresh local image) and quorum <quorum>
 //!    over it; blockdev-mirror <device root> -> <quorum>, sync full; wait ready;
 //!    block-job-complete (the device now writes through the quorum); blockdev-del
 //!    the previous protection's quorum and base, if the disk was under them
-//! A  Sync, part 2: drive-mirror <quorum> -> nbd://<B>:<nbd>/parent0, full; wait ready
-//! A  StartColo: stop; block-job-cancel the sync (B is now identical);
-//!    blockdev-add replication0 (mode primary, NBD to B); x-blockdev-change
-//!    quorum += replication0; chardev-add mirror0, compare1 (servers on A's
-//!    replication address, B's red0/red1 reconnect to them), compare0/compare0-0
-//!    and compare_out/compare_out0 (loopback pairs); object-add filter-mirror m0,
+//! A  Sync, part 2: object-add the TLS objects (`super::tls`: server and client
+//!    creds, authz pinned to B's name); blockdev-add an NBD client of
+//!    <B>:<nbd>/parent0 (TLS, B's name checked); blockdev-mirror <quorum> -> it,
+//!    full; wait ready
+//! A  StartColo: stop; block-job-cancel the sync (B is now identical); blockdev-del
+//!    the sync's NBD client; blockdev-add replication0 (mode primary, NBD to B,
+//!    TLS); x-blockdev-change quorum += replication0; chardev-add mirror0,
+//!    compare1 (TLS servers on A's replication address, only B's certificate
+//!    admitted; B's red0/red1 reconnect to them), compare0/compare0-0 and
+//!    compare_out/compare_out0 (loopback pairs); object-add filter-mirror m0,
 //!    filter-redirector redire0/redire1, IOThread 900 (added through libvirt, which
-//!    must know it to reconnect after a restart), colo-compare comp0;
-//!    migrate-set-capabilities x-colo; migrate-set-parameters x-checkpoint-delay
-//!    (200 ms, so that the first checkpoint comes soon; the domain task sets the
-//!    configured interval once it completed);
-//!    migrate tcp:<B>:<migration>; wait until query-colo-status says primary.
-//!    The guest resumes by itself when COLO starts.
+//!    must know it to reconnect after a restart), colo-compare comp0; wait until
+//!    both proxy servers have B connected (fail closed if another client holds
+//!    one); migrate-set-capabilities x-colo; migrate-set-parameters
+//!    x-checkpoint-delay (200 ms, so that the first checkpoint comes soon; the
+//!    domain task sets the configured interval once it completed), tls-creds,
+//!    tls-hostname B's name; migrate tcp:<B>:<migration>; wait until
+//!    query-colo-status says primary. The guest resumes by itself when COLO starts.
 //! ```
 //! ## Fail over
 //! ```text
@@ -48,6 +56,7 @@
 //! ```
 
 pub use super::ports::Ports;
+use super::tls::{ColoTls, Ids};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,6 +70,14 @@ pub enum Op {
     WaitJob {
         job: String,
         until: JobState,
+        timeout: Duration,
+    },
+    /// Poll `query-chardev` until each of these server chardevs has a client
+    /// connected from `peer` (after TLS and the authz check, QEMU shows
+    /// `<-> peer:port` in its filename only then).
+    WaitConnected {
+        chardevs: Vec<String>,
+        peer: String,
         timeout: Duration,
     },
     /// Poll `query-colo-status` until COLO reports this mode.
@@ -102,6 +119,9 @@ pub struct Wiring {
     pub checkpoint_ms: u64,
     pub compare_timeout_ms: u64,
     pub sync_timeout: Duration,
+    /// COLO's channels over mutual TLS with the secondary's host (`None`: in
+    /// clear, `colo.tls: false`).
+    pub tls: Option<ColoTls>,
 }
 
 /// Fixed ids of the objects ftd adds, so that clean-up can find them.
@@ -110,6 +130,11 @@ pub const PIVOT_JOB: &str = "ftvirt-pivot";
 pub const REPLICATION_NODE: &str = "ftvirt-replication";
 /// The NBD client under the replication node (named, so that it can be yanked).
 pub const NBD_NODE: &str = "ftvirt-nbd";
+/// The sync's NBD client (the mirror's target), deleted once the sync ends.
+pub const SYNC_NBD_NODE: &str = "ftvirt-sync-nbd";
+/// How long the proxy's servers wait for the secondary's sockets: they
+/// reconnect every second.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The first checkpoint comes this soon after COLO starts (or at the configured
 /// interval if that is shorter): protection counts once a checkpoint completed, and
 /// waiting a whole interval for it would only delay that. The domain task then sets
@@ -168,10 +193,14 @@ fn exec(name: &str, args: Value) -> Value {
     json!({"execute": name, "arguments": args})
 }
 
-fn socket(id: &str, host: &str, port: u16, server: bool) -> Value {
+fn socket(id: &str, host: &str, port: u16, server: bool, tls: Option<&Ids>) -> Value {
     let mut data = json!({"addr": {"type": "inet", "data": {"host": host, "port": port.to_string()}}, "server": server});
     if server {
         data["wait"] = json!(false);
+    }
+    if let Some(ids) = tls {
+        data["tls-creds"] = json!(ids.server);
+        data["tls-authz"] = json!(ids.authz);
     }
     exec(
         "chardev-add",
@@ -237,26 +266,64 @@ pub fn next_gen(device_node: &str, gen: u32) -> u32 {
     }
 }
 
+/// `host:port` of a URI (an IPv6 address in brackets).
+fn uri_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// The primary's TLS object ids, when COLO runs over TLS.
+fn primary_ids(w: &Wiring) -> Option<Ids> {
+    w.tls.as_ref().map(|_| Ids::primary(w.gen))
+}
+
+/// An NBD client of the secondary's export, named `node` (with TLS: the client
+/// creds, and the server's certificate checked for the peer's name).
+fn nbd_client(w: &Wiring, node: &str) -> Value {
+    let mut v = json!({"driver": "nbd", "node-name": node, "export": "parent0",
+        "server": {"type": "inet", "host": w.secondary_addr, "port": w.ports.nbd.to_string()}});
+    if let (Some(t), Some(ids)) = (&w.tls, primary_ids(w)) {
+        v["tls-creds"] = json!(ids.client);
+        v["tls-hostname"] = json!(t.peer);
+    }
+    v
+}
+
 /// A: copy the whole disk into the secondary's NBD export and keep it in sync.
+/// First the TLS objects every later channel names (an earlier attempt's of the
+/// same generation, if any, replaced).
 pub fn sync(w: &Wiring) -> Vec<Op> {
-    vec![
+    let mut v = vec![];
+    if let (Some(t), Some(ids)) = (&w.tls, primary_ids(w)) {
+        for (id, obj) in ids.all().into_iter().zip(t.objects(&ids)) {
+            v.push(tolerated(exec("object-del", json!({"id": id}))));
+            v.push(q(exec("object-add", obj)));
+        }
+    }
+    v.extend([
+        tolerated(exec("blockdev-del", json!({"node-name": SYNC_NBD_NODE}))),
+        q(exec("blockdev-add", nbd_client(w, SYNC_NBD_NODE))),
         q(exec(
-            "drive-mirror",
-            json!({"device": w.quorum(), "job-id": SYNC_JOB,
-                   "target": format!("nbd://{}:{}/parent0", w.secondary_addr, w.ports.nbd),
-                   "mode": "existing", "format": "raw", "sync": "full"}),
+            "blockdev-mirror",
+            json!({"device": w.quorum(), "job-id": SYNC_JOB, "target": SYNC_NBD_NODE,
+                   "sync": "full"}),
         )),
         Op::WaitJob {
             job: SYNC_JOB.into(),
             until: JobState::Ready,
             timeout: w.sync_timeout,
         },
-    ]
+    ]);
+    v
 }
 
 /// A: enter COLO (guest paused from `stop` until COLO runs).
 pub fn start_colo(w: &Wiring) -> Vec<Op> {
     let p = &w.ports;
+    let ids = primary_ids(w);
     let mut v = vec![
         q(json!({"execute": "stop"})),
         q(exec("block-job-cancel", json!({"device": SYNC_JOB}))),
@@ -265,22 +332,46 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
             until: JobState::Gone,
             timeout: Duration::from_secs(30),
         },
+        tolerated(exec("blockdev-del", json!({"node-name": SYNC_NBD_NODE}))),
         q(exec(
             "blockdev-add",
             json!({"driver": "replication", "mode": "primary", "node-name": REPLICATION_NODE,
-                   "file": {"driver": "nbd", "node-name": NBD_NODE, "export": "parent0",
-                            "server": {"type": "inet", "host": w.secondary_addr, "port": p.nbd.to_string()}}}),
+                   "file": nbd_client(w, NBD_NODE)}),
         )),
         q(exec(
             "x-blockdev-change",
             json!({"parent": w.quorum(), "node": REPLICATION_NODE}),
         )),
-        q(socket("mirror0", &w.primary_addr, p.mirror, true)),
-        q(socket("compare1", &w.primary_addr, p.compare, true)),
-        q(socket("compare0", "127.0.0.1", p.compare_in, true)),
-        q(socket("compare0-0", "127.0.0.1", p.compare_in, false)),
-        q(socket("compare_out", "127.0.0.1", p.compare_out, true)),
-        q(socket("compare_out0", "127.0.0.1", p.compare_out, false)),
+        q(socket(
+            "mirror0",
+            &w.primary_addr,
+            p.mirror,
+            true,
+            ids.as_ref(),
+        )),
+        q(socket(
+            "compare1",
+            &w.primary_addr,
+            p.compare,
+            true,
+            ids.as_ref(),
+        )),
+        q(socket("compare0", "127.0.0.1", p.compare_in, true, None)),
+        q(socket("compare0-0", "127.0.0.1", p.compare_in, false, None)),
+        q(socket(
+            "compare_out",
+            "127.0.0.1",
+            p.compare_out,
+            true,
+            None,
+        )),
+        q(socket(
+            "compare_out0",
+            "127.0.0.1",
+            p.compare_out,
+            false,
+            None,
+        )),
     ];
     let nd = &w.netdev;
     for obj in [
@@ -300,18 +391,28 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
         }
         v.push(q(exec("object-add", obj)));
     }
+    // The migration's TLS: the client creds and B's name, or none at all (a
+    // survivor's QEMU still holds the server creds of its incoming side).
+    let mut params = json!({"x-checkpoint-delay": first_checkpoint_delay(w.checkpoint_ms),
+                            "tls-creds": "", "tls-hostname": ""});
+    if let (Some(t), Some(ids)) = (&w.tls, &ids) {
+        params["tls-creds"] = json!(ids.client);
+        params["tls-hostname"] = json!(t.peer);
+    }
     v.extend([
+        Op::WaitConnected {
+            chardevs: vec!["mirror0".into(), "compare1".into()],
+            peer: w.secondary_addr.clone(),
+            timeout: CONNECT_TIMEOUT,
+        },
         q(exec(
             "migrate-set-capabilities",
             json!({"capabilities": [{"capability": "x-colo", "state": true}]}),
         )),
-        q(exec(
-            "migrate-set-parameters",
-            json!({"x-checkpoint-delay": first_checkpoint_delay(w.checkpoint_ms)}),
-        )),
+        q(exec("migrate-set-parameters", params)),
         q(exec(
             "migrate",
-            json!({"uri": format!("tcp:{}:{}", w.secondary_addr, p.migration)}),
+            json!({"uri": format!("tcp:{}", uri_addr(&w.secondary_addr, p.migration))}),
         )),
         Op::WaitColoMode {
             mode: "primary",
@@ -344,6 +445,7 @@ pub fn leave_colo(w: &Wiring) -> Vec<Op> {
             json!({"parent": w.quorum(), "child": "children.1"}),
         )),
         tolerated(exec("blockdev-del", json!({"node-name": REPLICATION_NODE}))),
+        tolerated(exec("blockdev-del", json!({"node-name": SYNC_NBD_NODE}))),
     ]);
     v.extend(
         PRIMARY_OBJECTS
@@ -361,6 +463,13 @@ pub fn leave_colo(w: &Wiring) -> Vec<Op> {
             .iter()
             .map(|id| tolerated(exec("chardev-remove", json!({"id": id})))),
     );
+    if let Some(ids) = primary_ids(w) {
+        v.extend(
+            ids.all()
+                .into_iter()
+                .map(|id| tolerated(exec("object-del", json!({"id": id})))),
+        );
+    }
     v.push(tolerated(json!({"execute": "cont"})));
     v
 }
@@ -407,16 +516,29 @@ pub fn undo(w: &Wiring) -> Vec<Op> {
     v
 }
 
-/// B: export the secondary's base image for the primary's sync and replication.
-pub fn secondary_export(ports: &Ports, bind: &str) -> Vec<Op> {
+/// B: export the secondary's base image for the primary's sync and replication,
+/// and listen for the primary's state (`-incoming defer`), both on `bind` (the
+/// replication address) only; with TLS, only the peer's certificate gets in.
+pub fn secondary_export(ports: &Ports, bind: &str, tls: Option<&ColoTls>) -> Vec<Op> {
+    let ids = Ids::secondary();
+    let mut start =
+        json!({"addr": {"type": "inet", "data": {"host": bind, "port": ports.nbd.to_string()}}});
+    let mut params = json!({"tls-creds": "", "tls-authz": ""});
+    if tls.is_some() {
+        start["tls-creds"] = json!(ids.server);
+        start["tls-authz"] = json!(ids.authz);
+        params = json!({"tls-creds": ids.server, "tls-authz": ids.authz});
+    }
     vec![
-        q(exec(
-            "nbd-server-start",
-            json!({"addr": {"type": "inet", "data": {"host": bind, "port": ports.nbd.to_string()}}}),
-        )),
+        q(exec("nbd-server-start", start)),
         q(exec(
             "nbd-server-add",
             json!({"device": "parent0", "writable": true}),
+        )),
+        q(exec("migrate-set-parameters", params)),
+        q(exec(
+            "migrate-incoming",
+            json!({"uri": format!("tcp:{}", uri_addr(bind, ports.migration))}),
         )),
     ]
 }
@@ -453,6 +575,7 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
             Op::Qmp { cmd, .. } => cmd["execute"].as_str().unwrap_or("?").to_string(),
             Op::WaitJob { job, until, .. } => format!("wait {job} {until:?}"),
             Op::WaitColoMode { mode, .. } => format!("wait colo {mode}"),
+            Op::WaitConnected { chardevs, .. } => format!("wait connected {}", chardevs.join(",")),
             Op::YankNbd => "yank NBD".to_string(),
             Op::IoThread { id, add: true, .. } => format!("libvirt add iothread {id}"),
             Op::IoThread { id, add: false, .. } => format!("libvirt del iothread {id}"),

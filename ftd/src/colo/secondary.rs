@@ -17,8 +17,11 @@
 //!   primary (reconnecting), `filter-redirector` x2 and `filter-rewriter` on the NIC's
 //!   netdev, all with `vnet_hdr_support=on` (libvirt opens taps with a virtio-net
 //!   header);
-//! - `-incoming tcp:0.0.0.0:<port>`: the domain starts paused, waiting for the
-//!   primary's state;
+//! - with COLO over TLS, the TLS objects (`super::tls`: server and client creds,
+//!   authz pinned to the primary's name) first, and `tls-creds` on `red0`/`red1`;
+//! - `-incoming defer`: the domain starts paused, waiting for the primary's
+//!   state; ftd then listens with `migrate-incoming` on the replication address
+//!   only, with TLS set first (`super::plan::secondary_export`);
 //! - file-backed serial/console moved to a path on this host.
 
 use super::layout::{DomainLayout, LayoutError};
@@ -48,7 +51,6 @@ pub struct SecondaryParams {
     pub primary_addr: String,
     pub mirror_port: u16,
     pub compare_port: u16,
-    pub migration_port: u16,
     /// The secondary's base image (same virtual size as the primary's disk; filled by
     /// the primary's drive-mirror), and the active/hidden overlays.
     pub parent: PathBuf,
@@ -56,6 +58,8 @@ pub struct SecondaryParams {
     pub hidden: PathBuf,
     /// Where a file-backed serial console goes on this host.
     pub serial_log: PathBuf,
+    /// COLO's channels over mutual TLS with the primary's host (`None`: clear).
+    pub tls: Option<super::tls::ColoTls>,
 }
 
 /// Generate the secondary's domain XML.
@@ -96,17 +100,25 @@ pub fn commandline(netdev: &str, disk: &DiskDevice, p: &SecondaryParams) -> Vec<
         v.push(val);
     };
     let pa = &p.primary_addr;
+    let ids = super::tls::Ids::secondary();
+    let mut tls = String::new();
+    if let Some(t) = &p.tls {
+        for pair in t.command_line(&ids).chunks(2) {
+            push(&pair[0], pair[1].clone());
+        }
+        tls = format!(",tls-creds={}", ids.client);
+    }
     push(
         "-chardev",
         format!(
-            "socket,id=red0,host={pa},port={},reconnect=1",
+            "socket,id=red0,host={pa},port={},reconnect=1{tls}",
             p.mirror_port
         ),
     );
     push(
         "-chardev",
         format!(
-            "socket,id=red1,host={pa},port={},reconnect=1",
+            "socket,id=red1,host={pa},port={},reconnect=1{tls}",
             p.compare_port
         ),
     );
@@ -153,7 +165,7 @@ pub fn commandline(netdev: &str, disk: &DiskDevice, p: &SecondaryParams) -> Vec<
         let _ = write!(dev, ",write-cache={w}");
     }
     push("-device", dev);
-    push("-incoming", format!("tcp:0.0.0.0:{}", p.migration_port));
+    push("-incoming", "defer".into());
     v
 }
 
@@ -260,11 +272,14 @@ mod tests {
             primary_addr: "10.200.0.11".into(),
             mirror_port: 9003,
             compare_port: 9004,
-            migration_port: 9998,
             parent: "/b/parent0.qcow2".into(),
             active: "/b/active.qcow2".into(),
             hidden: "/b/hidden.qcow2".into(),
             serial_log: "/b/serial.log".into(),
+            tls: Some(crate::colo::tls::ColoTls {
+                dir: "/b/qemu-tls".into(),
+                peer: "hosta".into(),
+            }),
         }
     }
 
@@ -319,13 +334,41 @@ mod tests {
             assert!(x.contains(kept), "{kept} missing:\n{x}");
         }
         let args: Vec<String> = commandline("hostnet0", &disk(), &params());
-        assert_eq!(args.len(), 20);
+        assert_eq!(args.len(), 26);
         assert_eq!(
-            args[11],
+            args[1],
+            "tls-creds-x509,id=ftvirt-tls-server,dir=/b/qemu-tls,endpoint=server,verify-peer=on"
+        );
+        assert_eq!(args[5], "authz-simple,id=ftvirt-authz,identity=CN=hosta");
+        assert_eq!(
+            args[7],
+            "socket,id=red0,host=10.200.0.11,port=9003,reconnect=1,tls-creds=ftvirt-tls-client"
+        );
+        assert_eq!(
+            args[9],
+            "socket,id=red1,host=10.200.0.11,port=9004,reconnect=1,tls-creds=ftvirt-tls-client"
+        );
+        assert_eq!(
+            args[17],
             "if=none,id=parent0,driver=qcow2,file.filename=/b/parent0.qcow2,cache.direct=on"
         );
-        assert_eq!(args[17], "virtio-blk-pci,id=virtio-disk0,drive=colo-disk0,bus=pci.0,addr=0x3,bootindex=1,write-cache=on");
-        assert_eq!(args[19], "tcp:0.0.0.0:9998");
+        assert_eq!(args[23], "virtio-blk-pci,id=virtio-disk0,drive=colo-disk0,bus=pci.0,addr=0x3,bootindex=1,write-cache=on");
+        assert_eq!(
+            args[24..],
+            ["-incoming", "defer"],
+            "no listener before ftd sets TLS"
+        );
+        // In clear only when TLS is off.
+        let plain = commandline(
+            "hostnet0",
+            &disk(),
+            &SecondaryParams {
+                tls: None,
+                ..params()
+            },
+        );
+        assert_eq!(plain.len(), 20);
+        assert!(!plain.iter().any(|a| a.contains("tls")), "{plain:?}");
         assert!(args
             .iter()
             .filter(|a| a.contains("netdev=hostnet0"))

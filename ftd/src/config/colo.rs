@@ -11,13 +11,17 @@ use std::path::PathBuf;
     default,
     deny_unknown_fields,
     rename_all = "kebab-case",
-    expecting = "a mapping with ports: and overlay-dir:"
+    expecting = "a mapping with ports:, overlay-dir: and tls:"
 )]
 pub struct Colo {
     pub ports: ColoPorts,
     /// Where the secondary's active and hidden overlays go.
     #[serde(deserialize_with = "de::abs_dir")]
     pub overlay_dir: PathBuf,
+    /// COLO's channels (NBD, migration, the proxy's sockets) over mutual TLS
+    /// with the peer-link's certificates (`crate::colo::tls`). Off: in clear,
+    /// for a replication network protected another way; warned at start.
+    pub tls: bool,
 }
 
 impl Default for Colo {
@@ -25,6 +29,7 @@ impl Default for Colo {
         Colo {
             ports: ColoPorts::default(),
             overlay_dir: PathBuf::from("/var/lib/ftvirt/overlays"),
+            tls: true,
         }
     }
 }

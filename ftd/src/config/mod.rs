@@ -450,19 +450,26 @@ impl Config {
             cert: &t.cert,
             key: &t.key,
         };
-        Credentials::load(&self.host.name, paths).map_err(|e| {
-            let key = e.which().key();
-            let path = [Seg::Key("peer-link"), Seg::Key("tls"), Seg::Key(key)];
-            // Only where it is written: a default has no place in the file.
-            let at = locate(&self.text.0, &path)
-                .filter(|f| f.exact)
-                .map(|f| f.at);
-            ConfigError::Invalid {
-                origin: self.origin.clone(),
-                at,
-                message: format!("peer-link.tls.{key}: {e}"),
-            }
-        })
+        Credentials::load(&self.host.name, paths)
+            .and_then(|c| {
+                if self.colo.tls {
+                    c.check_address(self.host.address, &t.cert)?;
+                }
+                Ok(c)
+            })
+            .map_err(|e| {
+                let key = e.which().key();
+                let path = [Seg::Key("peer-link"), Seg::Key("tls"), Seg::Key(key)];
+                // Only where it is written: a default has no place in the file.
+                let at = locate(&self.text.0, &path)
+                    .filter(|f| f.exact)
+                    .map(|f| f.at);
+                ConfigError::Invalid {
+                    origin: self.origin.clone(),
+                    at,
+                    message: format!("peer-link.tls.{key}: {e}"),
+                }
+            })
     }
 
     /// The file this configuration came from.

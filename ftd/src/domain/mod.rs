@@ -83,9 +83,21 @@ pub struct HostCtx {
     /// How long a secondary waits before claiming a domain whose primary is
     /// unreachable ([`crate::witness::claim::secondary_delay`]).
     pub claim_delay: Duration,
+    /// Where QEMU's copy of the TLS files is ([`crate::colo::tls::write_dir`]):
+    /// COLO's channels run over mutual TLS with the peer; `None`: in clear
+    /// (`colo.tls: false`).
+    pub colo_tls: Option<PathBuf>,
 }
 
 impl HostCtx {
+    /// COLO's TLS with the peer linked to, if on.
+    pub fn colo_tls(&self) -> Option<crate::colo::tls::ColoTls> {
+        self.colo_tls.as_ref().map(|dir| crate::colo::tls::ColoTls {
+            dir: dir.clone(),
+            peer: self.peer.peer_host().to_string(),
+        })
+    }
+
     /// The coordinator's settings for a domain on this host.
     pub fn settings(&self, auto_reprotect: bool) -> Settings {
         Settings {

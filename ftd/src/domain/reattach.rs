@@ -238,6 +238,7 @@ async fn wiring(ctx: &HostCtx, name: &str, ports: Ports, gen: u32, nodes: &Value
         checkpoint_ms: ctx.checkpoint_ms,
         compare_timeout_ms: ctx.compare_timeout_ms,
         sync_timeout: ctx.sync_timeout,
+        tls: ctx.colo_tls(),
     };
     let base = nodes
         .as_array()

@@ -209,6 +209,7 @@ async fn wire(name: &str, ctx: &HostCtx, ports: Option<Ports>, gen: u32) -> Resu
         checkpoint_ms: ctx.checkpoint_ms,
         compare_timeout_ms: ctx.compare_timeout_ms,
         sync_timeout: ctx.sync_timeout,
+        tls: ctx.colo_tls(),
     })
 }
 
@@ -393,11 +394,11 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
         primary_addr: spec.primary_addr.clone(),
         mirror_port: spec.ports.mirror,
         compare_port: spec.ports.compare,
-        migration_port: spec.ports.migration,
         parent,
         active,
         hidden,
         serial_log: serial,
+        tls: ctx.colo_tls(),
     };
     let xml =
         secondary_xml(&spec.primary_live_xml, &spec.disk, &params).map_err(|e| e.to_string())?;
@@ -419,7 +420,7 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     plan_run(
         ctx,
         name,
-        &plan::secondary_export(&spec.ports, &ctx.rep_addr),
+        &plan::secondary_export(&spec.ports, &ctx.rep_addr, ctx.colo_tls().as_ref()),
     )
     .await
     .map_err(|e| format!("NBD export: {e}"))?;

@@ -372,7 +372,7 @@ fn credentials(host: &str) -> Credentials {
         return c.clone();
     }
     let ca = ca.get_or_insert_with(|| crate::certs::Ca::new(30).expect("a CA for tests"));
-    let hc = ca.host(host, 30).expect("a certificate for tests");
+    let hc = ca.host(host, &[], 30).expect("a certificate for tests");
     let p = std::path::Path::new("(memory)");
     let paths = Paths {
         ca: p,

@@ -74,7 +74,7 @@ fn pki() -> &'static Pki {
 /// `host`'s credentials from the test CA (checked, as ftd loads them).
 fn creds(host: &str) -> Credentials {
     let ca = &pki().ca;
-    let hc = ca.host(host, 1).unwrap();
+    let hc = ca.host(host, &[], 1).unwrap();
     let p = std::path::Path::new("test");
     let paths = crate::peer::tls::Paths {
         ca: p,

@@ -76,7 +76,7 @@ impl Which {
 
 /// How to get usable files, appended to every credentials error.
 const MAKE: &str = "make the CA and the hosts' certificates with \
-                    `ftd make-certs --dir DIR HOST...` and copy DIR/HOST/* to HOST's \
+                    `ftd make-certs --dir DIR HOST=ADDR...` and copy DIR/HOST/* to HOST's \
                     /etc/ftvirt/tls/ (see README.md, \"Peer link security\")";
 
 /// Why this host's TLS files cannot be used.
@@ -132,6 +132,20 @@ pub enum CredentialsError {
              use a DNS-style host name"
     )]
     BadName { host: String, detail: String },
+    /// The certificate does not name this host's replication address, which
+    /// COLO's TLS needs ([`Credentials::check_address`]).
+    #[error("the certificate {} names {names} but not this host's replication address \
+             {addr} (host.address), which COLO's TLS needs: QEMU on the secondary checks \
+             it when its proxy sockets connect to this host; make a new certificate with \
+             `ftd make-certs --force --dir DIR {host}={addr}` (the same DIR as the CA), \
+             or set colo.tls: false where the replication network is protected another \
+             way (an authenticated tunnel)", cert.display())]
+    NoAddress {
+        cert: PathBuf,
+        host: String,
+        addr: std::net::IpAddr,
+        names: String,
+    },
 }
 
 impl CredentialsError {
@@ -143,7 +157,8 @@ impl CredentialsError {
             CredentialsError::KeyMismatch { .. } => Which::Key,
             CredentialsError::Untrusted { .. }
             | CredentialsError::WrongHost { .. }
-            | CredentialsError::BadName { .. } => Which::Cert,
+            | CredentialsError::BadName { .. }
+            | CredentialsError::NoAddress { .. } => Which::Cert,
         }
     }
 }
@@ -268,6 +283,25 @@ impl Credentials {
                 .unwrap(),
             key: Arc::new(PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap()),
         }
+    }
+
+    /// Check that our certificate names `addr` (an IP subjectAltName): QEMU's
+    /// TLS client checks the server's certificate against the address it
+    /// connects to when it has no other name (the secondary's proxy sockets).
+    pub fn check_address(
+        &self,
+        addr: std::net::IpAddr,
+        cert: &Path,
+    ) -> Result<(), CredentialsError> {
+        let (ee, _) = self.chain.split_first().expect("at least one certificate");
+        check_name(ee, &ServerName::IpAddress(addr.into())).map_err(|e| {
+            CredentialsError::NoAddress {
+                cert: cert.to_owned(),
+                host: self.host.clone(),
+                addr,
+                names: presented_names(&e).unwrap_or_else(|| certificate_problem(&e)),
+            }
+        })
     }
 
     /// The host these credentials are for.

@@ -132,7 +132,7 @@ async fn a_planned_failover_hands_the_domain_over_and_b_protects_it_back() {
     assert!(i(&a, "qmp g stop") < i(&a, "destroy g"));
     assert!(i(&a, "destroy g") < i(&a, "create g"));
     let b = w.b.fake.calls();
-    assert!(i(&b, "qmp g x-colo-lost-heartbeat") < i(&b, "qmp g drive-mirror"));
+    assert!(i(&b, "qmp g x-colo-lost-heartbeat") < i(&b, "qmp g blockdev-mirror"));
     let s = w.b.status("g").await.unwrap();
     assert_eq!(s.last_failover.as_deref(), Some("planned switch-over"));
     // b's disk left its scratch directory at the takeover; the protection's new

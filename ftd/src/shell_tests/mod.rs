@@ -194,6 +194,7 @@ fn side(
         arbiter: None,
         witness: witness.map(|w| Arc::new(w) as Arc<dyn crate::witness::Witness>),
         claim_delay: crate::witness::claim::secondary_delay(HEARTBEAT),
+        colo_tls: Some(dir.join("qemu-tls")),
     };
     let (daemon, _) = d::spawn(ctx, links, qmp, cancel.child_token());
     Side {

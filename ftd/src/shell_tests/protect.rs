@@ -18,12 +18,22 @@ const PRIMARY_PROTECT: &[&str] = &[
     "query-block-jobs",
     "block-job-complete",
     "query-block-jobs",
-    "drive-mirror",
+    // The TLS objects, then the mirror into b's export.
+    "object-del",
+    "object-add",
+    "object-del",
+    "object-add",
+    "object-del",
+    "object-add",
+    "blockdev-del",
+    "blockdev-add",
+    "blockdev-mirror",
     "query-block-jobs",
     // StartColo.
     "stop",
     "block-job-cancel",
     "query-block-jobs",
+    "blockdev-del",
     "blockdev-add",
     "x-blockdev-change",
     "chardev-add",
@@ -36,6 +46,8 @@ const PRIMARY_PROTECT: &[&str] = &[
     "object-add",
     "object-add",
     "object-add",
+    // Both proxy sockets have b connected (through TLS).
+    "query-chardev",
     "migrate-set-capabilities",
     "migrate-set-parameters",
     "migrate",
@@ -63,7 +75,7 @@ async fn enable_protects_with_the_planned_calls_in_order() {
     };
     assert!(pos("metadata g") < pos("qmp g query-block"));
     assert!(
-        pos("define g") < pos("qmp g drive-mirror"),
+        pos("define g") < pos("qmp g object-add"),
         "the definition follows the pivot"
     );
     assert!(pos("iothread g add 900") < pos("qmp g migrate"));
@@ -80,6 +92,9 @@ async fn enable_protects_with_the_planned_calls_in_order() {
     assert!(i("qemu-img") < i("create g"));
     assert!(i("create g") < i("qmp g query-status"));
     assert!(i("qmp g nbd-server-start") < i("qmp g nbd-server-add"));
+    // It listens for the primary's state only once its TLS is set.
+    assert!(i("qmp g nbd-server-add") < i("qmp g migrate-set-parameters"));
+    assert!(i("qmp g migrate-set-parameters") < i("qmp g migrate-incoming"));
     assert_eq!(w.b.fake.colo_mode("g"), "secondary");
     // Status on both sides.
     let sa = w.a.status("g").await.unwrap();

@@ -39,6 +39,7 @@ pub(super) fn boot(d: &mut Dom, incoming: bool) {
     d.nbd = None;
     d.exports.clear();
     d.params.clear();
+    d.incoming = None;
 }
 
 /// The live XML libvirt makes of a definition: every disk and interface gets

@@ -75,6 +75,10 @@ impl FakeCluster {
         (h, rx)
     }
 
+    fn hosts(&self) -> Vec<FakeHost> {
+        self.hosts.lock().unwrap().clone()
+    }
+
     fn by_addr(&self, addr: &str) -> Option<FakeHost> {
         let hosts = self.hosts.lock().unwrap();
         hosts.iter().find(|h| h.lock().addr == addr).cloned()
@@ -189,6 +193,9 @@ pub(crate) struct Dom {
     pub nbd: Option<u16>,
     pub exports: BTreeSet<String>,
     pub params: BTreeMap<String, Value>,
+    /// `migrate-incoming`'s URI, once QEMU (started with `-incoming defer`)
+    /// listens for the primary's state.
+    pub incoming: Option<String>,
 }
 
 /// The size of every fake disk.

@@ -30,14 +30,22 @@ pub(super) fn execute(
     if cmd == "migrate" {
         return migrate(h, domain, a);
     }
-    if cmd == "drive-mirror" {
-        let target = s(&a["target"]);
-        let reachable = nbd_target(h, &target);
-        if !reachable {
+    if cmd == "query-chardev" {
+        return query_chardev(h, domain);
+    }
+    // An NBD client connects when it is added (the sync's, or the one under
+    // the replication node).
+    let nbd = [&a["server"], &a["file"]["server"]]
+        .into_iter()
+        .find(|s| !s.is_null());
+    if let (true, Some(server)) = (cmd == "blockdev-add", nbd) {
+        let (host, port) = (s(&server["host"]), s(&server["port"]));
+        let export = a["export"].as_str().or(a["file"]["export"].as_str());
+        if !nbd_target(h, &host, &port, export.unwrap_or_default()) {
             return Err(qerr(
                 cmd,
                 domain,
-                format!("Failed to connect to '{target}': Connection refused"),
+                format!("Failed to connect to '{host}:{port}': Connection refused"),
             ));
         }
     }
@@ -127,7 +135,10 @@ fn apply(
                     }
                 }
             }
-            let file = a["file"]["filename"].as_str().map(String::from);
+            let file = match a["driver"].as_str() {
+                Some("nbd") => Some(format!("nbd://{}:{}/{}", s(&a["server"]["host"]), s(&a["server"]["port"]), s(&a["export"]))),
+                _ => a["file"]["filename"].as_str().map(String::from),
+            };
             d.nodes.insert(node, file);
             if let Some(inner) = a["file"]["node-name"].as_str() {
                 d.nodes.insert(inner.into(), None);
@@ -149,15 +160,9 @@ fn apply(
             if !d.nodes.contains_key(&dev) || !d.nodes.contains_key(&target) {
                 return err(format!("Cannot find node {dev} or {target}"));
             }
-            d.jobs.insert(job, target);
-            ok
-        }
-        "drive-mirror" => {
-            let (job, dev) = (s(&a["job-id"]), s(&a["device"]));
-            if !d.nodes.contains_key(&dev) {
-                return err(format!("Cannot find device='{dev}' nor node-name='{dev}'"));
-            }
-            d.jobs.insert(job, String::new());
+            // A mirror into another host's export never moves the device there.
+            let pivots = !d.nodes[&target].as_deref().is_some_and(|f| f.starts_with("nbd://"));
+            d.jobs.insert(job, if pivots { target } else { String::new() });
             ok
         }
         "block-job-complete" => {
@@ -215,6 +220,13 @@ fn apply(
             ok
         }
         "migrate-set-capabilities" => ok,
+        "migrate-incoming" => {
+            if d.status != "inmigrate" || d.incoming.is_some() {
+                return err("The incoming migration has already been started".into());
+            }
+            d.incoming = Some(s(&a["uri"]));
+            ok
+        }
         "migrate-set-parameters" => {
             for (k, v) in a.as_object().into_iter().flatten() {
                 d.params.insert(k.clone(), v.clone());
@@ -268,17 +280,8 @@ fn apply(
     }
 }
 
-/// `nbd://<addr>:<port>/<export>`: does a live host at `addr` export it?
-fn nbd_target(h: &FakeHost, target: &str) -> bool {
-    let Some(rest) = target.strip_prefix("nbd://") else {
-        return false;
-    };
-    let Some((hostport, export)) = rest.split_once('/') else {
-        return false;
-    };
-    let Some((addr, port)) = hostport.rsplit_once(':') else {
-        return false;
-    };
+/// Does a live host at `addr` export `export` on `port`?
+fn nbd_target(h: &FakeHost, addr: &str, port: &str, export: &str) -> bool {
     let Ok(port) = port.parse::<u16>() else {
         return false;
     };
@@ -289,6 +292,40 @@ fn nbd_target(h: &FakeHost, target: &str) -> bool {
                 d.running && !d.killed && d.nbd == Some(port) && d.exports.contains(export)
             })
     })
+}
+
+/// `query-chardev`: a proxy server (`mirror0`, `compare1`) has a client while
+/// a live host runs the domain's secondary (its `red0`/`red1` reconnect).
+fn query_chardev(h: &FakeHost, domain: &str) -> Result<Value, LibvirtError> {
+    let (ids, me) = {
+        let g = h.lock();
+        let Some(d) = g.domains.get(domain) else {
+            return Err(LibvirtError::NoDomain(domain.into()));
+        };
+        (d.chardevs.clone(), g.addr.clone())
+    };
+    let secondary = h.cluster.hosts().into_iter().find_map(|p| {
+        let g = p.lock();
+        let runs = g.alive
+            && g.addr != me
+            && g.domains.get(domain).is_some_and(|d| {
+                d.running && !d.killed && (d.status == "inmigrate" || d.colo_mode == "secondary")
+            });
+        runs.then(|| g.addr.clone())
+    });
+    Ok(Value::Array(
+        ids.iter()
+            .map(|id| {
+                let filename = match (&secondary, id.as_str()) {
+                    (Some(b), "mirror0" | "compare1") => {
+                        format!("tcp:{me}:0,server=on <-> {b}:40000")
+                    }
+                    _ => format!("disconnected:tcp:{me}:0,server=on"),
+                };
+                json!({"label": id, "filename": filename})
+            })
+            .collect(),
+    ))
 }
 
 /// `migrate` with `x-colo`: the secondary at the URI's address, waiting with
@@ -304,7 +341,9 @@ fn migrate(h: &FakeHost, domain: &str, a: &Value) -> Result<Value, LibvirtError>
     let accepted = peer.as_ref().is_some_and(|p| {
         let mut g = p.lock();
         match g.domains.get_mut(domain) {
-            Some(d) if d.running && !d.killed && d.status == "inmigrate" => {
+            Some(d)
+                if d.running && !d.killed && d.status == "inmigrate" && d.incoming.is_some() =>
+            {
                 d.status = "running".into();
                 d.colo_mode = "secondary".into();
                 true

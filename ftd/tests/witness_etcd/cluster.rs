@@ -70,9 +70,9 @@ impl Cluster {
                 .unwrap(),
         );
         for host in ["hosta", "hostb"] {
-            write(dir.path(), host, &ca.host(host, 1).unwrap());
+            write(dir.path(), host, &ca.host(host, &[], 1).unwrap());
         }
-        let stranger = Ca::new(1).unwrap().host("hosta", 1).unwrap();
+        let stranger = Ca::new(1).unwrap().host("hosta", &[], 1).unwrap();
         write(dir.path(), "stranger", &stranger);
         let members = (0..n)
             .map(|i| Member {

@@ -215,7 +215,12 @@ impl Lab {
             .as_ref()
             .ok_or_else(|| LabError::Usage("the etcd witness needs the witness host".into()))?;
         let tls = self.dir.join("tls");
-        let names: Vec<String> = self.hosts.iter().map(|h| h.name.clone()).collect();
+        // As `ftd make-certs` is told: NAME=ADDR (COLO's TLS checks the address).
+        let names: Vec<String> = self
+            .hosts
+            .iter()
+            .map(|h| format!("{}={}", h.name, h.rep_ip))
+            .collect();
         make_certs(&tls, &names, w)?;
         let mut etcd = Etcd::new(n, &self.id, w, tls);
         for i in 0..n {

@@ -12,6 +12,10 @@ fn wiring() -> Wiring {
         checkpoint_ms: 2000,
         compare_timeout_ms: 3000,
         sync_timeout: Duration::from_secs(600),
+        tls: Some(ColoTls {
+            dir: "/var/lib/ftvirt/qemu-tls".into(),
+            peer: "hostb".into(),
+        }),
     }
 }
 
@@ -55,12 +59,32 @@ fn pivot_moves_the_device_under_a_fresh_quorum() {
 fn sync_mirrors_into_the_secondary_export() {
     let p = sync(&wiring());
     assert_eq!(
-        cmd(&p, 0)["arguments"],
-        json!({"device": "ftvirt-quorum1", "job-id": "ftvirt-sync", "target": "nbd://10.200.0.12:9999/parent0",
-               "mode": "existing", "format": "raw", "sync": "full"})
+        commands(&p),
+        [
+            "object-del",
+            "object-add",
+            "object-del",
+            "object-add",
+            "object-del",
+            "object-add",
+            "blockdev-del",
+            "blockdev-add",
+            "blockdev-mirror",
+            "wait ftvirt-sync Ready"
+        ]
+    );
+    assert_eq!(
+        cmd(&p, 7)["arguments"],
+        json!({"driver": "nbd", "node-name": "ftvirt-sync-nbd", "export": "parent0",
+               "server": {"type": "inet", "host": "10.200.0.12", "port": "9999"},
+               "tls-creds": "ftvirt-tls-client1", "tls-hostname": "hostb"})
+    );
+    assert_eq!(
+        cmd(&p, 8)["arguments"],
+        json!({"device": "ftvirt-quorum1", "job-id": "ftvirt-sync", "target": "ftvirt-sync-nbd", "sync": "full"})
     );
     assert!(
-        matches!(&p[1], Op::WaitJob { until: JobState::Ready, timeout, .. } if *timeout == Duration::from_secs(600))
+        matches!(&p[9], Op::WaitJob { until: JobState::Ready, timeout, .. } if *timeout == Duration::from_secs(600))
     );
 }
 
@@ -73,6 +97,7 @@ fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
             "stop",
             "block-job-cancel",
             "wait ftvirt-sync Gone",
+            "blockdev-del",
             "blockdev-add",
             "x-blockdev-change",
             "chardev-add",
@@ -86,6 +111,7 @@ fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
             "object-add",
             "libvirt add iothread 900",
             "object-add",
+            "wait connected mirror0,compare1",
             "migrate-set-capabilities",
             "migrate-set-parameters",
             "migrate",
@@ -93,45 +119,171 @@ fn start_colo_is_the_recipe_sequence_with_vnet_hdr() {
         ]
     );
     assert_eq!(
-        cmd(&p, 3)["arguments"],
-        json!({"driver": "replication", "mode": "primary", "node-name": "ftvirt-replication",
-               "file": {"driver": "nbd", "node-name": "ftvirt-nbd", "export": "parent0", "server": {"type": "inet", "host": "10.200.0.12", "port": "9999"}}})
-    );
-    assert_eq!(
         cmd(&p, 4)["arguments"],
-        json!({"parent": "ftvirt-quorum1", "node": "ftvirt-replication"})
+        json!({"driver": "replication", "mode": "primary", "node-name": "ftvirt-replication",
+               "file": {"driver": "nbd", "node-name": "ftvirt-nbd", "export": "parent0", "server": {"type": "inet", "host": "10.200.0.12", "port": "9999"},
+                        "tls-creds": "ftvirt-tls-client1", "tls-hostname": "hostb"}})
     );
     assert_eq!(
         cmd(&p, 5)["arguments"],
-        json!({"id": "mirror0", "backend": {"type": "socket", "data": {"addr": {"type": "inet", "data": {"host": "10.200.0.11", "port": "9003"}}, "server": true, "wait": false}}})
+        json!({"parent": "ftvirt-quorum1", "node": "ftvirt-replication"})
     );
     assert_eq!(
-        cmd(&p, 8)["arguments"],
+        cmd(&p, 6)["arguments"],
+        json!({"id": "mirror0", "backend": {"type": "socket", "data": {"addr": {"type": "inet", "data": {"host": "10.200.0.11", "port": "9003"}}, "server": true, "wait": false,
+               "tls-creds": "ftvirt-tls-server1", "tls-authz": "ftvirt-authz1"}}})
+    );
+    assert_eq!(
+        cmd(&p, 9)["arguments"],
         json!({"id": "compare0-0", "backend": {"type": "socket", "data": {"addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": "9001"}}, "server": false}}})
     );
     // Every filter and colo-compare carries the virtio-net header (libvirt taps have it).
-    for i in [11, 12, 13, 15] {
+    for i in [12, 13, 14, 16] {
         assert_eq!(
             cmd(&p, i)["arguments"]["vnet_hdr_support"],
             json!(true),
             "op {i}"
         );
-        if i != 15 {
+        if i != 16 {
             assert_eq!(cmd(&p, i)["arguments"]["netdev"], json!("hostnet0"));
         }
     }
-    assert_eq!(cmd(&p, 15)["arguments"]["compare_timeout"], json!(3000));
-    assert_eq!(cmd(&p, 17)["arguments"], json!({"x-checkpoint-delay": 200}));
+    assert_eq!(cmd(&p, 16)["arguments"]["compare_timeout"], json!(3000));
     assert_eq!(
-        cmd(&p, 18)["arguments"],
+        p[17],
+        Op::WaitConnected {
+            chardevs: vec!["mirror0".into(), "compare1".into()],
+            peer: "10.200.0.12".into(),
+            timeout: CONNECT_TIMEOUT
+        }
+    );
+    assert_eq!(
+        cmd(&p, 19)["arguments"],
+        json!({"x-checkpoint-delay": 200, "tls-creds": "ftvirt-tls-client1", "tls-hostname": "hostb"})
+    );
+    assert_eq!(
+        cmd(&p, 20)["arguments"],
         json!({"uri": "tcp:10.200.0.12:9998"})
     );
+}
+
+/// Every channel that leaves the host: its QMP command and, where it has one,
+/// the TLS it must carry.
+fn peer_channels(plan: &[Op]) -> Vec<Value> {
+    plan.iter()
+        .filter_map(|op| match op {
+            Op::Qmp { cmd, .. } => Some(cmd.clone()),
+            _ => None,
+        })
+        .filter(|c| {
+            let a = &c["arguments"];
+            match c["execute"].as_str().unwrap_or_default() {
+                "chardev-add" => a["backend"]["data"]["addr"]["data"]["host"] != "127.0.0.1",
+                "blockdev-add" => a["driver"] == "nbd" || a["file"]["driver"] == "nbd",
+                "nbd-server-start" | "migrate" | "migrate-incoming" => true,
+                _ => false,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_channel_to_the_peer_carries_tls() {
+    let w = wiring();
+    let (sync, start) = (sync(&w), start_colo(&w));
+    let b = secondary_export(&Ports::slot(0), "10.200.0.12", w.tls.as_ref());
+    let all: Vec<Value> = [&sync, &start, &b]
+        .into_iter()
+        .flat_map(|p| peer_channels(p))
+        .collect();
+    assert_eq!(all.len(), 7, "{all:#?}");
+    for c in &all {
+        let a = &c["arguments"];
+        match c["execute"].as_str().unwrap() {
+            "chardev-add" => {
+                assert_eq!(
+                    a["backend"]["data"]["tls-creds"], "ftvirt-tls-server1",
+                    "{c}"
+                );
+                assert_eq!(a["backend"]["data"]["tls-authz"], "ftvirt-authz1", "{c}");
+            }
+            "blockdev-add" => {
+                let nbd = if a["driver"] == "nbd" { a } else { &a["file"] };
+                assert_eq!(nbd["tls-creds"], "ftvirt-tls-client1", "{c}");
+                assert_eq!(nbd["tls-hostname"], "hostb", "{c}");
+            }
+            "nbd-server-start" => {
+                assert_eq!(a["tls-creds"], "ftvirt-tls-server", "{c}");
+                assert_eq!(a["tls-authz"], "ftvirt-authz", "{c}");
+                assert_eq!(
+                    a["addr"]["data"]["host"], "10.200.0.12",
+                    "bound to the replication address"
+                );
+            }
+            "migrate-incoming" => {
+                assert_eq!(
+                    a["uri"], "tcp:10.200.0.12:9998",
+                    "bound to the replication address"
+                );
+            }
+            "migrate" => {}
+            other => panic!("{other}"),
+        }
+    }
+    // The migration's TLS is set right before each side's migrate command.
+    let params = |plan: &[Op], before: &str| {
+        let i = commands(plan).iter().position(|c| c == before).unwrap();
+        cmd(plan, i - 1)["arguments"].clone()
+    };
+    assert_eq!(params(&start, "migrate")["tls-creds"], "ftvirt-tls-client1");
+    assert_eq!(params(&start, "migrate")["tls-hostname"], "hostb");
+    assert_eq!(
+        params(&b, "migrate-incoming"),
+        json!({"tls-creds": "ftvirt-tls-server", "tls-authz": "ftvirt-authz"})
+    );
+    // The TLS objects exist before the first channel names them.
+    assert_eq!(
+        sync.iter()
+            .take(6)
+            .filter_map(|op| match op {
+                Op::Qmp {
+                    cmd,
+                    tolerate: false,
+                } => cmd["arguments"]["qom-type"].as_str(),
+                _ => None,
+            })
+            .collect::<Vec<_>>(),
+        ["tls-creds-x509", "tls-creds-x509", "authz-simple"]
+    );
+}
+
+#[test]
+fn with_tls_off_no_channel_names_tls_and_old_settings_are_cleared() {
+    let w = Wiring {
+        tls: None,
+        ..wiring()
+    };
+    let (sync, start) = (sync(&w), start_colo(&w));
+    let b = secondary_export(&Ports::slot(0), "10.200.0.12", None);
+    for c in [&sync, &start, &b]
+        .into_iter()
+        .flat_map(|p| peer_channels(p))
+    {
+        assert!(!c.to_string().contains("tls"), "{c}");
+    }
+    assert!(!commands(&sync).contains(&"object-add".to_string()));
+    let i = commands(&start)
+        .iter()
+        .position(|c| c == "migrate")
+        .unwrap();
+    assert_eq!(cmd(&start, i - 1)["arguments"]["tls-creds"], "");
+    assert!(!commands(&leave_colo(&w)).is_empty());
 }
 
 #[test]
 fn leave_colo_removes_everything_start_colo_added_and_tolerates_absence() {
     let w = wiring();
-    let start = start_colo(&w);
+    let start: Vec<Op> = sync(&w).into_iter().chain(start_colo(&w)).collect();
     let leave = leave_colo(&w);
     assert!(leave.iter().all(|op| matches!(
         op,

@@ -99,8 +99,14 @@ fn the_default_tls_files_are_named_without_a_position() {
 fn the_tls_files_are_checked_at_load_with_the_key_and_the_fix() {
     let s = Scratch::new();
     let (one, two) = (s.0.join("one"), s.0.join("two"));
-    certs::make(&one, &["hosta".into(), "hostb".into()], 30, false).unwrap();
-    certs::make(&two, &["hosta".into()], 30, false).unwrap();
+    certs::make(
+        &one,
+        &["hosta=10.200.0.11".into(), "hostb=10.200.0.12".into()],
+        30,
+        false,
+    )
+    .unwrap();
+    certs::make(&two, &["hosta=10.200.0.11".into()], 30, false).unwrap();
     let a = one.join("hosta");
     let (ca, cert, key) = (a.join("ca.crt"), a.join("host.crt"), a.join("host.key"));
 
@@ -118,7 +124,7 @@ fn the_tls_files_are_checked_at_load_with_the_key_and_the_fix() {
         )),
         "{e}"
     );
-    assert!(e.contains("ftd make-certs --dir DIR HOST..."), "{e}");
+    assert!(e.contains("ftd make-certs --dir DIR HOST=ADDR..."), "{e}");
 
     // Not PEM.
     std::fs::write(&missing, "hello\n").unwrap();
@@ -137,7 +143,7 @@ fn the_tls_files_are_checked_at_load_with_the_key_and_the_fix() {
         "{e}"
     );
     assert!(
-        e.contains(r#"names "hostb", not this host ("hosta", host.name)"#),
+        e.contains(r#"names "hostb", "10.200.0.12", not this host ("hosta", host.name)"#),
         "{e}"
     );
 
@@ -150,6 +156,45 @@ fn the_tls_files_are_checked_at_load_with_the_key_and_the_fix() {
     );
     assert!(
         e.contains("is not valid with the CA") && e.contains("is not signed by this host's CA"),
+        "{e}"
+    );
+
+    // A certificate for the peer link only (no address, as make-certs makes it
+    // from a bare HOST): refused while COLO runs over TLS, with the fix.
+    let three = s.0.join("three");
+    certs::make(&three, &["hosta".into()], 30, false).unwrap();
+    let bare = three.join("hosta");
+    let (bca, bcert, bkey) = (
+        bare.join("ca.crt"),
+        bare.join("host.crt"),
+        bare.join("host.key"),
+    );
+    let e = refused(&bca, &bcert, &bkey);
+    assert!(
+        e.starts_with(&format!("{ORIGIN}:7:11: peer-link.tls.cert: ")),
+        "{e}"
+    );
+    assert!(
+        e.contains("not this host's replication address 10.200.0.11")
+            && e.contains("ftd make-certs --force --dir DIR hosta=10.200.0.11"),
+        "{e}"
+    );
+    // The same certificate is enough with colo.tls: false.
+    let text = format!(
+        "{HOST}peer-link:\n  tls:\n    ca: {}\n    cert: {}\n    key: {}\ncolo:\n  tls: false\n",
+        bca.display(),
+        bcert.display(),
+        bkey.display()
+    );
+    Config::from_str(&text, ORIGIN)
+        .unwrap()
+        .peer_credentials()
+        .unwrap();
+    // An address that is not one.
+    let e = certs::make(&three, &["hostb=10.200.0".into()], 30, false).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("\"10.200.0\" in \"hostb=10.200.0\" is not an IP address"),
         "{e}"
     );
 

@@ -126,8 +126,13 @@ pub(super) fn presented_names(e: &TlsError) -> Option<String> {
         names => names
             .iter()
             .map(|n| {
-                // webpki shows them as `DnsName("hostb")`: keep the name.
-                n.split('"').nth(1).unwrap_or(n).to_string()
+                // webpki shows them as `DnsName("hostb")` and
+                // `IpAddress(10.200.0.12)`: keep the name or the address.
+                n.split('"')
+                    .nth(1)
+                    .or_else(|| n.strip_prefix("IpAddress(")?.strip_suffix(')'))
+                    .unwrap_or(n)
+                    .to_string()
             })
             .map(|n| format!("{n:?}"))
             .collect::<Vec<_>>()

@@ -57,13 +57,15 @@ impl Host {
             return Ok(());
         }
         let dir = self.lab_tls_dir();
+        // NAME=ADDR: COLO's TLS checks the host's replication address.
+        let me = format!("{}={}", self.name, self.rep_ip);
         cmd::run(
             &ftd.to_string_lossy(),
             [
                 "make-certs".as_ref(),
                 "--dir".as_ref(),
                 dir.as_os_str(),
-                self.name.as_ref(),
+                me.as_ref(),
             ],
         )?;
         Ok(())
