@@ -121,6 +121,16 @@ async fn plans_protect_and_survive_primary_loss() {
     )
     .await
     .expect("nbd export");
+    // b waits for the primary's state and disk on its replication address only.
+    let listening = b.exec(&["ss", "-Hltn"]).unwrap();
+    for p in [ports.nbd, ports.migration] {
+        let on: Vec<&str> = listening
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(3))
+            .filter(|l| l.ends_with(&format!(":{p}")))
+            .collect();
+        assert_eq!(on, [format!("{}:{p}", b.rep_ip)], "{listening}");
+    }
 
     // Primary on a: pivot, sync, start COLO.
     let w = Wiring {

@@ -44,6 +44,9 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
     "util-linux",
     "socat",
+    // Captures on the lab's links: the data-path test shows that no guest data
+    // crosses the replication network in clear.
+    "tcpdump",
     // The partition arbiter (ftd's `arbiter: {kind: corosync}`): corosync 3 on the
     // pair, a quorum device on each, its qnetd on the lab's witness host; the C
     // libraries' development files for the `rust-corosync` bindings (the crate links

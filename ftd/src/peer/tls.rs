@@ -77,7 +77,7 @@ impl Which {
 /// How to get usable files, appended to every credentials error.
 const MAKE: &str = "make the CA and the hosts' certificates with \
                     `ftd make-certs --dir DIR HOST=ADDR...` and copy DIR/HOST/* to HOST's \
-                    /etc/ftvirt/tls/ (see README.md, \"Peer link security\")";
+                    /etc/ftvirt/tls/ (see README.md, \"Peer link and replication security\")";
 
 /// Why this host's TLS files cannot be used.
 #[derive(Debug, thiserror::Error)]
