@@ -80,6 +80,12 @@ fn make_certs_makes_a_ca_once_and_each_hosts_files() {
     assert_ne!(std::fs::read(s.0.join("hosta/host.crt")).unwrap(), old);
     assert!(s.0.join("hostc/host.key").exists());
 
+    // A bare name makes a certificate for the peer link only, and says so.
+    assert!(
+        stdout.contains("hosta's certificate names no address"),
+        "{stdout}"
+    );
+
     let out = ftd(&["make-certs", "--dir", dir, "host a"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"host a\" is not a host name"));
@@ -90,10 +96,11 @@ fn config(dir: &Path, files_of: &str) -> String {
     format!(
         "host:\n  name: hosta\n  address: 192.0.2.1\npeers:\n  - name: hostb\n    \
          address: 192.0.2.2\npeer-link:\n  tls:\n    ca: {}\n    cert: {}\n    key: {}\n\
-         bus:\n  connect: 'unix:path={}/no-bus'\nlog:\n  output: stderr\n",
+         bus:\n  connect: 'unix:path={}/no-bus'\nstate-dir: {}/state\nlog:\n  output: stderr\n",
         f.join("ca.crt").display(),
         f.join("host.crt").display(),
         f.join("host.key").display(),
+        dir.display(),
         dir.display(),
     )
 }
@@ -102,9 +109,15 @@ fn config(dir: &Path, files_of: &str) -> String {
 fn ftd_does_not_start_with_tls_files_that_do_not_fit() {
     let s = scratch("tls-start");
     let dir = s.0.to_str().unwrap();
-    assert!(ftd(&["make-certs", "--dir", dir, "hosta", "hostb"])
-        .status
-        .success());
+    assert!(ftd(&[
+        "make-certs",
+        "--dir",
+        dir,
+        "hosta=192.0.2.1",
+        "hostb=192.0.2.2"
+    ])
+    .status
+    .success());
     let cfg = s.0.join("ftd.yaml");
 
     // hostb's files on hosta: exit 2 before anything else, naming the key and why.
@@ -120,7 +133,7 @@ fn ftd_does_not_start_with_tls_files_that_do_not_fit() {
         "{stderr}"
     );
     assert!(
-        stderr.contains(r#"names "hostb", not this host ("hosta""#),
+        stderr.contains(r#"names "hostb", "192.0.2.2", not this host ("hosta""#),
         "{stderr}"
     );
 
@@ -132,15 +145,46 @@ fn ftd_does_not_start_with_tls_files_that_do_not_fit() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(": peer-link.tls."), "{stderr}");
     assert!(stderr.contains("peer link: dialing"), "{stderr}");
+    // QEMU's copy for COLO's TLS, keys for root only.
+    let q = s.0.join("state/qemu-tls");
+    assert_eq!(mode(&q.join("server-key.pem")), 0o600);
+    assert_eq!(
+        std::fs::read(q.join("client-cert.pem")).unwrap(),
+        std::fs::read(s.0.join("hosta/host.crt")).unwrap()
+    );
+
+    // A certificate without the replication address (made from a bare name)
+    // stops ftd while COLO's TLS is on, with the fix.
+    let bare = s.0.join("bare");
+    assert!(
+        ftd(&["make-certs", "--dir", bare.to_str().unwrap(), "hosta"])
+            .status
+            .success()
+    );
+    std::fs::write(&cfg, config(&bare, "hosta")).unwrap();
+    let out = ftd(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("not this host's replication address 192.0.2.1")
+            && stderr.contains("ftd make-certs --force --dir DIR hosta=192.0.2.1"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn ftd_checks_the_witness_files_then_goes_on() {
     let s = scratch("witness-start");
     let dir = s.0.to_str().unwrap();
-    assert!(ftd(&["make-certs", "--dir", dir, "hosta", "hostb"])
-        .status
-        .success());
+    assert!(ftd(&[
+        "make-certs",
+        "--dir",
+        dir,
+        "hosta=192.0.2.1",
+        "hostb=192.0.2.2"
+    ])
+    .status
+    .success());
     let cfg = s.0.join("ftd.yaml");
     let etcd = "arbiter:\n  kind: etcd\n  witness:\n    endpoints: [192.0.2.3:2379]\n";
 
@@ -156,7 +200,7 @@ fn ftd_checks_the_witness_files_then_goes_on() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "ftd: {}:21:12: arbiter.witness.tls.key: cannot read the witness's key ",
+            "ftd: {}:22:12: arbiter.witness.tls.key: cannot read the witness's key ",
             cfg.display()
         )),
         "{stderr}"
