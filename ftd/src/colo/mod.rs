@@ -2,11 +2,18 @@
 //! - [`layout`]: what a domain looks like (from its live XML) and whether COLO can
 //!   replicate it;
 //! - [`secondary`]: the secondary's domain XML, generated from the primary's;
+//! - [`definition`] and [`allow`]: definitions built from the peer's XML by an
+//!   allow-list; [`xml`]: bounded parsing;
+//! - [`validate`]: the grammars of the peer's values and the spec's check;
 //! - [`plan`]: the QMP sequences that wire and unwire COLO on each side;
 //! - [`ports`]: the TCP ports of one domain's COLO, per slot.
 
+pub mod allow;
+pub mod definition;
 pub mod layout;
 pub mod plan;
 pub mod ports;
 pub mod secondary;
 pub mod spec;
+pub mod validate;
+pub mod xml;

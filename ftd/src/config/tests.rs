@@ -117,7 +117,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 51);
+    assert_eq!(count, 52);
 }
 
 #[test]
@@ -151,6 +151,10 @@ fn a_minimal_config_gets_every_default() {
                 compare_out: 9005,
             },
             overlay_dir: "/var/lib/ftvirt/overlays".into(),
+            trusted_dirs: crate::config::colo::TRUSTED_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     );
     assert_eq!(
@@ -271,7 +275,7 @@ fn mistakes_are_refused_with_position_and_fix() {
         ),
         (
             format!("{HOST}colo:\n  speed: 3\n"),
-            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir",
+            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, trusted-dirs",
         ),
         // A key in the wrong section.
         (

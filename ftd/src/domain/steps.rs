@@ -3,10 +3,12 @@
 
 use super::{HostCtx, StepOut};
 use crate::annotation;
+use crate::colo::definition::LocalFiles;
 use crate::colo::layout::DomainLayout;
 use crate::colo::plan::{self, Ports, Wiring};
 use crate::colo::secondary::{secondary_xml, SecondaryParams};
-use crate::colo::spec::{takeover_definition, SecondarySpec};
+use crate::colo::spec::{repoint_disk, takeover_definition, SecondarySpec};
+use crate::colo::validate;
 use crate::coordinator::{Event, Step};
 use crate::inspect;
 use crate::peer::{Request, Response};
@@ -228,7 +230,7 @@ async fn pivot_and_mirror(
     // The next boot must use the image the guest now writes to.
     let before = super::claim::first_disk(ctx, name).await;
     match ctx.lv.xml(name, true).await {
-        Ok(inactive) => match takeover_definition(&inactive, base_image) {
+        Ok(inactive) => match repoint_disk(&inactive, base_image) {
             Ok(x) => match ctx.lv.define(&x).await {
                 Err(e) => {
                     tracing::warn!(domain = name, error = %e, "could not point the definition at the new image")
@@ -236,9 +238,9 @@ async fn pivot_and_mirror(
                 // A survivor's disk the guest no longer writes to.
                 Ok(_) => {
                     let survivors = super::survivor::disk_dir(&ctx.overlay_dir, name);
-                    if let Some(f) = before
-                        .and_then(|b| super::survivor::drop_replaced(&survivors, &b, base_image))
-                    {
+                    if let Some(f) = before.zip(survivors.ok()).and_then(|(b, survivors)| {
+                        super::survivor::drop_replaced(&survivors, &b, base_image)
+                    }) {
                         tracing::info!(domain = name, file = %f.display(), "removed the survivor's disk the new base image replaces");
                     }
                 }
@@ -343,14 +345,25 @@ pub(crate) async fn secondary_spec(
     })
 }
 
-fn overlay_paths(ctx: &HostCtx, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let d = super::reattach::secondary_dir(ctx, name);
-    (
+fn overlay_paths(
+    ctx: &HostCtx,
+    name: &str,
+) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf), String> {
+    let d = super::reattach::secondary_dir(ctx, name)?;
+    Ok((
         d.join("parent0.qcow2"),
         d.join("active.qcow2"),
         d.join("hidden.qcow2"),
         d.join("serial.log"),
-    )
+    ))
+}
+
+/// What this host knows that the primary's spec must agree with.
+fn local_facts(ctx: &HostCtx) -> validate::Local {
+    validate::Local {
+        peer_addr: ctx.peer_rep_addr.parse().ok(),
+        port_bases: ctx.ports.bases(),
+    }
 }
 
 /// Secondary: fetch the spec, create images, start the secondary, export its disk.
@@ -371,15 +384,39 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
         ));
     };
     let spec = *spec;
-    let (parent, active, hidden, serial) = overlay_paths(ctx, name);
+    // Checked, and the definition built, before anything is touched here: a
+    // spec with a bad value changes nothing on this host.
+    let refused = |e: String| {
+        tracing::warn!(domain = name, error = %e, "the primary's spec is refused; nothing was created");
+        format!("the primary's spec is refused: {e}")
+    };
+    validate::spec(&spec, name, &local_facts(ctx)).map_err(|e| refused(e.to_string()))?;
+    let (parent, active, hidden, serial) = overlay_paths(ctx, name).map_err(refused)?;
+    let primary_addr = validate::primary_addr(&spec.primary_addr, &local_facts(ctx))
+        .map_err(|e| refused(e.to_string()))?;
+    let params = SecondaryParams {
+        primary_addr: primary_addr.to_string(),
+        mirror_port: spec.ports.mirror,
+        compare_port: spec.ports.compare,
+        migration_port: spec.ports.migration,
+        parent: parent.clone(),
+        active: active.clone(),
+        hidden: hidden.clone(),
+        serial_log: serial,
+        trusted_dirs: ctx.trusted_dirs.clone(),
+    };
+    let built = secondary_xml(&spec.primary_live_xml, name, &spec.disk, &params)
+        .map_err(|e| refused(e.to_string()))?;
+    if !built.dropped.is_empty() {
+        tracing::info!(domain = name, dropped = %built.dropped.join(" "), "not taken from the primary's definition");
+    }
+    let secondary_dir = super::reattach::secondary_dir(ctx, name)?;
     // A stale copy from an earlier life of this host must not be running (a
     // transient one then has no definition left).
     let _ = ctx.lv.destroy(name).await;
     // Never over the disk of a copy that took over here (its definition
     // still points into the overlay directory).
-    if let Some(why) =
-        super::scratch::kept_for(ctx, name, &super::reattach::secondary_dir(ctx, name)).await
-    {
+    if let Some(why) = super::scratch::kept_for(ctx, name, &secondary_dir).await {
         return Err(format!(
             "{why}; a secondary is not built over it: move that copy's disk out \
              (virsh blockcopy, or copy it while the domain is shut off, then edit the \
@@ -389,20 +426,8 @@ async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, St
     for p in [&parent, &active, &hidden] {
         ctx.os.create_image(p, spec.disk_size).await?;
     }
-    let params = SecondaryParams {
-        primary_addr: spec.primary_addr.clone(),
-        mirror_port: spec.ports.mirror,
-        compare_port: spec.ports.compare,
-        migration_port: spec.ports.migration,
-        parent,
-        active,
-        hidden,
-        serial_log: serial,
-    };
-    let xml =
-        secondary_xml(&spec.primary_live_xml, &spec.disk, &params).map_err(|e| e.to_string())?;
     ctx.lv
-        .create(&xml)
+        .create(&built.xml)
         .await
         .map_err(|e| format!("starting the secondary: {e}"))?;
     let st = ctx
@@ -453,10 +478,22 @@ async fn cut_if_peer_lost(ctx: &HostCtx, name: &str, ports: &Ports) {
 async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> Result<(), String> {
     plan_run(ctx, name, &plan::take_over()).await?;
     if let Some(spec) = spec {
-        let disk = survivor_disk(ctx, name).await;
-        match takeover_definition(&spec.primary_inactive_xml, &disk) {
-            Ok(x) => {
-                if let Err(e) = ctx.lv.define(&x).await {
+        let built = survivor_disk(ctx, name).await.and_then(|disk| {
+            // Its console log beside its disk, on this host.
+            let log = disk.with_file_name(format!("{name}.serial.log"));
+            let local = LocalFiles {
+                trusted_dirs: &ctx.trusted_dirs,
+                serial_log: &log,
+            };
+            takeover_definition(&spec.primary_inactive_xml, name, &disk, &local)
+                .map_err(|e| e.to_string())
+        });
+        match built {
+            Ok(b) => {
+                if !b.dropped.is_empty() {
+                    tracing::info!(domain = name, dropped = %b.dropped.join(" "), "not taken from the primary's definition");
+                }
+                if let Err(e) = ctx.lv.define(&b.xml).await {
                     tracing::warn!(domain = name, error = %e, "could not define the survivor's domain");
                 }
             }
@@ -466,30 +503,33 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
     }
     // This host runs the domain now: a restarted ftd must not take it for a
     // secondary (its overlays stay: the survivor's disk is among them).
-    let _ = tokio::fs::remove_file(super::reattach::spec_path(ctx, name)).await;
+    if let Ok(p) = super::reattach::spec_path(ctx, name) {
+        let _ = tokio::fs::remove_file(p).await;
+    }
     Ok(())
 }
 
 /// The guest runs on the secondary's parent image now: move it out of the
-/// scratch directory (`survivor.rs`); where it is now.
-async fn survivor_disk(ctx: &HostCtx, name: &str) -> PathBuf {
-    let (parent, ..) = overlay_paths(ctx, name);
-    let dir = super::survivor::disk_dir(&ctx.overlay_dir, name);
+/// scratch directory (`survivor.rs`); where it is now (`Err`: the name makes
+/// no path under the overlay directory).
+async fn survivor_disk(ctx: &HostCtx, name: &str) -> Result<PathBuf, String> {
+    let (parent, ..) = overlay_paths(ctx, name)?;
+    let dir = super::survivor::disk_dir(&ctx.overlay_dir, name)?;
     let (from, n) = (parent.clone(), name.to_string());
     let moved =
         tokio::task::spawn_blocking(move || super::survivor::move_out(&from, &dir, &n)).await;
     match moved {
         Ok(Ok(to)) => {
             tracing::info!(domain = name, from = %parent.display(), to = %to.display(), "the survivor's disk moved out of the scratch directory");
-            to
+            Ok(to)
         }
         Ok(Err(why)) => {
             tracing::warn!(domain = name, disk = %parent.display(), %why, "the survivor's disk stays in the scratch directory (kept there while its definition uses it)");
-            parent
+            Ok(parent)
         }
         Err(e) => {
             tracing::warn!(domain = name, error = %e, "moving the survivor's disk failed");
-            parent
+            Ok(parent)
         }
     }
 }
