@@ -14,6 +14,7 @@
 //! - `scratch`, `survivor`: the secondary's scratch images; the survivor's disk.
 
 mod claim;
+mod create;
 pub use claim::start as claim_start;
 mod disk;
 mod enable;

@@ -6,12 +6,9 @@ use crate::annotation;
 use crate::colo::definition::LocalFiles;
 use crate::colo::layout::DomainLayout;
 use crate::colo::plan::{self, Ports, Wiring};
-use crate::colo::secondary::{secondary_xml, SecondaryParams};
 use crate::colo::spec::{repoint_disk, takeover_definition, SecondarySpec};
-use crate::colo::validate;
 use crate::coordinator::{Event, Step};
 use crate::inspect;
-use crate::peer::{Request, Response};
 use crate::runner::{self, QMP_DEADLINE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -90,7 +87,7 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
         Step::Freeze => super::fence::set_links(&name, &ctx, false).await,
         Step::Thaw => super::fence::set_links(&name, &ctx, true).await,
         Step::DestroyPrimary => ctx.lv.destroy(&name).await.map_err(|e| e.to_string()),
-        Step::CreateSecondary => create_secondary(&name, &ctx)
+        Step::CreateSecondary => super::create::create_secondary(&name, &ctx)
             .await
             .map(|s| out.spec = Some(s)),
         Step::DestroySecondary => super::scratch::destroy_secondary(&name, &ctx).await,
@@ -133,7 +130,7 @@ async fn plan_run_until(
         .map_err(|e| e.to_string())
 }
 
-async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
+pub(super) async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
     runner::run(&*ctx.lv, name, p)
         .await
         .map(|_| ())
@@ -345,113 +342,6 @@ pub(crate) async fn secondary_spec(
     })
 }
 
-fn overlay_paths(
-    ctx: &HostCtx,
-    name: &str,
-) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf), String> {
-    let d = super::reattach::secondary_dir(ctx, name)?;
-    Ok((
-        d.join("parent0.qcow2"),
-        d.join("active.qcow2"),
-        d.join("hidden.qcow2"),
-        d.join("serial.log"),
-    ))
-}
-
-/// What this host knows that the primary's spec must agree with.
-fn local_facts(ctx: &HostCtx) -> validate::Local {
-    validate::Local {
-        peer_addr: ctx.peer_rep_addr.parse().ok(),
-        port_bases: ctx.ports.bases(),
-    }
-}
-
-/// Secondary: fetch the spec, create images, start the secondary, export its disk.
-async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, String> {
-    let resp = ctx
-        .peer
-        .request(
-            Request::SecondarySpec {
-                domain: name.to_string(),
-            },
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|e| format!("asking the primary for the domain's layout: {e}"))?;
-    let Response::SecondarySpec(spec) = resp else {
-        return Err(format!(
-            "the primary answered {resp:?} instead of the layout"
-        ));
-    };
-    let spec = *spec;
-    // Checked, and the definition built, before anything is touched here: a
-    // spec with a bad value changes nothing on this host.
-    let refused = |e: String| {
-        tracing::warn!(domain = name, error = %e, "the primary's spec is refused; nothing was created");
-        format!("the primary's spec is refused: {e}")
-    };
-    validate::spec(&spec, name, &local_facts(ctx)).map_err(|e| refused(e.to_string()))?;
-    let (parent, active, hidden, serial) = overlay_paths(ctx, name).map_err(refused)?;
-    let primary_addr = validate::primary_addr(&spec.primary_addr, &local_facts(ctx))
-        .map_err(|e| refused(e.to_string()))?;
-    let params = SecondaryParams {
-        primary_addr: primary_addr.to_string(),
-        mirror_port: spec.ports.mirror,
-        compare_port: spec.ports.compare,
-        migration_port: spec.ports.migration,
-        parent: parent.clone(),
-        active: active.clone(),
-        hidden: hidden.clone(),
-        serial_log: serial,
-        trusted_dirs: ctx.trusted_dirs.clone(),
-    };
-    let built = secondary_xml(&spec.primary_live_xml, name, &spec.disk, &params)
-        .map_err(|e| refused(e.to_string()))?;
-    if !built.dropped.is_empty() {
-        tracing::info!(domain = name, dropped = %built.dropped.join(" "), "not taken from the primary's definition");
-    }
-    let secondary_dir = super::reattach::secondary_dir(ctx, name)?;
-    // A stale copy from an earlier life of this host must not be running (a
-    // transient one then has no definition left).
-    let _ = ctx.lv.destroy(name).await;
-    // Never over the disk of a copy that took over here (its definition
-    // still points into the overlay directory).
-    if let Some(why) = super::scratch::kept_for(ctx, name, &secondary_dir).await {
-        return Err(format!(
-            "{why}; a secondary is not built over it: move that copy's disk out \
-             (virsh blockcopy, or copy it while the domain is shut off, then edit the \
-             definition) or undefine it, then protect again"
-        ));
-    }
-    for p in [&parent, &active, &hidden] {
-        ctx.os.create_image(p, spec.disk_size).await?;
-    }
-    ctx.lv
-        .create(&built.xml)
-        .await
-        .map_err(|e| format!("starting the secondary: {e}"))?;
-    let st = ctx
-        .lv
-        .qmp(name, &json!({"execute": "query-status"}), QMP_DEADLINE)
-        .await
-        .map_err(|e| e.to_string())?;
-    if st["status"] != "inmigrate" {
-        return Err(format!(
-            "the secondary is {} instead of waiting for the primary (inmigrate)",
-            st["status"]
-        ));
-    }
-    plan_run(
-        ctx,
-        name,
-        &plan::secondary_export(&spec.ports, &ctx.rep_addr),
-    )
-    .await
-    .map_err(|e| format!("NBD export: {e}"))?;
-    super::reattach::save_spec(ctx, name, &spec).await;
-    Ok(spec)
-}
-
 /// Drop QEMU's connections to the peer host on the domain's COLO ports, so that
 /// nothing in QEMU waits on a host that will never answer (see [`sockets`]).
 async fn cut_peer(ctx: &HostCtx, name: &str, p: &Ports) {
@@ -513,7 +403,7 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
 /// scratch directory (`survivor.rs`); where it is now (`Err`: the name makes
 /// no path under the overlay directory).
 async fn survivor_disk(ctx: &HostCtx, name: &str) -> Result<PathBuf, String> {
-    let (parent, ..) = overlay_paths(ctx, name)?;
+    let (parent, ..) = super::create::overlay_paths(ctx, name)?;
     let dir = super::survivor::disk_dir(&ctx.overlay_dir, name)?;
     let (from, n) = (parent.clone(), name.to_string());
     let moved =
