@@ -58,6 +58,8 @@ pub(super) async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<Second
     // Checked, and the definition built, before anything is touched here: a
     // spec with a bad value changes nothing on this host.
     let refused = |e: String| {
+        // Layout errors quote the peer's values.
+        let e = crate::peer::inbound::text(&e);
         tracing::warn!(domain = name, error = %e, "the primary's spec is refused; nothing was created");
         format!("the primary's spec is refused: {e}")
     };
