@@ -164,6 +164,15 @@ impl Walker<'_> {
             ));
             return Ok(());
         }
+        let kind = n.attribute("type").unwrap_or("");
+        if path == "domain/devices/interface" && !matches!(kind, "bridge" | "network" | "ethernet")
+        {
+            return Err(unsupported(
+                format!("interface of type {}", super::validate::shown(kind)),
+                "only bridge, network and ethernet interfaces are built on the secondary \
+                 (a host NIC or a passthrough function stays on its host)",
+            ));
+        }
         match allow::rule(path) {
             Some(Rule::Copy { attrs, text }) => self.copy(n, path, depth, attrs, &[], text),
             Some(Rule::Special(s)) => self.special(s, n, path, depth),

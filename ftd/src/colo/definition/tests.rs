@@ -81,6 +81,7 @@ fn the_peers_host_resources_are_refused() {
         (dev("<channel type='tcp'><source mode='connect' host='x' service='1'/><target type='guestfwd'/></channel>"), "virtio channels"),
         (dev("<disk type='file' device='cdrom'><source file='/etc/shadow'/><target dev='hdc' bus='ide'/></disk>"), "media"),
         (LIVE.replace("<disk type='file' device='disk'>", "<disk type='block' device='lun'>"), "LUN"),
+        (LIVE.replace("<interface type='bridge'>", "<interface type='hostdev'>"), "interface of type \"hostdev\""),
         (LIVE.replace("/var/cache/ftvirt/guest/1ae1abf523a84f39/initrd.img", "/etc/shadow"), "initrd \"/etc/shadow\""),
         (LIVE.replace("/var/cache/ftvirt/guest/1ae1abf523a84f39/vmlinuz", "/var/cache/ftvirt/../../etc/shadow"), "plain path"),
         (LIVE.replace("/var/cache/ftvirt/qemu/1_7.2+dfsg-7+deb12u18-950f82366fd8/qemu-system-x86_64", "/tmp/qemu-system-x86_64"), "emulator"),
