@@ -102,12 +102,13 @@ async fn plans_protect_and_survive_primary_loss() {
         hidden: b.images().join("g.hidden.qcow2"),
         serial_log: b.images().join("g.serial.log"),
         tls: Some(tls_b.clone()),
+        trusted_dirs: vec!["/usr/bin".into(), ftvirt_lab::artifacts::cache_dir()],
     };
     for p in [&sp.parent, &sp.active, &sp.hidden] {
         qemu_img(p, size);
     }
-    let sx = secondary_xml(&live, &dev, &sp).unwrap();
-    lvb.create(&sx).await.unwrap();
+    let sx = secondary_xml(&live, "g", &dev, &sp).unwrap();
+    lvb.create(&sx.xml).await.unwrap();
     assert_eq!(
         lvb.qmp("g", &json!({"execute": "query-status"}), QMP_DEADLINE)
             .await

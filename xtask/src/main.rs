@@ -47,7 +47,7 @@ fn usage() -> &'static str {
      \x20 test    setup, then run every test of the workspace\n\
      \x20 bench   setup, then the benchmark: overhead, failover vs. HA, checkpoints, protect, ftd footprint\n\
      \x20 fuzz    [--seconds N | --quick] [--only TARGET,...] [--sanitizer address|none]\n\
-     \x20         run the fuzz targets (annotation, config, qmp, peer_frame), 60 s each\n\
+     \x20         run the fuzz targets (annotation, config, qmp, peer_frame, secondary_spec), 60 s each\n\
      \x20 matrix [--quick] [--only a,b] [--list]\n\
      \x20         setup, then the fault matrix: every fault scenario on a fresh lab, one row each\n\
      \x20 install [--prefix DIR] [--destdir DIR] [--no-build]\n\

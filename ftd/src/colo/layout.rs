@@ -6,7 +6,7 @@
 //! single file-backed virtio disk and a single virtio NIC. Anything else is refused
 //! *before* anything changes, with the device named and what to do about it.
 
-use roxmltree::{Document, Node};
+use roxmltree::Node;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub enum LayoutError {
 impl DomainLayout {
     /// Read the parts of a domain's XML that protection depends on.
     pub fn parse(xml: &str) -> Result<DomainLayout, LayoutError> {
-        let doc = Document::parse(xml).map_err(|e| LayoutError::Xml(e.to_string()))?;
+        let doc = super::xml::parse(xml).map_err(|e| LayoutError::Xml(e.to_string()))?;
         let root = doc.root_element();
         if root.tag_name().name() != "domain" {
             return Err(LayoutError::Xml(format!(
@@ -141,7 +141,7 @@ impl DomainLayout {
     /// Refuse what COLO cannot replicate; `xml` is the same document, for the
     /// device kinds the layout does not model.
     pub fn check_replicable(&self, xml: &str) -> Result<(), LayoutError> {
-        let doc = Document::parse(xml).map_err(|e| LayoutError::Xml(e.to_string()))?;
+        let doc = super::xml::parse(xml).map_err(|e| LayoutError::Xml(e.to_string()))?;
         let devices = find(doc.root_element(), &["devices"]);
         for dev in devices
             .iter()

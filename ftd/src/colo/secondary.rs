@@ -3,16 +3,14 @@
 //! COLO's incoming side must have exactly the primary's device layout (machine
 //! type, PCI addresses, ACPI, no extra USB controller, same ROMs, same CPU model),
 //! or the incoming state is refused ("Unknown ramblock", "PCI slot not
-//! available": colo-recipe pitfalls 9-10). So the secondary is the primary's live
-//! XML with:
-//! - runtime-only parts dropped: `id` on `<domain>`, every `<alias>`,
-//!   `<backingStore>`, interface `<target dev>`, `<seclabel>`, and `<metadata>` (the
-//!   secondary must not carry the protection annotation, or it would protect itself),
-//!   and the primary's own `<qemu:commandline>` (a survivor of a takeover carries
-//!   its old secondary arguments there);
-//! - the replicated `<disk>` removed and rebuilt in `<qemu:commandline>` as the
+//! available": colo-recipe pitfalls 9-10). So the secondary is built from the
+//! primary's live XML by the allow-list of [`super::definition`] (what fixes the
+//! hardware is kept; paths, host devices, sockets, `<metadata>`, the primary's
+//! own `<qemu:commandline>` and every runtime part are not), with:
+//! - the replicated `<disk>` left out and rebuilt in `<qemu:commandline>` as the
 //!   replication chain `parent0 <- hidden <- active` under a quorum `colo-disk0`, with
-//!   a `virtio-blk-pci` device of the same id, PCI address, bootindex and write-cache;
+//!   a `virtio-blk-pci` device of the same id, PCI address, bootindex and write-cache
+//!   (checked by [`super::validate`]);
 //! - the network proxy's secondary half: chardevs `red0`/`red1` connecting to the
 //!   primary (reconnecting), `filter-redirector` x2 and `filter-rewriter` on the NIC's
 //!   netdev, all with `vnet_hdr_support=on` (libvirt opens taps with a virtio-net
@@ -22,12 +20,16 @@
 //! - `-incoming defer`: the domain starts paused, waiting for the primary's
 //!   state; ftd then listens with `migrate-incoming` on the replication address
 //!   only, with TLS set first (`super::plan::secondary_export`);
-//! - file-backed serial/console moved to a path on this host.
+//! - serial/console onto a log file of this host.
+//!
+//! Paths in option strings have their commas doubled ([`qemu_value`]): a domain
+//! name may contain one.
 
+use super::definition::{self, Built, LocalFiles};
 use super::layout::{DomainLayout, LayoutError};
-use roxmltree::{Document, Node};
+use super::xml::escape;
 use std::fmt::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub const QEMU_NS: &str = "http://libvirt.org/schemas/domain/qemu/1.0";
 
@@ -60,14 +62,19 @@ pub struct SecondaryParams {
     pub serial_log: PathBuf,
     /// COLO's channels over mutual TLS with the primary's host (`None`: clear).
     pub tls: Option<super::tls::ColoTls>,
+    /// Where the emulator, kernel, initrd and firmware the primary names may be
+    /// on this host (`colo.trusted-dirs`).
+    pub trusted_dirs: Vec<PathBuf>,
 }
 
-/// Generate the secondary's domain XML.
+/// Generate the secondary's domain XML for domain `name`, with what of the
+/// primary's was left out.
 pub fn secondary_xml(
     primary_live: &str,
+    name: &str,
     disk: &DiskDevice,
     p: &SecondaryParams,
-) -> Result<String, LayoutError> {
+) -> Result<Built, LayoutError> {
     let layout = DomainLayout::parse(primary_live)?;
     layout.check_replicable(primary_live)?;
     let nic = &layout.nics[0];
@@ -76,9 +83,15 @@ pub fn secondary_xml(
             "the interface has no <alias>: pass the LIVE XML of the running primary".into(),
         )
     })?;
-    let doc = Document::parse(primary_live).map_err(|e| LayoutError::Xml(e.to_string()))?;
-    let mut out = String::new();
-    write_node(doc.root_element(), &mut out, 0, p)?;
+    super::validate::qemu_id("interface alias", &netdev)
+        .map_err(|e| LayoutError::Xml(e.to_string()))?;
+    let local = LocalFiles {
+        trusted_dirs: &p.trusted_dirs,
+        serial_log: &p.serial_log,
+    };
+    let mut built = definition::secondary(primary_live, name, &local)?;
+    let out = &mut built.xml;
+    *out = out.replacen("<domain", &format!("<domain xmlns:qemu='{QEMU_NS}'"), 1);
     let args = commandline(&netdev, disk, p);
     let mut cl = String::from("  <qemu:commandline>\n");
     for a in args {
@@ -89,7 +102,13 @@ pub fn secondary_xml(
         .rfind("</domain>")
         .ok_or_else(|| LayoutError::Xml("no </domain>".into()))?;
     out.insert_str(end, &cl);
-    Ok(out)
+    Ok(built)
+}
+
+/// A value for a QEMU option string: commas doubled (QEMU's escape), so a path
+/// stays one value.
+pub fn qemu_value(p: &Path) -> String {
+    p.display().to_string().replace(',', ",,")
 }
 
 /// The `<qemu:commandline>` arguments of the secondary.
@@ -138,15 +157,15 @@ pub fn commandline(netdev: &str, disk: &DiskDevice, p: &SecondaryParams) -> Vec<
         "-drive",
         format!(
             "if=none,id=parent0,driver=qcow2,file.filename={},cache.direct=on",
-            p.parent.display()
+            qemu_value(&p.parent)
         ),
     );
     push(
         "-drive",
         format!(
             "if=none,id=childs0,driver=replication,mode=secondary,top-id=colo-disk0,file.driver=qcow2,file.file.filename={},file.backing.driver=qcow2,file.backing.file.filename={},file.backing.backing=parent0",
-            p.active.display(),
-            p.hidden.display()
+            qemu_value(&p.active),
+            qemu_value(&p.hidden)
         ),
     );
     push(
@@ -169,98 +188,6 @@ pub fn commandline(netdev: &str, disk: &DiskDevice, p: &SecondaryParams) -> Vec<
     v
 }
 
-/// Elements dropped from the copy, wherever they are.
-fn dropped(n: Node) -> bool {
-    let name = n.tag_name().name();
-    let parent = n
-        .parent_element()
-        .map(|p| p.tag_name().name())
-        .unwrap_or("");
-    matches!(name, "alias" | "backingStore" | "seclabel" | "metadata")
-        || (name == "commandline" && n.tag_name().namespace() == Some(QEMU_NS))
-        || (name == "target" && parent == "interface")
-        || (name == "disk"
-            && n.attribute("device").unwrap_or("disk") == "disk"
-            && parent == "devices")
-}
-
-fn write_node(
-    n: Node,
-    out: &mut String,
-    depth: usize,
-    p: &SecondaryParams,
-) -> Result<(), LayoutError> {
-    let name = n.tag_name();
-    let prefix = match name.namespace() {
-        None => "",
-        Some(QEMU_NS) => "qemu:",
-        Some(ns) => {
-            return Err(LayoutError::Unsupported {
-                device: format!("element <{}> in namespace {ns}", name.name()),
-                why: "outside <metadata>, only libvirt's qemu namespace is understood".into(),
-            })
-        }
-    };
-    let indent = "  ".repeat(depth);
-    let _ = write!(out, "{indent}<{prefix}{}", name.name());
-    if depth == 0 {
-        out.push_str(&format!(" xmlns:qemu='{QEMU_NS}'"));
-    }
-    let serial_file = matches!(n.tag_name().name(), "source")
-        && n.parent_element()
-            .is_some_and(|e| matches!(e.tag_name().name(), "serial" | "console"))
-        && n.attribute("path").is_some();
-    for a in n.attributes() {
-        if depth == 0 && a.name() == "id" {
-            continue;
-        }
-        let value = if serial_file && a.name() == "path" {
-            p.serial_log.display().to_string()
-        } else {
-            a.value().to_string()
-        };
-        let _ = write!(out, " {}='{}'", a.name(), escape(&value));
-    }
-    let kids: Vec<Node> = n
-        .children()
-        .filter(|c| {
-            (c.is_element() && !dropped(*c))
-                || (c.is_text() && !c.text().unwrap_or("").trim().is_empty())
-        })
-        .collect();
-    if kids.is_empty() {
-        out.push_str("/>\n");
-        return Ok(());
-    }
-    if kids.len() == 1 && kids[0].is_text() {
-        let _ = writeln!(
-            out,
-            ">{}</{prefix}{}>",
-            escape(kids[0].text().unwrap_or("").trim()),
-            name.name()
-        );
-        return Ok(());
-    }
-    out.push_str(">\n");
-    for k in kids {
-        if k.is_element() {
-            write_node(k, out, depth + 1, p)?;
-        } else {
-            let _ = writeln!(out, "{indent}  {}", escape(k.text().unwrap_or("").trim()));
-        }
-    }
-    let _ = writeln!(out, "{indent}</{prefix}{}>", name.name());
-    Ok(())
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\'', "&apos;")
-        .replace('"', "&quot;")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,6 +207,7 @@ mod tests {
                 dir: "/b/qemu-tls".into(),
                 peer: "hosta".into(),
             }),
+            trusted_dirs: vec!["/var/cache/ftvirt".into()],
         }
     }
 
@@ -295,7 +223,9 @@ mod tests {
 
     #[test]
     fn secondary_keeps_the_layout_and_adds_the_colo_halves() {
-        let x = secondary_xml(LIVE, &disk(), &params()).unwrap();
+        let x = secondary_xml(LIVE, "ftguest", &disk(), &params())
+            .unwrap()
+            .xml;
         // It is a valid domain, with the same layout but no disk of libvirt's own.
         let l = DomainLayout::parse(&x).unwrap();
         assert_eq!(
@@ -380,7 +310,7 @@ mod tests {
             );
         }
         // Well-formed, with the qemu namespace declared once.
-        let doc = Document::parse(&x).unwrap();
+        let doc = roxmltree::Document::parse(&x).unwrap();
         assert_eq!(
             doc.root_element()
                 .children()
@@ -393,14 +323,14 @@ mod tests {
     #[test]
     fn needs_the_live_xml() {
         let inactive = LIVE.replace("<alias name='net0'/>", "");
-        let e = secondary_xml(&inactive, &disk(), &params()).unwrap_err();
+        let e = secondary_xml(&inactive, "ftguest", &disk(), &params()).unwrap_err();
         assert!(e.to_string().contains("LIVE XML"), "{e}");
     }
 
     #[test]
     fn refuses_what_cannot_be_replicated_before_generating_anything() {
         let x = LIVE.replace("<model type='virtio'/>", "<model type='e1000'/>");
-        assert!(secondary_xml(&x, &disk(), &params())
+        assert!(secondary_xml(&x, "ftguest", &disk(), &params())
             .unwrap_err()
             .to_string()
             .contains("model e1000"));
@@ -409,7 +339,9 @@ mod tests {
     #[test]
     fn a_takeover_survivor_can_be_protected_again() {
         // The survivor's live XML is the secondary's: disk in <qemu:commandline>.
-        let first = secondary_xml(LIVE, &disk(), &params()).unwrap();
+        let first = secondary_xml(LIVE, "ftguest", &disk(), &params())
+            .unwrap()
+            .xml;
         let l = DomainLayout::parse(&first).unwrap();
         assert_eq!(l.disks.len(), 1, "the commandline disk is recognised");
         let d = &l.disks[0];
@@ -431,10 +363,12 @@ mod tests {
                 "<interface type='bridge'>",
                 "<interface type='bridge'>\n      <alias name='net0'/>",
             ),
+            "ftguest",
             &disk(),
             &params(),
         )
-        .unwrap();
+        .unwrap()
+        .xml;
         assert_eq!(again.matches("-incoming").count(), 1, "{again}");
         assert_eq!(again.matches("<qemu:commandline>").count(), 1);
     }
@@ -445,7 +379,9 @@ mod tests {
             "<memory unit='KiB'>",
             "<metadata><ft:protection xmlns:ft='https://ftvirt.org/xmlns/ftd/1' peer='b'/></metadata>\n  <memory unit='KiB'>",
         );
-        let s = secondary_xml(&x, &disk(), &params()).unwrap();
+        let s = secondary_xml(&x, "ftguest", &disk(), &params())
+            .unwrap()
+            .xml;
         assert!(!s.contains("protection") && !s.contains("metadata"), "{s}");
     }
 }

@@ -1,5 +1,6 @@
-//! The `colo:` section: where the secondary's overlays go, and the COLO ports of
-//! the first domain wired on this host (the bases of every slot's).
+//! The `colo:` section: where the secondary's overlays go, the COLO ports of
+//! the first domain wired on this host (the bases of every slot's), and the
+//! directories whose programs and boot files a peer's domain may name.
 
 use super::de;
 use serde::Deserialize;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
     default,
     deny_unknown_fields,
     rename_all = "kebab-case",
-    expecting = "a mapping with ports:, overlay-dir: and tls:"
+    expecting = "a mapping with ports:, overlay-dir:, tls: and trusted-dirs:"
 )]
 pub struct Colo {
     pub ports: ColoPorts,
@@ -22,7 +23,23 @@ pub struct Colo {
     /// with the peer-link's certificates (`crate::colo::tls`). Off: in clear,
     /// for a replication network protected another way; warned at start.
     pub tls: bool,
+    /// Where the emulator, kernel, initrd, firmware loader and DTB that a peer's
+    /// domain names may be: a secondary or survivor built from the peer's
+    /// definition uses such a file of this host only under one of these.
+    #[serde(deserialize_with = "de::plain_dirs")]
+    pub trusted_dirs: Vec<PathBuf>,
 }
+
+/// `colo.trusted-dirs` by default: where Debian's QEMU, its firmware and
+/// libvirt's boot images live.
+pub const TRUSTED_DIRS: [&str; 6] = [
+    "/usr/bin",
+    "/usr/libexec",
+    "/usr/share/qemu",
+    "/usr/share/seabios",
+    "/usr/share/OVMF",
+    "/var/lib/libvirt/boot",
+];
 
 impl Default for Colo {
     fn default() -> Self {
@@ -30,6 +47,7 @@ impl Default for Colo {
             ports: ColoPorts::default(),
             overlay_dir: PathBuf::from("/var/lib/ftvirt/overlays"),
             tls: true,
+            trusted_dirs: TRUSTED_DIRS.iter().map(PathBuf::from).collect(),
         }
     }
 }

@@ -129,6 +129,28 @@ pub fn abs_dir<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     })
 }
 
+/// A list of absolute directories, none of them `/` itself and none with a `.`
+/// or `..` component (they bound what a peer may name, see `colo.trusted-dirs`).
+pub fn plain_dirs<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Dir(#[serde(deserialize_with = "plain_dir")] PathBuf);
+    let v: Vec<Dir> = serde::Deserialize::deserialize(d)?;
+    Ok(v.into_iter().map(|d| d.0).collect())
+}
+
+fn plain_dir<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
+    text(
+        d,
+        "an absolute directory other than / itself, without . or .. in it",
+        |s| {
+            let plain = s.starts_with('/')
+                && !s.trim_end_matches('/').is_empty()
+                && !s.split('/').any(|c| c == "." || c == "..");
+            plain.then(|| PathBuf::from(s))
+        },
+    )
+}
+
 pub fn abs_file<'de, D: Deserializer<'de>>(d: D) -> Result<PathBuf, D::Error> {
     text(d, "an absolute file path (starting with /)", |s| {
         (s.starts_with('/') && !s.ends_with('/')).then(|| PathBuf::from(s))

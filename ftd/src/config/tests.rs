@@ -117,7 +117,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 52);
+    assert_eq!(count, 53);
 }
 
 #[test]
@@ -152,6 +152,10 @@ fn a_minimal_config_gets_every_default() {
             },
             overlay_dir: "/var/lib/ftvirt/overlays".into(),
             tls: true,
+            trusted_dirs: crate::config::colo::TRUSTED_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
         }
     );
     assert_eq!(
@@ -272,7 +276,7 @@ fn mistakes_are_refused_with_position_and_fix() {
         ),
         (
             format!("{HOST}colo:\n  speed: 3\n"),
-            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls",
+            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, trusted-dirs",
         ),
         // A key in the wrong section.
         (

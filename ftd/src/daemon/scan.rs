@@ -36,9 +36,7 @@ pub(super) fn scan(ctx: HostCtx, me: WeakDaemonHandle) {
             if !matches!(st, DomState::Running | DomState::Paused) {
                 continue;
             }
-            let secondary = tokio::fs::metadata(crate::domain::secondary_dir(&ctx, &name))
-                .await
-                .is_ok();
+            let secondary = crate::domain::exists(crate::domain::secondary_dir(&ctx, &name)).await;
             match ctx.lv.metadata(&name, NAMESPACE).await {
                 Ok(Some(_)) => {
                     tracing::info!(domain = %name, "start-up: running and marked: re-attach or protect");

@@ -17,10 +17,9 @@ use tokio::sync::mpsc;
 /// the secondary's parent image gets at takeover (`survivor.rs`).
 pub(super) async fn disk(ctx: &HostCtx, name: &str, role: Role) -> Option<PathBuf> {
     match role {
-        Role::Secondary => Some(super::survivor::planned(
-            &super::survivor::disk_dir(&ctx.overlay_dir, name),
-            name,
-        )),
+        Role::Secondary => super::survivor::disk_dir(&ctx.overlay_dir, name)
+            .ok()
+            .map(|d| super::survivor::planned(&d, name)),
         Role::Primary => first_disk(ctx, name).await,
     }
 }

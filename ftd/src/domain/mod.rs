@@ -14,6 +14,7 @@
 //! - `scratch`, `survivor`: the secondary's scratch images; the survivor's disk.
 
 mod claim;
+mod create;
 pub use claim::start as claim_start;
 mod disk;
 mod enable;
@@ -21,6 +22,7 @@ mod events;
 mod fence;
 mod handle;
 mod monitor;
+mod overlay;
 mod ports;
 mod reattach;
 mod resolve;
@@ -31,7 +33,7 @@ mod task;
 
 pub use handle::{CommandError, DomainCmd, DomainHandle, UserReply};
 pub use ports::PortPool;
-pub(crate) use reattach::secondary_dir;
+pub(crate) use reattach::{exists, secondary_dir};
 pub use resolve::{resolve, Resolved};
 
 use crate::arbiter::ArbiterHandle;
@@ -59,6 +61,9 @@ pub struct HostCtx {
     pub peer_rep_addr: String,
     /// Where secondaries' images go.
     pub overlay_dir: PathBuf,
+    /// Where the emulator and boot files a peer's definition names may be
+    /// (`colo.trusted-dirs`).
+    pub trusted_dirs: Vec<PathBuf>,
     pub checkpoint_ms: u64,
     pub compare_timeout_ms: u64,
     pub sync_timeout: Duration,

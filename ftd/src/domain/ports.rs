@@ -57,6 +57,11 @@ impl PortPool {
         })
     }
 
+    /// The configured ports of slot 0 (every slot's are derived from them).
+    pub fn bases(&self) -> Ports {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).bases
+    }
+
     /// A pool that keeps nothing on disk.
     pub fn in_memory(bases: Ports) -> PortPool {
         PortPool {

@@ -114,30 +114,41 @@ pub(crate) fn quorum_gen(nodes: &[String]) -> Option<u32> {
 }
 
 /// Where the secondary's host keeps the spec it was built from.
-pub(crate) fn spec_path(ctx: &HostCtx, name: &str) -> PathBuf {
-    secondary_dir(ctx, name).join("spec.json")
+pub(crate) fn spec_path(ctx: &HostCtx, name: &str) -> Result<PathBuf, String> {
+    Ok(secondary_dir(ctx, name)?.join("spec.json"))
 }
 
-/// The directory of a secondary's overlays on this host.
-pub(crate) fn secondary_dir(ctx: &HostCtx, name: &str) -> PathBuf {
-    ctx.overlay_dir.join(name).join("secondary")
+/// The directory of a secondary's overlays on this host (checked to stay under
+/// the overlay directory).
+pub(crate) fn secondary_dir(ctx: &HostCtx, name: &str) -> Result<PathBuf, String> {
+    super::overlay::domain_dir(&ctx.overlay_dir, name, "secondary")
+}
+
+/// Does `p` exist (a path that could not be made does not)?
+pub(crate) async fn exists(p: Result<PathBuf, String>) -> bool {
+    match p {
+        Ok(p) => tokio::fs::metadata(p).await.is_ok(),
+        Err(_) => false,
+    }
 }
 
 /// Keep the spec next to the secondary's overlays: a restarted ftd needs it to
 /// leave a proper definition behind if this secondary takes over.
 pub(crate) async fn save_spec(ctx: &HostCtx, name: &str, spec: &SecondarySpec) {
-    let p = spec_path(ctx, name);
-    let r = match serde_json::to_vec(spec) {
-        Ok(bytes) => tokio::fs::write(&p, bytes).await.map_err(|e| e.to_string()),
-        Err(e) => Err(e.to_string()),
+    let r = match (spec_path(ctx, name), serde_json::to_vec(spec)) {
+        (Ok(p), Ok(bytes)) => tokio::fs::write(&p, bytes)
+            .await
+            .map_err(|e| format!("{}: {e}", p.display())),
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(e.to_string()),
     };
     if let Err(e) = r {
-        tracing::warn!(domain = name, path = %p.display(), error = %e, "secondary spec not saved (a restarted ftd will ask the primary for it)");
+        tracing::warn!(domain = name, error = %e, "secondary spec not saved (a restarted ftd will ask the primary for it)");
     }
 }
 
 async fn load_spec(ctx: &HostCtx, name: &str) -> Option<SecondarySpec> {
-    let p = spec_path(ctx, name);
+    let p = spec_path(ctx, name).ok()?;
     let bytes = tokio::fs::read(&p).await.ok()?;
     match serde_json::from_slice(&bytes) {
         Ok(s) => Some(s),
@@ -215,8 +226,8 @@ async fn read_facts(ctx: &HostCtx, name: &str) -> Result<(Facts, Value), String>
         status: status["status"].as_str().unwrap_or("?").to_string(),
         marked,
         mark_unreadable,
-        secondary_dir: tokio::fs::metadata(secondary_dir(ctx, name)).await.is_ok(),
-        secondary_role: tokio::fs::metadata(spec_path(ctx, name)).await.is_ok(),
+        secondary_dir: exists(secondary_dir(ctx, name)).await,
+        secondary_role: exists(spec_path(ctx, name)).await,
         nodes: ids(&nodes, "node-name"),
         objects: ids(&objects, "name"),
         jobs: ids(&jobs, "device"),

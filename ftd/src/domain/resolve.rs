@@ -56,9 +56,7 @@ pub async fn resolve(ctx: &HostCtx, name: &str) -> Result<Option<Resolved>, Libv
 /// a secondary's overlays for it)? With the mark's settings, if it carries a
 /// usable one.
 async fn reattach_candidate(ctx: &HostCtx, domain: &str) -> (bool, Option<DomainSettings>) {
-    let secondary = tokio::fs::metadata(super::secondary_dir(ctx, domain))
-        .await
-        .is_ok();
+    let secondary = super::exists(super::secondary_dir(ctx, domain)).await;
     let el = match ctx.lv.metadata(domain, NAMESPACE).await {
         Ok(Some(el)) => el,
         Ok(None) => return (secondary, None),

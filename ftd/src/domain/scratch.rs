@@ -109,7 +109,7 @@ pub(super) async fn destroy_secondary(name: &str, ctx: &HostCtx) -> Result<(), S
     if let Err(e) = &destroyed {
         tracing::info!(domain = name, error = %e, "the secondary went away by itself");
     }
-    let dir = dir(ctx, name);
+    let dir = dir(ctx, name)?;
     if let Some(why) = kept_for(ctx, name, &dir).await {
         tracing::warn!(domain = name, dir = %dir.display(), %why, "overlays kept");
         return Ok(());

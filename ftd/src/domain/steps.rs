@@ -3,13 +3,12 @@
 
 use super::{HostCtx, StepOut};
 use crate::annotation;
+use crate::colo::definition::LocalFiles;
 use crate::colo::layout::DomainLayout;
 use crate::colo::plan::{self, Ports, Wiring};
-use crate::colo::secondary::{secondary_xml, SecondaryParams};
-use crate::colo::spec::{takeover_definition, SecondarySpec};
+use crate::colo::spec::{repoint_disk, takeover_definition, SecondarySpec};
 use crate::coordinator::{Event, Step};
 use crate::inspect;
-use crate::peer::{Request, Response};
 use crate::runner::{self, QMP_DEADLINE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -88,7 +87,7 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
         Step::Freeze => super::fence::set_links(&name, &ctx, false).await,
         Step::Thaw => super::fence::set_links(&name, &ctx, true).await,
         Step::DestroyPrimary => ctx.lv.destroy(&name).await.map_err(|e| e.to_string()),
-        Step::CreateSecondary => create_secondary(&name, &ctx)
+        Step::CreateSecondary => super::create::create_secondary(&name, &ctx)
             .await
             .map(|s| out.spec = Some(s)),
         Step::DestroySecondary => super::scratch::destroy_secondary(&name, &ctx).await,
@@ -131,7 +130,7 @@ async fn plan_run_until(
         .map_err(|e| e.to_string())
 }
 
-async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
+pub(super) async fn plan_run(ctx: &HostCtx, name: &str, p: &[plan::Op]) -> Result<(), String> {
     runner::run(&*ctx.lv, name, p)
         .await
         .map(|_| ())
@@ -229,7 +228,7 @@ async fn pivot_and_mirror(
     // The next boot must use the image the guest now writes to.
     let before = super::claim::first_disk(ctx, name).await;
     match ctx.lv.xml(name, true).await {
-        Ok(inactive) => match takeover_definition(&inactive, base_image) {
+        Ok(inactive) => match repoint_disk(&inactive, base_image) {
             Ok(x) => match ctx.lv.define(&x).await {
                 Err(e) => {
                     tracing::warn!(domain = name, error = %e, "could not point the definition at the new image")
@@ -237,9 +236,9 @@ async fn pivot_and_mirror(
                 // A survivor's disk the guest no longer writes to.
                 Ok(_) => {
                     let survivors = super::survivor::disk_dir(&ctx.overlay_dir, name);
-                    if let Some(f) = before
-                        .and_then(|b| super::survivor::drop_replaced(&survivors, &b, base_image))
-                    {
+                    if let Some(f) = before.zip(survivors.ok()).and_then(|(b, survivors)| {
+                        super::survivor::drop_replaced(&survivors, &b, base_image)
+                    }) {
                         tracing::info!(domain = name, file = %f.display(), "removed the survivor's disk the new base image replaces");
                     }
                 }
@@ -344,90 +343,6 @@ pub(crate) async fn secondary_spec(
     })
 }
 
-fn overlay_paths(ctx: &HostCtx, name: &str) -> (PathBuf, PathBuf, PathBuf, PathBuf) {
-    let d = super::reattach::secondary_dir(ctx, name);
-    (
-        d.join("parent0.qcow2"),
-        d.join("active.qcow2"),
-        d.join("hidden.qcow2"),
-        d.join("serial.log"),
-    )
-}
-
-/// Secondary: fetch the spec, create images, start the secondary, export its disk.
-async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, String> {
-    let resp = ctx
-        .peer
-        .request(
-            Request::SecondarySpec {
-                domain: name.to_string(),
-            },
-            Duration::from_secs(30),
-        )
-        .await
-        .map_err(|e| format!("asking the primary for the domain's layout: {e}"))?;
-    let Response::SecondarySpec(spec) = resp else {
-        return Err(format!(
-            "the primary answered {resp:?} instead of the layout"
-        ));
-    };
-    let spec = *spec;
-    let (parent, active, hidden, serial) = overlay_paths(ctx, name);
-    // A stale copy from an earlier life of this host must not be running (a
-    // transient one then has no definition left).
-    let _ = ctx.lv.destroy(name).await;
-    // Never over the disk of a copy that took over here (its definition
-    // still points into the overlay directory).
-    if let Some(why) =
-        super::scratch::kept_for(ctx, name, &super::reattach::secondary_dir(ctx, name)).await
-    {
-        return Err(format!(
-            "{why}; a secondary is not built over it: move that copy's disk out \
-             (virsh blockcopy, or copy it while the domain is shut off, then edit the \
-             definition) or undefine it, then protect again"
-        ));
-    }
-    for p in [&parent, &active, &hidden] {
-        ctx.os.create_image(p, spec.disk_size).await?;
-    }
-    let params = SecondaryParams {
-        primary_addr: spec.primary_addr.clone(),
-        mirror_port: spec.ports.mirror,
-        compare_port: spec.ports.compare,
-        parent,
-        active,
-        hidden,
-        serial_log: serial,
-        tls: ctx.colo_tls(),
-    };
-    let xml =
-        secondary_xml(&spec.primary_live_xml, &spec.disk, &params).map_err(|e| e.to_string())?;
-    ctx.lv
-        .create(&xml)
-        .await
-        .map_err(|e| format!("starting the secondary: {e}"))?;
-    let st = ctx
-        .lv
-        .qmp(name, &json!({"execute": "query-status"}), QMP_DEADLINE)
-        .await
-        .map_err(|e| e.to_string())?;
-    if st["status"] != "inmigrate" {
-        return Err(format!(
-            "the secondary is {} instead of waiting for the primary (inmigrate)",
-            st["status"]
-        ));
-    }
-    plan_run(
-        ctx,
-        name,
-        &plan::secondary_export(&spec.ports, &ctx.rep_addr, ctx.colo_tls().as_ref()),
-    )
-    .await
-    .map_err(|e| format!("NBD export: {e}"))?;
-    super::reattach::save_spec(ctx, name, &spec).await;
-    Ok(spec)
-}
-
 /// Drop QEMU's connections to the peer host on the domain's COLO ports, so that
 /// nothing in QEMU waits on a host that will never answer (see [`sockets`]).
 async fn cut_peer(ctx: &HostCtx, name: &str, p: &Ports) {
@@ -454,10 +369,22 @@ async fn cut_if_peer_lost(ctx: &HostCtx, name: &str, ports: &Ports) {
 async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> Result<(), String> {
     plan_run(ctx, name, &plan::take_over()).await?;
     if let Some(spec) = spec {
-        let disk = survivor_disk(ctx, name).await;
-        match takeover_definition(&spec.primary_inactive_xml, &disk) {
-            Ok(x) => {
-                if let Err(e) = ctx.lv.define(&x).await {
+        let built = survivor_disk(ctx, name).await.and_then(|disk| {
+            // Its console log beside its disk, on this host.
+            let log = disk.with_file_name(format!("{name}.serial.log"));
+            let local = LocalFiles {
+                trusted_dirs: &ctx.trusted_dirs,
+                serial_log: &log,
+            };
+            takeover_definition(&spec.primary_inactive_xml, name, &disk, &local)
+                .map_err(|e| e.to_string())
+        });
+        match built {
+            Ok(b) => {
+                if !b.dropped.is_empty() {
+                    tracing::info!(domain = name, dropped = %b.dropped.join(" "), "not taken from the primary's definition");
+                }
+                if let Err(e) = ctx.lv.define(&b.xml).await {
                     tracing::warn!(domain = name, error = %e, "could not define the survivor's domain");
                 }
             }
@@ -467,30 +394,33 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
     }
     // This host runs the domain now: a restarted ftd must not take it for a
     // secondary (its overlays stay: the survivor's disk is among them).
-    let _ = tokio::fs::remove_file(super::reattach::spec_path(ctx, name)).await;
+    if let Ok(p) = super::reattach::spec_path(ctx, name) {
+        let _ = tokio::fs::remove_file(p).await;
+    }
     Ok(())
 }
 
 /// The guest runs on the secondary's parent image now: move it out of the
-/// scratch directory (`survivor.rs`); where it is now.
-async fn survivor_disk(ctx: &HostCtx, name: &str) -> PathBuf {
-    let (parent, ..) = overlay_paths(ctx, name);
-    let dir = super::survivor::disk_dir(&ctx.overlay_dir, name);
+/// scratch directory (`survivor.rs`); where it is now (`Err`: the name makes
+/// no path under the overlay directory).
+async fn survivor_disk(ctx: &HostCtx, name: &str) -> Result<PathBuf, String> {
+    let (parent, ..) = super::create::overlay_paths(ctx, name)?;
+    let dir = super::survivor::disk_dir(&ctx.overlay_dir, name)?;
     let (from, n) = (parent.clone(), name.to_string());
     let moved =
         tokio::task::spawn_blocking(move || super::survivor::move_out(&from, &dir, &n)).await;
     match moved {
         Ok(Ok(to)) => {
             tracing::info!(domain = name, from = %parent.display(), to = %to.display(), "the survivor's disk moved out of the scratch directory");
-            to
+            Ok(to)
         }
         Ok(Err(why)) => {
             tracing::warn!(domain = name, disk = %parent.display(), %why, "the survivor's disk stays in the scratch directory (kept there while its definition uses it)");
-            parent
+            Ok(parent)
         }
         Err(e) => {
             tracing::warn!(domain = name, error = %e, "moving the survivor's disk failed");
-            parent
+            Ok(parent)
         }
     }
 }

@@ -25,9 +25,10 @@ use std::path::{Path, PathBuf};
 /// How many names are tried before giving up.
 const MAX_TRIES: usize = 100;
 
-/// Where a survivor's disk goes: `<overlay-dir>/<domain>/disk`.
-pub(crate) fn disk_dir(overlay_dir: &Path, name: &str) -> PathBuf {
-    overlay_dir.join(name).join("disk")
+/// Where a survivor's disk goes: `<overlay-dir>/<domain>/disk` (checked to stay
+/// under the overlay directory).
+pub(crate) fn disk_dir(overlay_dir: &Path, name: &str) -> Result<PathBuf, String> {
+    super::overlay::domain_dir(overlay_dir, name, "disk")
 }
 
 /// The names tried in turn in `dir` for `name`'s disk.
@@ -113,7 +114,7 @@ mod tests {
         std::fs::create_dir_all(&s).unwrap();
         let parent = s.join("parent0.qcow2");
         std::fs::write(&parent, b"the guest's data").unwrap();
-        (parent, disk_dir(t.path(), "g"))
+        (parent, disk_dir(t.path(), "g").unwrap())
     }
 
     #[test]
@@ -147,7 +148,7 @@ mod tests {
     #[test]
     fn a_missing_disk_is_an_error_that_names_it() {
         let t = tempfile::tempdir().unwrap();
-        let dir = disk_dir(t.path(), "g");
+        let dir = disk_dir(t.path(), "g").unwrap();
         let e = move_out(&t.path().join("nope.qcow2"), &dir, "g").unwrap_err();
         assert!(
             e.contains("nope.qcow2") && e.contains("No such file"),
@@ -158,7 +159,7 @@ mod tests {
     #[test]
     fn only_a_replaced_survivor_disk_is_removed() {
         let t = tempfile::tempdir().unwrap();
-        let dir = disk_dir(t.path(), "g");
+        let dir = disk_dir(t.path(), "g").unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         let old = dir.join("g.qcow2");
         std::fs::write(&old, b"x").unwrap();

@@ -59,6 +59,11 @@ fn hello(me: &Identity) -> Frame {
 
 /// Check the peer's first frame; on a failed check, tell the peer why.
 async fn check(wire: &mut Wire, me: &Identity, got: Frame) -> Result<PeerHello, HandshakeError> {
+    // The peer's free text made safe before it is logged (`inbound`).
+    let got = match super::inbound::inbound(got) {
+        super::inbound::Inbound::Deliver(f) => f,
+        _ => return Err(HandshakeError::Unexpected("Msg or Request")),
+    };
     let err = match got {
         Frame::Hello {
             version,
@@ -67,7 +72,7 @@ async fn check(wire: &mut Wire, me: &Identity, got: Frame) -> Result<PeerHello, 
         } => {
             if version != PROTOCOL_VERSION {
                 HandshakeError::Version {
-                    host,
+                    host: super::inbound::text(&host),
                     theirs: version,
                     ours: PROTOCOL_VERSION,
                 }
@@ -75,7 +80,7 @@ async fn check(wire: &mut Wire, me: &Identity, got: Frame) -> Result<PeerHello, 
                 HandshakeError::WrongHost {
                     me: me.host.clone(),
                     expected: me.peer_host.clone(),
-                    got: host,
+                    got: super::inbound::text(&host),
                 }
             } else {
                 return Ok(PeerHello { host, boot });

@@ -29,6 +29,7 @@
 use super::connect::Established;
 use super::frame::{self, Frame, FrameError, Response, Wire};
 use super::handle::{Command, LinkEvent, PeerError, PeerInfo, Session};
+use super::inbound::{self, Inbound};
 use super::probe::{self, Knocker};
 use super::PeerConfig;
 use bytes::Bytes;
@@ -344,6 +345,23 @@ impl Link {
                     knock_at.as_mut().reset(now + knock_from);
                     (knocking, knocked) = (None, false);
                     graces = 0;
+                    // The boundary: bad names go no further, free text is
+                    // made safe (`inbound`).
+                    let f = match inbound::inbound(f) {
+                        Inbound::Deliver(f) => f,
+                        Inbound::Drop(why) => {
+                            warn!(peer = %self.cfg.peer_host, "peer link: {why}; no state changed");
+                            continue;
+                        }
+                        Inbound::Answer { id, error } => {
+                            warn!(peer = %self.cfg.peer_host, "peer link: request {id} refused: {error}");
+                            let resp = frame::encode(&Frame::Response { id, result: Err(error) });
+                            if let Some(end) = self.write(wire, resp).await {
+                                return end;
+                            }
+                            continue;
+                        }
+                    };
                     match f {
                         Frame::Heartbeat { seq } => trace!(seq, "peer link: heartbeat"),
                         Frame::Msg { domain, msg } => {

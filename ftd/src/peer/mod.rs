@@ -113,6 +113,7 @@
 //! those on real sockets.
 
 pub mod frame;
+pub mod inbound;
 pub mod memory;
 pub mod tls;
 

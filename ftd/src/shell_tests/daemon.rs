@@ -85,3 +85,88 @@ async fn requests_for_a_domain_being_looked_up_wait_their_turn() {
         Err(crate::domain::CommandError::NoSuchDomain(_))
     ));
 }
+
+/// Every file and directory under `root`, for a before/after comparison.
+fn tree(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p.clone());
+            }
+            out.push(p);
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_peer_naming_a_path_creates_no_task_and_touches_no_file() {
+    let w = World::new().await;
+    let root = w.b.dir.parent().unwrap().to_path_buf();
+    let before = tree(&root);
+    let abs = w.b.dir.join("overlays/g").display().to_string();
+    for name in ["../../x", abs.as_str(), "x\ny", "."] {
+        for msg in [
+            crate::coordinator::PeerMsg::HostSecondary,
+            crate::coordinator::PeerMsg::ReleaseSecondary,
+            crate::coordinator::PeerMsg::TakeOver,
+        ] {
+            w.a.peer.send(name, msg).unwrap();
+        }
+        let r =
+            w.a.peer
+                .request(
+                    crate::peer::Request::SecondarySpec {
+                        domain: name.into(),
+                    },
+                    Duration::from_secs(5),
+                )
+                .await;
+        assert!(
+            r.as_ref()
+                .is_err_and(|e| e.to_string().contains("domain name")),
+            "{r:?}"
+        );
+    }
+    // A good name afterwards still arrives: the link stayed up.
+    w.a.peer
+        .send("h", crate::coordinator::PeerMsg::ReleaseSecondary)
+        .unwrap();
+    w.wait("b's task for h", || async {
+        w.b.state("h").await.is_some()
+    })
+    .await;
+    let tasks: Vec<String> =
+        w.b.daemon
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.domain)
+            .collect();
+    assert_eq!(tasks, ["h"], "no task but h's");
+    assert!(w.b.peer_up().await);
+    let after: Vec<_> = tree(&root)
+        .into_iter()
+        .filter(|p| !before.contains(p))
+        .collect();
+    // h's task may record its port slot; nothing else is new.
+    assert!(
+        after
+            .iter()
+            .all(|p| p.ends_with("ports.json") || p.ends_with("state")),
+        "files made: {after:?}"
+    );
+    assert!(
+        !w.b.fake
+            .calls()
+            .iter()
+            .any(|c| c.contains("..") || c.contains("x\ny")),
+        "{:#?}",
+        w.b.fake.calls()
+    );
+}

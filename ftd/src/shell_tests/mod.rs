@@ -181,6 +181,7 @@ fn side(
         rep_addr: addr.into(),
         peer_rep_addr: peer_addr.into(),
         overlay_dir: dir.join("overlays"),
+        trusted_dirs: vec!["/usr/bin".into()],
         checkpoint_ms: 2000,
         compare_timeout_ms: 3000,
         sync_timeout: Duration::from_secs(60),

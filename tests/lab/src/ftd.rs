@@ -67,8 +67,9 @@ fn timings(default: Option<(u64, u64)>) -> Option<(u64, u64)> {
 
 /// ftd's configuration for `me` paired with `peer`: heartbeat 100 ms, detection
 /// 500 ms (see [`timings`]), checkpoints every `checkpoint_ms`, the host's own
-/// system bus, state and overlays under the host's directory, the lab's TLS
-/// files, logs to stderr.
+/// system bus, state and overlays under the host's directory, the set-up cache
+/// trusted (the lab's QEMU and guest kernel are there), the lab's TLS files,
+/// logs to stderr.
 pub fn yaml(me: &Host, peer: &Host, checkpoint_ms: u64) -> String {
     yaml_with(me, peer, checkpoint_ms, timings(Some((100, 500))))
 }
@@ -80,7 +81,7 @@ fn yaml_with(me: &Host, peer: &Host, checkpoint_ms: u64, timing: Option<(u64, u6
     format!(
         "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
          defaults:\n  checkpoint-interval: {checkpoint_ms}\n{timing}\
-         colo:\n  overlay-dir: {dir}/overlays\n\
+         colo:\n  overlay-dir: {dir}/overlays\n  trusted-dirs: [/usr/bin, {cache}]\n\
          bus:\n  connect: system\n  name: {BUS_NAME}\n\
          state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
         me = me.name,
@@ -88,6 +89,8 @@ fn yaml_with(me: &Host, peer: &Host, checkpoint_ms: u64, timing: Option<(u64, u6
         pe = peer.name,
         pa = peer.rep_ip,
         dir = me.dir.display(),
+        // The lab's QEMU and guest kernel are built into the cache.
+        cache = crate::artifacts::cache_dir().display(),
         tls = me.ftd_tls_yaml(),
     )
 }

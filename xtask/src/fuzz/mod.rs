@@ -7,6 +7,7 @@
 //! | `config` | `Config::from_str` (ftd.yaml) | `examples/ftd.yaml`, `seeds/config` |
 //! | `qmp` | `parse_qmp_reply`, `QmpEvent::decode` | `seeds/qmp` (lines captured from QEMU 7.2) |
 //! | `peer_frame` | the peer link's codec and `frame::decode` | `seeds/peer_frame` (encoded frames) |
+//! | `secondary_spec` | a peer's `SecondarySpec` (or live XML) through `validate::spec`, `secondary_xml` and `takeover_definition`, output checked against the allow-list | the lab guest's live XML, `seeds/secondary_spec` (the XML, a spec in JSON) |
 //!
 //! Each target runs libFuzzer with `-max_total_time` (60 s by default, 10 s with
 //! `--quick`), growing its corpus in `tests/fuzz/corpus/<target>` (kept between runs,
@@ -40,7 +41,7 @@ pub struct Target {
     pub real_inputs: &'static [&'static str],
 }
 
-pub const TARGETS: [Target; 4] = [
+pub const TARGETS: [Target; 5] = [
     Target {
         name: "annotation",
         real_inputs: &[
@@ -59,6 +60,10 @@ pub const TARGETS: [Target; 4] = [
     Target {
         name: "peer_frame",
         real_inputs: &[],
+    },
+    Target {
+        name: "secondary_spec",
+        real_inputs: &["ftd/src/colo/testdata/lab-guest-live.xml"],
     },
 ];
 

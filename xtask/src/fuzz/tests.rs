@@ -31,7 +31,8 @@ fn options_default_to_every_target_for_a_minute() {
 #[test]
 fn bad_options_say_what_to_write() {
     let e = |a: &[&str]| parse(a).unwrap_err().to_string();
-    assert!(e(&["--only", "yaml"]).contains("the targets are annotation, config, qmp, peer_frame"));
+    assert!(e(&["--only", "yaml"])
+        .contains("the targets are annotation, config, qmp, peer_frame, secondary_spec"));
     assert!(e(&["--seconds", "0"]).contains("above 0"));
     assert!(e(&["--seconds"]).contains("needs a number"));
     assert!(e(&["--sanitizer", "memory"]).contains("address or none"));

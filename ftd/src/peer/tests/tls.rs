@@ -256,10 +256,17 @@ async fn replayed_or_forged_records_drop_the_session_and_deliver_nothing() {
     a.up().await;
     b.up().await;
 
-    // A message in a record of its own size; record it on the way.
-    let domain = "d".repeat(3000);
-    a.h.send(domain.clone(), PeerMsg::TakeOver).unwrap();
-    assert_eq!(b.msg().await, (domain.clone(), PeerMsg::TakeOver));
+    // A message in a record of its own size; record it on the way. (Its text
+    // arrives cut to the link's bound, `inbound::text`; a name that long would
+    // be refused.)
+    let (domain, long) = ("d".to_string(), "x".repeat(3000));
+    let arrives = crate::peer::inbound::text(&long);
+    a.h.send(domain.clone(), PeerMsg::SecondaryFailed(long.clone()))
+        .unwrap();
+    assert_eq!(
+        b.msg().await,
+        (domain.clone(), PeerMsg::SecondaryFailed(arrives.clone()))
+    );
     let wire = proxy.recorded();
     let record = records(&wire)
         .into_iter()
@@ -281,8 +288,9 @@ async fn replayed_or_forged_records_drop_the_session_and_deliver_nothing() {
     // this connection) fares the same.
     a.up().await;
     b.up().await;
-    a.h.send(domain.clone(), PeerMsg::TookOver).unwrap();
-    assert_eq!(b.msg().await, (domain, PeerMsg::TookOver));
+    a.h.send(domain.clone(), PeerMsg::SecondaryFailed(long))
+        .unwrap();
+    assert_eq!(b.msg().await, (domain, PeerMsg::SecondaryFailed(arrives)));
     let wire = proxy.recorded();
     let mut forged = records(&wire)
         .into_iter()

@@ -1,0 +1,126 @@
+//! The secondary's creation on this host (`Step::CreateSecondary`): ask the
+//! primary for its spec, check it against what this host knows
+//! ([`crate::colo::validate`]), build the definition from it (the allow-list of
+//! [`crate::colo::definition`]), and only then create the images, start the
+//! secondary and export its disk. A spec that fails any check changes nothing
+//! here: no file, no domain.
+
+use super::HostCtx;
+use crate::colo::plan;
+use crate::colo::secondary::{secondary_xml, SecondaryParams};
+use crate::colo::spec::SecondarySpec;
+use crate::colo::validate;
+use crate::peer::{Request, Response};
+use crate::runner::QMP_DEADLINE;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub(super) fn overlay_paths(
+    ctx: &HostCtx,
+    name: &str,
+) -> Result<(PathBuf, PathBuf, PathBuf, PathBuf), String> {
+    let d = super::reattach::secondary_dir(ctx, name)?;
+    Ok((
+        d.join("parent0.qcow2"),
+        d.join("active.qcow2"),
+        d.join("hidden.qcow2"),
+        d.join("serial.log"),
+    ))
+}
+
+/// What this host knows that the primary's spec must agree with.
+fn local_facts(ctx: &HostCtx) -> validate::Local {
+    validate::Local {
+        peer_addr: ctx.peer_rep_addr.parse().ok(),
+        port_bases: ctx.ports.bases(),
+    }
+}
+
+/// Secondary: fetch the spec, create images, start the secondary, export its disk.
+pub(super) async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<SecondarySpec, String> {
+    let resp = ctx
+        .peer
+        .request(
+            Request::SecondarySpec {
+                domain: name.to_string(),
+            },
+            Duration::from_secs(30),
+        )
+        .await
+        .map_err(|e| format!("asking the primary for the domain's layout: {e}"))?;
+    let Response::SecondarySpec(spec) = resp else {
+        return Err(format!(
+            "the primary answered {resp:?} instead of the layout"
+        ));
+    };
+    let spec = *spec;
+    // Checked, and the definition built, before anything is touched here: a
+    // spec with a bad value changes nothing on this host.
+    let refused = |e: String| {
+        // Layout errors quote the peer's values.
+        let e = crate::peer::inbound::text(&e);
+        tracing::warn!(domain = name, error = %e, "the primary's spec is refused; nothing was created");
+        format!("the primary's spec is refused: {e}")
+    };
+    validate::spec(&spec, name, &local_facts(ctx)).map_err(|e| refused(e.to_string()))?;
+    let (parent, active, hidden, serial) = overlay_paths(ctx, name).map_err(refused)?;
+    let primary_addr = validate::primary_addr(&spec.primary_addr, &local_facts(ctx))
+        .map_err(|e| refused(e.to_string()))?;
+    let params = SecondaryParams {
+        primary_addr: primary_addr.to_string(),
+        mirror_port: spec.ports.mirror,
+        compare_port: spec.ports.compare,
+        parent: parent.clone(),
+        active: active.clone(),
+        hidden: hidden.clone(),
+        serial_log: serial,
+        trusted_dirs: ctx.trusted_dirs.clone(),
+        tls: ctx.colo_tls(),
+    };
+    let built = secondary_xml(&spec.primary_live_xml, name, &spec.disk, &params)
+        .map_err(|e| refused(e.to_string()))?;
+    if !built.dropped.is_empty() {
+        tracing::info!(domain = name, dropped = %built.dropped.join(" "), "not taken from the primary's definition");
+    }
+    let secondary_dir = super::reattach::secondary_dir(ctx, name)?;
+    // A stale copy from an earlier life of this host must not be running (a
+    // transient one then has no definition left).
+    let _ = ctx.lv.destroy(name).await;
+    // Never over the disk of a copy that took over here (its definition
+    // still points into the overlay directory).
+    if let Some(why) = super::scratch::kept_for(ctx, name, &secondary_dir).await {
+        return Err(format!(
+            "{why}; a secondary is not built over it: move that copy's disk out \
+             (virsh blockcopy, or copy it while the domain is shut off, then edit the \
+             definition) or undefine it, then protect again"
+        ));
+    }
+    for p in [&parent, &active, &hidden] {
+        ctx.os.create_image(p, spec.disk_size).await?;
+    }
+    ctx.lv
+        .create(&built.xml)
+        .await
+        .map_err(|e| format!("starting the secondary: {e}"))?;
+    let st = ctx
+        .lv
+        .qmp(name, &json!({"execute": "query-status"}), QMP_DEADLINE)
+        .await
+        .map_err(|e| e.to_string())?;
+    if st["status"] != "inmigrate" {
+        return Err(format!(
+            "the secondary is {} instead of waiting for the primary (inmigrate)",
+            st["status"]
+        ));
+    }
+    super::steps::plan_run(
+        ctx,
+        name,
+        &plan::secondary_export(&spec.ports, &ctx.rep_addr, ctx.colo_tls().as_ref()),
+    )
+    .await
+    .map_err(|e| format!("NBD export: {e}"))?;
+    super::reattach::save_spec(ctx, name, &spec).await;
+    Ok(spec)
+}
