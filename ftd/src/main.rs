@@ -186,7 +186,7 @@ fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<Arbite
                 peer_addr: peer.address.to_string(),
                 margin: cfg.arbiter.fence_margin,
             };
-            match corosync::probe(&target) {
+            match corosync::probe_within(&target, corosync::PROBE_LIMIT) {
                 Ok(t) => tracing::info!(me = t.me, peer = t.peer, "arbiter: corosync checked"),
                 Err(e @ ArbiterError::Config(_)) => bail!("{}: arbiter: {e}", cfg.origin()),
                 Err(e) => tracing::warn!(error = %e, "arbiter: corosync not reachable yet"),
