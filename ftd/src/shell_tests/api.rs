@@ -69,24 +69,18 @@ impl Drop for PrivateBus {
 
 /// a's daemon served on a private bus, as ftd's main serves it.
 async fn serve(w: &World, bus: &PrivateBus) -> zbus::Connection {
-    let server = zbus::connection::Builder::address(bus.address.as_str())
+    let builder = zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .name(api::BUS_NAME)
-        .unwrap()
-        .serve_at(
-            OBJECT_PATH,
-            api::Manager {
-                daemon: w.a.daemon.clone(),
-                auth: Authorizer::new(Authorization::None),
-            },
-        )
-        .unwrap()
-        .serve_at(OBJECT_PATH, zbus::fdo::ObjectManager)
-        .unwrap()
-        .build()
-        .await
-        .expect("serving on the private bus");
-    tokio::spawn(api::publish(server.clone(), w.a.changes()));
+        .unwrap();
+    let (builder, reads) = api::serve(
+        builder,
+        w.a.daemon.clone(),
+        Authorizer::new(Authorization::None),
+    )
+    .unwrap();
+    let server = builder.build().await.expect("serving on the private bus");
+    tokio::spawn(api::publish(server.clone(), reads, w.a.changes()));
     zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .build()
