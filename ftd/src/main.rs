@@ -221,7 +221,7 @@ fn start_arbiter(cfg: &Config, peer: &ftd::config::Peer) -> Result<Option<Arbite
                 peer_addr: peer.address.to_string(),
                 margin: cfg.arbiter.fence_margin,
             };
-            match corosync::probe(&target) {
+            match corosync::probe_within(&target, corosync::PROBE_LIMIT) {
                 Ok(t) => tracing::info!(me = t.me, peer = t.peer, "arbiter: corosync checked"),
                 Err(e @ ArbiterError::Config(_)) => bail!("{}: arbiter: {e}", cfg.origin()),
                 Err(e) => tracing::warn!(error = %e, "arbiter: corosync not reachable yet"),
@@ -305,26 +305,15 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         BusKind::Address(a) => zbus::connection::Builder::address(a.as_str())?,
     };
     let auth = Authorizer::new(cfg.authorization);
-    let bus = builder
-        .name(cfg.bus.name.as_str())?
-        .serve_at(
-            api::OBJECT_PATH,
-            api::Manager {
-                daemon: handle,
-                auth: auth.clone(),
-            },
-        )?
-        .serve_at(api::OBJECT_PATH, zbus::fdo::ObjectManager)?
-        .build()
-        .await
-        .with_context(|| {
-            format!(
-                "serving {} on the D-Bus bus ({:?})",
-                cfg.bus.name, cfg.bus.connect
-            )
-        })?;
+    let (builder, reads) = api::serve(builder.name(cfg.bus.name.as_str())?, handle, auth.clone())?;
+    let bus = builder.build().await.with_context(|| {
+        format!(
+            "serving {} on the D-Bus bus ({:?})",
+            cfg.bus.name, cfg.bus.connect
+        )
+    })?;
     auth.announce(&bus).await;
-    let publisher = tokio::spawn(api::publish(bus.clone(), changes));
+    let publisher = tokio::spawn(api::publish(bus.clone(), reads, changes));
     tracing::info!(host = %cfg.host.name, peer = %peer.name, bus = %cfg.bus.name, "ftd ready");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

@@ -17,11 +17,7 @@
 //! Only sockets between this host and the peer's replication address on the
 //! domain's COLO ports are touched, never ftd's peer link or anything else.
 
-use std::time::Duration;
-use tokio::process::Command;
-
-/// How long `ss` may take (it answers in milliseconds).
-const SS_DEADLINE: Duration = Duration::from_secs(5);
+use crate::host::tool::SS;
 
 /// The `ss` filter for TCP sockets to `peer` with one of `ports` at either end.
 pub fn filter(peer: &str, ports: &[u16]) -> String {
@@ -40,16 +36,10 @@ pub async fn cut(peer: &str, ports: &[u16]) -> Result<usize, String> {
         return Ok(0);
     }
     let f = filter(peer, ports);
-    let run = Command::new("ss")
-        .args(["-K", "-t", "-n", "-H"])
-        .arg(&f)
-        .kill_on_drop(true)
-        .output();
-    let out = match tokio::time::timeout(SS_DEADLINE, run).await {
-        Err(_) => return Err(format!("`ss -K {f}` did not answer in {SS_DEADLINE:?}")),
-        Ok(Err(e)) => return Err(format!("cannot run `ss` (iproute2): {e}")),
-        Ok(Ok(o)) => o,
-    };
+    let out = SS
+        .run(["-K", "-t", "-n", "-H", &f])
+        .await
+        .map_err(|e| e.to_string())?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         return Err(format!("`ss -K {f}` failed: {}", stderr.trim()));
@@ -71,6 +61,7 @@ fn count(stdout: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn the_filter_names_the_peer_and_every_port_at_both_ends() {

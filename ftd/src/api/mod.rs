@@ -4,16 +4,22 @@
 //!   the `StateChanged` signal on every state change of any domain;
 //! - `org.ftvirt.Ftd1.Domain`, one object per domain ftd tracks, at
 //!   [`ftd_proxy::domain_path`] ([`objects`]), with properties and
-//!   `PropertiesChanged`, kept up to date by [`publish`].
+//!   `PropertiesChanged`, kept up to date by [`publish`];
+//! - `org.freedesktop.DBus.ObjectManager` at `/org/ftvirt/Ftd1`
+//!   ([`ObjectManager`]), which lists the domain objects.
 //!
 //! Typed signatures; errors are `org.ftvirt.Ftd1.Error.*`. The committed
 //! introspection XML, `dbus/org.ftvirt.Ftd1.xml`, is checked against the live
 //! interface by a test.
 //!
 //! Each method first authorizes the caller (`crate::auth`): a refusal is
-//! `AccessDenied` and nothing is done.
+//! `AccessDenied` and nothing is done. Reading the domain objects (properties,
+//! `GetManagedObjects`) is checked as `Status` is ([`reads`]); what the broadcast
+//! signals carry, and why, is in [`objects`].
 
+mod object_manager;
 mod objects;
+pub mod reads;
 
 use crate::auth::{Action, Authorizer};
 use crate::coordinator::State;
@@ -22,7 +28,8 @@ use crate::observe::Status;
 use ftd_proxy::EnableOptions;
 /// The client side (names, [`DomainStatus`], [`FtdProxy`]) lives in `ftd-proxy`.
 pub use ftd_proxy::{no_options, DomainStatus, FtdProxy, BUS_NAME, INTERFACE, OBJECT_PATH};
-pub use objects::{publish, DomainObject};
+pub use object_manager::ObjectManager;
+pub use objects::{event_name, publish, DomainObject};
 use std::collections::HashMap;
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
@@ -84,6 +91,21 @@ impl From<Status> for DomainStatus {
 /// The state names of the API (stable strings, listed in [`ftd_proxy::state`]).
 pub fn state_name(s: State) -> &'static str {
     s.name()
+}
+
+/// ftd's objects on a connection being built: the [`Manager`] and the
+/// [`ObjectManager`] at [`OBJECT_PATH`]. Returns the builder, and the read check
+/// that [`publish`] gives each domain object.
+pub fn serve<'a>(
+    builder: zbus::connection::Builder<'a>,
+    daemon: DaemonHandle,
+    auth: Authorizer,
+) -> zbus::Result<(zbus::connection::Builder<'a>, reads::ReadGuard)> {
+    let reads = reads::ReadGuard::new(auth.clone());
+    let builder = builder
+        .serve_at(OBJECT_PATH, Manager { daemon, auth })?
+        .serve_at(OBJECT_PATH, ObjectManager::new(reads.clone()))?;
+    Ok((builder, reads))
 }
 
 /// The object served at [`OBJECT_PATH`].
@@ -187,7 +209,9 @@ impl Manager {
     }
 
     /// A domain's protection state changed on this host: from `from` to `to`
-    /// (state names), because of `reason`.
+    /// (state names), because of `reason` (the event's name; its details are in
+    /// the domain's `LastError` or `LastFailover`, and in ftd's log). Broadcast:
+    /// anyone on the bus may listen.
     #[zbus(signal)]
     pub async fn state_changed(
         emitter: &SignalEmitter<'_>,

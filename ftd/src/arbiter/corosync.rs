@@ -87,6 +87,36 @@ pub fn probe(t: &Target) -> Result<Topology, ArbiterError> {
     topology::read(&read_keys()?, &t.peer, &t.peer_addr)
 }
 
+/// How long the start-up [`probe`] may take: a corosync that answers does so in
+/// milliseconds.
+pub const PROBE_LIMIT: Duration = Duration::from_secs(5);
+
+/// [`probe`] on a thread of its own, given up after `limit` as unreachable. The
+/// calls are blocking C over libqb IPC and cannot be cancelled: a corosync that
+/// accepted the connection and never answers keeps that one thread, while ftd starts
+/// (and the arbiter's own thread keeps trying).
+pub fn probe_within(t: &Target, limit: Duration) -> Result<Topology, ArbiterError> {
+    probe_on_thread(t.clone(), limit, probe)
+}
+
+fn probe_on_thread<F>(t: Target, limit: Duration, f: F) -> Result<Topology, ArbiterError>
+where
+    F: FnOnce(&Target) -> Result<Topology, ArbiterError> + Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("ftd-corosync-probe".into())
+        .spawn(move || {
+            let _ = tx.send(f(&t));
+        })
+        .map_err(|e| ArbiterError::Unreachable(format!("cannot start the probe's thread: {e}")))?;
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(ArbiterError::Unreachable(format!(
+            "corosync did not answer within {limit:?}"
+        )))
+    })
+}
+
 /// Start the driver thread; it runs until `stop` is set.
 pub fn spawn(
     target: Target,
@@ -184,4 +214,44 @@ fn session(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            peer: "b".into(),
+            peer_addr: "10.200.0.12".into(),
+            margin: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_probe_that_does_not_answer_is_given_up_at_its_limit() {
+        let t = Instant::now();
+        let e = probe_on_thread(target(), Duration::from_millis(200), |_| {
+            std::thread::sleep(Duration::from_secs(30));
+            Err(ArbiterError::Unreachable("late".into()))
+        })
+        .unwrap_err();
+        assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+        assert_eq!(
+            e.to_string(),
+            ArbiterError::Unreachable("corosync did not answer within 200ms".into()).to_string()
+        );
+    }
+
+    #[test]
+    fn a_probe_that_answers_in_time_gives_its_answer() {
+        let e = probe_on_thread(target(), Duration::from_secs(5), |t| {
+            Err(ArbiterError::Config(format!("no node {}", t.peer)))
+        })
+        .unwrap_err();
+        assert!(
+            matches!(&e, ArbiterError::Config(m) if m == "no node b"),
+            "{e:?}"
+        );
+    }
 }

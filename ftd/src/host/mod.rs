@@ -23,6 +23,7 @@ use std::path::Path;
 use std::time::Duration;
 
 mod real;
+pub mod tool;
 
 pub use real::RealOs;
 

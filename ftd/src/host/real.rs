@@ -1,7 +1,10 @@
 //! The real [`HostOs`]: `qemu-img`, `ss -K` ([`crate::sockets`]), `ip link` and a
-//! TCP connect, each bounded so that none can hold a domain task for long.
+//! TCP connect, each bounded so that none can hold a domain task for long (the
+//! tools' limits are in [`super::tool`]).
 
+use super::tool::{IP, QEMU_IMG};
 use super::HostOs;
+use std::ffi::OsStr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,14 +20,18 @@ impl HostOs for RealOs {
                 .await
                 .map_err(|e| format!("creating {}: {e}", dir.display()))?;
         }
-        let out = tokio::process::Command::new("qemu-img")
-            .args(["create", "-q", "-f", "qcow2"])
-            .arg(path)
-            .arg(size.to_string())
-            .kill_on_drop(true)
-            .output()
+        let size = size.to_string();
+        let out = QEMU_IMG
+            .run([
+                OsStr::new("create"),
+                OsStr::new("-q"),
+                OsStr::new("-f"),
+                OsStr::new("qcow2"),
+                path.as_os_str(),
+                OsStr::new(&size),
+            ])
             .await
-            .map_err(|e| format!("running qemu-img: {e} (is qemu-utils installed?)"))?;
+            .map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!(
                 "qemu-img create {}: {}",
@@ -41,12 +48,10 @@ impl HostOs for RealOs {
 
     async fn set_link(&self, dev: &str, up: bool) -> Result<(), String> {
         let state = if up { "up" } else { "down" };
-        let out = tokio::process::Command::new("ip")
-            .args(["link", "set", "dev", dev, state])
-            .kill_on_drop(true)
-            .output()
+        let out = IP
+            .run(["link", "set", "dev", dev, state])
             .await
-            .map_err(|e| format!("running ip (is iproute2 installed?): {e}"))?;
+            .map_err(|e| e.to_string())?;
         if !out.status.success() {
             return Err(format!(
                 "ip link set dev {dev} {state}: {}",

@@ -69,24 +69,18 @@ impl Drop for PrivateBus {
 
 /// a's daemon served on a private bus, as ftd's main serves it.
 async fn serve(w: &World, bus: &PrivateBus) -> zbus::Connection {
-    let server = zbus::connection::Builder::address(bus.address.as_str())
+    let builder = zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .name(api::BUS_NAME)
-        .unwrap()
-        .serve_at(
-            OBJECT_PATH,
-            api::Manager {
-                daemon: w.a.daemon.clone(),
-                auth: Authorizer::new(Authorization::None),
-            },
-        )
-        .unwrap()
-        .serve_at(OBJECT_PATH, zbus::fdo::ObjectManager)
-        .unwrap()
-        .build()
-        .await
-        .expect("serving on the private bus");
-    tokio::spawn(api::publish(server.clone(), w.a.changes()));
+        .unwrap();
+    let (builder, reads) = api::serve(
+        builder,
+        w.a.daemon.clone(),
+        Authorizer::new(Authorization::None),
+    )
+    .unwrap();
+    let server = builder.build().await.expect("serving on the private bus");
+    tokio::spawn(api::publish(server.clone(), reads, w.a.changes()));
     zbus::connection::Builder::address(bus.address.as_str())
         .unwrap()
         .build()
@@ -271,4 +265,96 @@ fn bless(manager: &str, domain: &str) -> String {
     }
     out.push_str("</node>\n");
     out
+}
+
+/// Signals go to anyone on the bus, so they carry domain and state names only:
+/// `InterfacesAdded` the public properties, `PropertiesChanged` values only for
+/// `State` and `Role`, `StateChanged` the event's name. A reader (here without
+/// authorization) still gets every property.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcast_signals_carry_only_domain_and_state_names() {
+    use futures::StreamExt;
+    let w = World::new().await;
+    let bus = PrivateBus::start();
+    let conn = serve(&w, &bus).await;
+    let om = zbus::fdo::ObjectManagerProxy::builder(&conn)
+        .destination(api::BUS_NAME)
+        .unwrap()
+        .path(OBJECT_PATH)
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let mut added = om.receive_interfaces_added().await.unwrap();
+    let ftd = FtdProxy::new(&conn).await.unwrap();
+    let mut transitions = ftd.receive_state_changed().await.unwrap();
+    let props = zbus::fdo::PropertiesProxy::builder(&conn)
+        .destination(api::BUS_NAME)
+        .unwrap()
+        .path(domain_path("g"))
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let mut changed = props.receive_properties_changed().await.unwrap();
+
+    // A failover of an unprotected domain is refused, but makes ftd track it.
+    ftd.failover("g").await.unwrap_err();
+    let a = tokio::time::timeout(Duration::from_secs(10), added.next())
+        .await
+        .expect("InterfacesAdded")
+        .unwrap();
+    let a = a.args().unwrap();
+    assert_eq!(a.object_path().as_str(), domain_path("g").as_str());
+    let keys: Vec<&str> = a
+        .interfaces_and_properties()
+        .get("org.ftvirt.Ftd1.Domain")
+        .expect("the Domain interface")
+        .keys()
+        .copied()
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(keys, ["Name", "Role", "State"]);
+
+    // Protection: state changes, checkpoints, the peer link.
+    ftd.enable("g", ftd_proxy::no_options()).await.unwrap();
+    let mut reasons = Vec::new();
+    let mut values = std::collections::BTreeSet::new();
+    let mut invalidated = std::collections::BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(reasons.len() >= 2 && invalidated.contains("Wanted")) {
+        tokio::select! {
+            Some(s) = transitions.next() => {
+                let s = s.args().unwrap();
+                reasons.push(s.reason().to_string());
+            }
+            Some(p) = changed.next() => {
+                let p = p.args().unwrap();
+                values.extend(p.changed_properties().keys().map(|k| k.to_string()));
+                invalidated.extend(p.invalidated_properties().iter().map(|k| k.to_string()));
+            }
+            _ = tokio::time::sleep_until(deadline) => panic!(
+                "no protection seen: reasons {reasons:?}, values {values:?}, invalidated {invalidated:?}"
+            ),
+        }
+    }
+    assert!(
+        reasons
+            .iter()
+            .all(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')),
+        "{reasons:?}"
+    );
+    assert!(
+        values.iter().all(|v| v == "State" || v == "Role"),
+        "values sent to anyone: {values:?}"
+    );
+    // A reader still gets every property.
+    let all = props
+        .get_all(zbus::names::InterfaceName::from_static_str_unchecked(
+            "org.ftvirt.Ftd1.Domain",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 11, "{:?}", all.keys());
 }

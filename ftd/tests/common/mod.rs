@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod callers;
+
 use ftd::api::FtdProxy;
 use ftvirt_lab::{wait_until, Host, Lab, Look};
 use std::time::{Duration, Instant};
