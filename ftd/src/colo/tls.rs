@@ -17,6 +17,9 @@
 //! no `tls-hostname` in QEMU 7.2 and checks the address it connects to, which is
 //! why a host's certificate names its replication address. colo-compare's loopback
 //! pairs (`compare0`, `compare_out`) never leave the primary's host and stay plain.
+//! QEMU 7.2 keeps the incoming migration's listener open while COLO runs (it
+//! ignores an extra connection); with TLS, a client without the primary's
+//! certificate never gets past the handshake.
 //!
 //! The files are the peer link's own (`peer-link.tls`), copied by ftd at start
 //! into [`dir`] under QEMU's fixed names (`tls-creds-x509`'s `dir`): the same
