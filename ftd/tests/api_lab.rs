@@ -78,6 +78,11 @@ async fn options_objects_signals_and_the_annotation() {
             for (k, v) in a.changed_properties() {
                 c.lock().unwrap().push(format!("{k}={v:?}"));
             }
+            // Properties a refused caller must not see change by value are
+            // announced by name only (EmitsChangedSignal=invalidates).
+            for k in a.invalidated_properties().iter() {
+                c.lock().unwrap().push(format!("{k} invalidated"));
+            }
         }
     });
 
@@ -253,7 +258,14 @@ async fn options_objects_signals_and_the_annotation() {
             .any(|p| p.starts_with("State=") && p.contains("protected")),
         "{pcs:?}"
     );
-    assert!(pcs.iter().any(|p| p.starts_with("Checkpoints=")), "{pcs:?}");
+    assert!(
+        pcs.iter().any(|p| p == "Checkpoints invalidated"),
+        "{pcs:?}"
+    );
+    assert!(
+        !pcs.iter().any(|p| p.starts_with("Checkpoints=")),
+        "a checkpoint count is not broadcast: {pcs:?}"
+    );
 
     // Disable: unprotected, and the mark is gone.
     ftd.disable("g").await.unwrap();

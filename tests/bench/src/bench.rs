@@ -19,7 +19,9 @@ pub mod sections {
     pub const CHECKPOINTS: &str = "4. checkpoints (primary's QEMU STOP/RESUME events)";
     pub const PROTECT: &str = "5. protect (Enable -> protected) vs. plain live migration";
     pub const FOOTPRINT: &str = "6. ftd footprint";
-    pub const ALL: [&str; 6] = [OVERHEAD, FAILOVER, HA, CHECKPOINTS, PROTECT, FOOTPRINT];
+    pub const TLS: &str =
+        "7. COLO's TLS: the same guest with COLO's channels in clear and over TLS";
+    pub const ALL: [&str; 7] = [OVERHEAD, FAILOVER, HA, CHECKPOINTS, PROTECT, FOOTPRINT, TLS];
 }
 
 /// A reply may take this long before a request fails.
@@ -66,7 +68,7 @@ impl Opts {
 }
 
 /// The phases, in the order they run.
-pub const PHASES: [&str; 4] = ["overhead", "protect", "failover", "ha"];
+pub const PHASES: [&str; 5] = ["overhead", "protect", "failover", "ha", "tls"];
 
 pub fn say(msg: &str) {
     eprintln!("[bench] {msg}");

@@ -31,7 +31,7 @@ Runs the benchmark in a lab of two simulated hosts (needs root, the artifacts of
 `cargo xtask setup`, and ftd next to this program or in FTVIRT_FTD_BIN).\n\
   --runs N     runs per figure (default 5)\n\
   --quick      2 runs and shorter workloads (a smoke run, not for figures)\n\
-  --only LIST  phases to run, from: overhead,protect,failover,ha\n\
+  --only LIST  phases to run, from: overhead,protect,failover,ha,tls\n\
   --json PATH  where to write the findings (default: bench.json)\n\
 Prints the table, notes and the BENCH line; exit status 1 if a phase failed.\n";
 
@@ -145,6 +145,7 @@ fn run(opts: Opts) -> Result<i32> {
             "protect" => phase::protect::run(&mut b),
             "failover" => phase::failover::run(&mut b),
             "ha" => phase::ha::run(&mut b),
+            "tls" => phase::tls::run(&mut b),
             _ => unreachable!("phases are checked when parsed"),
         };
         say(&format!(
@@ -224,7 +225,7 @@ mod tests {
     #[test]
     fn options() {
         let o = parse(&[]).unwrap().unwrap();
-        assert_eq!((o.runs, o.phases.len()), (5, 4));
+        assert_eq!((o.runs, o.phases.len()), (5, 5));
         let o = parse(&["--quick", "--runs", "3", "--only", "ha,protect"])
             .unwrap()
             .unwrap();

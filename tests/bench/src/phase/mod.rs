@@ -5,3 +5,4 @@ pub mod failover;
 pub mod ha;
 pub mod overhead;
 pub mod protect;
+pub mod tls;
