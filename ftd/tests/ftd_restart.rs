@@ -336,6 +336,23 @@ async fn disable_on_a_survivor_then_an_ftd_restart_keeps_it_running() {
     assert!(!def.contains("/secondary/"), "{def}");
     client(&lab, "b").await.disable("g").await.unwrap();
     wait_state(&lab, "b", "g", "unprotected", LONG).await;
+    // `unprotected` is reported when Disable is accepted; the mark goes in the
+    // step after it. A crash before that step leaves a marked domain, which a
+    // restarted ftd protects again: that is not what this test is about.
+    let b = lab.host("b").unwrap();
+    ftvirt_lab::wait_until(
+        "b's ftd to remove g's mark after Disable",
+        LONG,
+        Duration::from_millis(50),
+        || {
+            let marked = ["--live", "--config"].iter().any(|when| {
+                b.virsh(&["metadata", "g", ftd::annotation::NAMESPACE, when])
+                    .is_ok_and(|s| !s.trim().is_empty())
+            });
+            ftvirt_lab::Look::holds(!marked, || "still marked".into())
+        },
+    )
+    .unwrap();
     let written = w.stats().acked;
 
     lab.host_mut("b").unwrap().kill_ftd();
