@@ -30,10 +30,17 @@ pub fn qemu_user(qemu_conf: &Path, overlay_dir: &Path) -> Result<QemuUser, Strin
     } else {
         tracing::info!(user = %q.describe(), conf = %qemu_conf.display(), "QEMU's files are given to the user libvirt runs QEMU as");
     }
-    q.create_dirs(overlay_dir)
-        .map_err(|e| format!("colo.overlay-dir: {e}"))?;
-    q.can_traverse(overlay_dir)
-        .map_err(|e| format!("colo.overlay-dir: {e}"))?;
+    // One that cannot be made now (a file system not mounted yet) fails each
+    // protection with the cause instead, and works once it can be made; one
+    // that exists QEMU must reach.
+    match q.create_dirs(overlay_dir) {
+        Ok(()) => q
+            .can_traverse(overlay_dir)
+            .map_err(|e| format!("colo.overlay-dir: {e}"))?,
+        Err(e) => {
+            tracing::warn!(error = %e, "colo.overlay-dir cannot be made now: no secondary can be created on this host until it can")
+        }
+    }
     if apparmor_on(Path::new(APPARMOR)) {
         tracing::warn!(
             overlay_dir = %overlay_dir.display(),
@@ -67,6 +74,9 @@ mod tests {
         assert_eq!(mode, 0o750);
         let e = qemu_user(&t.path().join("none.conf"), &overlay).unwrap_err();
         assert!(e.contains("none.conf"), "{e}");
+        // Under a regular file: said, and left to each protection to report.
+        std::fs::write(t.path().join("file"), "x").unwrap();
+        qemu_user(&conf, &t.path().join("file/overlays")).unwrap();
     }
 
     #[test]
