@@ -11,6 +11,7 @@ use ftd::arbiter::{corosync, ArbiterError, ArbiterHandle};
 use ftd::auth::Authorizer;
 use ftd::config::{ArbiterKind, BusKind, Config, LogLevel, LogOutput};
 use ftd::domain::{HostCtx, PortPool};
+use ftd::host::QemuUser;
 use ftd::libvirt::Libvirt;
 use ftd::observe::Observer;
 use ftd::peer::{Credentials, PeerConfig, PeerLink};
@@ -176,7 +177,7 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
 /// COLO's TLS (`colo.tls`): QEMU's copy of the peer link's files, written now
 /// (the configuration's check made sure the certificate names this host's
 /// replication address). Off is said loudly: COLO's data then crosses in clear.
-fn qemu_tls(cfg: &Config) -> Result<Option<std::path::PathBuf>> {
+fn qemu_tls(cfg: &Config, qemu: &QemuUser) -> Result<Option<std::path::PathBuf>> {
     if !cfg.colo.tls {
         tracing::warn!(
             "colo.tls is false: the guests' memory, disk writes and network traffic \
@@ -188,12 +189,14 @@ fn qemu_tls(cfg: &Config) -> Result<Option<std::path::PathBuf>> {
     }
     let dir = ftd::colo::tls::dir(&cfg.state_dir);
     let t = &cfg.peer_link.tls;
-    ftd::colo::tls::write_dir(&dir, &t.ca, &t.cert, &t.key).with_context(|| {
+    ftd::colo::tls::write_dir(&dir, &t.ca, &t.cert, &t.key, qemu).with_context(|| {
         format!(
             "writing QEMU's copy of the TLS files into {}",
             dir.display()
         )
     })?;
+    qemu.can_traverse(&dir)
+        .map_err(|e| anyhow::anyhow!("{}: state-dir: {e}", cfg.origin()))?;
     tracing::info!(dir = %dir.display(), "COLO's channels run over mutual TLS");
     Ok(Some(dir))
 }
@@ -274,7 +277,12 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
     let witness = start_witness(&cfg).await?;
     let ports = PortPool::load(cfg.colo.ports.into(), &cfg.state_dir)
         .map_err(|e| anyhow::anyhow!("{}: state-dir: {e}", cfg.origin()))?;
-    let colo_tls = qemu_tls(&cfg)?;
+    let qemu = ftd::host::posture::qemu_user(
+        std::path::Path::new(ftd::host::qemu_user::QEMU_CONF),
+        &cfg.colo.overlay_dir,
+    )
+    .map_err(|e| anyhow::anyhow!("{}: {e}", cfg.origin()))?;
+    let colo_tls = qemu_tls(&cfg, &qemu)?;
     let (observer, changes) = Observer::channel();
     let ctx = HostCtx {
         host: cfg.host.name.clone(),
@@ -287,7 +295,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         sync_timeout: cfg.defaults.sync_timeout,
         auto_reprotect: cfg.defaults.auto_reprotect,
         lv: std::sync::Arc::new(Libvirt::new(&cfg.libvirt_uri, Duration::from_secs(30))),
-        os: std::sync::Arc::new(ftd::host::RealOs),
+        os: std::sync::Arc::new(ftd::host::RealOs::new(qemu.clone())),
         ports,
         peer: peer_handle,
         peers: cfg.peers.iter().map(|p| p.name.clone()).collect(),
@@ -296,6 +304,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         witness,
         claim_delay: ftd::witness::claim::secondary_delay(cfg.defaults.heartbeat_interval),
         colo_tls,
+        qemu,
     };
     let (_watcher, qmp) = ftd::qmp_events::watch(&cfg.libvirt_uri);
     let (handle, daemon_task) = daemon::spawn(ctx, links, qmp, cancel.child_token());

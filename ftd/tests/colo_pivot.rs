@@ -26,12 +26,7 @@ async fn pivot_to_quorum_keeps_the_guest_and_its_writes() {
     }
 
     let base = host.images().join("piv.ftvirt1.qcow2");
-    std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(&base)
-        .arg("1G")
-        .status()
-        .unwrap();
+    host.qemu_image(&base, 1 << 30).await.unwrap();
     let w = Wiring {
         device_node: "libvirt-1-format".into(),
         gen: 1,

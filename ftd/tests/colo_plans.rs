@@ -13,21 +13,10 @@ use ftd::libvirt::{DomState, Libvirt};
 use ftd::runner::{self, QMP_DEADLINE};
 use ftvirt_lab::{GuestSpec, Lab, LabConfig};
 use serde_json::json;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Checkpoints the pair makes before the primary's host is killed.
 const CHECKPOINTS: u32 = 3;
-
-fn qemu_img(path: &Path, size: u64) {
-    let st = std::process::Command::new("qemu-img")
-        .args(["create", "-q", "-f", "qcow2"])
-        .arg(path)
-        .arg(size.to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn plans_protect_and_survive_primary_loss() {
@@ -77,6 +66,7 @@ async fn plans_protect_and_survive_primary_loss() {
             &f.join("ca.crt"),
             &f.join("host.crt"),
             &f.join("host.key"),
+            &lab.host(h).unwrap().qemu_user().unwrap(),
         )
         .expect("QEMU's TLS files");
         d
@@ -105,7 +95,7 @@ async fn plans_protect_and_survive_primary_loss() {
         trusted_dirs: vec!["/usr/bin".into(), ftvirt_lab::artifacts::cache_dir()],
     };
     for p in [&sp.parent, &sp.active, &sp.hidden] {
-        qemu_img(p, size);
+        b.qemu_image(p, size).await.unwrap();
     }
     let sx = secondary_xml(&live, "g", &dev, &sp).unwrap();
     lvb.create(&sx.xml).await.unwrap();
@@ -147,7 +137,7 @@ async fn plans_protect_and_survive_primary_loss() {
         sync_timeout: Duration::from_secs(120),
         tls: Some(tls_a),
     };
-    qemu_img(&w.base_image, size);
+    a.qemu_image(&w.base_image, size).await.unwrap();
     for (name, p) in [
         ("pivot", plan::pivot(&w)),
         ("sync", plan::sync(&w)),

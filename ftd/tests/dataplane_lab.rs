@@ -96,6 +96,8 @@ fn intruder_tls(lab: &Lab) -> PathBuf {
         &d.join("ca.crt"),
         &d.join("host.crt"),
         &d.join("host.key"),
+        // w runs no QEMU: its files are this process's (root's).
+        &ftd::host::QemuUser::current(),
     )
     .unwrap();
     out

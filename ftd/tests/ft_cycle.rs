@@ -2,7 +2,10 @@
 //! a comes back and b re-protects onto it by itself; a planned failover (the
 //! `Failover` call) brings the guest back to a, which re-protects onto b; then
 //! protection is disabled and nothing of COLO is left on either host. One client
-//! connection, opened at the start, is used throughout.
+//! connection, opened at the start, is used throughout. At each stage, QEMU runs
+//! as libvirt's unprivileged user on both hosts and every file ftd made for it
+//! (overlays, base images, the survivor's disk, COLO's TLS files) is that user's
+//! and readable by no one else ([`common::assert_posture`]).
 
 mod common;
 
@@ -44,11 +47,23 @@ async fn fail_over_reprotect_fail_back_and_disable() {
     for _ in 0..5 {
         put(&mut c, "a-protected");
     }
+    assert_posture(&lab, "a", &["images/g.ftvirt", "qemu-tls/server-key.pem"]);
+    assert_posture(
+        &lab,
+        "b",
+        &[
+            "overlays/g/secondary/parent0.qcow2",
+            "secondary/active.qcow2",
+            "secondary/hidden.qcow2",
+            "qemu-tls/client-key.pem",
+        ],
+    );
 
     // 1. a dies: b takes over.
     lab.kill_host("a").unwrap();
     let acked = put(&mut c, "after-a-lost");
     wait_state(&lab, "b", "g", "degraded", LONG).await;
+    assert_posture(&lab, "b", &["overlays/g/disk/g.qcow2"]);
 
     // 2. a comes back: b re-protects onto it by itself.
     let t = Instant::now();
@@ -63,6 +78,9 @@ async fn fail_over_reprotect_fail_back_and_disable() {
     for _ in 0..5 {
         put(&mut c, "b-protected");
     }
+    // The survivor's pivot image beside its disk; a secondary on a again.
+    assert_posture(&lab, "b", &["overlays/g/disk/g.ftvirt"]);
+    assert_posture(&lab, "a", &["overlays/g/secondary/parent0.qcow2"]);
     // The survivor kept the mark, pointing at its own peer, and the interval.
     let mark = lab
         .host("b")

@@ -24,10 +24,14 @@
 //! The files are the peer link's own (`peer-link.tls`), copied by ftd at start
 //! into [`dir`] under QEMU's fixed names (`tls-creds-x509`'s `dir`): the same
 //! certificate and key serve both endpoints, since either host may be either side.
+//! QEMU runs as libvirt's unprivileged user and loads them itself, so the copy is
+//! that user's ([`QemuUser`]): every file 0600 and QEMU's, the directory 0750
+//! with QEMU's group; no other user reads a key.
 
+use crate::host::qemu_user::{QemuUser, FILE_MODE};
 use serde_json::{json, Value};
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Where QEMU's copy of the TLS files goes under ftd's state directory.
@@ -125,12 +129,12 @@ impl ColoTls {
 
 /// The files of QEMU's `tls-creds-x509` `dir`, from the peer link's `ca`, `cert`
 /// and `key`: both endpoints use the host's one certificate.
-const FILES: [(&str, Source, u32); 5] = [
-    ("ca-cert.pem", Source::Ca, 0o644),
-    ("server-cert.pem", Source::Cert, 0o644),
-    ("client-cert.pem", Source::Cert, 0o644),
-    ("server-key.pem", Source::Key, 0o600),
-    ("client-key.pem", Source::Key, 0o600),
+const FILES: [(&str, Source); 5] = [
+    ("ca-cert.pem", Source::Ca),
+    ("server-cert.pem", Source::Cert),
+    ("client-cert.pem", Source::Cert),
+    ("server-key.pem", Source::Key),
+    ("client-key.pem", Source::Key),
 ];
 
 #[derive(Clone, Copy)]
@@ -140,20 +144,35 @@ enum Source {
     Key,
 }
 
-/// Write QEMU's copy of the TLS files into `dir` (mode 0700; keys 0600), each
-/// replaced atomically, so a QEMU loading them meanwhile reads old or new.
-pub fn write_dir(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> std::io::Result<()> {
+/// Write QEMU's copy of the TLS files into `dir` (0750, QEMU's group; each file
+/// 0600, QEMU's user's), each replaced atomically, so a QEMU loading them
+/// meanwhile reads old or new. Its parents are made only if missing (0755:
+/// the state directory, which QEMU must search).
+pub fn write_dir(
+    dir: &Path,
+    ca: &Path,
+    cert: &Path,
+    key: &Path,
+    qemu: &QemuUser,
+) -> std::io::Result<()> {
     let ctx = |what: &str, p: &Path, e: std::io::Error| {
         std::io::Error::new(e.kind(), format!("{what} {}: {e}", p.display()))
     };
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| ctx("creating", dir, e))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-        .map_err(|e| ctx("setting the mode of", dir, e))?;
-    for (name, src, mode) in FILES {
+    let owned = |r: Result<(), String>| r.map_err(std::io::Error::other);
+    if let Some(parent) = dir.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(parent)
+            .map_err(|e| ctx("creating", parent, e))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o750).create(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(ctx("creating", dir, e))
+        }
+        _ => owned(qemu.own_dir(dir))?,
+    }
+    for (name, src) in FILES {
         let from = match src {
             Source::Ca => ca,
             Source::Cert => cert,
@@ -166,9 +185,10 @@ pub fn write_dir(dir: &Path, ca: &Path, cert: &Path, key: &Path) -> std::io::Res
         let mut f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(mode)
+            .mode(FILE_MODE)
             .open(&tmp)
             .map_err(|e| ctx("creating", &tmp, e))?;
+        owned(qemu.own_file(&tmp))?;
         f.write_all(&text).map_err(|e| ctx("writing", &tmp, e))?;
         f.sync_all().map_err(|e| ctx("writing", &tmp, e))?;
         std::fs::rename(&tmp, &to).map_err(|e| ctx("renaming to", &to, e))?;
@@ -219,23 +239,26 @@ mod tests {
             std::fs::write(t.join(f), text).unwrap();
         }
         let d = t.join("qemu");
-        write_dir(&d, &t.join("ca"), &t.join("crt"), &t.join("key")).unwrap();
+        let q = QemuUser::current();
+        write_dir(&d, &t.join("ca"), &t.join("crt"), &t.join("key"), &q).unwrap();
         // Again over the first: replaced, not refused.
-        write_dir(&d, &t.join("ca"), &t.join("crt"), &t.join("key")).unwrap();
+        write_dir(&d, &t.join("ca"), &t.join("crt"), &t.join("key"), &q).unwrap();
         let read = |n: &str| std::fs::read_to_string(d.join(n)).unwrap();
         assert_eq!(read("ca-cert.pem"), "CA");
         assert_eq!(read("server-cert.pem"), "CERT");
         assert_eq!(read("client-cert.pem"), "CERT");
         assert_eq!(read("server-key.pem"), "KEY");
         assert_eq!(read("client-key.pem"), "KEY");
-        let mode = |n: &str| std::fs::metadata(d.join(n)).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode("server-key.pem"), 0o600);
-        assert_eq!(mode("client-key.pem"), 0o600);
-        assert_eq!(
-            std::fs::metadata(&d).unwrap().permissions().mode() & 0o777,
-            0o700
-        );
-        let e = write_dir(&d, &t.join("nope"), &t.join("crt"), &t.join("key")).unwrap_err();
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        for (n, _) in FILES {
+            let m = std::fs::metadata(d.join(n)).unwrap();
+            assert_eq!(m.permissions().mode() & 0o777, 0o600, "{n}");
+            assert_eq!((m.uid(), m.gid()), (q.uid.as_raw(), q.gid.as_raw()), "{n}");
+        }
+        let m = std::fs::metadata(&d).unwrap();
+        assert_eq!(m.permissions().mode() & 0o777, 0o750);
+        assert_eq!(m.gid(), q.gid.as_raw());
+        let e = write_dir(&d, &t.join("nope"), &t.join("crt"), &t.join("key"), &q).unwrap_err();
         assert!(e.to_string().contains("nope"), "{e}");
         std::fs::remove_dir_all(&t).unwrap();
     }

@@ -92,6 +92,9 @@ pub struct HostCtx {
     /// COLO's channels run over mutual TLS with the peer; `None`: in clear
     /// (`colo.tls: false`).
     pub colo_tls: Option<PathBuf>,
+    /// Who libvirt runs QEMU as: the owner of the files ftd makes for QEMU
+    /// ([`crate::host::qemu_user`]).
+    pub qemu: crate::host::QemuUser,
 }
 
 impl HostCtx {

@@ -16,7 +16,7 @@ use crate::coordinator::{Event, Found};
 use crate::peer::{Request, Response};
 use crate::runner::QMP_DEADLINE;
 use serde_json::{json, Value};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What ftd reads of a running domain at start-up.
@@ -132,11 +132,30 @@ pub(crate) async fn exists(p: Result<PathBuf, String>) -> bool {
     }
 }
 
+/// Write `bytes` to `p`, readable by root only (the spec holds both of the
+/// domain's definitions; only ftd reads it).
+async fn write_private(p: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use tokio::io::AsyncWriteExt;
+    let mut f = tokio::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(p)
+        .await?;
+    // An older file keeps its mode through open: set it.
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .await?;
+    f.write_all(bytes).await?;
+    f.flush().await
+}
+
 /// Keep the spec next to the secondary's overlays: a restarted ftd needs it to
 /// leave a proper definition behind if this secondary takes over.
 pub(crate) async fn save_spec(ctx: &HostCtx, name: &str, spec: &SecondarySpec) {
     let r = match (spec_path(ctx, name), serde_json::to_vec(spec)) {
-        (Ok(p), Ok(bytes)) => tokio::fs::write(&p, bytes)
+        (Ok(p), Ok(bytes)) => write_private(&p, &bytes)
             .await
             .map_err(|e| format!("{}: {e}", p.display())),
         (Err(e), _) => Err(e),

@@ -406,9 +406,10 @@ async fn take_over(name: &str, ctx: &HostCtx, spec: Option<&SecondarySpec>) -> R
 async fn survivor_disk(ctx: &HostCtx, name: &str) -> Result<PathBuf, String> {
     let (parent, ..) = super::create::overlay_paths(ctx, name)?;
     let dir = super::survivor::disk_dir(&ctx.overlay_dir, name)?;
-    let (from, n) = (parent.clone(), name.to_string());
+    let (from, n, qemu) = (parent.clone(), name.to_string(), ctx.qemu.clone());
     let moved =
-        tokio::task::spawn_blocking(move || super::survivor::move_out(&from, &dir, &n)).await;
+        tokio::task::spawn_blocking(move || super::survivor::move_out(&from, &dir, &n, &qemu))
+            .await;
     match moved {
         Ok(Ok(to)) => {
             tracing::info!(domain = name, from = %parent.display(), to = %to.display(), "the survivor's disk moved out of the scratch directory");

@@ -50,10 +50,18 @@ pub(crate) fn planned(dir: &Path, name: &str) -> PathBuf {
         .unwrap_or_else(|| dir.join(format!("{name}.qcow2")))
 }
 
-/// Rename `from` to the first free name in `dir` (created if missing); the new
-/// path. Never overwrites; `Err` says why the file stays where it is.
-pub(crate) fn move_out(from: &Path, dir: &Path, name: &str) -> Result<PathBuf, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+/// Rename `from` to the first free name in `dir` (created if missing, QEMU's
+/// group's as the scratch directory is: QEMU keeps the file open and libvirt
+/// opens it there at the next start); the new path. The file keeps its owner
+/// and mode (QEMU's, 0600). Never overwrites; `Err` says why the file stays
+/// where it is.
+pub(crate) fn move_out(
+    from: &Path,
+    dir: &Path,
+    name: &str,
+    qemu: &crate::host::QemuUser,
+) -> Result<PathBuf, String> {
+    qemu.create_dirs(dir)?;
     for to in candidates(dir, name) {
         match rename_noreplace(from, &to) {
             Ok(()) => return Ok(to),
@@ -117,15 +125,24 @@ mod tests {
         (parent, disk_dir(t.path(), "g").unwrap())
     }
 
+    fn me() -> crate::host::QemuUser {
+        crate::host::QemuUser::current()
+    }
+
     #[test]
     fn the_disk_leaves_the_scratch_directory_with_its_data() {
+        use std::os::unix::fs::PermissionsExt;
         let t = tempfile::tempdir().unwrap();
         let (parent, dir) = scratch(&t);
+        std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert_eq!(planned(&dir, "g"), t.path().join("g/disk/g.qcow2"));
-        let to = move_out(&parent, &dir, "g").unwrap();
+        let to = move_out(&parent, &dir, "g", &me()).unwrap();
         assert_eq!(to, t.path().join("g/disk/g.qcow2"));
         assert!(!parent.exists());
         assert_eq!(std::fs::read(&to).unwrap(), b"the guest's data");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&to), 0o600);
+        assert_eq!(mode(&dir), 0o750);
     }
 
     #[test]
@@ -136,7 +153,7 @@ mod tests {
         std::fs::write(dir.join("g.qcow2"), b"an older survivor").unwrap();
         std::os::unix::fs::symlink("/nonexistent", dir.join("g-2.qcow2")).unwrap();
         assert_eq!(planned(&dir, "g"), dir.join("g-3.qcow2"));
-        let to = move_out(&parent, &dir, "g").unwrap();
+        let to = move_out(&parent, &dir, "g", &me()).unwrap();
         assert_eq!(to, dir.join("g-3.qcow2"));
         assert_eq!(
             std::fs::read(dir.join("g.qcow2")).unwrap(),
@@ -149,7 +166,7 @@ mod tests {
     fn a_missing_disk_is_an_error_that_names_it() {
         let t = tempfile::tempdir().unwrap();
         let dir = disk_dir(t.path(), "g").unwrap();
-        let e = move_out(&t.path().join("nope.qcow2"), &dir, "g").unwrap_err();
+        let e = move_out(&t.path().join("nope.qcow2"), &dir, "g", &me()).unwrap_err();
         assert!(
             e.contains("nope.qcow2") && e.contains("No such file"),
             "{e}"

@@ -7,7 +7,9 @@
 //! - [`HostOs`]: the few things done beside libvirt: creating qcow2 images
 //!   (`qemu-img`), destroying QEMU's sockets to a lost peer (`ss -K`), setting a
 //!   guest's host-side NIC devices up or down (`ip link`), and probing the
-//!   secondary's NBD export with a plain TCP connect. The real one is [`RealOs`].
+//!   secondary's NBD export with a plain TCP connect. The real one is [`RealOs`],
+//!   which gives the images it makes to the user libvirt runs QEMU as
+//!   ([`qemu_user`]).
 //!
 //! Files under the configured directories (the secondary's overlay directory, its
 //! saved spec) are plain filesystem work and stay outside the seam: tests point
@@ -22,9 +24,12 @@ use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
+pub mod posture;
+pub mod qemu_user;
 mod real;
 pub mod tool;
 
+pub use qemu_user::QemuUser;
 pub use real::RealOs;
 
 type Result<T, E = LibvirtError> = std::result::Result<T, E>;
@@ -70,7 +75,9 @@ pub trait Hypervisor: Send + Sync + std::fmt::Debug {
 /// what failed and what to check.
 #[async_trait::async_trait]
 pub trait HostOs: Send + Sync + std::fmt::Debug {
-    /// Create an empty qcow2 image of `size` bytes at `path` (and its directory).
+    /// Create an empty qcow2 image of `size` bytes at `path` (and its directory),
+    /// for QEMU to open behind libvirt's back: the file is QEMU's user's, mode
+    /// 0600, and a directory made for it QEMU's group's, 0750 ([`QemuUser`]).
     async fn create_image(&self, path: &Path, size: u64) -> Result<(), String>;
     /// Destroy this host's TCP sockets to `peer` on `ports`; returns how many.
     async fn cut_sockets(&self, peer: &str, ports: &[u16]) -> Result<usize, String>;

@@ -1,25 +1,51 @@
 //! The real [`HostOs`]: `qemu-img`, `ss -K` ([`crate::sockets`]), `ip link` and a
 //! TCP connect, each bounded so that none can hold a domain task for long (the
-//! tools' limits are in [`super::tool`]).
+//! tools' limits are in [`super::tool`]). Images are QEMU's user's from the
+//! start: the file is made 0600 and given to that user before `qemu-img` writes
+//! into it, so no moment exists when another user could open it.
 
 use super::tool::{IP, QEMU_IMG};
-use super::HostOs;
+use super::{HostOs, QemuUser};
 use std::ffi::OsStr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
 /// The host's own tools.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RealOs;
+#[derive(Debug, Clone)]
+pub struct RealOs {
+    /// Who QEMU runs as: the owner of every image made here.
+    qemu: QemuUser,
+}
+
+impl RealOs {
+    pub fn new(qemu: QemuUser) -> RealOs {
+        RealOs { qemu }
+    }
+
+    /// `path`, created empty if missing, QEMU's user's and 0600.
+    fn prepare(&self, path: &Path) -> Result<(), String> {
+        if let Some(dir) = path.parent() {
+            self.qemu.create_dirs(dir)?;
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(super::qemu_user::FILE_MODE)
+            .open(path)
+            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+        self.qemu.own_file(path)
+    }
+}
 
 #[async_trait::async_trait]
 impl HostOs for RealOs {
     async fn create_image(&self, path: &Path, size: u64) -> Result<(), String> {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
-        }
+        let (me, p) = (self.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || me.prepare(&p))
+            .await
+            .map_err(|e| format!("creating {}: {e}", path.display()))??;
         let size = size.to_string();
         let out = QEMU_IMG
             .run([

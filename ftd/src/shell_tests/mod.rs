@@ -196,6 +196,7 @@ fn side(
         witness: witness.map(|w| Arc::new(w) as Arc<dyn crate::witness::Witness>),
         claim_delay: crate::witness::claim::secondary_delay(HEARTBEAT),
         colo_tls: Some(dir.join("qemu-tls")),
+        qemu: crate::host::QemuUser::current(),
     };
     let (daemon, _) = d::spawn(ctx, links, qmp, cancel.child_token());
     Side {

@@ -206,3 +206,24 @@ pub fn capture_stop(v: Vec<std::process::Child>) {
         let _ = c.wait();
     }
 }
+
+/// libvirt's normal posture on `host` ([`ftvirt_lab::posture`]): its QEMU runs
+/// (at least one process) as the `qemu.conf` user, every file ftd made for
+/// QEMU is that user's and not readable by others, and among the files checked
+/// is one whose path contains each of `expect` (so the check saw what this
+/// point of the test must have made).
+pub fn assert_posture(lab: &Lab, host: &str, expect: &[&str]) {
+    let p = lab.host(host).unwrap().check_posture().unwrap();
+    assert!(!p.qemu.is_empty(), "host {host}: no QEMU process found");
+    if let Err(problems) = p.ok() {
+        panic!("host {host}: libvirt's posture broken:\n{problems}");
+    }
+    for e in expect {
+        assert!(p.saw(e), "host {host}: no {e} among {:?}", p.files);
+    }
+    eprintln!(
+        "host {host}: QEMU runs as {:?}; {} files of ftd's private to QEMU's user",
+        p.qemu,
+        p.files.len()
+    );
+}

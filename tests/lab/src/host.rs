@@ -66,15 +66,18 @@ const MOUNTS: &[(&str, &str)] = &[
     ("etc-ftvirt", "/etc/ftvirt"),
 ];
 
-/// Our `qemu.conf` for lab hosts: QEMU as root with no per-VM namespaces, cgroups
-/// or security driver (two libvirtds on one machine would otherwise fight over the
-/// same cgroup names, and there is no systemd to delegate them).
+/// Our `qemu.conf` for lab hosts: libvirt's normal posture, QEMU as libvirt's
+/// unprivileged user with the DAC driver labelling what QEMU opens
+/// (`dynamic_ownership`; owners remembered, libvirt's default) and the host's
+/// own security driver (`security_driver` unset: AppArmor or SELinux where the
+/// machine runs one, else none; DAC is always stacked). ftd gives the files it
+/// makes behind libvirt's back to the same user ([`crate::posture`] checks).
+/// No per-VM namespaces or cgroups: two libvirtds on one machine would fight
+/// over the same cgroup names, and there is no systemd to delegate them.
 const QEMU_CONF: &str = r#"# written by ftvirt-lab
-user = "root"
-group = "root"
-dynamic_ownership = 0
-remember_owner = 0
-security_driver = "none"
+user = "libvirt-qemu"
+group = "libvirt-qemu"
+dynamic_ownership = 1
 namespaces = [ ]
 cgroup_controllers = [ ]
 stdio_handler = "logd"

@@ -37,6 +37,7 @@ pub mod host;
 pub mod netns;
 pub mod orphans;
 mod partition;
+pub mod posture;
 pub mod reaper;
 pub mod wait;
 pub mod writer;
