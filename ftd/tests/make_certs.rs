@@ -92,6 +92,9 @@ fn make_certs_makes_a_ca_once_and_each_hosts_files() {
 }
 
 fn config(dir: &Path, files_of: &str) -> String {
+    // make-certs made `dir` 0700; state-dir is under it, and ftd checks at start
+    // that QEMU's user can reach it (the CA key stays 0600).
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
     let f = dir.join(files_of);
     format!(
         "host:\n  name: hosta\n  address: 192.0.2.1\npeers:\n  - name: hostb\n    \
