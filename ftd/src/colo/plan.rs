@@ -422,152 +422,6 @@ pub fn start_colo(w: &Wiring) -> Vec<Op> {
     v
 }
 
-/// A: leave COLO and run alone; every removal tolerated if already gone.
-///
-/// First every connection to the peer is yanked (NBD, the proxy's two servers,
-/// the COLO migration stream): with the peer powered off, an NBD request or a
-/// graph change would otherwise wait for TCP to give up (tens of seconds, the
-/// guest frozen meanwhile). One `yank` per instance, since one unknown instance
-/// fails the whole command.
-pub fn leave_colo(w: &Wiring) -> Vec<Op> {
-    let mut v: Vec<Op> = [
-        json!({"type": "block-node", "node-name": NBD_NODE}),
-        json!({"type": "chardev", "id": "mirror0"}),
-        json!({"type": "chardev", "id": "compare1"}),
-        json!({"type": "migration"}),
-    ]
-    .into_iter()
-    .map(|i| tolerated(exec("yank", json!({"instances": [i]}))))
-    .collect();
-    v.extend([
-        tolerated(exec(
-            "x-blockdev-change",
-            json!({"parent": w.quorum(), "child": "children.1"}),
-        )),
-        tolerated(exec("blockdev-del", json!({"node-name": REPLICATION_NODE}))),
-        tolerated(exec("blockdev-del", json!({"node-name": SYNC_NBD_NODE}))),
-    ]);
-    v.extend(
-        PRIMARY_OBJECTS
-            .iter()
-            .map(|id| tolerated(exec("object-del", json!({"id": id})))),
-    );
-    v.push(Op::IoThread {
-        id: COLO_IOTHREAD,
-        add: false,
-        tolerate: true,
-    });
-    v.push(tolerated(json!({"execute": "x-colo-lost-heartbeat"})));
-    v.extend(
-        PRIMARY_CHARDEVS
-            .iter()
-            .map(|id| tolerated(exec("chardev-remove", json!({"id": id})))),
-    );
-    if let Some(ids) = primary_ids(w) {
-        v.extend(
-            ids.all()
-                .into_iter()
-                .map(|id| tolerated(exec("object-del", json!({"id": id})))),
-        );
-    }
-    v.push(tolerated(json!({"execute": "cont"})));
-    v
-}
-
-/// A: the peer is gone while a protection attempt runs: cut every connection
-/// to it, so that the running step fails now. A sync's mirror waiting on the
-/// dead NBD export holds the guest's disk drained meanwhile (its convergence
-/// check flushes the target), so the guest would wait with it.
-pub fn cut_peer() -> Vec<Op> {
-    let mut v = vec![Op::YankNbd];
-    v.extend(
-        [
-            json!({"type": "chardev", "id": "mirror0"}),
-            json!({"type": "chardev", "id": "compare1"}),
-            json!({"type": "migration"}),
-        ]
-        .into_iter()
-        .map(|i| tolerated(exec("yank", json!({"instances": [i]})))),
-    );
-    v
-}
-
-/// A: undo a failed protection attempt, leaving the guest running.
-pub fn undo(w: &Wiring) -> Vec<Op> {
-    let mut v = vec![
-        tolerated(json!({"execute": "cont"})),
-        Op::YankNbd,
-        tolerated(exec(
-            "block-job-cancel",
-            json!({"device": SYNC_JOB, "force": true}),
-        )),
-        tolerated(exec(
-            "block-job-cancel",
-            json!({"device": PIVOT_JOB, "force": true}),
-        )),
-        tolerated(json!({"execute": "migrate_cancel"})),
-        Op::WaitJob {
-            job: SYNC_JOB.into(),
-            until: JobState::Gone,
-            timeout: Duration::from_secs(30),
-        },
-    ];
-    v.extend(leave_colo(w));
-    v
-}
-
-/// B: export the secondary's base image for the primary's sync and replication,
-/// and listen for the primary's state (`-incoming defer`), both on `bind` (the
-/// replication address) only; with TLS, only the peer's certificate gets in.
-pub fn secondary_export(ports: &Ports, bind: &str, tls: Option<&ColoTls>) -> Vec<Op> {
-    let ids = Ids::secondary();
-    let mut start =
-        json!({"addr": {"type": "inet", "data": {"host": bind, "port": ports.nbd.to_string()}}});
-    let mut params = json!({"tls-creds": "", "tls-authz": ""});
-    if tls.is_some() {
-        start["tls-creds"] = json!(ids.server);
-        start["tls-authz"] = json!(ids.authz);
-        params = json!({"tls-creds": ids.server, "tls-authz": ids.authz});
-    }
-    vec![
-        q(exec("nbd-server-start", start)),
-        q(exec(
-            "nbd-server-add",
-            json!({"device": "parent0", "writable": true}),
-        )),
-        q(exec("migrate-set-parameters", params)),
-        q(exec(
-            "migrate-incoming",
-            json!({"uri": format!("tcp:{}", uri_addr(bind, ports.migration))}),
-        )),
-    ]
-}
-
-/// B: the primary is gone; become the primary. Last, the guest's NIC announces
-/// itself (RARP from its MAC, QEMU's `announce-self`): the LAN's switches learn at
-/// once that the guest is now behind this host. Otherwise, when the old primary's
-/// port stayed up (a cut replication link, a planned switch-over), clients' frames
-/// keep going there until the guest happens to send something.
-pub fn take_over() -> Vec<Op> {
-    vec![
-        tolerated(json!({"execute": "nbd-server-stop"})),
-        q(json!({"execute": "x-colo-lost-heartbeat"})),
-        tolerated(exec("object-del", json!({"id": "f2"}))),
-        tolerated(exec("object-del", json!({"id": "f1"}))),
-        tolerated(exec("chardev-remove", json!({"id": "red1"}))),
-        tolerated(exec("chardev-remove", json!({"id": "red0"}))),
-        tolerated(announce()),
-    ]
-}
-
-/// `announce-self` for every NIC: first at once (1 ms), then every 100 ms, 5 rounds.
-pub fn announce() -> Value {
-    exec(
-        "announce-self",
-        json!({"initial": 1, "max": 100, "rounds": 5, "step": 100}),
-    )
-}
-
 /// The QMP command names of a plan, in order (for logs and tests).
 pub fn commands(plan: &[Op]) -> Vec<String> {
     plan.iter()
@@ -582,6 +436,11 @@ pub fn commands(plan: &[Op]) -> Vec<String> {
         })
         .collect()
 }
+
+mod secondary_side;
+mod teardown;
+pub use secondary_side::{announce, secondary_export, take_over};
+pub use teardown::{cut_peer, leave_colo, undo};
 
 #[cfg(test)]
 mod tests;

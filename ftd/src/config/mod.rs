@@ -30,6 +30,7 @@
 
 mod arbiter;
 mod colo;
+mod credentials;
 mod de;
 mod error;
 mod locate;
@@ -45,7 +46,6 @@ pub use de::is_host_name;
 pub use error::{ConfigError, Position, UnknownPeer};
 pub use witness::{Endpoint, WitnessConfig, WitnessTls};
 
-use crate::peer::Credentials;
 use locate::{locate, Seg};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
@@ -437,39 +437,6 @@ impl Config {
         if !written("detection-time") {
             self.defaults.detection_time = 4 * self.defaults.heartbeat_interval;
         }
-    }
-
-    /// Read and check the peer link's TLS files (`peer-link.tls`), as the peer will
-    /// check them: parsed, the key is the certificate's, the certificate is signed
-    /// by the CA, names this host and is valid now. An error names the key, its
-    /// place in the file, and the fix.
-    pub fn peer_credentials(&self) -> Result<Credentials, ConfigError> {
-        let t = &self.peer_link.tls;
-        let paths = crate::peer::tls::Paths {
-            ca: &t.ca,
-            cert: &t.cert,
-            key: &t.key,
-        };
-        Credentials::load(&self.host.name, paths)
-            .and_then(|c| {
-                if self.colo.tls {
-                    c.check_address(self.host.address, &t.cert)?;
-                }
-                Ok(c)
-            })
-            .map_err(|e| {
-                let key = e.which().key();
-                let path = [Seg::Key("peer-link"), Seg::Key("tls"), Seg::Key(key)];
-                // Only where it is written: a default has no place in the file.
-                let at = locate(&self.text.0, &path)
-                    .filter(|f| f.exact)
-                    .map(|f| f.at);
-                ConfigError::Invalid {
-                    origin: self.origin.clone(),
-                    at,
-                    message: format!("peer-link.tls.{key}: {e}"),
-                }
-            })
     }
 
     /// The file this configuration came from.
