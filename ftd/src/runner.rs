@@ -135,6 +135,46 @@ pub fn nbd_instances(reply: &Value) -> Vec<Value> {
         .collect()
 }
 
+/// What every wait shares: it gives up once `stop` is cancelled, and times out
+/// after `timeout` with what it waited for and what it saw last; between two
+/// looks it sleeps [`POLL`].
+struct Waiting<'a> {
+    t0: Instant,
+    timeout: Duration,
+    stop: &'a CancellationToken,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(timeout: Duration, stop: &'a CancellationToken) -> Waiting<'a> {
+        Waiting {
+            t0: Instant::now(),
+            timeout,
+            stop,
+        }
+    }
+
+    /// Before each look: the attempt may have been given up.
+    fn look(&self) -> Result<(), RunError> {
+        if self.stop.is_cancelled() {
+            return Err(RunError::Abandoned);
+        }
+        Ok(())
+    }
+
+    /// After a look that did not see it happen: time out, or sleep.
+    async fn not_yet(&self, what: impl FnOnce() -> String, last: String) -> Result<(), RunError> {
+        if self.t0.elapsed() > self.timeout {
+            return Err(RunError::Timeout {
+                what: what(),
+                secs: self.timeout.as_secs_f64(),
+                last,
+            });
+        }
+        tokio::time::sleep(POLL).await;
+        Ok(())
+    }
+}
+
 async fn wait_job(
     lv: &dyn Hypervisor,
     domain: &str,
@@ -143,12 +183,10 @@ async fn wait_job(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
-    let t0 = Instant::now();
+    let w = Waiting::new(timeout, stop);
     let mut last = String::new();
     loop {
-        if stop.is_cancelled() {
-            return Err(RunError::Abandoned);
-        }
+        w.look()?;
         let jobs = lv
             .qmp(
                 domain,
@@ -183,14 +221,11 @@ async fn wait_job(
                 );
             }
         }
-        if t0.elapsed() > timeout {
-            return Err(RunError::Timeout {
-                what: format!("block job {job} becoming {until:?}"),
-                secs: timeout.as_secs_f64(),
-                last,
-            });
-        }
-        tokio::time::sleep(POLL).await;
+        w.not_yet(
+            || format!("block job {job} becoming {until:?}"),
+            last.clone(),
+        )
+        .await?;
     }
 }
 
@@ -222,11 +257,9 @@ async fn wait_connected(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
-    let t0 = Instant::now();
+    let w = Waiting::new(timeout, stop);
     loop {
-        if stop.is_cancelled() {
-            return Err(RunError::Abandoned);
-        }
+        w.look()?;
         let reply = lv
             .qmp(domain, &json!({"execute": "query-chardev"}), QMP_DEADLINE)
             .await?;
@@ -234,19 +267,15 @@ async fn wait_connected(
         if missing.is_empty() {
             return Ok(());
         }
-        if t0.elapsed() > timeout {
-            return Err(RunError::Timeout {
-                what: format!(
-                    "the secondary at {peer} connecting to the proxy's sockets ({}): another \
-                     client may hold a port, or the secondary's certificate was refused \
-                     (see this domain's QEMU log)",
-                    chardevs.join(", ")
-                ),
-                secs: timeout.as_secs_f64(),
-                last: missing.join("; "),
-            });
-        }
-        tokio::time::sleep(POLL).await;
+        let what = || {
+            format!(
+                "the secondary at {peer} connecting to the proxy's sockets ({}): another \
+                 client may hold a port, or the secondary's certificate was refused \
+                 (see this domain's QEMU log)",
+                chardevs.join(", ")
+            )
+        };
+        w.not_yet(what, missing.join("; ")).await?;
     }
 }
 
@@ -257,11 +286,9 @@ async fn wait_colo(
     timeout: Duration,
     stop: &CancellationToken,
 ) -> Result<(), RunError> {
-    let t0 = Instant::now();
+    let w = Waiting::new(timeout, stop);
     loop {
-        if stop.is_cancelled() {
-            return Err(RunError::Abandoned);
-        }
+        w.look()?;
         let st = lv
             .qmp(
                 domain,
@@ -286,14 +313,8 @@ async fn wait_colo(
             });
         }
         let last = format!("COLO mode {}, migration {status}", st["mode"]);
-        if t0.elapsed() > timeout {
-            return Err(RunError::Timeout {
-                what: format!("COLO reaching mode {mode}"),
-                secs: timeout.as_secs_f64(),
-                last,
-            });
-        }
-        tokio::time::sleep(POLL).await;
+        w.not_yet(|| format!("COLO reaching mode {mode}"), last)
+            .await?;
     }
 }
 
