@@ -40,8 +40,20 @@ pub async fn cut(peer: &str, ports: &[u16]) -> Result<usize, String> {
         .run(["-K", "-t", "-n", "-H", &f])
         .await
         .map_err(|e| e.to_string())?;
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    if !out.status.success() {
+    judge(
+        &f,
+        out.status.success(),
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+/// What one `ss -K` run did. `ss` exits 0 even when it could not open its
+/// netlink socket or was not allowed to destroy anything (under a sandbox
+/// without `AF_NETLINK` or `CAP_NET_ADMIN`, review 8.4): that is an error here,
+/// never "no socket to cut".
+fn judge(f: &str, success: bool, stdout: &str, stderr: &str) -> Result<usize, String> {
+    if !success {
         return Err(format!("`ss -K {f}` failed: {}", stderr.trim()));
     }
     if stderr.contains("Operation not supported") {
@@ -50,7 +62,14 @@ pub async fn cut(peer: &str, ports: &[u16]) -> Result<usize, String> {
             stderr.trim()
         ));
     }
-    Ok(count(&String::from_utf8_lossy(&out.stdout)))
+    if stderr.contains("Cannot open netlink socket") || stderr.contains("Operation not permitted") {
+        return Err(format!(
+            "`ss -K` could not reach the kernel's socket table ({}): ftd needs AF_NETLINK and \
+             CAP_NET_ADMIN (see its systemd unit)",
+            stderr.lines().next().unwrap_or_default().trim()
+        ));
+    }
+    Ok(count(stdout))
 }
 
 /// `ss -H` prints one line per socket it destroyed.
@@ -69,6 +88,36 @@ mod tests {
             filter("10.200.0.11", &[9998, 9999]),
             "dst 10.200.0.11 and ( sport = :9998 or dport = :9998 or sport = :9999 or dport = :9999 )"
         );
+    }
+
+    #[test]
+    fn ss_without_netlink_or_the_capability_is_an_error_though_it_exits_0() {
+        let e = judge(
+            "f",
+            true,
+            "",
+            "Cannot open netlink socket: Address family not supported by protocol\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("AF_NETLINK and CAP_NET_ADMIN"), "{e}");
+        let e = judge(
+            "f",
+            true,
+            "",
+            "RTNETLINK answers: Operation not permitted\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("CAP_NET_ADMIN"), "{e}");
+        assert!(judge(
+            "f",
+            true,
+            "",
+            "RTNETLINK answers: Operation not supported\n"
+        )
+        .unwrap_err()
+        .contains("CONFIG_INET_DIAG_DESTROY"));
+        assert_eq!(judge("f", true, "ESTAB 0 0 a b\n", "").unwrap(), 1);
+        assert!(judge("f", false, "", "boom").is_err());
     }
 
     #[test]

@@ -34,9 +34,25 @@ impl RealOs {
             .truncate(false)
             .mode(super::qemu_user::FILE_MODE)
             .open(path)
-            .map_err(|e| format!("creating {}: {e}", path.display()))?;
+            .map_err(|e| match e.raw_os_error() {
+                Some(e) if e == nix::errno::Errno::EROFS as i32 => read_only(path),
+                _ => format!("creating {}: {e}", path.display()),
+            })?;
         self.qemu.own_file(path)
     }
+}
+
+/// A file ftd must make where it may not write: under the shipped unit's
+/// `ProtectSystem=strict`, a directory not in `ReadWritePaths=` (review 8.4: the
+/// pivot's image beside a disk in a directory of the admin's choosing).
+fn read_only(path: &Path) -> String {
+    let dir = path.parent().unwrap_or(path);
+    format!(
+        "cannot create {}: {} is read-only for ftd; if ftd runs under its systemd unit, \
+         add the directory to ReadWritePaths= (systemctl edit ftd) and restart ftd",
+        path.display(),
+        dir.display()
+    )
 }
 
 #[async_trait::async_trait]
