@@ -128,8 +128,22 @@ fn run() -> Result<()> {
 /// `args`; exits with its status.
 fn run_lab_program(step: &str, package: &str, args: &[String]) -> Result<()> {
     let t = setup_all()?;
-    util::step(step, &format!("building ftd and {package} (release)"));
-    util::run(cargo().args(["build", "--release", "--quiet", "-p", "ftd", "-p", package]))?;
+    util::step(
+        step,
+        &format!("building ftd, ftvirt-sandbox and {package} (release)"),
+    );
+    // The lab runs ftd under its unit's sandbox (ftvirt-lab's ftvirt-sandbox).
+    util::run(cargo().args([
+        "build",
+        "--release",
+        "--quiet",
+        "-p",
+        "ftd",
+        "-p",
+        "ftvirt-lab",
+        "-p",
+        package,
+    ]))?;
     let bin = target_dir().join("release").join(package);
     util::step(step, &format!("running {}", bin.display()));
     let st = Command::new(&bin)

@@ -72,6 +72,10 @@ pub const PACKAGES: &[&str] = &[
     "etcd-client",
     "protobuf-compiler",
     "libprotobuf-dev",
+    // The lab runs ftd under the shipped systemd unit's sandbox without systemd
+    // (tests/lab/src/sandbox): its seccomp filters are built with libseccomp, as
+    // systemd builds them.
+    "libseccomp-dev",
     // The test guest: Debian kernel + busybox initramfs.
     "busybox-static",
     "linux-image-amd64",

@@ -30,6 +30,7 @@ pub fn binary(manifest_dir: &str) -> PathBuf {
         .expect("target/<profile>");
     let target = profile_dir.parent().expect("the target directory");
     let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    // ftd runs under its unit's sandbox in the lab: `ftvirt-sandbox` beside it.
     c.args([
         "build",
         "--quiet",
@@ -37,6 +38,10 @@ pub fn binary(manifest_dir: &str) -> PathBuf {
         "ftd",
         "--bin",
         "ftd",
+        "-p",
+        "ftvirt-lab",
+        "--bin",
+        "ftvirt-sandbox",
         "--target-dir",
     ])
     .arg(target)

@@ -42,6 +42,7 @@ use crate::wait::{wait_until, Look};
 pub mod bus;
 pub mod cluster;
 mod ftd;
+pub use ftd::{sandbox_binary, unit_file};
 mod journald;
 pub mod polkit;
 use std::io::{BufRead, BufReader};

@@ -39,6 +39,7 @@ pub mod orphans;
 mod partition;
 pub mod posture;
 pub mod reaper;
+pub mod sandbox;
 pub mod wait;
 pub mod writer;
 

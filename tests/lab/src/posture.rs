@@ -26,6 +26,8 @@ pub struct Posture {
     pub qemu: Vec<(u32, String)>,
     /// Files checked.
     pub files: Vec<PathBuf>,
+    /// ftd's process was found under its unit's sandbox.
+    pub ftd_sandboxed: bool,
     /// Rules broken, each naming the file or process.
     pub problems: Vec<String>,
 }
@@ -108,6 +110,19 @@ impl Host {
                 ));
             }
             p.qemu.push((pid, user));
+        }
+        // ftd itself under its unit's sandbox (unless the lab was told not to).
+        if let (Some(pid), false) = (self.ftd_pid(), sandbox_off()) {
+            let unit = crate::sandbox::Sandbox::load(&crate::host::unit_file(), &[])
+                .map_err(LabError::Usage)?;
+            let outside = PathBuf::from(format!(
+                "/proc/{}/ns/mnt",
+                self.holder_pid().unwrap_or_default()
+            ));
+            for e in crate::sandbox::check::process(pid, &unit, &outside) {
+                p.problems.push(format!("host {}: ftd {e}", self.name));
+            }
+            p.ftd_sandboxed = p.problems.is_empty();
         }
         let tls = self.dir.join("ftd-state/qemu-tls");
         if tls.exists() {
@@ -204,4 +219,9 @@ fn dirs(d: &Path) -> Vec<PathBuf> {
 
 fn files_deep(d: &Path) -> Vec<PathBuf> {
     dirs(d).iter().flat_map(|d| files(d)).collect()
+}
+
+/// `FTVIRT_LAB_SANDBOX=off`: ftd was started without its sandbox.
+fn sandbox_off() -> bool {
+    std::env::var("FTVIRT_LAB_SANDBOX").is_ok_and(|v| v == "off")
 }

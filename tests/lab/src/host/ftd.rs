@@ -1,8 +1,9 @@
-//! A host's ftd: started with a configuration, logging to `log/ftd.log`, ready once
-//! it owns its bus name; its peer-link TLS files, made with ftd's own
-//! `make-certs` from one lab CA; killing it alone.
+//! A host's ftd: started with a configuration under the shipped systemd unit's
+//! sandbox, logging to `log/ftd.log`, ready once it owns its bus name; its
+//! peer-link TLS files, made with ftd's own `make-certs` from one lab CA; killing
+//! it alone.
 
-use super::{write, Host};
+use super::{mkdir, write, Host};
 use crate::cmd;
 use crate::error::Result;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,10 @@ impl Host {
     /// Start this host's ftd (`binary`) with `config` (YAML), logging to
     /// `log/ftd.log`; returns once it owns `bus_name` on the host's bus. Makes the
     /// host's TLS files first if needed (`config` should include
-    /// [`Host::ftd_tls_yaml`]).
+    /// [`Host::ftd_tls_yaml`]). ftd runs under `dbus/ftd.service`'s sandbox
+    /// ([`crate::sandbox`], through `ftvirt-sandbox` next to `binary`) with the
+    /// lab's drop-in ([`Host::ftd_drop_in`]), as it runs in the field;
+    /// `FTVIRT_LAB_SANDBOX=off` starts it bare (for debugging, said in its log).
     pub fn start_ftd(&mut self, binary: &Path, config: &str, bus_name: &str) -> Result<()> {
         self.ensure_tls(binary)?;
         let cfg = self.dir.join("ftd.yaml");
@@ -21,12 +25,45 @@ impl Host {
         // own /etc/ftvirt); it outlives a power cut, as a real host's /etc does.
         write(&self.dir.join("etc-ftvirt/ftd.yaml"), config)?;
         let log = self.log_dir().join("ftd.log");
-        let bin = binary.to_string_lossy().to_string();
-        let cfgs = cfg.to_string_lossy().to_string();
-        let mut child = self.spawn_to_log(&[&bin, "--config", &cfgs], &log)?;
+        let bin = binary.to_string_lossy().into_owned();
+        let cfgs = cfg.to_string_lossy().into_owned();
+        let mut argv: Vec<String> = Vec::new();
+        if std::env::var("FTVIRT_LAB_SANDBOX").is_ok_and(|v| v == "off") {
+            let note = "ftvirt-lab: FTVIRT_LAB_SANDBOX=off: ftd runs without its unit's sandbox\n";
+            append(&log, note)?;
+        } else {
+            let drop_in = self.dir.join("ftd.service.d/lab.conf");
+            mkdir(&self.dir.join("ftd.service.d"))?;
+            write(&drop_in, &self.ftd_drop_in())?;
+            argv.extend([
+                sandbox_binary(binary)?.to_string_lossy().into_owned(),
+                "--unit".into(),
+                unit_file().to_string_lossy().into_owned(),
+                "--drop-in".into(),
+                drop_in.to_string_lossy().into_owned(),
+                "--".into(),
+            ]);
+        }
+        argv.extend([bin, "--config".into(), cfgs]);
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let mut child = self.spawn_to_log(&argv, &log)?;
         self.await_bus_name("ftd", &mut child, bus_name, &log, Duration::from_secs(30))?;
         self.ftd = Some(child);
         Ok(())
+    }
+
+    /// The lab's drop-in for ftd's unit, as an admin whose state lives
+    /// elsewhere writes one (`systemctl edit ftd`): the lab keeps everything
+    /// of its hosts (state, overlays, images, TLS files) under its directory in
+    /// `/var/tmp`, which `PrivateTmp=` would hide, so it binds that directory
+    /// back in, writable. Nothing else is loosened.
+    pub fn ftd_drop_in(&self) -> String {
+        let lab = self.dir.parent().unwrap_or(&self.dir);
+        format!(
+            "# written by ftvirt-lab for host {}\n[Service]\nBindPaths={}\n",
+            self.name,
+            lab.display()
+        )
     }
 
     /// This host's peer-link TLS files: `ca.crt`, `host.crt`, `host.key`.
@@ -83,4 +120,38 @@ impl Host {
     pub fn ftd_log(&self) -> PathBuf {
         self.log_dir().join("ftd.log")
     }
+}
+
+/// The shipped unit, from this source tree.
+pub fn unit_file() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dbus/ftd.service")
+}
+
+/// `ftvirt-sandbox`: `FTVIRT_SANDBOX_BIN`, else next to ftd's binary (every
+/// build of the lab's programs builds it there: [`crate::ftd::binary`],
+/// `cargo xtask test/demo/matrix/bench`).
+pub fn sandbox_binary(ftd: &Path) -> Result<PathBuf> {
+    let p = match std::env::var_os("FTVIRT_SANDBOX_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => ftd.with_file_name("ftvirt-sandbox"),
+    };
+    if p.exists() {
+        Ok(p)
+    } else {
+        Err(crate::error::LabError::Usage(format!(
+            "no {}: build it with `cargo build -p ftvirt-lab --bin ftvirt-sandbox` (same profile \
+             as ftd), or set FTVIRT_SANDBOX_BIN",
+            p.display()
+        )))
+    }
+}
+
+fn append(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| crate::error::LabError::io("appending to", path, e))
 }
