@@ -40,6 +40,7 @@ mod partition;
 pub mod posture;
 pub mod reaper;
 pub mod sandbox;
+mod shm;
 pub mod wait;
 pub mod writer;
 
@@ -334,6 +335,7 @@ impl Lab {
         if let Some(e) = &mut self.etcd {
             e.reap();
         }
+        shm::sweep_dead_qb();
         r
     }
 }

@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 /// The devices a private `/dev` has (as systemd's).
 const DEVICES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 
+/// What systemd's private `/dev` binds from the host's, where it exists: the
+/// pseudo-terminals, and shared memory (corosync's libqb IPC lives in
+/// `/dev/shm`, so ftd's arbiter client needs the host's).
+const SHARED_DEV_DIRS: &[&str] = &["pts", "shm", "mqueue", "hugepages"];
+
 /// Enter a new mount (and, for `ProtectHostname=`, UTS) namespace and make the view.
 pub fn apply(s: &Sandbox) -> Result<(), String> {
     let mut flags = CloneFlags::CLONE_NEWNS;
@@ -41,13 +46,22 @@ pub fn apply(s: &Sandbox) -> Result<(), String> {
             Err(e) => return Err(format!("BindPaths={}: {e}", b.source.display())),
         }
     }
-    let devices = if s.private_devices {
-        DEVICES
+    let (devices, dev_dirs) = if s.private_devices {
+        let nodes = DEVICES
             .iter()
             .map(|d| open_path(&Path::new("/dev").join(d)).map(|fd| (fd, *d)))
-            .collect::<Result<Vec<_>, _>>()?
+            .collect::<Result<Vec<_>, _>>()?;
+        let dirs = SHARED_DEV_DIRS
+            .iter()
+            .filter_map(|d| {
+                open_path(&Path::new("/dev").join(d))
+                    .ok()
+                    .map(|fd| (fd, *d))
+            })
+            .collect::<Vec<_>>();
+        (nodes, dirs)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
 
     if s.private_tmp {
@@ -56,7 +70,7 @@ pub fn apply(s: &Sandbox) -> Result<(), String> {
         }
     }
     if s.private_devices {
-        private_dev(&devices)?;
+        private_dev(&devices, &dev_dirs)?;
     }
     for (fd, dest) in &binds {
         mkdir_p(dest)?;
@@ -147,8 +161,9 @@ pub fn apply(s: &Sandbox) -> Result<(), String> {
     Ok(())
 }
 
-/// A tmpfs `/dev` with only [`DEVICES`], a private `pts`, `shm` and the usual links.
-fn private_dev(devices: &[(OwnedFd, &str)]) -> Result<(), String> {
+/// A tmpfs `/dev` with only [`DEVICES`], the host's [`SHARED_DEV_DIRS`] and
+/// the usual links, as systemd's `PrivateDevices=` makes it.
+fn private_dev(devices: &[(OwnedFd, &str)], dirs: &[(OwnedFd, &str)]) -> Result<(), String> {
     tmpfs("/dev", "mode=755")?;
     for (fd, name) in devices {
         let p = Path::new("/dev").join(name);
@@ -156,23 +171,14 @@ fn private_dev(devices: &[(OwnedFd, &str)]) -> Result<(), String> {
         let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
         mnt(Some(src.as_str()), &p, None, MsFlags::MS_BIND, None)?;
     }
-    mkdir_p(Path::new("/dev/pts"))?;
-    mnt(
-        Some("devpts"),
-        "/dev/pts",
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=620"),
-    )?;
-    mkdir_p(Path::new("/dev/shm"))?;
-    mnt(
-        Some("tmpfs"),
-        "/dev/shm",
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        Some("mode=1777"),
-    )?;
+    for (fd, name) in dirs {
+        let p = Path::new("/dev").join(name);
+        mkdir_p(&p)?;
+        let src = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        mnt(Some(src.as_str()), &p, None, MsFlags::MS_BIND, None)?;
+    }
     for (link, to) in [
+        ("log", "/run/systemd/journal/dev-log"),
         ("ptmx", "pts/ptmx"),
         ("fd", "/proc/self/fd"),
         ("stdin", "/proc/self/fd/0"),
