@@ -128,9 +128,15 @@ impl Task {
                 let _ = reply.send(r);
             }
             DomainCmd::Disable(reply) => {
-                let r = self.user(Event::Disable, None, reply);
-                if r {
+                // Answered once the mark is gone too: a caller told
+                // "unprotected" finds the domain unmarked (a restart of ftd
+                // right after it does not protect it again).
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                if self.user(Event::Disable, None, tx) {
                     super::enable::unmark(&self.ctx, &self.name).await;
+                }
+                if let Ok(r) = rx.await {
+                    let _ = reply.send(r);
                 }
             }
             DomainCmd::Failover(reply) => {

@@ -95,6 +95,12 @@ async fn disable_leaves_colo_releases_the_secondary_and_unmarks() {
     w.protect().await;
     let st = w.a.daemon.disable("g").await.unwrap();
     assert_eq!(st, State::Disabling);
+    // The reply comes once the mark is gone: a restart now does not protect.
+    assert!(w
+        .a
+        .fake
+        .metadata_of("g", crate::annotation::NAMESPACE)
+        .is_none());
     w.wait("a unprotected, b standby", || async {
         w.a.state("g").await == Some(State::Unprotected)
             && w.b.state("g").await == Some(State::Standby)
