@@ -8,7 +8,8 @@
 //! - `steps`: the coordinator's steps against libvirt, QEMU and the peer;
 //! - `reattach`: what a restarted ftd finds of a running domain;
 //! - `resolve`: what a new task starts from (libvirt's view, the mark);
-//! - `ports`: the domain's COLO ports on this host, kept for good;
+//! - `ports`: the domains' COLO ports on this host, taken when a domain is
+//!   first wired as the primary here;
 //! - `disk`, `fence`: disk error events; cutting a guest off the network;
 //! - `claim`: the witness's pairing record and go-live claims;
 //! - `scratch`, `survivor`: the secondary's scratch images; the survivor's disk.
@@ -143,13 +144,6 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         let _ = coord.on(Event::PeerUp);
     }
     let start = coord.start();
-    let ports = match ctx.ports.ports(name) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(domain = name, error = %e, "no COLO ports for this domain on this host");
-            None
-        }
-    };
     let (snap_tx, snap_rx) = watch::channel(handle::Snapshot {
         status: crate::observe::Status {
             domain: name.to_string(),
@@ -173,7 +167,6 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         stop: CancellationToken::new(),
         wiring: None,
         spec: None,
-        ports,
         gen: 0,
         last_checkpoint: None,
         publisher: Publisher::default(),

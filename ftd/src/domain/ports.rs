@@ -1,9 +1,10 @@
 //! Which COLO ports each domain uses on this host ([`PortPool`]). A domain gets
-//! the lowest free slot the first time this host's ftd sees it, and keeps it for
-//! good: the slot is written to `<state-dir>/ports.json` at once, so that a
-//! restarted ftd re-attaches to a running COLO pair on the ports it really uses
-//! (before, a slot came from the order domains were found in, which a restart
-//! reshuffled).
+//! the lowest free slot when this host first wires it as the primary (its disk
+//! sync, or the spec its secondary asks for while it prepares), never merely
+//! because a task exists for it, and keeps it for good: the slot is written to
+//! `<state-dir>/ports.json` at once, so that a restarted ftd re-attaches to a
+//! running COLO pair on the ports it really uses (before, a slot came from the
+//! order domains were found in, which a restart reshuffled).
 //!
 //! There are [`Ports::SLOTS`] slots; a slot whose ports fall outside 1-65535 or
 //! meet another slot's in use is refused, with what to change in `colo.ports`

@@ -34,9 +34,6 @@ pub(super) struct Task {
     pub stop: CancellationToken,
     pub wiring: Option<Wiring>,
     pub spec: Option<SecondarySpec>,
-    /// The COLO ports of this domain on this host as primary (from the host's
-    /// pool, kept for good); as secondary, the primary's are in `spec`.
-    pub ports: Option<Ports>,
     pub gen: u32,
     pub last_checkpoint: Option<Instant>,
     pub publisher: Publisher,
@@ -137,11 +134,28 @@ impl Task {
                 self.user(Event::SwitchOver, None, reply);
             }
             DomainCmd::Spec(reply) => {
-                let r = steps::secondary_spec(&self.name, &self.ctx, self.ports).await;
+                let r = steps::secondary_spec(&self.name, &self.ctx, self.spec_ports()).await;
                 let _ = reply.send(r);
             }
             DomainCmd::Qmp(ev) => self.qmp_event(ev).await,
         }
+    }
+
+    /// The ports a spec for the peer names: a domain this host prepares to
+    /// protect takes its slot now (the sync that follows uses it); any other
+    /// has its slot already, or is not protected from here. So a peer asking
+    /// for specs takes no slot of a domain this host does not protect.
+    fn spec_ports(&self) -> Result<Ports, String> {
+        let st = self.coord.state();
+        if st == State::Preparing {
+            return self.ctx.ports.ports(&self.name);
+        }
+        self.ctx.ports.existing(&self.name).unwrap_or_else(|| {
+            Err(format!(
+                "this host has no COLO ports for it: it is not protected from here (it is {})",
+                st.name()
+            ))
+        })
     }
 
     /// A user request (`Enable` with its chosen settings, `Disable`,
@@ -366,7 +380,6 @@ impl Task {
             steps::StepCtx {
                 name: self.name.clone(),
                 ctx: self.ctx.clone(),
-                ports: self.ports,
                 gen: self.gen,
                 wiring: self.wiring.clone(),
                 spec: self.spec.clone(),
