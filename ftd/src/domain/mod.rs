@@ -8,6 +8,7 @@
 //! - `steps`: the coordinator's steps against libvirt, QEMU and the peer;
 //! - `reattach`: what a restarted ftd finds of a running domain;
 //! - `resolve`: what a new task starts from (libvirt's view, the mark);
+//! - `retire`: when a task may end (its domain gone from this host);
 //! - `ports`: the domains' COLO ports on this host, taken when a domain is
 //!   first wired as the primary here;
 //! - `disk`, `fence`: disk error events; cutting a guest off the network;
@@ -27,6 +28,7 @@ mod overlay;
 mod ports;
 mod reattach;
 mod resolve;
+mod retire;
 mod scratch;
 mod steps;
 mod survivor;
@@ -144,6 +146,8 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         let _ = coord.on(Event::PeerUp);
     }
     let start = coord.start();
+    // Only a domain standing by starts out not defined here (see `resolve`).
+    let defined = found.initial != crate::coordinator::State::Standby;
     let (snap_tx, snap_rx) = watch::channel(handle::Snapshot {
         status: crate::observe::Status {
             domain: name.to_string(),
@@ -157,6 +161,8 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
             last_failover: None,
         },
         last_checkpoint: None,
+        retirable_since: None,
+        held_for_peer: retire::held_for_peer(defined, coord.state()),
     });
     let mut task = task::Task {
         name: name.to_string(),
@@ -167,6 +173,8 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         stop: CancellationToken::new(),
         wiring: None,
         spec: None,
+        defined,
+        retirable_since: None,
         gen: 0,
         last_checkpoint: None,
         publisher: Publisher::default(),

@@ -1,16 +1,17 @@
 //! Which COLO ports each domain uses on this host ([`PortPool`]). A domain gets
 //! the lowest free slot when this host first wires it as the primary (its disk
 //! sync, or the spec its secondary asks for while it prepares), never merely
-//! because a task exists for it, and keeps it for good: the slot is written to
-//! `<state-dir>/ports.json` at once, so that a restarted ftd re-attaches to a
-//! running COLO pair on the ports it really uses (before, a slot came from the
-//! order domains were found in, which a restart reshuffled).
+//! because a task exists for it, and keeps it while it may run here: the slot is
+//! written to `<state-dir>/ports.json` at once, so that a restarted ftd
+//! re-attaches to a running COLO pair on the ports it really uses (before, a slot
+//! came from the order domains were found in, which a restart reshuffled). A
+//! slot is given back ([`PortPool::release`]) only when the domain's task ends
+//! because the domain is gone from this host.
 //!
 //! There are [`Ports::SLOTS`] slots; a slot whose ports fall outside 1-65535 or
 //! meet another slot's in use is refused, with what to change in `colo.ports`
 //! (the configuration's check makes that impossible for a loaded config; the
-//! pool checks again because it is what hands the ports out). A slot can be
-//! given back ([`PortPool::release`]).
+//! pool checks again because it is what hands the ports out).
 //!
 //! The primary's slot decides a protection's ports; the secondary takes them from
 //! the primary's spec ([`crate::colo::spec::SecondarySpec::ports`]) and never from

@@ -34,6 +34,11 @@ pub(super) struct Task {
     pub stop: CancellationToken,
     pub wiring: Option<Wiring>,
     pub spec: Option<SecondarySpec>,
+    /// libvirt's last word: the domain is defined here (transient copies
+    /// included).
+    pub defined: bool,
+    /// Since when [`Task::retirable`] has held.
+    pub retirable_since: Option<Instant>,
     pub gen: u32,
     pub last_checkpoint: Option<Instant>,
     pub publisher: Publisher,
@@ -77,6 +82,11 @@ impl Task {
                 _ = cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
                     None => break,
+                    Some(DomainCmd::Retire(reply)) => {
+                        if self.retire(reply) {
+                            return;
+                        }
+                    }
                     Some(cmd) => self.command(cmd).await,
                 },
                 out = async { self.running.as_mut().expect("guarded").1.as_mut().await }, if self.running.is_some() => {
@@ -138,6 +148,10 @@ impl Task {
                 let _ = reply.send(r);
             }
             DomainCmd::Qmp(ev) => self.qmp_event(ev).await,
+            // Taken in `run`.
+            DomainCmd::Retire(reply) => {
+                let _ = reply.send(false);
+            }
         }
     }
 
@@ -217,11 +231,23 @@ impl Task {
     pub(super) fn publish(&mut self) {
         let now = self.status();
         let last_checkpoint = self.last_checkpoint;
+        self.retirable_since = match (self.retirable(), self.retirable_since) {
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(Instant::now()),
+            (false, _) => None,
+        };
+        let retirable_since = self.retirable_since;
+        let held = super::retire::held_for_peer(self.defined, self.coord.state());
         self.snapshot.send_if_modified(|s| {
-            let changed = s.status != now || s.last_checkpoint != last_checkpoint;
+            let changed = s.status != now
+                || s.last_checkpoint != last_checkpoint
+                || s.retirable_since != retirable_since
+                || s.held_for_peer != held;
             if changed {
                 s.status = now.clone();
                 s.last_checkpoint = last_checkpoint;
+                s.retirable_since = retirable_since;
+                s.held_for_peer = held;
             }
             changed
         });
