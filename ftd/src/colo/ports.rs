@@ -31,7 +31,8 @@ impl Ports {
     /// How many domains one host can wire at once (slots 0 to SLOTS - 1).
     pub const SLOTS: u16 = 64;
 
-    /// Ports for the domain in slot `n` (0, 1, 2, ...) from the built-in bases.
+    /// Ports for the domain in slot `n` (0, 1, 2, ...) from the built-in bases
+    /// (for tests: ftd's own slots come from `crate::domain::PortPool`).
     pub fn slot(n: u16) -> Ports {
         Ports::DEFAULT.nth(n)
     }
@@ -50,9 +51,12 @@ impl Ports {
         })
     }
 
-    /// [`Ports::checked_nth`] for a slot the configuration was checked for.
+    /// [`Ports::checked_nth`] for tests, for a slot that exists. Panics past
+    /// port 1 or 65535 (it used to fall back to slot 0's ports, silently): ftd's
+    /// own slots come from `crate::domain::PortPool`, which refuses such a slot.
     pub fn nth(self, n: u16) -> Ports {
-        self.checked_nth(n).unwrap_or(self)
+        self.checked_nth(n)
+            .unwrap_or_else(|| panic!("slot {n} of {self:?} falls outside ports 1-65535"))
     }
 
     /// Every port, for checks and socket cuts.

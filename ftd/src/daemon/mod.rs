@@ -15,22 +15,35 @@
 //! overlays this host keeps) are taken up ([`scan`]); the libvirt hook's `started`
 //! notification protects a domain that starts later.
 //!
-//! The peer link's `Lost` (the peer's host is gone) and `DaemonLost` (only its ftd
-//! is: its host answers) reach every domain as `PeerLost` and `PeerDaemonLost`.
+//! The peer link's events are routed by [`peer`], which also bounds what the
+//! peer's messages can make this host keep (lookups, tasks for domains not
+//! defined here). The peer link's `Lost` (the peer's host is gone) and
+//! `DaemonLost` (only its ftd is: its host answers) reach every domain as
+//! `PeerLost` and `PeerDaemonLost`.
+//!
+//! A task whose domain is gone from this host (not defined, nothing held for
+//! it, idle for a while) is ended ([`retire`]), so tasks do not pile up.
 
 use crate::coordinator::{Event, State};
 use crate::domain::{self, DomainCmd, DomainHandle, HostCtx, Resolved};
 use crate::libvirt::{DomState, LibvirtError};
 use crate::observe::Status;
-use crate::peer::{LinkEvent, Request, Response};
+use crate::peer::LinkEvent;
 use crate::qmp_events::QmpEvent;
 use ftd_proxy::EnableOptions;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod peer;
+mod retire;
 mod scan;
 mod start;
+
+#[cfg(test)]
+pub(crate) use peer::{PEER_DOMAINS_MAX, PEER_LOOKUPS_MAX};
+#[cfg(test)]
+pub(crate) use retire::{IDLE as RETIRE_IDLE, SWEEP as RETIRE_SWEEP};
 
 pub use crate::domain::CommandError;
 use crate::domain::UserReply;
@@ -172,15 +185,19 @@ pub fn spawn(
 ) -> (DaemonHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(64);
     let (resolved_tx, resolved_rx) = mpsc::unbounded_channel();
+    let (retired_tx, retired_rx) = mpsc::unbounded_channel();
     let d = Daemon {
         ctx,
         domains: HashMap::new(),
         resolving: HashMap::new(),
+        peer_lookups: HashSet::new(),
+        retiring: HashMap::new(),
         resolved: resolved_tx,
+        retired: retired_tx,
         cancel,
         me: DaemonHandle { tx: tx.clone() }.downgrade(),
     };
-    let j = tokio::spawn(d.run(rx, links, qmp, resolved_rx));
+    let j = tokio::spawn(d.run(rx, links, qmp, resolved_rx, retired_rx));
     (DaemonHandle { tx }, j)
 }
 
@@ -192,7 +209,12 @@ struct Daemon {
     domains: HashMap<String, DomainHandle>,
     /// Domains being looked up, with what arrived for them meanwhile (in order).
     resolving: HashMap<String, Vec<DomainCmd>>,
+    /// Those of them whose lookup a peer message started (bounded: [`peer`]).
+    peer_lookups: HashSet<String>,
+    /// Tasks asked to end ([`retire`]), with what arrived meanwhile.
+    retiring: HashMap<String, retire::Retiring>,
     resolved: mpsc::UnboundedSender<Lookup>,
+    retired: mpsc::UnboundedSender<retire::Retired>,
     cancel: CancellationToken,
     /// To send itself follow-up work (hook notifications, the start-up scan).
     me: WeakDaemonHandle,
@@ -248,8 +270,11 @@ impl Daemon {
         mut links: mpsc::Receiver<LinkEvent>,
         mut qmp: mpsc::UnboundedReceiver<QmpEvent>,
         mut resolved: mpsc::UnboundedReceiver<Lookup>,
+        mut retired: mpsc::UnboundedReceiver<retire::Retired>,
     ) {
         scan::scan(self.ctx.clone(), self.me.clone());
+        let mut sweep = tokio::time::interval(retire::SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => break,
@@ -262,29 +287,48 @@ impl Daemon {
                     None => break,
                 },
                 Some(e) = qmp.recv() => {
-                    if let Some(h) = self.domains.get(&e.domain) {
-                        h.send(DomainCmd::Qmp(e));
+                    if self.domains.contains_key(&e.domain) || self.retiring.contains_key(&e.domain) {
+                        let name = e.domain.clone();
+                        let _ = self.pass(&name, Some(DomainCmd::Qmp(e)));
                     }
                 }
                 Some((name, r)) = resolved.recv() => self.resolved(name, r),
+                Some((name, gone)) = retired.recv() => self.retired(name, gone),
+                _ = sweep.tick() => self.sweep(),
             }
         }
     }
 
     /// Hand `cmd` to the domain's task, or hold it until the task exists.
     fn route(&mut self, name: &str, cmd: Option<DomainCmd>) {
+        if let Err(cmd) = self.pass(name, cmd) {
+            self.look_up(name, cmd.into_iter().collect());
+        }
+    }
+
+    /// Hand `cmd` to `name`'s task, or queue it where it waits for one (a
+    /// lookup, a task ending); give it back when there is neither.
+    fn pass(&mut self, name: &str, cmd: Option<DomainCmd>) -> Result<(), Option<DomainCmd>> {
         if let Some(h) = self.domains.get(name) {
             if let Some(cmd) = cmd {
                 h.send(cmd);
             }
-            return;
+            return Ok(());
         }
         if let Some(q) = self.resolving.get_mut(name) {
             q.extend(cmd);
-            return;
+            return Ok(());
         }
-        self.resolving
-            .insert(name.to_string(), cmd.into_iter().collect());
+        if let Some(r) = self.retiring.get_mut(name) {
+            r.hold(cmd);
+            return Ok(());
+        }
+        Err(cmd)
+    }
+
+    /// Look `name` up in libvirt (a future of its own); `waiting` waits for it.
+    fn look_up(&mut self, name: &str, waiting: Vec<DomainCmd>) {
+        self.resolving.insert(name.to_string(), waiting);
         let (ctx, tx, name) = (self.ctx.clone(), self.resolved.clone(), name.to_string());
         tokio::spawn(async move {
             let r = domain::resolve(&ctx, &name).await;
@@ -296,28 +340,18 @@ impl Daemon {
     /// answer what waited.
     fn resolved(&mut self, name: String, r: Result<Option<Resolved>, LibvirtError>) {
         let waiting = self.resolving.remove(&name).unwrap_or_default();
-        // A peer message about a domain not defined here makes this host its
-        // (future) secondary's host: the task exists in Standby.
-        let for_peer = waiting.iter().any(|c| matches!(c, DomainCmd::Event(_)));
+        self.peer_lookups.remove(&name);
         let found = match r {
-            Ok(Some(f)) => Some(f),
-            Ok(None) if for_peer => Some(Resolved::standby()),
-            Ok(None) => {
-                answer_all(waiting, || CommandError::NoSuchDomain(name.clone()));
-                return;
-            }
+            Ok(Some(f)) => f,
+            // The peer's messages may still need a task there ([`peer`]).
+            Ok(None) => return self.unknown(name, waiting),
             Err(e) => {
                 tracing::warn!(domain = %name, error = %e, "cannot look the domain up in libvirt: what came for it is dropped");
                 answer_all(waiting, || CommandError::Failed(e.to_string()));
                 return;
             }
         };
-        let h = domain::spawn(
-            &name,
-            found.expect("checked"),
-            self.ctx.clone(),
-            self.cancel.child_token(),
-        );
+        let h = domain::spawn(&name, found, self.ctx.clone(), self.cancel.child_token());
         for c in waiting {
             h.send(c);
         }
@@ -355,14 +389,14 @@ impl Daemon {
                 };
                 let _ = reply.send(r);
             }
-            DaemonCmd::Status { domain, reply } => match self.domains.get(&domain) {
+            DaemonCmd::Status { domain, reply } => match self.task(&domain) {
                 Some(h) => {
                     let _ = reply.send(Ok(h.status()));
                 }
                 None => self.status_untracked(domain, reply),
             },
             DaemonCmd::List { reply } => {
-                let mut v: Vec<Status> = self.domains.values().map(|h| h.status()).collect();
+                let mut v: Vec<Status> = self.tasks().map(|h| h.status()).collect();
                 v.sort_by(|a, b| a.domain.cmp(&b.domain));
                 let _ = reply.send(v);
             }
@@ -401,59 +435,28 @@ impl Daemon {
         });
     }
 
-    fn to_all(&self, ev: Event) {
+    /// Every task (ending ones included).
+    fn tasks(&self) -> impl Iterator<Item = &DomainHandle> {
+        self.domains
+            .values()
+            .chain(self.retiring.values().map(|r| &r.handle))
+    }
+
+    fn task(&self, name: &str) -> Option<&DomainHandle> {
+        self.domains
+            .get(name)
+            .or(self.retiring.get(name).map(|r| &r.handle))
+    }
+
+    fn broadcast(&mut self, ev: Event) {
         for h in self.domains.values() {
             h.send(DomainCmd::Event(ev.clone()));
         }
+        for r in self.retiring.values_mut() {
+            r.hold(Some(DomainCmd::Event(ev.clone())));
+        }
         // A domain still being looked up needs no event: its task starts
         // from the link's state at that moment (`PeerHandle::is_up`, `host_lost`).
-    }
-
-    fn link(&mut self, e: LinkEvent) {
-        match e {
-            LinkEvent::Up { .. } => {
-                tracing::info!(peer = %self.ctx.peer.peer_host(), "peer up");
-                self.to_all(Event::PeerUp);
-            }
-            LinkEvent::Lost { reason } => {
-                tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer lost");
-                self.to_all(Event::PeerLost);
-            }
-            // Kept apart from `Lost` on purpose: the peer host lives, only its
-            // ftd is gone; no host-loss handling (see the coordinator).
-            LinkEvent::DaemonLost { reason } => {
-                tracing::warn!(peer = %self.ctx.peer.peer_host(), %reason, "peer's ftd lost (its host answers)");
-                self.to_all(Event::PeerDaemonLost);
-            }
-            LinkEvent::Msg { domain, msg } => {
-                self.route(&domain, Some(DomainCmd::Event(Event::Peer(msg))))
-            }
-            LinkEvent::Request { body, reply } => match body {
-                Request::Ping => {
-                    let _ = reply.send(Ok(Response::Pong));
-                }
-                Request::SecondarySpec { domain } => match self.domains.get(&domain) {
-                    Some(h) => {
-                        let h = h.clone();
-                        tokio::spawn(async move {
-                            let r = h.spec().await.map(|s| Response::SecondarySpec(Box::new(s)));
-                            let _ = reply.send(r);
-                        });
-                    }
-                    None => {
-                        let _ = reply.send(Err(format!(
-                            "domain {domain:?} is not protected on this host"
-                        )));
-                    }
-                },
-                other => {
-                    let _ = reply.send(Err(format!(
-                        "{} is not handled by this ftd",
-                        other.describe()
-                    )));
-                }
-            },
-        }
     }
 }
 
@@ -466,6 +469,9 @@ fn answer_all(waiting: Vec<DomainCmd>, err: impl Fn() -> CommandError) {
             }
             DomainCmd::Spec(r) => {
                 let _ = r.send(Err(err().to_string()));
+            }
+            DomainCmd::Retire(r) => {
+                let _ = r.send(false);
             }
             DomainCmd::Event(_) | DomainCmd::Qmp(_) => {}
         }

@@ -53,6 +53,12 @@ pub enum DomainCmd {
     Spec(Reply<Result<SecondarySpec, String>>),
     /// A QEMU monitor event of this domain.
     Qmp(QmpEvent),
+    /// The router asks the task to end, its domain being gone from this host
+    /// ([`DomainHandle::retirable_for`]). Answered `true` when it ended (its
+    /// port slot given back), `false` when something it took meanwhile keeps
+    /// it (it carries on). The router sends the task nothing after this until
+    /// the answer came.
+    Retire(Reply<bool>),
 }
 
 /// The last snapshot a task published; the age of the last checkpoint is worked
@@ -61,6 +67,13 @@ pub enum DomainCmd {
 pub(crate) struct Snapshot {
     pub status: Status,
     pub last_checkpoint: Option<Instant>,
+    /// Since when the task has had nothing to keep it: the domain is not
+    /// defined here, no copy of it runs or is held here, protection is not
+    /// wanted and nothing is in progress (`Task::retirable`).
+    pub retirable_since: Option<Instant>,
+    /// The domain is not defined here (libvirt's last word) and stands by, or
+    /// this host holds its secondary: a task the peer's messages made or keep.
+    pub held_for_peer: bool,
 }
 
 impl Snapshot {
@@ -94,6 +107,17 @@ impl DomainHandle {
     /// The domain's status as its task last published it.
     pub fn status(&self) -> Status {
         self.snapshot.borrow().read()
+    }
+
+    /// How long the task has had nothing to keep it (see [`DomainCmd::Retire`]).
+    pub fn retirable_for(&self) -> Option<std::time::Duration> {
+        self.snapshot.borrow().retirable_since.map(|t| t.elapsed())
+    }
+
+    /// Does the task stand by for a domain not defined here, or hold its
+    /// secondary (see `daemon::peer`'s bound)?
+    pub fn held_for_peer(&self) -> bool {
+        self.snapshot.borrow().held_for_peer
     }
 
     async fn ask<T>(

@@ -8,7 +8,9 @@
 //! - `steps`: the coordinator's steps against libvirt, QEMU and the peer;
 //! - `reattach`: what a restarted ftd finds of a running domain;
 //! - `resolve`: what a new task starts from (libvirt's view, the mark);
-//! - `ports`: the domain's COLO ports on this host, kept for good;
+//! - `retire`: when a task may end (its domain gone from this host);
+//! - `ports`: the domains' COLO ports on this host, taken when a domain is
+//!   first wired as the primary here;
 //! - `disk`, `fence`: disk error events; cutting a guest off the network;
 //! - `claim`: the witness's pairing record and go-live claims;
 //! - `scratch`, `survivor`: the secondary's scratch images; the survivor's disk.
@@ -26,6 +28,7 @@ mod overlay;
 mod ports;
 mod reattach;
 mod resolve;
+mod retire;
 mod scratch;
 mod steps;
 mod survivor;
@@ -143,13 +146,8 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         let _ = coord.on(Event::PeerUp);
     }
     let start = coord.start();
-    let ports = match ctx.ports.ports(name) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            tracing::warn!(domain = name, error = %e, "no COLO ports for this domain on this host");
-            None
-        }
-    };
+    // Only a domain standing by starts out not defined here (see `resolve`).
+    let defined = found.initial != crate::coordinator::State::Standby;
     let (snap_tx, snap_rx) = watch::channel(handle::Snapshot {
         status: crate::observe::Status {
             domain: name.to_string(),
@@ -163,6 +161,8 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
             last_failover: None,
         },
         last_checkpoint: None,
+        retirable_since: None,
+        held_for_peer: retire::held_for_peer(defined, coord.state()),
     });
     let mut task = task::Task {
         name: name.to_string(),
@@ -173,7 +173,8 @@ pub fn spawn(name: &str, found: Resolved, ctx: HostCtx, cancel: CancellationToke
         stop: CancellationToken::new(),
         wiring: None,
         spec: None,
-        ports,
+        defined,
+        retirable_since: None,
         gen: 0,
         last_checkpoint: None,
         publisher: Publisher::default(),

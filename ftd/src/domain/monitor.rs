@@ -112,6 +112,7 @@ impl Task {
     /// lifecycle event, read by [`events::lifecycle`]. Not while a step runs or
     /// waits: steps start and stop copies on purpose.
     pub(super) async fn libvirt_says(&mut self, seen: Option<crate::libvirt::DomState>) {
+        self.defined = seen.is_some();
         if self.running.is_some() || !self.queue.is_empty() {
             return;
         }

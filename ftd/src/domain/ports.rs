@@ -1,9 +1,17 @@
 //! Which COLO ports each domain uses on this host ([`PortPool`]). A domain gets
-//! the lowest free slot the first time this host's ftd sees it, and keeps it for
-//! good: the slot is written to `<state-dir>/ports.json` at once, so that a
-//! restarted ftd re-attaches to a running COLO pair on the ports it really uses
-//! (before, a slot came from the order domains were found in, which a restart
-//! reshuffled).
+//! the lowest free slot when this host first wires it as the primary (its disk
+//! sync, or the spec its secondary asks for while it prepares), never merely
+//! because a task exists for it, and keeps it while it may run here: the slot is
+//! written to `<state-dir>/ports.json` at once, so that a restarted ftd
+//! re-attaches to a running COLO pair on the ports it really uses (before, a slot
+//! came from the order domains were found in, which a restart reshuffled). A
+//! slot is given back ([`PortPool::release`]) only when the domain's task ends
+//! because the domain is gone from this host.
+//!
+//! There are [`Ports::SLOTS`] slots; a slot whose ports fall outside 1-65535 or
+//! meet another slot's in use is refused, with what to change in `colo.ports`
+//! (the configuration's check makes that impossible for a loaded config; the
+//! pool checks again because it is what hands the ports out).
 //!
 //! The primary's slot decides a protection's ports; the secondary takes them from
 //! the primary's spec ([`crate::colo::spec::SecondarySpec::ports`]) and never from
@@ -78,7 +86,7 @@ impl PortPool {
     pub fn ports(&self, domain: &str) -> Result<Ports, String> {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = g.slots.get(domain) {
-            return Ok(g.bases.nth(*n));
+            return slot_ports(g.bases, *n, &g.slots, domain);
         }
         let n = (0..Ports::SLOTS)
             .find(|n| !g.slots.values().any(|u| u == n))
@@ -89,13 +97,43 @@ impl PortPool {
                     Ports::SLOTS
                 )
             })?;
+        let ports = slot_ports(g.bases, n, &g.slots, domain)?;
         g.slots.insert(domain.to_string(), n);
-        let ports = g.bases.nth(n);
         if g.file.is_some() {
             drop(g);
             self.persist(domain);
         }
         Ok(ports)
+    }
+
+    /// The ports of `domain` if it has a slot already; never takes one.
+    pub fn existing(&self, domain: &str) -> Option<Result<Ports, String>> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let n = *g.slots.get(domain)?;
+        Some(slot_ports(g.bases, n, &g.slots, domain))
+    }
+
+    /// How many slots are taken.
+    pub fn taken(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slots
+            .len()
+    }
+
+    /// Give `domain`'s slot back (its task ended: the domain is gone from this
+    /// host, no copy of it runs here). Whether it had one.
+    pub fn release(&self, domain: &str) -> bool {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.slots.remove(domain).is_none() {
+            return false;
+        }
+        if g.file.is_some() {
+            drop(g);
+            self.persist(domain);
+        }
+        true
     }
 
     /// Write the slots to the file. Called from the daemon's router (through
@@ -123,6 +161,56 @@ impl PortPool {
     }
 }
 
+/// The ports of slot `n` from `bases`, refused when they fall outside 1-65535
+/// or meet a port of another domain's slot in `slots` (`domain` may already
+/// hold `n`): the message says what to change.
+fn slot_ports(
+    bases: Ports,
+    n: u16,
+    slots: &BTreeMap<String, u16>,
+    domain: &str,
+) -> Result<Ports, String> {
+    let room = 10 * (Ports::SLOTS - 1);
+    let p = bases.checked_nth(n).ok_or_else(|| {
+        format!(
+            "COLO port slot {n} would take ports outside 1-65535 (slot n uses colo.ports' \
+             nbd and migration minus 10 n, the others plus 10 n; colo.ports are {:?}): \
+             choose nbd and migration above {room} and the others below {}, then \
+             restart ftd",
+            bases.all(),
+            65535 - room
+        )
+    })?;
+    let mine = p.all();
+    if let Some(port) = mine
+        .iter()
+        .enumerate()
+        .find(|(i, q)| mine[..*i].contains(q))
+        .map(|(_, q)| *q)
+    {
+        return Err(format!(
+            "COLO port slot {n} would use port {port} twice (colo.ports are {:?}): give \
+             each of colo.ports its own port, then restart ftd",
+            bases.all()
+        ));
+    }
+    for (other, m) in slots.iter().filter(|(d, _)| d.as_str() != domain) {
+        let Some(theirs) = bases.checked_nth(*m) else {
+            continue;
+        };
+        if let Some(port) = mine.iter().find(|q| theirs.all().contains(q)) {
+            return Err(format!(
+                "COLO port slot {n} would use port {port}, which domain {other:?} uses in \
+                 slot {m} (slot n adds or takes 10 n to colo.ports {:?}): spread \
+                 colo.ports at least {} apart, then restart ftd",
+                bases.all(),
+                10 * Ports::SLOTS
+            ));
+        }
+    }
+    Ok(p)
+}
+
 fn parse(bytes: &[u8]) -> Result<BTreeMap<String, u16>, String> {
     let m: BTreeMap<String, u16> = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
     if let Some((d, n)) = m.iter().find(|(_, n)| **n >= Ports::SLOTS) {
@@ -130,6 +218,12 @@ fn parse(bytes: &[u8]) -> Result<BTreeMap<String, u16>, String> {
             "domain {d:?} has slot {n}, past the last ({})",
             Ports::SLOTS - 1
         ));
+    }
+    let mut seen = BTreeMap::new();
+    for (d, n) in &m {
+        if let Some(other) = seen.insert(*n, d) {
+            return Err(format!("domains {other:?} and {d:?} both have slot {n}"));
+        }
     }
     Ok(m)
 }
@@ -214,11 +308,106 @@ mod tests {
     }
 
     #[test]
+    fn two_domains_with_one_slot_in_the_file_stop_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ports.json"), b"{\"x\": 3, \"y\": 3}").unwrap();
+        let e = PortPool::load(Ports::DEFAULT, dir.path()).unwrap_err();
+        assert!(
+            e.contains("both have slot 3") && e.contains("remove it"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn asking_for_existing_ports_takes_no_slot() {
+        let p = PortPool::in_memory(Ports::DEFAULT);
+        assert_eq!(p.existing("x"), None);
+        assert_eq!(p.taken(), 0);
+        p.ports("x").unwrap();
+        assert_eq!(p.existing("x"), Some(Ok(Ports::slot(0))));
+        assert_eq!(p.taken(), 1);
+    }
+
+    #[test]
+    fn a_released_slot_is_free_again_and_forgotten_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = PortPool::load(Ports::DEFAULT, dir.path()).unwrap();
+        p.ports("x").unwrap();
+        p.ports("y").unwrap();
+        assert!(p.release("x"));
+        assert!(!p.release("x"), "released once");
+        assert_eq!(p.existing("x"), None);
+        assert_eq!(p.ports("z").unwrap(), Ports::slot(0), "x's slot again");
+        assert!(p.release("z"));
+        let q = PortPool::load(Ports::DEFAULT, dir.path()).unwrap();
+        assert_eq!(q.existing("y"), Some(Ok(Ports::slot(1))));
+        assert_eq!((q.existing("x"), q.existing("z")), (None, None));
+    }
+
+    #[test]
+    fn a_slot_past_port_1_is_refused_with_the_fix_and_taken_by_nobody() {
+        // nbd 100: slot 9 uses port 10, slot 10 would use port 0.
+        let bases = Ports {
+            nbd: 100,
+            migration: 20000,
+            ..Ports::DEFAULT
+        };
+        let p = PortPool::in_memory(bases);
+        for n in 0..10 {
+            assert_eq!(p.ports(&format!("d{n}")).unwrap().nbd, 100 - 10 * n);
+        }
+        let e = p.ports("one-more").unwrap_err();
+        assert!(
+            e.contains("slot 10") && e.contains("outside 1-65535") && e.contains("choose nbd"),
+            "{e}"
+        );
+        assert_eq!(p.taken(), 10);
+        assert_eq!(p.existing("one-more"), None);
+    }
+
+    #[test]
+    fn a_slot_past_port_65535_is_refused() {
+        let bases = Ports {
+            compare_out: 65530,
+            ..Ports::DEFAULT
+        };
+        let p = PortPool::in_memory(bases);
+        assert_eq!(p.ports("a").unwrap().compare_out, 65530);
+        let e = p.ports("b").unwrap_err();
+        assert!(e.contains("slot 1") && e.contains("outside 1-65535"), "{e}");
+        assert_eq!(p.taken(), 1);
+    }
+
+    #[test]
+    fn a_slot_meeting_another_domains_ports_is_refused_with_the_fix() {
+        // Slot 1's mirror (9003 + 10) is slot 0's compare.
+        let bases = Ports {
+            compare: 9013,
+            ..Ports::DEFAULT
+        };
+        let p = PortPool::in_memory(bases);
+        p.ports("a").unwrap();
+        let e = p.ports("b").unwrap_err();
+        assert!(
+            e.contains("port 9013") && e.contains("\"a\"") && e.contains("spread colo.ports"),
+            "{e}"
+        );
+        assert_eq!(p.taken(), 1);
+        // One port twice within a slot.
+        let p = PortPool::in_memory(Ports {
+            mirror: 9004,
+            ..Ports::DEFAULT
+        });
+        assert!(p.ports("a").unwrap_err().contains("twice"));
+    }
+
+    #[test]
     fn slots_run_out_with_a_clear_error() {
         let p = PortPool::in_memory(Ports::DEFAULT);
         for n in 0..Ports::SLOTS {
             p.ports(&format!("d{n}")).unwrap();
         }
         assert!(p.ports("one-more").unwrap_err().contains("slots"));
+        assert_eq!(p.taken(), usize::from(Ports::SLOTS));
     }
 }

@@ -302,7 +302,7 @@ async fn await_peer_link(ctx: &HostCtx, bound: Duration) {
 
 /// [`crate::coordinator::Step::Inspect`]: read the domain's state (retried a few
 /// times: libvirt may still be reconnecting to QEMU right after a host event).
-pub(crate) async fn inspect(name: &str, ctx: &HostCtx, ports: Option<Ports>) -> StepOut {
+pub(crate) async fn inspect(name: &str, ctx: &HostCtx) -> StepOut {
     let t0 = Instant::now();
     await_peer_link(ctx, Duration::from_secs(2)).await;
     let mut last = String::new();
@@ -328,10 +328,12 @@ pub(crate) async fn inspect(name: &str, ctx: &HostCtx, ports: Option<Ports>) -> 
             gen,
         };
         match found {
-            Found::ColoPrimary | Found::Leftovers(_) => match ports {
-                Some(p) => out.wiring = Some(wiring(ctx, name, p, gen.unwrap_or(0), &nodes).await),
-                None => tracing::warn!(
-                    domain = name,
+            // The primary's COLO (or what is left of it) runs on its slot
+            // (kept in ports.json across the restart).
+            Found::ColoPrimary | Found::Leftovers(_) => match ctx.ports.ports(name) {
+                Ok(p) => out.wiring = Some(wiring(ctx, name, p, gen.unwrap_or(0), &nodes).await),
+                Err(e) => tracing::warn!(
+                    domain = name, error = %e,
                     "no COLO port slot for this domain: its COLO cannot be taken apart cleanly"
                 ),
             },

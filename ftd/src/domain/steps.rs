@@ -19,9 +19,6 @@ use tokio_util::sync::CancellationToken;
 pub(crate) struct StepCtx {
     pub name: String,
     pub ctx: HostCtx,
-    /// This domain's COLO ports on this host as primary (`None`: the host's
-    /// slots are all taken).
-    pub ports: Option<Ports>,
     /// The protection attempt's generation (node names are unique per attempt).
     pub gen: u32,
     pub wiring: Option<Wiring>,
@@ -36,7 +33,6 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
     let StepCtx {
         name,
         ctx,
-        ports,
         gen,
         wiring,
         spec,
@@ -53,7 +49,7 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
         Step::Sync => {
             // The wiring comes back even when the sync fails after the pivot:
             // the Undo that follows needs to know what it added.
-            let (w, r) = sync(&name, &ctx, ports, gen, &stop).await;
+            let (w, r) = sync(&name, &ctx, gen, &stop).await;
             out.wiring = w;
             r
         }
@@ -104,7 +100,7 @@ pub(crate) async fn run(step: Step, sc: StepCtx) -> StepOut {
             take_over(&name, &ctx, spec.as_ref()).await
         }
         // Answered by what it found, not by StepDone.
-        Step::Inspect => return super::reattach::inspect(&name, &ctx, ports).await,
+        Step::Inspect => return super::reattach::inspect(&name, &ctx).await,
     };
     match &r {
         Ok(()) => {
@@ -160,11 +156,10 @@ async fn layout(ctx: &HostCtx, name: &str) -> Result<(String, DomainLayout), Str
 async fn sync(
     name: &str,
     ctx: &HostCtx,
-    ports: Option<Ports>,
     gen: u32,
     stop: &CancellationToken,
 ) -> (Option<Wiring>, Result<(), String>) {
-    let w = match wire(name, ctx, ports, gen).await {
+    let w = match wire(name, ctx, gen).await {
         Ok(w) => w,
         Err(e) => return (None, Err(e)),
     };
@@ -173,8 +168,10 @@ async fn sync(
 }
 
 /// What the sync and the plans after it work with; the new base image created.
-async fn wire(name: &str, ctx: &HostCtx, ports: Option<Ports>, gen: u32) -> Result<Wiring, String> {
-    let ports = ports.ok_or_else(|| no_ports(name))?;
+/// The domain takes its COLO port slot here (if it has none yet): this host
+/// wires it as the primary.
+async fn wire(name: &str, ctx: &HostCtx, gen: u32) -> Result<Wiring, String> {
+    let ports = ctx.ports.ports(name).map_err(|e| no_ports(name, &e))?;
     let (_, l) = layout(ctx, name).await?;
     let disk = &l.disks[0];
     let (node, size) = inspect::disk_node(&*ctx.lv, name, disk)
@@ -269,12 +266,8 @@ async fn probe_nbd(ctx: &HostCtx, w: &Wiring) -> Result<(), String> {
         .map_err(|e| format!("the secondary's NBD export: {e}"))
 }
 
-fn no_ports(name: &str) -> String {
-    format!(
-        "domain {name}: this host has no free COLO port slot (at most {} domains are \
-         wired at once): unprotect another domain, then Enable this one again",
-        Ports::SLOTS
-    )
+fn no_ports(name: &str, why: &str) -> String {
+    format!("domain {name}: no COLO ports on this host: {why}")
 }
 
 /// After a pivot away from an earlier protection's quorum (`old_node`): that
@@ -317,13 +310,14 @@ async fn remove_old_base(ctx: &HostCtx, name: &str, old_node: &str, dir: &Path) 
     }
 }
 
-/// Primary: what the secondary's host needs (asked by the peer).
+/// Primary: what the secondary's host needs (asked by the peer), on `ports`
+/// (the domain's slot on this host, see [`super::task`]'s `Spec`).
 pub(crate) async fn secondary_spec(
     name: &str,
     ctx: &HostCtx,
-    ports: Option<Ports>,
+    ports: Result<Ports, String>,
 ) -> Result<SecondarySpec, String> {
-    let ports = ports.ok_or_else(|| no_ports(name))?;
+    let ports = ports.map_err(|e| no_ports(name, &e))?;
     let (live, l) = layout(ctx, name).await?;
     let disk = &l.disks[0];
     let (_, size) = inspect::disk_node(&*ctx.lv, name, disk)

@@ -34,9 +34,11 @@ pub(super) struct Task {
     pub stop: CancellationToken,
     pub wiring: Option<Wiring>,
     pub spec: Option<SecondarySpec>,
-    /// The COLO ports of this domain on this host as primary (from the host's
-    /// pool, kept for good); as secondary, the primary's are in `spec`.
-    pub ports: Option<Ports>,
+    /// libvirt's last word: the domain is defined here (transient copies
+    /// included).
+    pub defined: bool,
+    /// Since when [`Task::retirable`] has held.
+    pub retirable_since: Option<Instant>,
     pub gen: u32,
     pub last_checkpoint: Option<Instant>,
     pub publisher: Publisher,
@@ -80,6 +82,11 @@ impl Task {
                 _ = cancel.cancelled() => break,
                 cmd = rx.recv() => match cmd {
                     None => break,
+                    Some(DomainCmd::Retire(reply)) => {
+                        if self.retire(reply) {
+                            return;
+                        }
+                    }
                     Some(cmd) => self.command(cmd).await,
                 },
                 out = async { self.running.as_mut().expect("guarded").1.as_mut().await }, if self.running.is_some() => {
@@ -143,11 +150,32 @@ impl Task {
                 self.user(Event::SwitchOver, None, reply);
             }
             DomainCmd::Spec(reply) => {
-                let r = steps::secondary_spec(&self.name, &self.ctx, self.ports).await;
+                let r = steps::secondary_spec(&self.name, &self.ctx, self.spec_ports()).await;
                 let _ = reply.send(r);
             }
             DomainCmd::Qmp(ev) => self.qmp_event(ev).await,
+            // Taken in `run`.
+            DomainCmd::Retire(reply) => {
+                let _ = reply.send(false);
+            }
         }
+    }
+
+    /// The ports a spec for the peer names: a domain this host prepares to
+    /// protect takes its slot now (the sync that follows uses it); any other
+    /// has its slot already, or is not protected from here. So a peer asking
+    /// for specs takes no slot of a domain this host does not protect.
+    fn spec_ports(&self) -> Result<Ports, String> {
+        let st = self.coord.state();
+        if st == State::Preparing {
+            return self.ctx.ports.ports(&self.name);
+        }
+        self.ctx.ports.existing(&self.name).unwrap_or_else(|| {
+            Err(format!(
+                "this host has no COLO ports for it: it is not protected from here (it is {})",
+                st.name()
+            ))
+        })
     }
 
     /// A user request (`Enable` with its chosen settings, `Disable`,
@@ -209,11 +237,23 @@ impl Task {
     pub(super) fn publish(&mut self) {
         let now = self.status();
         let last_checkpoint = self.last_checkpoint;
+        self.retirable_since = match (self.retirable(), self.retirable_since) {
+            (true, Some(t)) => Some(t),
+            (true, None) => Some(Instant::now()),
+            (false, _) => None,
+        };
+        let retirable_since = self.retirable_since;
+        let held = super::retire::held_for_peer(self.defined, self.coord.state());
         self.snapshot.send_if_modified(|s| {
-            let changed = s.status != now || s.last_checkpoint != last_checkpoint;
+            let changed = s.status != now
+                || s.last_checkpoint != last_checkpoint
+                || s.retirable_since != retirable_since
+                || s.held_for_peer != held;
             if changed {
                 s.status = now.clone();
                 s.last_checkpoint = last_checkpoint;
+                s.retirable_since = retirable_since;
+                s.held_for_peer = held;
             }
             changed
         });
@@ -372,7 +412,6 @@ impl Task {
             steps::StepCtx {
                 name: self.name.clone(),
                 ctx: self.ctx.clone(),
-                ports: self.ports,
                 gen: self.gen,
                 wiring: self.wiring.clone(),
                 spec: self.spec.clone(),

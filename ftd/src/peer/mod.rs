@@ -125,7 +125,7 @@ mod probe;
 mod spawn;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use frame::{Frame, NbdExport, Request, Response, MAX_FRAME, PROTOCOL_VERSION};
 pub use handle::{LinkEvent, PeerError, PeerHandle, PeerInfo};

@@ -15,12 +15,13 @@
 //! - `recovery`: kills, restarts, silent paths, stalls, garbage (with `proxy`);
 //! - `daemon`: the peer's ftd lost while its host answers, and the host after;
 //! - `tls`: peers without the right certificate, forged, replayed and malformed
-//!   bytes (with `logs::Capture`, which checks what the log says).
+//!   bytes (with `logs::Capture`, which checks what the log says; the daemon's
+//!   tests use it too).
 
 mod daemon;
 mod handshake;
 mod in_memory;
-mod logs;
+pub(crate) mod logs;
 mod proxy;
 mod recovery;
 mod tls;

@@ -132,35 +132,24 @@ async fn a_peer_naming_a_path_creates_no_task_and_touches_no_file() {
             "{r:?}"
         );
     }
-    // A good name afterwards still arrives: the link stayed up.
+    // A good name afterwards still arrives (the link stayed up): b, which
+    // does not know h, answers its pair check without making a task for it.
+    let log = crate::peer::tests::logs::Capture::of("ftd::daemon=warn");
     w.a.peer
-        .send("h", crate::coordinator::PeerMsg::ReleaseSecondary)
+        .send(
+            "h",
+            crate::coordinator::PeerMsg::CheckPair { primary: true },
+        )
         .unwrap();
-    w.wait("b's task for h", || async {
-        w.b.state("h").await.is_some()
-    })
-    .await;
-    let tasks: Vec<String> =
-        w.b.daemon
-            .list()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| s.domain)
-            .collect();
-    assert_eq!(tasks, ["h"], "no task but h's");
+    log.line(&["peer=a", "domain=h", "CheckPair", "no task"])
+        .await;
+    assert_eq!(w.b.daemon.list().await.unwrap(), [], "no task at all");
     assert!(w.b.peer_up().await);
     let after: Vec<_> = tree(&root)
         .into_iter()
         .filter(|p| !before.contains(p))
         .collect();
-    // h's task may record its port slot; nothing else is new.
-    assert!(
-        after
-            .iter()
-            .all(|p| p.ends_with("ports.json") || p.ends_with("state")),
-        "files made: {after:?}"
-    );
+    assert_eq!(after, Vec::<std::path::PathBuf>::new(), "files made");
     assert!(
         !w.b.fake
             .calls()

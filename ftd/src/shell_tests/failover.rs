@@ -196,20 +196,15 @@ async fn a_restarted_ftd_reattaches_without_touching_qemu() {
 
 /// Review 1.4: each host numbers its domains' port slots itself, so the
 /// secondary's slot for a domain may differ from the primary's; the takeover must
-/// cut the ports the domain uses (the primary's), never the secondary's own slot's.
+/// cut the ports the domain uses (the primary's), never a slot of its own.
 #[tokio::test(start_paused = true)]
 async fn the_takeover_cuts_the_primarys_ports_not_its_own_slots() {
     let w = World::new().await;
-    // b's ftd meets y first: y takes b's slot 0, so g gets slot 1 on b.
-    w.b.fake
-        .add_domain("y", &w.b.dir.join("images/y.qcow2"), true);
-    let _ = w.b.daemon.disable("y").await;
-    assert_eq!(
-        w.b.state("y").await,
-        Some(State::Unprotected),
-        "b's ftd tracks y"
-    );
+    // b wired y as its primary first: y has b's slot 0, so a slot b took for
+    // g would be slot 1.
+    w.b.ports.ports("y").unwrap();
     w.protect().await;
+    assert_eq!(w.b.ports.existing("g"), None, "the secondary takes no slot");
     w.b.fake.clear_calls();
     w.cluster.kill_host(&w.a.fake);
     w.net.kill_host("a");

@@ -4,6 +4,7 @@
 //! and asserts the libvirt and QMP calls made, in order, and the states reached.
 
 mod api;
+mod bounds;
 mod daemon;
 mod failover;
 mod protect;
@@ -32,6 +33,8 @@ pub(super) struct Side {
     pub daemon: DaemonHandle,
     pub dir: PathBuf,
     pub peer: crate::peer::PeerHandle,
+    /// This ftd's COLO port slots.
+    pub ports: PortPool,
     /// What the domain tasks publish (for the D-Bus side), until taken.
     changes: std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<crate::observe::Change>>>,
     cancel: CancellationToken,
@@ -176,6 +179,7 @@ fn side(
     let (peer_handle, links) = net
         .spawn(cfg, cancel.child_token())
         .expect("the in-memory peer link");
+    let ports = PortPool::load(Ports::DEFAULT, &dir.join("state")).expect("port pool");
     let ctx = HostCtx {
         host: name.into(),
         rep_addr: addr.into(),
@@ -188,7 +192,7 @@ fn side(
         auto_reprotect: true,
         lv: Arc::new(fake.clone()),
         os: Arc::new(fake.clone()),
-        ports: PortPool::load(Ports::DEFAULT, &dir.join("state")).expect("port pool"),
+        ports: ports.clone(),
         peer: peer_handle.clone(),
         peers: vec![peer.into()],
         observer,
@@ -205,6 +209,7 @@ fn side(
         daemon,
         dir,
         peer: peer_handle,
+        ports,
         changes: std::sync::Mutex::new(Some(changes)),
         cancel,
     }

@@ -241,6 +241,19 @@ impl FakeHost {
         self.lock().domains.insert(name.into(), d);
     }
 
+    /// The user undefines a shut-off domain (`virsh undefine`): libvirt no
+    /// longer knows it. A running one stays (as transient).
+    pub fn undefine(&self, name: &str) {
+        let mut g = self.lock();
+        match g.domains.get_mut(name) {
+            Some(d) if d.running => d.persistent = false,
+            Some(_) => {
+                g.domains.remove(name);
+            }
+            None => {}
+        }
+    }
+
     /// Set `virsh autostart` on a defined domain.
     pub fn set_autostart(&self, name: &str, on: bool) {
         if let Some(d) = self.lock().domains.get_mut(name) {

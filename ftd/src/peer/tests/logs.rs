@@ -1,5 +1,5 @@
-//! What the peer link logs, captured so a test can check that a refusal says who
-//! and why. `#[tokio::test]` runs every task on the test's thread, so a
+//! What the peer link (or, with [`Capture::of`], any part of ftd) logs, captured
+//! so a test can check that a refusal says who and why. `#[tokio::test]` runs every task on the test's thread, so a
 //! thread-local subscriber sees them all; lines are echoed to the test's output.
 
 use super::SOON;
@@ -31,10 +31,15 @@ pub struct Capture {
 impl Capture {
     /// Capture `ftd::peer`'s logs on this thread until dropped.
     pub fn start() -> Capture {
+        Capture::of("ftd::peer=debug")
+    }
+
+    /// Capture the logs `filter` lets through (an `EnvFilter` directive).
+    pub fn of(filter: &str) -> Capture {
         let buf = Buf::default();
         let w = buf.clone();
         let sub = tracing_subscriber::fmt()
-            .with_env_filter("ftd::peer=debug")
+            .with_env_filter(filter)
             .with_ansi(false)
             .with_writer(move || w.clone())
             .finish();
