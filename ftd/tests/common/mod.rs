@@ -211,7 +211,7 @@ pub fn capture_stop(v: Vec<std::process::Child>) {
 /// (at least one process) as the `qemu.conf` user, every file ftd made for
 /// QEMU is that user's and not readable by others, and among the files checked
 /// is one whose path contains each of `expect` (so the check saw what this
-/// point of the test must have made).
+/// point of the test must have made), and ftd runs under its unit's sandbox.
 pub fn assert_posture(lab: &Lab, host: &str, expect: &[&str]) {
     let p = lab.host(host).unwrap().check_posture().unwrap();
     assert!(!p.qemu.is_empty(), "host {host}: no QEMU process found");
@@ -221,9 +221,19 @@ pub fn assert_posture(lab: &Lab, host: &str, expect: &[&str]) {
     for e in expect {
         assert!(p.saw(e), "host {host}: no {e} among {:?}", p.files);
     }
+    let sandbox_off = std::env::var("FTVIRT_LAB_SANDBOX").is_ok_and(|v| v == "off");
+    assert!(
+        p.ftd_sandboxed || sandbox_off,
+        "host {host}: ftd's process was not checked under its unit's sandbox"
+    );
     eprintln!(
-        "host {host}: QEMU runs as {:?}; {} files of ftd's private to QEMU's user",
+        "host {host}: QEMU runs as {:?}; {} files of ftd's private to QEMU's user; ftd {}",
         p.qemu,
-        p.files.len()
+        p.files.len(),
+        if p.ftd_sandboxed {
+            "under dbus/ftd.service's sandbox"
+        } else {
+            "WITHOUT its sandbox (FTVIRT_LAB_SANDBOX=off)"
+        }
     );
 }

@@ -9,6 +9,10 @@
 //! | `ftd-state/qemu-tls/*` | COLO's TLS files | QEMU's user's, 0600; the directory 0750 |
 //! | `images/*.ftvirt*.qcow2` | the pivot's base images | QEMU's user's, 0600 |
 //!
+//! ftd's own process must run under `dbus/ftd.service`'s sandbox
+//! ([`crate::sandbox::check`]): the unit's capability bounding set,
+//! `no_new_privs`, seccomp, a mount namespace of its own with `/etc` read-only.
+//!
 //! Files libvirt labels itself (the guest's first disk, its console log) are
 //! libvirt's business and not checked here, except that nothing under
 //! `overlays/` (the secondary's console log among it) may be readable by others.
