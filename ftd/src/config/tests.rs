@@ -1,5 +1,6 @@
 mod arbiter;
 mod fuzz;
+mod memory;
 mod tls;
 
 use super::locate::{locate, Seg};
@@ -117,7 +118,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 53);
+    assert_eq!(count, 55);
 }
 
 #[test]
@@ -156,6 +157,8 @@ fn a_minimal_config_gets_every_default() {
                 .iter()
                 .map(PathBuf::from)
                 .collect(),
+            secondary_memory_percent: 200,
+            secondary_memory_headroom: 128,
         }
     );
     assert_eq!(
@@ -276,7 +279,8 @@ fn mistakes_are_refused_with_position_and_fix() {
         ),
         (
             format!("{HOST}colo:\n  speed: 3\n"),
-            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, trusted-dirs",
+            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, \
+             trusted-dirs, secondary-memory-percent, secondary-memory-headroom",
         ),
         // A key in the wrong section.
         (
