@@ -106,11 +106,13 @@ pub enum Unfit {
         domain: String,
         mode: String,
     },
-    /// The host lacks features of the guest's CPU.
+    /// The host lacks features of the guest's CPU. What to do comes before
+    /// libvirt's list of features, which may be long (the peer link keeps 512
+    /// characters of a message).
     #[error(
-        "host {host} cannot run domain {domain}'s CPU: {why}: give {domain} a CPU model \
-         both hosts run (a model from `virsh hypervisor-cpu-baseline` of both hosts' CPUs) \
-         with virsh edit and restart it, or pair it with a host that has these features"
+        "host {host} cannot run domain {domain}'s CPU; give {domain} a CPU model both \
+         hosts run (from `virsh hypervisor-cpu-baseline` of both hosts' CPUs, with virsh \
+         edit, then restart it) or pair it with a host that has every feature: {why}"
     )]
     CpuIncompatible {
         host: String,

@@ -131,3 +131,20 @@ fn an_unreadable_definition_is_an_error_not_a_skip() {
     let e = cpu_check("b", "g", "<domain type='kvm'>").unwrap_err();
     assert!(matches!(e, Unfit::Definition(_)), "{e:?}");
 }
+
+#[test]
+fn an_incompatible_cpu_says_what_to_do_before_libvirts_feature_list() {
+    let e = Unfit::CpuIncompatible {
+        host: "b".into(),
+        domain: "g".into(),
+        why: "Host CPU does not provide required features: avx512f, pku".into(),
+    }
+    .to_string();
+    let fix = e.find("virsh hypervisor-cpu-baseline").unwrap();
+    let features = e.find("avx512f, pku").unwrap();
+    assert!(
+        e.starts_with("host b cannot run domain g's CPU;") && fix < features,
+        "{e}"
+    );
+    assert!(e.ends_with("required features: avx512f, pku"), "{e}");
+}
