@@ -1,6 +1,6 @@
 mod arbiter;
+mod colo;
 mod fuzz;
-mod memory;
 mod tls;
 
 use super::locate::{locate, Seg};
@@ -141,27 +141,6 @@ fn a_minimal_config_gets_every_default() {
         }
     );
     assert_eq!(
-        c.colo,
-        Colo {
-            ports: ColoPorts {
-                migration: 9998,
-                nbd: 9999,
-                mirror: 9003,
-                compare: 9004,
-                compare_in: 9001,
-                compare_out: 9005,
-            },
-            overlay_dir: "/var/lib/ftvirt/overlays".into(),
-            tls: true,
-            trusted_dirs: crate::config::colo::TRUSTED_DIRS
-                .iter()
-                .map(PathBuf::from)
-                .collect(),
-            secondary_memory_percent: 200,
-            secondary_memory_headroom: 128,
-        }
-    );
-    assert_eq!(
         c.bus,
         Bus {
             connect: BusKind::System,
@@ -279,8 +258,7 @@ fn mistakes_are_refused_with_position_and_fix() {
         ),
         (
             format!("{HOST}colo:\n  speed: 3\n"),
-            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, \
-             trusted-dirs, secondary-memory-percent, secondary-memory-headroom",
+            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, trusted-dirs, secondary-memory-percent, secondary-memory-headroom",
         ),
         // A key in the wrong section.
         (

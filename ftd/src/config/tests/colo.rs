@@ -1,9 +1,36 @@
-//! `colo.secondary-memory-*`: the defaults, a setting, and the ranges refused
-//! with the key's line and what to use.
+//! The `colo:` section: its defaults, and `colo.secondary-memory-*` set and
+//! refused out of range with the key's line and what to use.
 
 use super::{err, HOST, ORIGIN};
 use crate::colo::fit::MemoryNeed;
-use crate::config::Config;
+use crate::config::{Colo, ColoPorts, Config};
+use std::path::PathBuf;
+
+#[test]
+fn a_minimal_config_gets_the_colo_defaults() {
+    let c = Config::from_str(HOST, ORIGIN).unwrap();
+    assert_eq!(
+        c.colo,
+        Colo {
+            ports: ColoPorts {
+                migration: 9998,
+                nbd: 9999,
+                mirror: 9003,
+                compare: 9004,
+                compare_in: 9001,
+                compare_out: 9005,
+            },
+            overlay_dir: "/var/lib/ftvirt/overlays".into(),
+            tls: true,
+            trusted_dirs: crate::config::colo::TRUSTED_DIRS
+                .iter()
+                .map(PathBuf::from)
+                .collect(),
+            secondary_memory_percent: 200,
+            secondary_memory_headroom: 128,
+        }
+    );
+}
 
 #[test]
 fn the_secondary_needs_twice_the_guest_and_128_mib_unless_configured() {
