@@ -16,7 +16,9 @@ use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::sys;
 
+mod cpu;
 mod error;
+pub use cpu::{CpuFit, GuestCpu};
 use error::op_err;
 pub use error::{monitor_gone, LibvirtError, Result};
 

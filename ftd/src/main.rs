@@ -290,6 +290,7 @@ async fn run(cfg: Config, creds: Credentials) -> Result<()> {
         peer_rep_addr: peer.address.to_string(),
         overlay_dir: cfg.colo.overlay_dir.clone(),
         trusted_dirs: cfg.colo.trusted_dirs.clone(),
+        secondary_memory: cfg.colo.memory_need(),
         checkpoint_ms: cfg.defaults.checkpoint_interval.as_millis() as u64,
         compare_timeout_ms: cfg.defaults.compare_timeout.as_millis() as u64,
         sync_timeout: cfg.defaults.sync_timeout,

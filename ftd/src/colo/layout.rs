@@ -375,7 +375,7 @@ fn to_kib(v: &str, unit: &str) -> Result<u64, LayoutError> {
     let n: u64 = v
         .parse()
         .map_err(|_| LayoutError::Xml(format!("<memory> {v:?} is not a number")))?;
-    let mul = match unit {
+    let mul: u64 = match unit {
         "b" | "bytes" => return Ok(n / 1024),
         "KiB" | "k" | "K" => 1,
         "MiB" | "M" | "m" => 1024,
@@ -386,7 +386,10 @@ fn to_kib(v: &str, unit: &str) -> Result<u64, LayoutError> {
             )))
         }
     };
-    Ok(n * mul)
+    // The peer's XML is parsed here too: a size that does not fit must not
+    // wrap into a small one (the secondary's memory check reads it).
+    n.checked_mul(mul)
+        .ok_or_else(|| LayoutError::Xml(format!("<memory> {v} {unit} is too large")))
 }
 
 #[cfg(test)]

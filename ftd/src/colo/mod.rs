@@ -5,6 +5,7 @@
 //! - [`definition`] and [`allow`]: definitions built from the peer's XML by an
 //!   allow-list; [`xml`]: bounded parsing;
 //! - [`validate`]: the grammars of the peer's values and the spec's check;
+//! - [`fit`]: whether this host can hold a secondary (its memory, its CPU);
 //! - [`plan`]: the QMP sequences that wire and unwire COLO on each side;
 //! - [`ports`]: the TCP ports of one domain's COLO, per slot;
 //! - [`tls`]: the TLS objects of COLO's channels (and, the one part that is not
@@ -12,6 +13,7 @@
 
 pub mod allow;
 pub mod definition;
+pub mod fit;
 pub mod layout;
 pub mod plan;
 pub mod ports;

@@ -1,6 +1,7 @@
 //! The `colo:` section: where the secondary's overlays go, the COLO ports of
-//! the first domain wired on this host (the bases of every slot's), and the
-//! directories whose programs and boot files a peer's domain may name.
+//! the first domain wired on this host (the bases of every slot's), the
+//! directories whose programs and boot files a peer's domain may name, and how
+//! much memory a secondary needs here ([`crate::colo::fit::MemoryNeed`]).
 
 use super::de;
 use serde::Deserialize;
@@ -12,7 +13,8 @@ use std::path::PathBuf;
     default,
     deny_unknown_fields,
     rename_all = "kebab-case",
-    expecting = "a mapping with ports:, overlay-dir:, tls: and trusted-dirs:"
+    expecting = "a mapping with ports:, overlay-dir:, tls:, trusted-dirs:, \
+                 secondary-memory-percent: and secondary-memory-headroom:"
 )]
 pub struct Colo {
     pub ports: ColoPorts,
@@ -28,6 +30,22 @@ pub struct Colo {
     /// definition uses such a file of this host only under one of these.
     #[serde(deserialize_with = "de::plain_dirs")]
     pub trusted_dirs: Vec<PathBuf>,
+    /// The memory a secondary needs on this host, in percent of its guest's
+    /// (`<memory>`): the guest's RAM and COLO's cache of it. Checked against
+    /// `MemAvailable` before anything is made for a secondary.
+    pub secondary_memory_percent: u32,
+    /// MiB a secondary needs beyond that (QEMU's own memory).
+    pub secondary_memory_headroom: u64,
+}
+
+impl Colo {
+    /// What the memory check of a secondary on this host asks for.
+    pub fn memory_need(&self) -> crate::colo::fit::MemoryNeed {
+        crate::colo::fit::MemoryNeed {
+            percent: self.secondary_memory_percent,
+            headroom_mib: self.secondary_memory_headroom,
+        }
+    }
 }
 
 /// `colo.trusted-dirs` by default: where Debian's QEMU, its firmware and
@@ -48,6 +66,8 @@ impl Default for Colo {
             overlay_dir: PathBuf::from("/var/lib/ftvirt/overlays"),
             tls: true,
             trusted_dirs: TRUSTED_DIRS.iter().map(PathBuf::from).collect(),
+            secondary_memory_percent: crate::colo::fit::DEFAULT_MEMORY_PERCENT,
+            secondary_memory_headroom: crate::colo::fit::DEFAULT_MEMORY_HEADROOM_MIB,
         }
     }
 }

@@ -225,7 +225,10 @@ pub(super) const SECTIONS: [(&str, &[&str]); 13] = [
         "checkpoint-interval", "heartbeat-interval", "detection-time", "auto-reprotect",
         "compare-timeout", "sync-timeout",
     ]),
-    ("under colo:", &["ports", "overlay-dir", "tls", "trusted-dirs"]),
+    ("under colo:", &[
+        "ports", "overlay-dir", "tls", "trusted-dirs", "secondary-memory-percent",
+        "secondary-memory-headroom",
+    ]),
     ("under ports: in colo:", &["migration", "nbd", "mirror", "compare", "compare-in", "compare-out"]),
     ("under bus:", &["connect", "name"]),
     ("under log:", &["output", "level"]),

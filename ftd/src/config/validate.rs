@@ -55,6 +55,11 @@ const SYNC_TIMEOUT_S: (u64, u64) = (10, 86_400);
 const FENCE_MARGIN_MS: (u64, u64) = (100, 60_000);
 /// Allowed values of `arbiter.witness.timeout` (ms).
 const WITNESS_TIMEOUT_MS: (u64, u64) = (10, 10_000);
+/// Allowed values of `colo.secondary-memory-percent`: at least the guest's RAM;
+/// 1000 is far beyond any cache COLO keeps.
+const SECONDARY_MEMORY_PERCENT: (u64, u64) = (100, 1000);
+/// Allowed values of `colo.secondary-memory-headroom` (MiB).
+const SECONDARY_MEMORY_HEADROOM_MIB: (u64, u64) = (0, 65_536);
 
 fn range(
     key: &'static str,
@@ -113,6 +118,7 @@ pub fn check(c: &Config) -> Result<(), Problem> {
         ));
     }
     check_witness(c)?;
+    check_memory(c)?;
     if t.detection_time < 3 * t.heartbeat_interval {
         let (d, h) = (
             t.detection_time.as_millis(),
@@ -133,6 +139,33 @@ pub fn check(c: &Config) -> Result<(), Problem> {
     }
     check_peers(c)?;
     check_ports(c)
+}
+
+/// `colo.secondary-memory-*`: within their ranges.
+fn check_memory(c: &Config) -> Result<(), Problem> {
+    let keys = [
+        (
+            "secondary-memory-percent",
+            u64::from(c.colo.secondary_memory_percent),
+            SECONDARY_MEMORY_PERCENT,
+            "% of the guest's memory (200: its RAM and COLO's cache of it)",
+        ),
+        (
+            "secondary-memory-headroom",
+            c.colo.secondary_memory_headroom,
+            SECONDARY_MEMORY_HEADROOM_MIB,
+            " MiB",
+        ),
+    ];
+    for (key, v, (min, max), unit) in keys {
+        if !(min..=max).contains(&v) {
+            return Err(Problem::at(
+                vec![Key("colo"), Key(key)],
+                format!("colo.{key} {v} is out of range: use {min} to {max}{unit}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `arbiter.witness`: its deadline, and endpoints exactly when `kind` is etcd, each

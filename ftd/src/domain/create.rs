@@ -1,15 +1,21 @@
 //! The secondary's creation on this host (`Step::CreateSecondary`): ask the
 //! primary for its spec, check it against what this host knows
 //! ([`crate::colo::validate`]), build the definition from it (the allow-list of
-//! [`crate::colo::definition`]), and only then create the images, start the
-//! secondary and export its disk. A spec that fails any check changes nothing
-//! here: no file, no domain.
+//! [`crate::colo::definition`]), check that this host can run it (its memory,
+//! a KVM guest's CPU: [`crate::colo::fit`]), and only then create the images,
+//! start the secondary and export its disk. A spec that fails any check changes
+//! nothing here: no file, no domain. Nor on the primary: it changes its disk
+//! and definition only in `Step::Sync`, after this step reported the secondary
+//! ready.
 
 use super::HostCtx;
+use crate::colo::fit::{self, CpuCheck, Unfit};
+use crate::colo::layout::DomainLayout;
 use crate::colo::plan;
 use crate::colo::secondary::{secondary_xml, SecondaryParams};
 use crate::colo::spec::SecondarySpec;
 use crate::colo::validate;
+use crate::libvirt::CpuFit;
 use crate::peer::{Request, Response};
 use crate::runner::QMP_DEADLINE;
 use serde_json::json;
@@ -83,6 +89,10 @@ pub(super) async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<Second
     if !built.dropped.is_empty() {
         tracing::info!(domain = name, dropped = %built.dropped.join(" "), "not taken from the primary's definition");
     }
+    host_fits(ctx, name, &built.xml).await.map_err(|e| {
+        tracing::warn!(domain = name, error = %e, "this host cannot hold the secondary; nothing was created");
+        e
+    })?;
     let secondary_dir = super::reattach::secondary_dir(ctx, name)?;
     // A stale copy from an earlier life of this host must not be running (a
     // transient one then has no definition left).
@@ -123,4 +133,47 @@ pub(super) async fn create_secondary(name: &str, ctx: &HostCtx) -> Result<Second
     .map_err(|e| format!("NBD export: {e}"))?;
     super::reattach::save_spec(ctx, name, &spec).await;
     Ok(spec)
+}
+
+/// Can this host run the secondary whose definition is `xml`: hold the
+/// guest's RAM and COLO's cache of it, and for a KVM guest run its CPU? Asked
+/// before anything is created; a refusal names the numbers or the features.
+async fn host_fits(ctx: &HostCtx, name: &str, xml: &str) -> Result<(), String> {
+    let guest_kib = DomainLayout::parse(xml)
+        .map_err(|e| format!("the secondary's definition: {e}"))?
+        .memory_kib;
+    let available = ctx.os.mem_available().await.map_err(|e| {
+        format!(
+            "host {}: cannot tell the memory available for the secondary of {name}: {e}",
+            ctx.host
+        )
+    })?;
+    ctx.secondary_memory
+        .check(&ctx.host, name, guest_kib, available)
+        .map_err(|e| e.to_string())?;
+    match fit::cpu_check(&ctx.host, name, xml).map_err(|e| e.to_string())? {
+        CpuCheck::Skip(why) => {
+            tracing::debug!(domain = name, %why, "the guest's CPU is not compared with this host's")
+        }
+        CpuCheck::Compare(cpu) => match ctx.lv.compare_cpu(name, &cpu).await {
+            Ok(CpuFit::Runs) => {
+                tracing::info!(domain = name, "this host runs the guest's CPU")
+            }
+            Ok(CpuFit::Incompatible(why)) => {
+                return Err(Unfit::CpuIncompatible {
+                    host: ctx.host.clone(),
+                    domain: name.into(),
+                    why,
+                }
+                .to_string())
+            }
+            Err(e) => {
+                return Err(format!(
+                    "comparing domain {name}'s CPU with host {}'s: {e}",
+                    ctx.host
+                ))
+            }
+        },
+    }
+    Ok(())
 }

@@ -67,6 +67,8 @@ pub struct HostCtx {
     /// Where the emulator and boot files a peer's definition names may be
     /// (`colo.trusted-dirs`).
     pub trusted_dirs: Vec<PathBuf>,
+    /// The memory a secondary needs on this host (`colo.secondary-memory-*`).
+    pub secondary_memory: crate::colo::fit::MemoryNeed,
     pub checkpoint_ms: u64,
     pub compare_timeout_ms: u64,
     pub sync_timeout: Duration,

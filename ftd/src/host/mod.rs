@@ -1,13 +1,15 @@
 //! The seam under the drivers: everything ftd asks of one host, as two traits.
 //!
 //! - [`Hypervisor`]: libvirt and QEMU's monitor (through libvirt's pass-through):
-//!   domain state, XML, definitions, metadata, IOThreads and QMP commands. The real
+//!   domain state, XML, definitions, metadata, IOThreads, QMP commands, and
+//!   whether this host's hypervisor runs a guest's CPU. The real
 //!   one is [`crate::libvirt::Libvirt`]; the fake ([`crate::testing::FakeHypervisor`])
 //!   models what the COLO plans and re-attach read and change.
 //! - [`HostOs`]: the few things done beside libvirt: creating qcow2 images
 //!   (`qemu-img`), destroying QEMU's sockets to a lost peer (`ss -K`), setting a
-//!   guest's host-side NIC devices up or down (`ip link`), and probing the
-//!   secondary's NBD export with a plain TCP connect. The real one is [`RealOs`],
+//!   guest's host-side NIC devices up or down (`ip link`), probing the
+//!   secondary's NBD export with a plain TCP connect, and the memory available
+//!   for a new QEMU (`/proc/meminfo`). The real one is [`RealOs`],
 //!   which gives the images it makes to the user libvirt runs QEMU as
 //!   ([`qemu_user`]).
 //!
@@ -19,7 +21,7 @@
 //! traits (`HostCtx::lv`, `HostCtx::os`), so the whole shell around the
 //! coordinator runs on the fakes in unit tests, with tokio's paused clock.
 
-use crate::libvirt::{DomState, Libvirt, LibvirtError};
+use crate::libvirt::{CpuFit, DomState, GuestCpu, Libvirt, LibvirtError};
 use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
@@ -69,6 +71,10 @@ pub trait Hypervisor: Send + Sync + std::fmt::Debug {
     async fn list(&self) -> Result<Vec<(String, DomState)>>;
     /// One QMP command; returns its `return` value.
     async fn qmp(&self, domain: &str, cmd: &Value, deadline: Duration) -> Result<Value>;
+    /// Can this host's hypervisor run the guest CPU `cpu` (of `domain`)?
+    /// libvirt's comparison; an incompatible CPU is `Ok`, with the features
+    /// this host lacks named.
+    async fn compare_cpu(&self, domain: &str, cpu: &GuestCpu) -> Result<CpuFit>;
 }
 
 /// What ftd does on the host beside libvirt. Errors are plain words: each says
@@ -85,6 +91,9 @@ pub trait HostOs: Send + Sync + std::fmt::Debug {
     async fn set_link(&self, dev: &str, up: bool) -> Result<(), String>;
     /// Does something accept TCP connections at `addr` (`host:port`) within `within`?
     async fn probe_tcp(&self, addr: &str, within: Duration) -> Result<(), String>;
+    /// Bytes of memory a new process can have without swapping (the kernel's
+    /// `MemAvailable`: free memory plus what the page cache can give back).
+    async fn mem_available(&self) -> Result<u64, String>;
 }
 
 #[async_trait::async_trait]
@@ -133,5 +142,8 @@ impl Hypervisor for Libvirt {
     }
     async fn qmp(&self, domain: &str, cmd: &Value, deadline: Duration) -> Result<Value> {
         Libvirt::qmp(self, domain, cmd, deadline).await
+    }
+    async fn compare_cpu(&self, domain: &str, cpu: &GuestCpu) -> Result<CpuFit> {
+        Libvirt::compare_cpu(self, domain, cpu).await
     }
 }

@@ -1,5 +1,5 @@
-//! The real [`HostOs`]: `qemu-img`, `ss -K` ([`crate::sockets`]), `ip link` and a
-//! TCP connect, each bounded so that none can hold a domain task for long (the
+//! The real [`HostOs`]: `qemu-img`, `ss -K` ([`crate::sockets`]), `ip link`, a
+//! TCP connect and `/proc/meminfo`, each bounded so that none can hold a domain task for long (the
 //! tools' limits are in [`super::tool`]). Images are QEMU's user's from the
 //! start: the file is made 0600 and given to that user before `qemu-img` writes
 //! into it, so no moment exists when another user could open it.
@@ -40,6 +40,23 @@ impl RealOs {
             })?;
         self.qemu.own_file(path)
     }
+}
+
+/// The kernel's memory counters.
+const MEMINFO: &str = "/proc/meminfo";
+
+/// `MemAvailable` of a `/proc/meminfo` text, in bytes.
+fn mem_available(meminfo: &str) -> Result<u64, String> {
+    let line = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemAvailable:"))
+        .ok_or_else(|| format!("{MEMINFO} has no MemAvailable line (Linux 3.14 or later has)"))?;
+    let kib = match line.split_whitespace().collect::<Vec<_>>()[..] {
+        [n, "kB"] => n.parse::<u64>().ok(),
+        _ => None,
+    };
+    kib.and_then(|k| k.checked_mul(1024))
+        .ok_or_else(|| format!("{MEMINFO}: unreadable MemAvailable:{line}"))
 }
 
 /// A file ftd must make where it may not write: under the shipped unit's
@@ -111,5 +128,41 @@ impl HostOs for RealOs {
                 "{addr} did not answer within {within:?} (is the peer host up?)"
             )),
         }
+    }
+
+    async fn mem_available(&self) -> Result<u64, String> {
+        let text = tokio::fs::read_to_string(MEMINFO)
+            .await
+            .map_err(|e| format!("reading {MEMINFO}: {e}"))?;
+        mem_available(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mem_available_is_read_in_bytes_and_a_bad_line_is_an_error() {
+        let text = "MemTotal:       24684032 kB\nMemFree:         5748164 kB\n\
+                    MemAvailable:   22830080 kB\nBuffers:          123 kB\n";
+        assert_eq!(mem_available(text), Ok(22830080 * 1024));
+        let e = mem_available("MemTotal: 1 kB\n").unwrap_err();
+        assert!(e.contains("no MemAvailable"), "{e}");
+        for bad in ["MemAvailable: x kB", "MemAvailable: 12 MB", "MemAvailable:"] {
+            let e = mem_available(bad).unwrap_err();
+            assert!(e.contains("unreadable"), "{bad}: {e}");
+        }
+        let e = mem_available("MemAvailable: 18446744073709551615 kB").unwrap_err();
+        assert!(e.contains("unreadable"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn this_hosts_meminfo_is_readable() {
+        let n = RealOs::new(crate::host::QemuUser::current())
+            .mem_available()
+            .await
+            .unwrap();
+        assert!(n > 0);
     }
 }

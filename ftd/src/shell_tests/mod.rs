@@ -7,6 +7,7 @@ mod api;
 mod bounds;
 mod daemon;
 mod failover;
+mod fit;
 mod protect;
 mod witness;
 
@@ -186,6 +187,7 @@ fn side(
         peer_rep_addr: peer_addr.into(),
         overlay_dir: dir.join("overlays"),
         trusted_dirs: vec!["/usr/bin".into()],
+        secondary_memory: Default::default(),
         checkpoint_ms: 2000,
         compare_timeout_ms: 3000,
         sync_timeout: Duration::from_secs(60),

@@ -1,10 +1,10 @@
-//! [`FakeHost`] as a [`Hypervisor`] (libvirt's calls, QMP through [`super::qmp`])
-//! and as a [`HostOs`] (images, socket cuts, links, TCP probes), on the host's
-//! model in [`super`].
+//! [`FakeHost`] as a [`Hypervisor`] (libvirt's calls, QMP through [`super::qmp`],
+//! the CPU comparison) and as a [`HostOs`] (images, socket cuts, links, TCP
+//! probes, free memory), on the host's model in [`super`].
 
 use super::{json, Dom, FakeHost, DISK_SIZE, LIBVIRT_DEADLINE};
 use crate::host::{HostOs, Hypervisor};
-use crate::libvirt::{DomState, LibvirtError};
+use crate::libvirt::{CpuFit, DomState, GuestCpu, LibvirtError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -317,6 +317,43 @@ impl Hypervisor for FakeHost {
         self.enter("qmp", domain, &name, deadline).await?;
         super::qmp::execute(self, domain, &name, &cmd["arguments"])
     }
+
+    async fn compare_cpu(&self, domain: &str, cpu: &GuestCpu) -> Result<CpuFit, LibvirtError> {
+        self.enter("compare-cpu", domain, &cpu.virt_type, LIBVIRT_DEADLINE)
+            .await?;
+        let required = required_features(&cpu.xml).map_err(|msg| LibvirtError::Op {
+            op: "compare CPU",
+            domain: domain.into(),
+            msg,
+        })?;
+        let g = self.lock();
+        let missing: Vec<_> = match &g.cpu_features {
+            None => Vec::new(),
+            Some(has) => required.into_iter().filter(|f| !has.contains(f)).collect(),
+        };
+        Ok(if missing.is_empty() {
+            CpuFit::Runs
+        } else {
+            // libvirt's words (cpu_x86.c) with FAIL_INCOMPATIBLE.
+            CpuFit::Incompatible(format!(
+                "the CPU is incompatible with host CPU: Host CPU does not provide required \
+                 features: {}",
+                missing.join(", ")
+            ))
+        })
+    }
+}
+
+/// The features a guest `<cpu>` requires (`policy='require'`, libvirt's default).
+fn required_features(xml: &str) -> Result<Vec<String>, String> {
+    let doc = roxmltree::Document::parse(xml).map_err(|e| format!("XML error: {e}"))?;
+    Ok(doc
+        .root_element()
+        .children()
+        .filter(|n| n.has_tag_name("feature"))
+        .filter(|n| n.attribute("policy").unwrap_or("require") == "require")
+        .filter_map(|n| n.attribute("name").map(str::to_string))
+        .collect())
 }
 
 #[async_trait::async_trait]
@@ -367,5 +404,11 @@ impl HostOs for FakeHost {
         }
         tokio::time::sleep(within).await;
         Err(format!("{addr} did not answer within {within:?}"))
+    }
+
+    async fn mem_available(&self) -> Result<u64, String> {
+        let mut g = self.lock();
+        g.calls.push((Instant::now(), "meminfo".into()));
+        Ok(g.mem_available)
     }
 }

@@ -1,7 +1,7 @@
 //! Fakes of this host's drivers for the tier between unit and lab tests (the
 //! house style's middle tier): [`FakeCluster`] holds several [`FakeHost`]s, each of
 //! which is a [`Hypervisor`](crate::host::Hypervisor) (libvirt and QEMU's monitors) and a [`HostOs`](crate::host::HostOs)
-//! (images, sockets, links, TCP probes) in memory.
+//! (images, sockets, links, TCP probes, free memory) in memory.
 //!
 //! The model is what the COLO plans, re-attach and the domain tasks read and
 //! change: domains (running or not, live and persistent XML, metadata), and per
@@ -10,7 +10,10 @@
 //! `RESUME`, `COLO_EXIT`). `migrate` into COLO finds the secondary's host by its
 //! replication address, as the real stream would. A command the model does not
 //! know fails with `CommandNotFound`, so a plan that starts using a new command
-//! fails its tests until the fake learns it.
+//! fails its tests until the fake learns it. Per host: its available memory
+//! ([`FakeHost::set_mem_available`]) and the CPU features its hypervisor
+//! provides ([`FakeHost::set_cpu_features`]), which libvirt's CPU comparison
+//! checks a guest's required features against.
 //!
 //! Every call is logged with the time it was made ([`FakeHost::calls`]), so tests
 //! assert the QMP and libvirt calls made, in order, and when. Faults: a domain
@@ -67,6 +70,8 @@ impl FakeCluster {
                 calls: Vec::new(),
                 hangs: HashMap::new(),
                 failing: HashMap::new(),
+                mem_available: DEFAULT_MEM_AVAILABLE,
+                cpu_features: None,
                 events: tx,
             })),
             cluster: self.clone(),
@@ -150,6 +155,10 @@ struct Inner {
     hangs: HashMap<String, Duration>,
     /// Command (QMP `execute` or a libvirt call's name) -> the error it fails with.
     failing: HashMap<String, String>,
+    /// `MemAvailable` in bytes.
+    mem_available: u64,
+    /// The CPU features the hypervisor provides; `None`: every CPU runs here.
+    cpu_features: Option<BTreeSet<String>>,
     events: mpsc::UnboundedSender<QmpEvent>,
 }
 
@@ -200,6 +209,9 @@ pub(crate) struct Dom {
 
 /// The size of every fake disk.
 pub const DISK_SIZE: u64 = 1 << 30;
+/// Every fake host's available memory unless a test sets it: room for a few
+/// secondaries of the 512 MiB guest.
+pub const DEFAULT_MEM_AVAILABLE: u64 = 16 << 30;
 
 /// A domain definition like the lab's guest (one virtio disk, one NIC).
 pub fn domain_xml(name: &str, disk: &Path) -> String {
@@ -228,17 +240,7 @@ impl FakeHost {
 
     /// Define `name` (like the lab's guest, its disk at `disk`), running or not.
     pub fn add_domain(&self, name: &str, disk: &Path, running: bool) {
-        let xml = domain_xml(name, disk);
-        let mut d = Dom {
-            persistent: true,
-            live_xml: xml.clone(),
-            inactive_xml: xml,
-            ..Dom::default()
-        };
-        if running {
-            boot(&mut d, false);
-        }
-        self.lock().domains.insert(name.into(), d);
+        self.add_domain_xml(name, &domain_xml(name, disk), running);
     }
 
     /// The user undefines a shut-off domain (`virsh undefine`): libvirt no
@@ -300,6 +302,31 @@ impl FakeHost {
             Some(e) => g.failing.insert(what.into(), e.into()),
             None => g.failing.remove(what),
         };
+    }
+
+    /// The host's available memory, in bytes, from now on.
+    pub fn set_mem_available(&self, bytes: u64) {
+        self.lock().mem_available = bytes;
+    }
+
+    /// The CPU features the host's hypervisor provides from now on (`None`:
+    /// it runs every CPU).
+    pub fn set_cpu_features(&self, features: Option<&[&str]>) {
+        self.lock().cpu_features = features.map(|f| f.iter().map(|s| s.to_string()).collect());
+    }
+
+    /// Define `name` from `xml` (its live XML as libvirt shows it), running or not.
+    pub fn add_domain_xml(&self, name: &str, xml: &str, running: bool) {
+        let mut d = Dom {
+            persistent: true,
+            live_xml: xml.into(),
+            inactive_xml: xml.into(),
+            ..Dom::default()
+        };
+        if running {
+            boot(&mut d, false);
+        }
+        self.lock().domains.insert(name.into(), d);
     }
 
     /// QEMU of `domain` is killed: its monitor closes at once; libvirt lists it

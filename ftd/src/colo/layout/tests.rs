@@ -110,3 +110,19 @@ fn bad_xml_is_reported_not_panicked_on() {
             .unwrap_err();
     assert_eq!(e.to_string(), "domain XML: <vcpu> is not a number");
 }
+
+#[test]
+fn a_memory_size_that_does_not_fit_is_refused_not_wrapped() {
+    let at = |v: &str, unit: &str| {
+        let x = LIVE.replace(
+            "<memory unit='KiB'>524288</memory>",
+            &format!("<memory unit='{unit}'>{v}</memory>"),
+        );
+        DomainLayout::parse(&x).map(|l| l.memory_kib)
+    };
+    assert_eq!(at("2", "GiB"), Ok(2 << 20));
+    assert_eq!(at("1048576", "bytes"), Ok(1024));
+    // 2^54 GiB in KiB is 2^74: it would wrap to 0 in u64.
+    let e = at("18014398509481984", "GiB").unwrap_err().to_string();
+    assert!(e.contains("too large"), "{e}");
+}
