@@ -1,8 +1,9 @@
 //! The libvirt driver against a real libvirtd and QEMU in the lab: states, XML,
 //! QMP pass-through (replies and errors), destroy, and reconnection after a
-//! libvirtd restart while the domain keeps running.
+//! libvirtd restart while the domain keeps running; libvirt's hypervisor CPU
+//! comparison (the KVM pair check) on TCG, the one hypervisor the lab has.
 
-use ftd::libvirt::{DomState, Libvirt, LibvirtError};
+use ftd::libvirt::{CpuFit, DomState, GuestCpu, Libvirt, LibvirtError};
 use ftvirt_lab::{GuestSpec, Lab, LabConfig};
 use serde_json::json;
 use std::time::Duration;
@@ -41,6 +42,43 @@ async fn driver_talks_to_a_real_libvirtd() {
         matches!(e, LibvirtError::Qmp { ref class, .. } if class == "GenericError"),
         "{e}"
     );
+    // The comparison ftd makes for a KVM pair, through the same call, with TCG:
+    // a model TCG gives is run, one that needs a feature TCG lacks is refused
+    // with the feature named.
+    let emulator = xml
+        .split("<emulator>")
+        .nth(1)
+        .and_then(|r| r.split("</emulator>").next())
+        .expect("the guest's emulator")
+        .to_string();
+    let cpu = |xml: &str| GuestCpu {
+        xml: xml.to_string(),
+        arch: "x86_64".into(),
+        machine: String::new(),
+        virt_type: "qemu".into(),
+        emulator: Some(emulator.clone()),
+    };
+    let runs = lv
+        .compare_cpu(
+            "drv",
+            &cpu("<cpu mode='custom' match='exact'><model>qemu64</model></cpu>"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(runs, CpuFit::Runs);
+    let no = lv
+        .compare_cpu(
+            "drv",
+            &cpu("<cpu mode='custom' match='exact'><model>qemu64</model>\
+                  <feature policy='require' name='avx512f'/></cpu>"),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(&no, CpuFit::Incompatible(m) if m.contains("avx512f")),
+        "{no:?}"
+    );
+
     let missing = lv.state("no-such-domain").await.unwrap_err();
     assert!(
         missing.to_string().contains("not defined on this host"),
