@@ -62,6 +62,10 @@
 //! Both hosts' certificates come from one CA (the cluster's, `peer-link.tls.ca`);
 //! each names its host (subjectAltName DNS name = the host name in ftd's
 //! configuration) and allows TLS client and server authentication.
+//! COLO's channels have a CA and certificates of their own (QEMU loads their
+//! key as libvirt's user, which every guest's QEMU runs as); the link trusts
+//! only its own CA, so it refuses them, and ftd does not start if it would not
+//! ([`Credentials::check_apart`]).
 //!
 //! - The dialer verifies the listener's certificate against the CA with the server
 //!   name = [`PeerConfig::peer_host`].

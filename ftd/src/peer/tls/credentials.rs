@@ -16,8 +16,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Which of the three files a problem is about (`peer-link.tls.<key>` in ftd's
-/// configuration).
+/// Which of the three files a problem is about (`peer-link.tls.<key>`, or
+/// `colo.tls-<key>` for COLO's, in ftd's configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Which {
     Ca,
@@ -26,7 +26,7 @@ pub enum Which {
 }
 
 impl Which {
-    /// The configuration key under `peer-link.tls`.
+    /// The configuration key under `peer-link.tls` (`colo.tls-` prefixes it).
     pub fn key(self) -> &'static str {
         match self {
             Which::Ca => "ca",
@@ -72,7 +72,8 @@ pub enum CredentialsError {
     BadCa { path: PathBuf, detail: String },
     /// The key is not the certificate's.
     #[error("the private key {} does not belong to the certificate {} ({detail}): \
-             give the key that was made with that certificate (host.key next to host.crt)",
+             give the key that was made with that certificate (host.key next to host.crt, \
+             colo.key next to colo.crt)",
             key.display(), cert.display())]
     KeyMismatch {
         key: PathBuf,
@@ -107,7 +108,7 @@ pub enum CredentialsError {
     #[error("the certificate {} names {names} but not this host's replication address \
              {addr} (host.address), which COLO's TLS needs: QEMU on the secondary checks \
              it when its proxy sockets connect to this host; make a new certificate with \
-             `ftd make-certs --force --dir DIR {host}={addr}` (the same DIR as the CA), \
+             `ftd make-certs --force --dir DIR {host}={addr}` (the same DIR as the CAs), \
              or set colo.tls: false where the replication network is protected another \
              way (an authenticated tunnel)", cert.display())]
     NoAddress {
@@ -116,24 +117,47 @@ pub enum CredentialsError {
         addr: std::net::IpAddr,
         names: String,
     },
+    /// COLO's CA file holds a CA certificate of the peer link's
+    /// ([`Credentials::check_apart`]).
+    #[error("{} holds the peer link's CA certificate ({}, peer-link.tls.ca): COLO's \
+             channels need a CA of their own, since QEMU holds COLO's key and any guest \
+             that escaped into its QEMU could present a certificate of the peer link's CA \
+             to the peer's ftd as this host; {APART}", ca.display(), peer_ca.display())]
+    SameCa { ca: PathBuf, peer_ca: PathBuf },
+    /// The peer link would accept COLO's certificate
+    /// ([`Credentials::check_apart`]).
+    #[error("the certificate {} is valid with the peer link's CA {} (peer-link.tls.ca), \
+             so the peer's ftd would take it as this host: COLO's certificate must come \
+             from a CA the peer link does not trust, since QEMU holds its key; {APART}",
+            cert.display(), peer_ca.display())]
+    PeerLinkTrusts { cert: PathBuf, peer_ca: PathBuf },
 }
+
+/// How to give COLO its own CA, appended to the errors of [`Credentials::check_apart`].
+const APART: &str = "run `ftd make-certs --dir DIR HOST=ADDR...` again with the DIR that \
+                     holds the peer link's CA: it adds COLO's CA and, in DIR/HOST/, \
+                     colo-ca.crt, colo.crt and colo.key, keeping the peer link's files; copy \
+                     them to HOST's /etc/ftvirt/tls/ (see README.md, \"Peer link and \
+                     replication security\")";
 
 impl CredentialsError {
     /// The file the problem is about.
     pub fn which(&self) -> Which {
         match self {
             CredentialsError::Read { which, .. } | CredentialsError::Pem { which, .. } => *which,
-            CredentialsError::BadCa { .. } => Which::Ca,
+            CredentialsError::BadCa { .. } | CredentialsError::SameCa { .. } => Which::Ca,
             CredentialsError::KeyMismatch { .. } => Which::Key,
             CredentialsError::Untrusted { .. }
             | CredentialsError::WrongHost { .. }
             | CredentialsError::BadName { .. }
-            | CredentialsError::NoAddress { .. } => Which::Cert,
+            | CredentialsError::NoAddress { .. }
+            | CredentialsError::PeerLinkTrusts { .. } => Which::Cert,
         }
     }
 }
 
-/// The three files, by path (`peer-link.tls` in ftd's configuration).
+/// The three files, by path (`peer-link.tls`, or COLO's `colo.tls-*`, in ftd's
+/// configuration).
 #[derive(Debug, Clone, Copy)]
 pub struct Paths<'a> {
     pub ca: &'a Path,
@@ -147,6 +171,8 @@ pub struct Paths<'a> {
 #[derive(Clone)]
 pub struct Credentials {
     host: String,
+    /// The CA certificates, as in the file (to compare with another set's).
+    cas: Vec<CertificateDer<'static>>,
     pub(super) roots: Arc<RootCertStore>,
     pub(super) chain: Vec<CertificateDer<'static>>,
     pub(super) key: Arc<PrivateKeyDer<'static>>,
@@ -214,8 +240,8 @@ impl Credentials {
         })?;
 
         let mut roots = RootCertStore::empty();
-        for c in cas {
-            roots.add(c).map_err(|e| CredentialsError::BadCa {
+        for c in &cas {
+            roots.add(c.clone()).map_err(|e| CredentialsError::BadCa {
                 path: paths.ca.to_owned(),
                 detail: e.to_string(),
             })?;
@@ -229,6 +255,7 @@ impl Credentials {
         })?;
         let creds = Credentials {
             host: host.to_owned(),
+            cas,
             roots: Arc::new(roots),
             chain,
             key: Arc::new(key),
@@ -241,12 +268,16 @@ impl Credentials {
     /// certificate is wrong (another CA, another name) but who trusts our CA.
     #[cfg(test)]
     pub(crate) fn unchecked(host: &str, ca: &str, cert: &str, key: &str) -> Credentials {
+        let cas: Vec<_> = CertificateDer::pem_slice_iter(ca.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
         let mut roots = RootCertStore::empty();
-        for c in CertificateDer::pem_slice_iter(ca.as_bytes()) {
-            roots.add(c.unwrap()).unwrap();
+        for c in &cas {
+            roots.add(c.clone()).unwrap();
         }
         Credentials {
             host: host.to_owned(),
+            cas,
             roots: Arc::new(roots),
             chain: CertificateDer::pem_slice_iter(cert.as_bytes())
                 .collect::<Result<_, _>>()
@@ -272,6 +303,58 @@ impl Credentials {
                 names: presented_names(&e).unwrap_or_else(|| certificate_problem(&e)),
             }
         })
+    }
+
+    /// Check that these credentials (COLO's) are apart from the peer link's,
+    /// whose CA certificates are `peer_cas` (from the file `peer_ca`): no CA
+    /// certificate in common, and the peer link, as listener or as dialer,
+    /// refuses their certificate. QEMU loads COLO's key as libvirt's user, which
+    /// every guest's QEMU runs as; the peer link's key stays ftd's. `paths` are
+    /// COLO's files, for the message.
+    pub fn check_apart(
+        &self,
+        peer_cas: &[CertificateDer<'static>],
+        paths: Paths<'_>,
+        peer_ca: &Path,
+    ) -> Result<(), CredentialsError> {
+        if self.cas.iter().any(|c| peer_cas.contains(c)) {
+            return Err(CredentialsError::SameCa {
+                ca: paths.ca.to_owned(),
+                peer_ca: peer_ca.to_owned(),
+            });
+        }
+        let trusts = || CredentialsError::PeerLinkTrusts {
+            cert: paths.cert.to_owned(),
+            peer_ca: peer_ca.to_owned(),
+        };
+        let (ee, rest) = self.chain.split_first().expect("at least one certificate");
+        let now = UnixTime::now();
+        let mut roots = RootCertStore::empty();
+        // One the store refuses is no trust anchor: the peer link refuses it too.
+        let _ = roots.add_parsable_certificates(peer_cas.iter().cloned());
+        let roots = Arc::new(roots);
+        // A verifier that cannot be built (no usable CA) accepts nothing.
+        if let Ok(client) =
+            WebPkiClientVerifier::builder_with_provider(roots.clone(), provider()).build()
+        {
+            if client.verify_client_cert(ee, rest, now).is_ok() {
+                return Err(trusts());
+            }
+        }
+        if let (Ok(server), Ok(name)) = (
+            WebPkiServerVerifier::builder_with_provider(roots, provider()).build(),
+            server_name(&self.host),
+        ) {
+            if server.verify_server_cert(ee, rest, &name, &[], now).is_ok() {
+                return Err(trusts());
+            }
+        }
+        Ok(())
+    }
+
+    /// The CA certificates these credentials trust, as in their file.
+    pub fn ca_certs(&self) -> &[CertificateDer<'static>] {
+        &self.cas
     }
 
     /// The host these credentials are for.
