@@ -1,38 +1,87 @@
 //! `ftd make-certs`: the certificates the peer link's and COLO's mutual TLS need,
-//! made with `rcgen`: one CA per cluster, and per host a certificate that names the
-//! host (subjectAltName = the host name in ftd's configuration, and its replication
-//! address when given as `HOST=ADDR`) and allows both TLS client and server
-//! authentication (either host may dial), with its own key. QEMU checks the
-//! replication address: the secondary's proxy sockets connect to the primary by
-//! address, and QEMU (gnutls) then wants that address in the primary's
-//! certificate; it also wants key encipherment in a critical key usage.
+//! made with `rcgen`: two CAs per cluster, the peer link's and COLO's, and per
+//! host a certificate of each that names the host (subjectAltName = the host name
+//! in ftd's configuration, and its replication address when given as
+//! `HOST=ADDR`) and allows both TLS client and server authentication (either host
+//! may dial), each with its own key. QEMU checks the replication address: the
+//! secondary's proxy sockets connect to the primary by address, and QEMU (gnutls)
+//! then wants that address in the primary's certificate; it also wants key
+//! encipherment in a critical key usage.
+//!
+//! COLO has a CA of its own because QEMU loads COLO's key as libvirt's user, which
+//! every guest's QEMU runs as: a guest that escaped into its QEMU can read it. The
+//! peer link trusts only its own CA, so COLO's certificate gets nobody onto the
+//! link (which can make the peer define and start VMs); the peer link's key never
+//! leaves ftd's files.
 //!
 //! `make` writes, under one directory:
 //!
 //! ```text
-//! DIR/ca.crt            the CA certificate (made on the first run, reused later)
-//! DIR/ca.key            the CA's key (mode 0600): keep it off the hosts; it makes
-//!                       new host certificates (another host, or a renewal)
-//! DIR/HOST/ca.crt       what goes to HOST's /etc/ftvirt/tls/, the defaults of
-//! DIR/HOST/host.crt     peer-link.tls.{ca,cert,key} in ftd's configuration
-//! DIR/HOST/host.key     (mode 0600)
+//! DIR/ca.crt, ca.key             the peer link's CA (made on the first run, reused
+//! DIR/colo-ca.crt, colo-ca.key   later) and COLO's; the keys (mode 0600) make new
+//!                                host certificates: keep them off the hosts
+//! DIR/HOST/ca.crt                what goes to HOST's /etc/ftvirt/tls/: the defaults
+//! DIR/HOST/host.crt, host.key    of peer-link.tls.{ca,cert,key} and of
+//! DIR/HOST/colo-ca.crt           colo.{tls-ca,tls-cert,tls-key} in ftd's
+//! DIR/HOST/colo.crt, colo.key    configuration (keys mode 0600)
 //! ```
 //!
-//! Every certificate made is checked with [`Credentials::from_pem`], the same check
-//! ftd makes at start and the peer makes in the TLS handshake.
+//! A host gets the set (the peer link's, COLO's) it lacks, or both with `force`:
+//! run again on a directory made before COLO had its own CA, it adds COLO's CA
+//! and files and keeps the peer link's. Every certificate made is checked as ftd
+//! checks it at start ([`Credentials`]: `from_pem`, which the peer also makes in
+//! the TLS handshake, `check_address`, and for COLO's `check_apart`).
+//!
+//! [`Credentials`]: crate::peer::Credentials
 
-use crate::peer::tls::{Credentials, CredentialsError, Paths};
+use crate::peer::tls::CredentialsError;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use std::io::Write;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+
+mod make;
+
+pub use make::{make, Made, Report};
 
 /// Default validity of what `make` makes (about ten years).
 pub const DEFAULT_DAYS: u32 = 3650;
+
+/// One of the two sets of files `make` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Set {
+    /// The peer link's: ftd's own, never given to QEMU.
+    PeerLink,
+    /// COLO's channels': QEMU's copy is its user's (`crate::colo::tls`).
+    Colo,
+}
+
+impl Set {
+    /// The CA's certificate and key, in DIR (the certificate also in DIR/HOST).
+    pub fn ca_files(self) -> (&'static str, &'static str) {
+        match self {
+            Set::PeerLink => ("ca.crt", "ca.key"),
+            Set::Colo => ("colo-ca.crt", "colo-ca.key"),
+        }
+    }
+
+    /// A host's certificate and key, in DIR/HOST.
+    pub fn host_files(self) -> (&'static str, &'static str) {
+        match self {
+            Set::PeerLink => ("host.crt", "host.key"),
+            Set::Colo => ("colo.crt", "colo.key"),
+        }
+    }
+
+    fn ca_name(self) -> &'static str {
+        match self {
+            Set::PeerLink => "peer-link CA",
+            Set::Colo => "COLO CA",
+        }
+    }
+}
 
 /// Why certificates could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -49,13 +98,19 @@ pub enum CertsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the CA in {} cannot be used ({detail}): give the ca.crt and ca.key made \
-             together by an earlier `ftd make-certs`, or another --dir for a new CA",
-            dir.display())]
-    BadCa { dir: PathBuf, detail: String },
-    #[error("{} already exists: pass --force to replace {host:?}'s certificate and key \
-             (e.g. to renew them), or leave {host:?} out", path.display())]
-    Exists { path: PathBuf, host: String },
+    #[error("the CA {} cannot be used ({detail}): give the {} and {} made together \
+             by an earlier `ftd make-certs`, or another --dir for new CAs",
+            dir.join(set.ca_files().0).display(), set.ca_files().0, set.ca_files().1)]
+    BadCa {
+        dir: PathBuf,
+        set: Set,
+        detail: String,
+    },
+    #[error("{} and {} already exist: pass --force to replace {host:?}'s certificates \
+             and keys (e.g. to renew them), or leave {host:?} out",
+            dir.join(Set::PeerLink.host_files().0).display(),
+            dir.join(Set::Colo.host_files().0).display())]
+    Exists { dir: PathBuf, host: String },
     #[error(
         "{0:?} is not a host name: use letters, digits, '.', '-' and '_', starting with a \
              letter or digit, as under host: and peers: in ftd's configuration, then \
@@ -76,7 +131,8 @@ pub enum CertsError {
              hosta hostb`"
     )]
     NoHost,
-    /// A certificate made here does not pass ftd's own check (a bug).
+    /// A certificate made here does not pass ftd's own check (a bug, or a DIR
+    /// whose COLO CA someone replaced with the peer link's).
     #[error("the certificate made for {host:?} does not pass ftd's check: {source}")]
     Check {
         host: String,
@@ -107,15 +163,20 @@ pub struct Ca {
 }
 
 impl Ca {
-    /// A new CA, valid for `days`.
+    /// A new peer-link CA, valid for `days`.
     pub fn new(days: u32) -> Result<Ca, CertsError> {
+        Ca::new_for(Set::PeerLink, days)
+    }
+
+    /// A new CA for `set`, valid for `days`.
+    pub fn new_for(set: Set, days: u32) -> Result<Ca, CertsError> {
         let key = KeyPair::generate().map_err(made("CA key"))?;
         let mut p = CertificateParams::default();
         // A random suffix tells two clusters' CAs apart in error messages and tools.
         let id = format!("{:08x}", crate::peer::random_u64() as u32);
         p.distinguished_name = rcgen::DistinguishedName::new();
         p.distinguished_name
-            .push(DnType::CommonName, format!("ftvirt peer-link CA {id}"));
+            .push(DnType::CommonName, format!("ftvirt {} {id}", set.ca_name()));
         p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         p.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
@@ -199,95 +260,6 @@ impl std::fmt::Debug for HostCert {
     }
 }
 
-/// What `make` did for one host.
-#[derive(Debug)]
-pub struct Made {
-    pub host: String,
-    /// The addresses the certificate names beside the host.
-    pub addrs: Vec<IpAddr>,
-    /// `DIR/HOST`, to copy to the host's `/etc/ftvirt/tls/`.
-    pub dir: PathBuf,
-}
-
-/// What `make` did.
-#[derive(Debug)]
-pub struct Report {
-    /// A new CA was made (else the one in the directory was used).
-    pub new_ca: bool,
-    pub hosts: Vec<Made>,
-}
-
-/// Make (or reuse) the CA in `dir` and a certificate for each of `hosts`.
-pub fn make(dir: &Path, args: &[String], days: u32, force: bool) -> Result<Report, CertsError> {
-    if args.is_empty() {
-        return Err(CertsError::NoHost);
-    }
-    let parsed = args
-        .iter()
-        .map(|a| host_arg(a))
-        .collect::<Result<Vec<_>, _>>()?;
-    let hosts: Vec<String> = parsed.iter().map(|(h, _)| h.clone()).collect();
-    for h in &hosts {
-        let crt = dir.join(h).join("host.crt");
-        if !force && crt.exists() {
-            return Err(CertsError::Exists {
-                path: crt,
-                host: h.clone(),
-            });
-        }
-    }
-    mkdir(dir)?;
-    let (ca_crt, ca_key) = (dir.join("ca.crt"), dir.join("ca.key"));
-    let new_ca = !ca_crt.exists();
-    let ca = if new_ca {
-        let ca = Ca::new(days)?;
-        write(&ca_key, &ca.key_pem(), 0o600)?;
-        write(&ca_crt, ca.cert_pem(), 0o644)?;
-        ca
-    } else {
-        let cert = read(&ca_crt)?;
-        let key = read(&ca_key)?;
-        Ca::from_pem(&cert, &key).map_err(|e| CertsError::BadCa {
-            dir: dir.to_owned(),
-            detail: e.to_string(),
-        })?
-    };
-    let mut report = Report {
-        new_ca,
-        hosts: vec![],
-    };
-    for (h, addrs) in &parsed {
-        let hc = ca.host(h, addrs, days)?;
-        let paths = Paths {
-            ca: &ca_crt,
-            cert: Path::new("host.crt"),
-            key: Path::new("host.key"),
-        };
-        Credentials::from_pem(
-            h,
-            paths,
-            ca.cert_pem().as_bytes(),
-            hc.cert_pem.as_bytes(),
-            hc.key_pem.as_bytes(),
-        )
-        .map_err(|source| CertsError::Check {
-            host: h.clone(),
-            source,
-        })?;
-        let hd = dir.join(h);
-        mkdir(&hd)?;
-        write(&hd.join("host.key"), &hc.key_pem, 0o600)?;
-        write(&hd.join("host.crt"), &hc.cert_pem, 0o644)?;
-        write(&hd.join("ca.crt"), ca.cert_pem(), 0o644)?;
-        report.hosts.push(Made {
-            host: h.clone(),
-            addrs: addrs.clone(),
-            dir: hd,
-        });
-    }
-    Ok(report)
-}
-
 /// `HOST` or `HOST=ADDR[,ADDR...]`: a host name and its replication address(es).
 pub fn host_arg(arg: &str) -> Result<(String, Vec<IpAddr>), CertsError> {
     let (host, addrs) = match arg.split_once('=') {
@@ -311,41 +283,4 @@ pub fn host_arg(arg: &str) -> Result<(String, Vec<IpAddr>), CertsError> {
             .collect::<Result<_, _>>()?,
     };
     Ok((host.to_owned(), addrs))
-}
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CertsError + '_ {
-    move |source| CertsError::Io {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn mkdir(dir: &Path) -> Result<(), CertsError> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(io(dir))
-}
-
-fn read(path: &Path) -> Result<String, CertsError> {
-    std::fs::read_to_string(path).map_err(io(path))
-}
-
-/// Replace `path` with `text`, created with `mode` (a key is never readable by
-/// others, not even for a moment).
-fn write(path: &Path, text: &str, mode: u32) -> Result<(), CertsError> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io(&tmp))?;
-    f.write_all(text.as_bytes()).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io(path))
 }

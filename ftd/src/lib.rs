@@ -9,7 +9,8 @@
 //! - [`inspect`]: what the live primary's disk looks like to QEMU.
 //! - [`sockets`]: dropping QEMU's connections to a lost peer host (`SOCK_DESTROY`).
 //! - [`auth`]: who may call the D-Bus API ([`api`]): polkit, for the caller.
-//! - [`certs`]: `ftd make-certs`, the certificates of the peer link's mutual TLS.
+//! - [`certs`]: `ftd make-certs`, the certificates of the peer link's and COLO's
+//!   mutual TLS, each from a CA of its own.
 //! - [`arbiter`]: which host keeps a domain when the pair is split (corosync's quorum).
 //! - [`witness`]: the copy of record of each protected domain (etcd), changed only by
 //!   compare-and-swap.

@@ -3,7 +3,8 @@
 //! Named tasks run under one `select!`; whichever ends first is logged with why,
 //! then the rest is cancelled.
 //!
-//! `ftd make-certs` makes the peer link's certificates instead ([`ftd::certs`]).
+//! `ftd make-certs` makes the peer link's and COLO's certificates instead
+//! ([`ftd::certs`]).
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -39,9 +40,12 @@ struct Args {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Make the peer link's TLS certificates: a CA (on the first run; reused after)
-    /// and, for each HOST, DIR/HOST/{ca.crt,host.crt,host.key} to copy to that
-    /// host's /etc/ftvirt/tls/. Keep DIR/ca.key off the hosts.
+    /// Make the TLS certificates of the peer link and of COLO's channels: two CAs
+    /// (on the first run; reused after) and, for each HOST, DIR/HOST/{ca.crt,
+    /// host.crt,host.key} (the peer link's) and {colo-ca.crt,colo.crt,colo.key}
+    /// (COLO's, which QEMU loads) to copy to that host's /etc/ftvirt/tls/. A HOST
+    /// that has one set gets the other. Keep DIR/ca.key and colo-ca.key off the
+    /// hosts.
     MakeCerts {
         /// Where the CA is (or is made) and the hosts' directories are written.
         #[arg(long)]
@@ -49,13 +53,14 @@ enum Command {
         /// Validity of what is made, in days.
         #[arg(long, default_value_t = ftd::certs::DEFAULT_DAYS)]
         days: u32,
-        /// Replace the certificates and keys of HOSTs that already have them.
+        /// Replace the certificates and keys of HOSTs that already have them (both
+        /// sets).
         #[arg(long)]
         force: bool,
         /// Hosts, each as NAME=ADDR: its name as under host: and peers: in ftd's
         /// configuration and its replication address (host.address), which COLO's
-        /// TLS checks (several addresses: NAME=ADDR,ADDR). A bare NAME makes a
-        /// certificate for the peer link only.
+        /// TLS checks (several addresses: NAME=ADDR,ADDR). A bare NAME makes
+        /// certificates good for the peer link only.
         #[arg(required = true)]
         hosts: Vec<String>,
     },
@@ -144,30 +149,50 @@ fn init_logging(cfg: &Config) {
 }
 
 fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -> Result<()> {
+    use ftd::certs::Set;
     let r = ftd::certs::make(dir, hosts, days, force)?;
-    let ca = dir.join("ca.crt");
-    if r.new_ca {
-        println!(
-            "made a new CA: {} and {} (keep ca.key safe and off the hosts: it makes new \
-             host certificates)",
-            ca.display(),
-            dir.join("ca.key").display()
-        );
-    } else {
-        println!("used the CA in {}", ca.display());
+    for (set, what) in [
+        (Set::PeerLink, "the peer link"),
+        (Set::Colo, "COLO's channels"),
+    ] {
+        let (crt, key) = set.ca_files();
+        if r.new_cas.contains(&set) {
+            println!(
+                "made a new CA for {what}: {} and {}",
+                dir.join(crt).display(),
+                dir.join(key).display()
+            );
+        } else {
+            println!("used the CA for {what} in {}", dir.join(crt).display());
+        }
+    }
+    if !r.new_cas.is_empty() {
+        println!("keep the CAs' keys safe and off the hosts: they make new host certificates");
     }
     for m in &r.hosts {
-        if m.addrs.is_empty() {
+        if m.addrs.is_empty() && m.sets.contains(&Set::Colo) {
             println!(
-                "note: {host}'s certificate names no address: COLO's TLS needs \
+                "note: {host}'s certificates name no address: COLO's TLS needs \
                  {host}=ADDR (its replication address, host.address) unless colo.tls is off",
                 host = m.host
             );
         }
+        let mut files = vec![];
+        for s in &m.sets {
+            let (ca, _) = s.ca_files();
+            let (crt, key) = s.host_files();
+            files.extend([ca, crt, key]);
+        }
+        let (what, kept) = match m.sets[..] {
+            [Set::PeerLink] => ("peer-link certificate", ", keeping its COLO files"),
+            [Set::Colo] => ("COLO certificate", ", keeping its peer-link files"),
+            _ => ("peer-link and COLO certificates", ""),
+        };
         println!(
-            "made {host}'s certificate (valid {days} days): copy {d}/ca.crt, host.crt and \
-             host.key to {host}:/etc/ftvirt/tls/ (host.key readable by root only)",
+            "made {host}'s {what} (valid {days} days){kept}: copy {files} from {d} to \
+             {host}:/etc/ftvirt/tls/ (the keys readable by root only)",
             host = m.host,
+            files = files.join(", "),
             d = m.dir.display()
         );
     }

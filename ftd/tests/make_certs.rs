@@ -38,57 +38,134 @@ fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777
 }
 
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
 #[test]
-fn make_certs_makes_a_ca_once_and_each_hosts_files() {
+fn make_certs_makes_the_cas_once_and_each_hosts_files() {
     let s = scratch("make-certs");
     let dir = s.0.to_str().unwrap();
     let out = ftd(&["make-certs", "--dir", dir, "hosta", "hostb"]);
     assert!(out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("made a new CA"), "{stdout}");
+    assert!(
+        stdout.contains("made a new CA for the peer link")
+            && stdout.contains("made a new CA for COLO's channels"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("to hosta:/etc/ftvirt/tls/")
             && stdout.contains("to hostb:/etc/ftvirt/tls/"),
         "{stdout}"
     );
     assert_eq!(mode(&s.0.join("ca.key")), 0o600);
+    assert_eq!(mode(&s.0.join("colo-ca.key")), 0o600);
+    // COLO's CA is its own.
+    assert_ne!(read(&s.0.join("colo-ca.crt")), read(&s.0.join("ca.crt")));
     for h in ["hosta", "hostb"] {
         let d = s.0.join(h);
         assert_eq!(mode(&d.join("host.key")), 0o600);
-        assert_eq!(
-            std::fs::read(d.join("ca.crt")).unwrap(),
-            std::fs::read(s.0.join("ca.crt")).unwrap()
-        );
-        assert!(std::fs::read_to_string(d.join("host.crt"))
-            .unwrap()
-            .starts_with("-----BEGIN CERTIFICATE-----"));
+        assert_eq!(mode(&d.join("colo.key")), 0o600);
+        assert_eq!(read(&d.join("ca.crt")), read(&s.0.join("ca.crt")));
+        assert_eq!(read(&d.join("colo-ca.crt")), read(&s.0.join("colo-ca.crt")));
+        for f in ["host.crt", "colo.crt"] {
+            assert!(String::from_utf8(read(&d.join(f)))
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----"));
+        }
     }
 
     // A host that has its files keeps them unless --force.
     let out = ftd(&["make-certs", "--dir", dir, "hosta"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("already exists: pass --force"), "{stderr}");
+    assert!(stderr.contains("already exist: pass --force"), "{stderr}");
 
-    // A renewal and a new host reuse the CA.
-    let ca = std::fs::read(s.0.join("ca.crt")).unwrap();
-    let old = std::fs::read(s.0.join("hosta/host.crt")).unwrap();
+    // A renewal and a new host reuse the CAs.
+    let ca = read(&s.0.join("ca.crt"));
+    let colo_ca = read(&s.0.join("colo-ca.crt"));
+    let old = read(&s.0.join("hosta/host.crt"));
+    let old_colo = read(&s.0.join("hosta/colo.crt"));
     let out = ftd(&["make-certs", "--dir", dir, "--force", "hosta", "hostc"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("used the CA"));
-    assert_eq!(std::fs::read(s.0.join("ca.crt")).unwrap(), ca);
-    assert_ne!(std::fs::read(s.0.join("hosta/host.crt")).unwrap(), old);
-    assert!(s.0.join("hostc/host.key").exists());
-
-    // A bare name makes a certificate for the peer link only, and says so.
+    let renewed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("hosta's certificate names no address"),
+        renewed.contains("used the CA for the peer link")
+            && renewed.contains("used the CA for COLO's channels"),
+        "{renewed}"
+    );
+    assert_eq!(read(&s.0.join("ca.crt")), ca);
+    assert_eq!(read(&s.0.join("colo-ca.crt")), colo_ca);
+    assert_ne!(read(&s.0.join("hosta/host.crt")), old);
+    assert_ne!(read(&s.0.join("hosta/colo.crt")), old_colo);
+    assert!(s.0.join("hostc/host.key").exists() && s.0.join("hostc/colo.key").exists());
+
+    // A bare name makes certificates for the peer link only, and says so.
+    assert!(
+        stdout.contains("hosta's certificates name no address"),
         "{stdout}"
     );
 
     let out = ftd(&["make-certs", "--dir", dir, "host a"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"host a\" is not a host name"));
+}
+
+/// A directory made before COLO had its own CA: the peer link's CA and hosts'
+/// files only. Run again on it without --force, make-certs adds COLO's CA and
+/// files and keeps the peer link's, byte for byte.
+#[test]
+fn make_certs_adds_colo_files_to_hosts_made_before_and_keeps_theirs() {
+    let s = scratch("make-certs-colo");
+    let dir = s.0.to_str().unwrap();
+    let hosts = ["hosta=192.0.2.1", "hostb=192.0.2.2"];
+    let args = || [&["make-certs", "--dir", dir][..], &hosts].concat();
+    assert!(ftd(&args()).status.success());
+    for f in ["colo-ca.crt", "colo-ca.key"] {
+        std::fs::remove_file(s.0.join(f)).unwrap();
+    }
+    for h in ["hosta", "hostb"] {
+        for f in ["colo-ca.crt", "colo.crt", "colo.key"] {
+            std::fs::remove_file(s.0.join(h).join(f)).unwrap();
+        }
+    }
+    let peer_files = [
+        "ca.crt",
+        "ca.key",
+        "hosta/ca.crt",
+        "hosta/host.crt",
+        "hosta/host.key",
+    ];
+    let before: Vec<Vec<u8>> = peer_files.iter().map(|f| read(&s.0.join(f))).collect();
+
+    let out = ftd(&args());
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("used the CA for the peer link")
+            && stdout.contains("made a new CA for COLO's channels"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "made hosta's COLO certificate (valid 3650 days), keeping its \
+                         peer-link files: copy colo-ca.crt, colo.crt, colo.key from"
+        ),
+        "{stdout}"
+    );
+    let after: Vec<Vec<u8>> = peer_files.iter().map(|f| read(&s.0.join(f))).collect();
+    assert!(before == after, "the peer link's files changed");
+    assert_eq!(mode(&s.0.join("hosta/colo.key")), 0o600);
+    assert_eq!(
+        read(&s.0.join("hostb/colo-ca.crt")),
+        read(&s.0.join("colo-ca.crt"))
+    );
+
+    // Once both sets are there, again is refused without --force.
+    let out = ftd(&args());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already exist: pass --force"));
 }
 
 fn config(dir: &Path, files_of: &str) -> String {

@@ -14,10 +14,12 @@
 //! - `traffic`: messages, requests, sending while down;
 //! - `recovery`: kills, restarts, silent paths, stalls, garbage (with `proxy`);
 //! - `daemon`: the peer's ftd lost while its host answers, and the host after;
+//! - `colo_certs`: COLO's certificates (what QEMU holds) refused on the link;
 //! - `tls`: peers without the right certificate, forged, replayed and malformed
 //!   bytes (with `logs::Capture`, which checks what the log says; the daemon's
 //!   tests use it too).
 
+mod colo_certs;
 mod daemon;
 mod handshake;
 mod in_memory;
