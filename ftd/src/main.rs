@@ -85,6 +85,7 @@ fn main() {
     }
     let (cfg, creds) = match Config::load(&args.config).and_then(|c| {
         let creds = c.peer_credentials()?;
+        c.check_colo_tls(&creds)?;
         if c.arbiter.kind == ArbiterKind::Etcd {
             c.witness_settings()?;
         }
@@ -199,9 +200,10 @@ fn make_certs(dir: &std::path::Path, hosts: &[String], days: u32, force: bool) -
     Ok(())
 }
 
-/// COLO's TLS (`colo.tls`): QEMU's copy of the peer link's files, written now
-/// (the configuration's check made sure the certificate names this host's
-/// replication address). Off is said loudly: COLO's data then crosses in clear.
+/// COLO's TLS (`colo.tls`): QEMU's copy of COLO's own files (`colo.tls-*`,
+/// never the peer link's), written now (the configuration's check made sure
+/// the certificate names this host's replication address and the peer link
+/// would refuse it). Off is said loudly: COLO's data then crosses in clear.
 fn qemu_tls(cfg: &Config, qemu: &QemuUser) -> Result<Option<std::path::PathBuf>> {
     if !cfg.colo.tls {
         tracing::warn!(
@@ -213,13 +215,15 @@ fn qemu_tls(cfg: &Config, qemu: &QemuUser) -> Result<Option<std::path::PathBuf>>
         return Ok(None);
     }
     let dir = ftd::colo::tls::dir(&cfg.state_dir);
-    let t = &cfg.peer_link.tls;
-    ftd::colo::tls::write_dir(&dir, &t.ca, &t.cert, &t.key, qemu).with_context(|| {
-        format!(
-            "writing QEMU's copy of the TLS files into {}",
-            dir.display()
-        )
-    })?;
+    let c = &cfg.colo;
+    ftd::colo::tls::write_dir(&dir, &c.tls_ca, &c.tls_cert, &c.tls_key, qemu).with_context(
+        || {
+            format!(
+                "writing QEMU's copy of the TLS files into {}",
+                dir.display()
+            )
+        },
+    )?;
     qemu.can_traverse(&dir)
         .map_err(|e| anyhow::anyhow!("{}: state-dir: {e}", cfg.origin()))?;
     tracing::info!(dir = %dir.display(), "COLO's channels run over mutual TLS");

@@ -48,8 +48,8 @@ async fn plans_protect_and_survive_primary_loss() {
     let dev = inspect::disk_device(&lva, "g", disk).await.unwrap();
     eprintln!("primary disk: node {node}, {size} bytes, device {dev:?}");
 
-    // COLO's TLS: each host's certificate (naming its replication address) from
-    // one CA, in QEMU's layout, as ftd writes it at start.
+    // COLO's TLS: each host's COLO certificate (naming its replication address)
+    // from the COLO CA, in QEMU's layout, as ftd writes it at start.
     let certs = lab.dir.join("colo-plans-tls");
     ftd::certs::make(
         &certs,
@@ -63,9 +63,9 @@ async fn plans_protect_and_survive_primary_loss() {
         let f = certs.join(h);
         ftd::colo::tls::write_dir(
             &d,
-            &f.join("ca.crt"),
-            &f.join("host.crt"),
-            &f.join("host.key"),
+            &f.join("colo-ca.crt"),
+            &f.join("colo.crt"),
+            &f.join("colo.key"),
             &lab.host(h).unwrap().qemu_user().unwrap(),
         )
         .expect("QEMU's TLS files");

@@ -5,7 +5,7 @@
 //! - a capture on b's replication link holds none of the client's records
 //!   (while the same capture method finds them on the LAN, where they are plain);
 //! - the secondary's NBD export refuses w, plain or with a certificate of the
-//!   cluster's own CA that names another host;
+//!   cluster's own COLO CA that names another host;
 //! - every COLO listener is bound to its host's replication address only;
 //! - a client that takes the primary's proxy sockets before the secondary makes
 //!   protection fail closed with an error that says so, the guest serving on; once
@@ -87,15 +87,24 @@ fn listeners(h: &Host, ports: &[u16]) -> Vec<String> {
         .collect()
 }
 
-/// w's certificate (the lab CA's, naming w) in QEMU's layout.
-fn intruder_tls(lab: &Lab) -> PathBuf {
-    let d = lab.dir.join("tls").join(ftvirt_lab::WITNESS);
+/// A certificate of the cluster's COLO CA (what the hosts' QEMUs hold) naming
+/// `w` and its address, in QEMU's layout.
+fn intruder_tls(lab: &Lab, w: &Host) -> PathBuf {
+    let tls = lab.dir.join("tls");
+    let read = |f: &str| std::fs::read_to_string(tls.join(f)).unwrap();
+    let ca = ftd::certs::Ca::from_pem(&read("colo-ca.crt"), &read("colo-ca.key")).unwrap();
+    let hc = ca.host(&w.name, &[w.rep_ip.into()], 1).unwrap();
+    let d = lab.dir.join("intruder-tls");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("colo-ca.crt"), ca.cert_pem()).unwrap();
+    std::fs::write(d.join("colo.crt"), &hc.cert_pem).unwrap();
+    std::fs::write(d.join("colo.key"), &hc.key_pem).unwrap();
     let out = lab.dir.join("qemu-tls-w");
     ftd::colo::tls::write_dir(
         &out,
-        &d.join("ca.crt"),
-        &d.join("host.crt"),
-        &d.join("host.key"),
+        &d.join("colo-ca.crt"),
+        &d.join("colo.crt"),
+        &d.join("colo.key"),
         // w runs no QEMU: its files are this process's (root's).
         &ftd::host::QemuUser::current(),
     )
@@ -186,7 +195,8 @@ async fn nobody_but_the_peer_reads_or_writes_the_replication_data() {
         "a request crossed in clear"
     );
 
-    // w at b's NBD export: plain, then with the cluster CA's certificate for w.
+    // w at b's NBD export: plain, then with the cluster's COLO CA's certificate
+    // for w.
     let export = format!("nbd://{}:{}/parent0", b.rep_ip, ports.nbd);
     let (ok, out) = run(w, &["qemu-img", "info", &export]);
     assert!(!ok, "qemu-img info from w read the export:\n{out}");
@@ -199,7 +209,7 @@ async fn nobody_but_the_peer_reads_or_writes_the_replication_data() {
         !ok && !out.contains("wrote 512"),
         "w wrote to the export:\n{out}"
     );
-    let tls = intruder_tls(&lab);
+    let tls = intruder_tls(&lab, w);
     let object = format!(
         "tls-creds-x509,id=t0,dir={},endpoint=client,verify-peer=on",
         tls.display()

@@ -176,10 +176,14 @@ fn config(dir: &Path, files_of: &str) -> String {
     format!(
         "host:\n  name: hosta\n  address: 192.0.2.1\npeers:\n  - name: hostb\n    \
          address: 192.0.2.2\npeer-link:\n  tls:\n    ca: {}\n    cert: {}\n    key: {}\n\
+         colo:\n  tls-ca: {}\n  tls-cert: {}\n  tls-key: {}\n\
          bus:\n  connect: 'unix:path={}/no-bus'\nstate-dir: {}/state\nlog:\n  output: stderr\n",
         f.join("ca.crt").display(),
         f.join("host.crt").display(),
         f.join("host.key").display(),
+        f.join("colo-ca.crt").display(),
+        f.join("colo.crt").display(),
+        f.join("colo.key").display(),
         dir.display(),
         dir.display(),
     )
@@ -223,18 +227,50 @@ fn ftd_does_not_start_with_tls_files_that_do_not_fit() {
     std::fs::write(&cfg, config(&s.0, "hosta")).unwrap();
     let out = ftd(&["--config", cfg.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains(": peer-link.tls."), "{stderr}");
+    assert!(
+        !stderr.contains(": peer-link.tls.") && !stderr.contains(": colo.tls-"),
+        "{stderr}"
+    );
     assert!(stderr.contains("peer link: dialing"), "{stderr}");
-    // QEMU's copy for COLO's TLS, keys for root only.
+    // QEMU's copy for COLO's TLS is COLO's files, keys for root only; the peer
+    // link's key is not among them.
     let q = s.0.join("state/qemu-tls");
     assert_eq!(mode(&q.join("server-key.pem")), 0o600);
-    assert_eq!(
-        std::fs::read(q.join("client-cert.pem")).unwrap(),
-        std::fs::read(s.0.join("hosta/host.crt")).unwrap()
+    let a = s.0.join("hosta");
+    for (pem, from) in [
+        ("ca-cert.pem", "colo-ca.crt"),
+        ("client-cert.pem", "colo.crt"),
+        ("server-cert.pem", "colo.crt"),
+        ("client-key.pem", "colo.key"),
+        ("server-key.pem", "colo.key"),
+    ] {
+        assert_eq!(read(&q.join(pem)), read(&a.join(from)), "{pem}");
+    }
+    let peer_key = read(&a.join("host.key"));
+    for e in std::fs::read_dir(&q).unwrap() {
+        let p = e.unwrap().path();
+        assert_ne!(read(&p), peer_key, "{} is the peer link's key", p.display());
+    }
+
+    // The peer link's files as COLO's, as ftd gave them to QEMU before COLO
+    // had its own CA: ftd does not start, and says how to make COLO's.
+    let old = config(&s.0, "hosta")
+        .replace("colo-ca.crt", "ca.crt")
+        .replace("colo.crt", "host.crt")
+        .replace("colo.key", "host.key");
+    std::fs::write(&cfg, old).unwrap();
+    let out = ftd(&["--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(&format!("ftd: {}:13:11: colo.tls-ca: ", cfg.display()))
+            && stderr.contains("holds the peer link's CA certificate")
+            && stderr.contains("run `ftd make-certs --dir DIR HOST=ADDR...` again"),
+        "{stderr}"
     );
 
-    // A certificate without the replication address (made from a bare name)
-    // stops ftd while COLO's TLS is on, with the fix.
+    // A COLO certificate without the replication address (made from a bare
+    // name) stops ftd while COLO's TLS is on, with the fix.
     let bare = s.0.join("bare");
     assert!(
         ftd(&["make-certs", "--dir", bare.to_str().unwrap(), "hosta"])
@@ -246,7 +282,8 @@ fn ftd_does_not_start_with_tls_files_that_do_not_fit() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("not this host's replication address 192.0.2.1")
+        stderr.starts_with(&format!("ftd: {}:14:13: colo.tls-cert: ", cfg.display()))
+            && stderr.contains("not this host's replication address 192.0.2.1")
             && stderr.contains("ftd make-certs --force --dir DIR hosta=192.0.2.1"),
         "{stderr}"
     );
@@ -280,7 +317,7 @@ fn ftd_checks_the_witness_files_then_goes_on() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.starts_with(&format!(
-            "ftd: {}:22:12: arbiter.witness.tls.key: cannot read the witness's key ",
+            "ftd: {}:26:12: arbiter.witness.tls.key: cannot read the witness's key ",
             cfg.display()
         )),
         "{stderr}"

@@ -11,7 +11,7 @@
 //! ```
 //! Every listener has `verify-peer=on` and an `authz-simple` whose identity is the
 //! peer's distinguished name (`CN=<peer host>`, as `ftd make-certs` makes it): a
-//! client needs a certificate from the cluster's CA *and* the peer's name, so
+//! client needs a certificate from the cluster's COLO CA *and* the peer's name, so
 //! another host of the same cluster is refused too. Every client checks the
 //! server's certificate against the CA and the peer's name; a chardev client has
 //! no `tls-hostname` in QEMU 7.2 and checks the address it connects to, which is
@@ -21,12 +21,16 @@
 //! ignores an extra connection); with TLS, a client without the primary's
 //! certificate never gets past the handshake.
 //!
-//! The files are the peer link's own (`peer-link.tls`), copied by ftd at start
-//! into [`dir`] under QEMU's fixed names (`tls-creds-x509`'s `dir`): the same
-//! certificate and key serve both endpoints, since either host may be either side.
-//! QEMU runs as libvirt's unprivileged user and loads them itself, so the copy is
-//! that user's ([`QemuUser`]): every file 0600 and QEMU's, the directory 0750
-//! with QEMU's group; no other user reads a key.
+//! The files are COLO's own (`colo.tls-ca`, `tls-cert`, `tls-key`, from a CA of
+//! their own: [`crate::certs`]), copied by ftd at start into [`dir`] under QEMU's
+//! fixed names (`tls-creds-x509`'s `dir`): the same certificate and key serve
+//! both endpoints, since either host may be either side. QEMU runs as libvirt's
+//! unprivileged user and loads them itself, so the copy is that user's
+//! ([`QemuUser`]): every file 0600 and QEMU's, the directory 0750 with QEMU's
+//! group; no other user reads a key. Every guest's QEMU runs as that user, so a
+//! guest that escapes into its QEMU can read COLO's key: that is why it is not
+//! the peer link's, whose CA does not sign it and whose key stays ftd's (ftd
+//! refuses to start otherwise, `Config::check_colo_tls`).
 
 use crate::host::qemu_user::{QemuUser, FILE_MODE};
 use serde_json::{json, Value};
@@ -127,8 +131,8 @@ impl ColoTls {
     }
 }
 
-/// The files of QEMU's `tls-creds-x509` `dir`, from the peer link's `ca`, `cert`
-/// and `key`: both endpoints use the host's one certificate.
+/// The files of QEMU's `tls-creds-x509` `dir`, from COLO's `ca`, `cert` and
+/// `key`: both endpoints use the host's one COLO certificate.
 const FILES: [(&str, Source); 5] = [
     ("ca-cert.pem", Source::Ca),
     ("server-cert.pem", Source::Cert),

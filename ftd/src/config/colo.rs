@@ -1,7 +1,10 @@
 //! The `colo:` section: where the secondary's overlays go, the COLO ports of
-//! the first domain wired on this host (the bases of every slot's), the
+//! the first domain wired on this host (the bases of every slot's), COLO's TLS
+//! and its own files (checked at start: [`Config::check_colo_tls`]), the
 //! directories whose programs and boot files a peer's domain may name, and how
 //! much memory a secondary needs here ([`crate::colo::fit::MemoryNeed`]).
+//!
+//! [`Config::check_colo_tls`]: super::Config::check_colo_tls
 
 use super::de;
 use serde::Deserialize;
@@ -13,8 +16,9 @@ use std::path::PathBuf;
     default,
     deny_unknown_fields,
     rename_all = "kebab-case",
-    expecting = "a mapping with ports:, overlay-dir:, tls:, trusted-dirs:, \
-                 secondary-memory-percent: and secondary-memory-headroom:"
+    expecting = "a mapping with ports:, overlay-dir:, tls:, tls-ca:, tls-cert:, \
+                 tls-key:, trusted-dirs:, secondary-memory-percent: and \
+                 secondary-memory-headroom:"
 )]
 pub struct Colo {
     pub ports: ColoPorts,
@@ -22,9 +26,19 @@ pub struct Colo {
     #[serde(deserialize_with = "de::abs_dir")]
     pub overlay_dir: PathBuf,
     /// COLO's channels (NBD, migration, the proxy's sockets) over mutual TLS
-    /// with the peer-link's certificates (`crate::colo::tls`). Off: in clear,
-    /// for a replication network protected another way; warned at start.
+    /// with COLO's own files below (`crate::colo::tls`). Off: in clear, for a
+    /// replication network protected another way; warned at start.
     pub tls: bool,
+    /// COLO's CA (PEM): its own, not the peer link's, which must not trust it
+    /// (QEMU, as libvirt's user, holds COLO's key).
+    #[serde(deserialize_with = "de::abs_file")]
+    pub tls_ca: PathBuf,
+    /// This host's COLO certificate (PEM), naming host.name and host.address.
+    #[serde(deserialize_with = "de::abs_file")]
+    pub tls_cert: PathBuf,
+    /// Its private key (PEM), copied for QEMU into `<state-dir>/qemu-tls/`.
+    #[serde(deserialize_with = "de::abs_file")]
+    pub tls_key: PathBuf,
     /// Where the emulator, kernel, initrd, firmware loader and DTB that a peer's
     /// domain names may be: a secondary or survivor built from the peer's
     /// definition uses such a file of this host only under one of these.
@@ -65,6 +79,9 @@ impl Default for Colo {
             ports: ColoPorts::default(),
             overlay_dir: PathBuf::from("/var/lib/ftvirt/overlays"),
             tls: true,
+            tls_ca: PathBuf::from("/etc/ftvirt/tls/colo-ca.crt"),
+            tls_cert: PathBuf::from("/etc/ftvirt/tls/colo.crt"),
+            tls_key: PathBuf::from("/etc/ftvirt/tls/colo.key"),
             trusted_dirs: TRUSTED_DIRS.iter().map(PathBuf::from).collect(),
             secondary_memory_percent: crate::colo::fit::DEFAULT_MEMORY_PERCENT,
             secondary_memory_headroom: crate::colo::fit::DEFAULT_MEMORY_HEADROOM_MIB,

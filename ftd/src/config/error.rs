@@ -226,8 +226,8 @@ pub(super) const SECTIONS: [(&str, &[&str]); 13] = [
         "compare-timeout", "sync-timeout",
     ]),
     ("under colo:", &[
-        "ports", "overlay-dir", "tls", "trusted-dirs", "secondary-memory-percent",
-        "secondary-memory-headroom",
+        "ports", "overlay-dir", "tls", "tls-ca", "tls-cert", "tls-key", "trusted-dirs",
+        "secondary-memory-percent", "secondary-memory-headroom",
     ]),
     ("under ports: in colo:", &["migration", "nbd", "mirror", "compare", "compare-in", "compare-out"]),
     ("under bus:", &["connect", "name"]),

@@ -1,5 +1,6 @@
 mod arbiter;
 mod colo;
+mod colo_tls;
 mod fuzz;
 mod tls;
 
@@ -118,7 +119,7 @@ fn the_example_shows_every_key() {
             count += 1;
         }
     }
-    assert_eq!(count, 55);
+    assert_eq!(count, 58);
 }
 
 #[test]
@@ -258,7 +259,7 @@ fn mistakes_are_refused_with_position_and_fix() {
         ),
         (
             format!("{HOST}colo:\n  speed: 3\n"),
-            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, trusted-dirs, secondary-memory-percent, secondary-memory-headroom",
+            "5:3: unknown key \"speed\" in colo; the keys there are ports, overlay-dir, tls, tls-ca, tls-cert, tls-key, trusted-dirs, secondary-memory-percent, secondary-memory-headroom",
         ),
         // A key in the wrong section.
         (

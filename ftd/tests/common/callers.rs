@@ -156,11 +156,12 @@ pub fn lone_yaml(lab: &Lab) -> String {
     let a = lab.host("a").unwrap();
     format!(
         "host:\n  name: a\n  address: {ip}\npeers:\n  - name: b\n    address: 10.200.0.99\n\
-         colo:\n  overlay-dir: {dir}/overlays\nbus:\n  connect: system\n  name: {BUS_NAME}\n\
+         colo:\n  overlay-dir: {dir}/overlays\n{colo_tls}bus:\n  connect: system\n  name: {BUS_NAME}\n\
          state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: debug\n{tls}",
         ip = a.rep_ip,
         dir = a.dir.display(),
         tls = a.ftd_tls_yaml(),
+        colo_tls = a.ftd_colo_tls_yaml(),
     )
 }
 

@@ -6,12 +6,13 @@
 //! (`--client-cert-auth`, `--peer-client-cert-auth`, the lab's CA).
 //!
 //! Certificates come from ftd's own `certs` (what `ftd make-certs` makes) and the
-//! lab's one CA in `<lab dir>/tls/` ([`make_certs`]): each lab host gets its usual
-//! `tls/<host>/{ca.crt,host.crt,host.key}`, which is both its ftd's peer-link
-//! identity and its client identity towards etcd; the witness gets `tls/w/`, a
-//! certificate naming [`SERVER_NAME`] and the witness's address, which every member
-//! serves clients and peers with and which the lab itself uses as a client
-//! ([`Lab::etcd_get`]).
+//! lab's peer-link CA in `<lab dir>/tls/` ([`make_certs`]): each lab host gets its
+//! usual `tls/<host>/{ca.crt,host.crt,host.key}`, which is both its ftd's peer-link
+//! identity and its client identity towards etcd (and COLO's own
+//! `colo-ca.crt`, `colo.crt`, `colo.key`, which etcd never sees); the witness gets
+//! `tls/w/`, a certificate of the peer-link CA naming [`SERVER_NAME`] and the
+//! witness's address, which every member serves clients and peers with and which
+//! the lab itself uses as a client ([`Lab::etcd_get`]).
 //!
 //! A member runs in the foreground, its output in `w/log/etcd-m<i>.log`, and is
 //! ready once it answers `etcdctl endpoint health` over TLS (a linearizable read:
@@ -422,5 +423,11 @@ mod tests {
         assert_eq!(w.tls.ca.as_deref(), Some(d.join("ca.crt").as_path()));
         assert_eq!(w.tls.cert.as_deref(), Some(d.join("host.crt").as_path()));
         assert_eq!(w.tls.key.as_deref(), Some(d.join("host.key").as_path()));
+        // COLO's TLS uses the host's own COLO files, not the peer link's.
+        assert_eq!(cfg.peer_link.tls.cert, d.join("host.crt"));
+        assert!(cfg.colo.tls);
+        assert_eq!(cfg.colo.tls_ca, d.join("colo-ca.crt"));
+        assert_eq!(cfg.colo.tls_cert, d.join("colo.crt"));
+        assert_eq!(cfg.colo.tls_key, d.join("colo.key"));
     }
 }

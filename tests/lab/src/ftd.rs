@@ -86,7 +86,7 @@ fn yaml_with(me: &Host, peer: &Host, checkpoint_ms: u64, timing: Option<(u64, u6
     format!(
         "host:\n  name: {me}\n  address: {ma}\npeers:\n  - name: {pe}\n    address: {pa}\n\
          defaults:\n  checkpoint-interval: {checkpoint_ms}\n{timing}\
-         colo:\n  overlay-dir: {dir}/overlays\n  trusted-dirs: [/usr/bin, {cache}]\n\
+         colo:\n  overlay-dir: {dir}/overlays\n  trusted-dirs: [/usr/bin, {cache}]\n{colo_tls}\
          bus:\n  connect: system\n  name: {BUS_NAME}\n\
          state-dir: {dir}/ftd-state\nrun-dir: {dir}/ftd-run\nlog:\n  output: stderr\n  level: info\n{tls}",
         me = me.name,
@@ -97,6 +97,7 @@ fn yaml_with(me: &Host, peer: &Host, checkpoint_ms: u64, timing: Option<(u64, u6
         // The lab's QEMU and guest kernel are built into the cache.
         cache = crate::artifacts::cache_dir().display(),
         tls = me.ftd_tls_yaml(),
+        colo_tls = me.ftd_colo_tls_yaml(),
     )
 }
 

@@ -24,10 +24,10 @@
 //! real one; a real polkitd can run on it ([`polkit`], which mounts its own
 //! actions and rules directories when it starts).
 //!
-//! ftd's peer-link TLS files are in `<lab dir>/tls/<host>/` (not mounted, same path
-//! inside and out): [`Host::start_ftd`] makes them with ftd's own `make-certs` from
-//! one lab CA (`<lab dir>/tls/ca.*`) the first time, and [`Host::ftd_tls_yaml`] is
-//! the configuration section that uses them.
+//! ftd's TLS files are in `<lab dir>/tls/<host>/` (same path inside and out): made
+//! by [`Host::start_ftd`] with ftd's `make-certs` from the lab's CAs (`tls/ca.*`,
+//! `tls/colo-ca.*`) the first time; [`Host::ftd_tls_yaml`] (the peer link's) and
+//! [`Host::ftd_colo_tls_yaml`] (COLO's, under `colo:`) are the sections using them.
 //!
 //! The mount namespace is kept alive by a *holder* process (`sleep infinity`);
 //! everything else is started with `nsenter -t <holder> -m -u -n`. libvirtd is

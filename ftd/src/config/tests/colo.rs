@@ -22,6 +22,9 @@ fn a_minimal_config_gets_the_colo_defaults() {
             },
             overlay_dir: "/var/lib/ftvirt/overlays".into(),
             tls: true,
+            tls_ca: "/etc/ftvirt/tls/colo-ca.crt".into(),
+            tls_cert: "/etc/ftvirt/tls/colo.crt".into(),
+            tls_key: "/etc/ftvirt/tls/colo.key".into(),
             trusted_dirs: crate::config::colo::TRUSTED_DIRS
                 .iter()
                 .map(PathBuf::from)

@@ -1,7 +1,7 @@
 //! A host's ftd: started with a configuration under the shipped systemd unit's
-//! sandbox, logging to `log/ftd.log`, ready once it owns its bus name; its
-//! peer-link TLS files, made with ftd's own `make-certs` from one lab CA; killing
-//! it alone.
+//! sandbox, logging to `log/ftd.log`, ready once it owns its bus name; its TLS
+//! files (the peer link's and COLO's), made with ftd's own `make-certs` from the
+//! lab's CAs; killing it alone.
 
 use super::{mkdir, write, Host};
 use crate::cmd;
@@ -13,7 +13,7 @@ impl Host {
     /// Start this host's ftd (`binary`) with `config` (YAML), logging to
     /// `log/ftd.log`; returns once it owns `bus_name` on the host's bus. Makes the
     /// host's TLS files first if needed (`config` should include
-    /// [`Host::ftd_tls_yaml`]). ftd runs under `dbus/ftd.service`'s sandbox
+    /// [`Host::ftd_tls_yaml`], and [`Host::ftd_colo_tls_yaml`] in its `colo:`). ftd runs under `dbus/ftd.service`'s sandbox
     /// ([`crate::sandbox`], through `ftvirt-sandbox` next to `binary`) with the
     /// lab's drop-in ([`Host::ftd_drop_in`]), as it runs in the field;
     /// `FTVIRT_LAB_SANDBOX=off` starts it bare (for debugging, said in its log).
@@ -66,12 +66,13 @@ impl Host {
         )
     }
 
-    /// This host's peer-link TLS files: `ca.crt`, `host.crt`, `host.key`.
+    /// This host's TLS files: the peer link's `ca.crt`, `host.crt`, `host.key`
+    /// and COLO's `colo-ca.crt`, `colo.crt`, `colo.key`.
     pub fn tls_dir(&self) -> PathBuf {
         self.lab_tls_dir().join(&self.name)
     }
 
-    /// The lab's CA and every host's TLS directory.
+    /// The lab's CAs and every host's TLS directory.
     fn lab_tls_dir(&self) -> PathBuf {
         self.dir.parent().unwrap_or(&self.dir).join("tls")
     }
@@ -87,10 +88,25 @@ impl Host {
         )
     }
 
-    /// Make this host's TLS files with `ftd make-certs` (the lab's CA is made by the
-    /// first call and reused by the others), unless they exist.
+    /// The keys of ftd's `colo:` section for this host's COLO TLS files, its own
+    /// (from the lab's COLO CA, which the peer link does not trust): lines to
+    /// put under `colo:`.
+    pub fn ftd_colo_tls_yaml(&self) -> String {
+        let d = self.tls_dir();
+        format!(
+            "  tls-ca: {ca}\n  tls-cert: {cert}\n  tls-key: {key}\n",
+            ca = d.join("colo-ca.crt").display(),
+            cert = d.join("colo.crt").display(),
+            key = d.join("colo.key").display(),
+        )
+    }
+
+    /// Make this host's TLS files with `ftd make-certs` (the lab's CAs are made by
+    /// the first call and reused by the others), unless they exist (make-certs
+    /// makes the set that is missing).
     fn ensure_tls(&self, ftd: &Path) -> Result<()> {
-        if self.tls_dir().join("host.crt").exists() {
+        let d = self.tls_dir();
+        if d.join("host.crt").exists() && d.join("colo.crt").exists() {
             return Ok(());
         }
         let dir = self.lab_tls_dir();
