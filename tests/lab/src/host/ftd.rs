@@ -143,14 +143,19 @@ pub fn unit_file() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dbus/ftd.service")
 }
 
-/// `ftvirt-sandbox`: `FTVIRT_SANDBOX_BIN`, else next to ftd's binary (every
-/// build of the lab's programs builds it there: [`crate::ftd::binary`],
-/// `cargo xtask test/demo/matrix/bench`).
+/// `ftvirt-sandbox`: `FTVIRT_SANDBOX_BIN`, else next to ftd's binary. Every
+/// build of the lab's programs puts it there ([`crate::ftd::binary`], `cargo
+/// xtask test/demo/matrix/bench`); a test of ftd's own run alone (`cargo test
+/// -p ftd --test ...`) builds only ftd's binaries, so it is built here then,
+/// into the same target directory and profile.
 pub fn sandbox_binary(ftd: &Path) -> Result<PathBuf> {
-    let p = match std::env::var_os("FTVIRT_SANDBOX_BIN") {
-        Some(p) => PathBuf::from(p),
-        None => ftd.with_file_name("ftvirt-sandbox"),
-    };
+    if let Some(p) = std::env::var_os("FTVIRT_SANDBOX_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let p = ftd.with_file_name("ftvirt-sandbox");
+    if !p.exists() {
+        build_sandbox(ftd)?;
+    }
     if p.exists() {
         Ok(p)
     } else {
@@ -160,6 +165,32 @@ pub fn sandbox_binary(ftd: &Path) -> Result<PathBuf> {
             p.display()
         )))
     }
+}
+
+/// `cargo build -p ftvirt-lab --bin ftvirt-sandbox` into the target directory
+/// and profile of `ftd` (`<target>/<profile>/ftd`).
+fn build_sandbox(ftd: &Path) -> Result<()> {
+    let profile_dir = ftd.parent().unwrap_or(Path::new("."));
+    let Some(target) = profile_dir.parent() else {
+        return Ok(()); // not in a target directory: the caller names the fix
+    };
+    let mut c =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.args([
+        "build",
+        "--quiet",
+        "-p",
+        "ftvirt-lab",
+        "--bin",
+        "ftvirt-sandbox",
+        "--target-dir",
+    ])
+    .arg(target)
+    .current_dir(env!("CARGO_MANIFEST_DIR"));
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        c.arg("--release");
+    }
+    crate::cmd::output(&mut c).map(drop)
 }
 
 fn append(path: &Path, text: &str) -> Result<()> {
