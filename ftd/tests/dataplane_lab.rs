@@ -25,15 +25,31 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// tcpdump on `dev` inside `ns`, writing `out`, until [`stop`].
+/// tcpdump's own messages (packets dropped, errors) go to `<out>.log`.
+/// `--immediate-mode`: each packet is handed to tcpdump at once, never left in
+/// the kernel's ring when the capture stops (a LAN capture once ended with only
+/// the first records in it).
 fn capture(ns: &str, dev: &str, out: &Path) -> Child {
     let _ = std::fs::remove_file(out);
+    let log = std::fs::File::create(out.with_extension("log")).expect("tcpdump's log");
     let mut c = Command::new("ip")
         .args([
-            "netns", "exec", ns, "tcpdump", "-U", "-n", "-s", "0", "-i", dev, "-w",
+            "netns",
+            "exec",
+            ns,
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-s",
+            "0",
+            "-i",
+            dev,
+            "-w",
         ])
         .arg(out)
         .arg("tcp")
-        .stderr(std::process::Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("tcpdump (cargo xtask setup installs it)");
     wait_until(
@@ -178,7 +194,9 @@ async fn nobody_but_the_peer_reads_or_writes_the_replication_data() {
     );
     assert!(
         contains(&lan_bytes, marker.as_bytes()),
-        "the capture method must see the records where they are plain (the LAN)"
+        "the capture method must see the records where they are plain (the LAN); tcpdump \
+         said: {}",
+        std::fs::read_to_string(lan_pcap.with_extension("log")).unwrap_or_default()
     );
     assert!(
         rep_bytes.len() > 1 << 20,
